@@ -1,0 +1,1 @@
+"""Hand-written Numba kernels that generated code calls (see DESIGN.md)."""

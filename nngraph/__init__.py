@@ -1,0 +1,33 @@
+"""nngraph: a declarative neural-network compiler.
+
+    >>> import nngraph
+    >>> net = nngraph.load("specs/lenet5.yaml")
+    >>> net.num_params
+    44426
+"""
+from __future__ import annotations
+
+from .errors import DataError, Diagnostic, ModelFileError, NNGraphError, SpecError, TrainingError
+from .graph import Network
+
+__version__ = "0.1.0"
+__all__ = ["load", "compile", "load_model", "Network", "SpecError", "DataError",
+           "ModelFileError", "TrainingError", "NNGraphError", "Diagnostic", "__version__"]
+
+
+def load(spec) -> Network:
+    """Parse, validate and shape-check a spec: a path (.yaml, .yml, .json), YAML text or a dict.
+
+        >>> net = nngraph.load("specs/mlp.yaml")
+        >>> print(net.summary())
+
+    Raises `SpecError` listing every problem as FILE:LINE:COL: error[CODE]: message.
+    """
+    from . import spec as _spec
+    if isinstance(spec, Network):
+        return spec
+    if isinstance(spec, dict):
+        return _spec.load_dict(spec)
+    if isinstance(spec, str) and "\n" in spec:
+        return _spec.load_text(spec)
+    return _spec.load_file(str(spec))

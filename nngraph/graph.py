@@ -1,0 +1,132 @@
+"""The graph IR: a validated network as a networkx DiGraph with every shape known.
+
+Nodes are named as in the spec. Each node's data:
+    kind        'input' | 'layer' | 'loss'
+    op          OpDef (None for inputs)
+    attrs       validated Attrs
+    activation  (name, Attrs) or None
+    inputs      ordered input node names (an edge set loses order and repeats)
+    shape       output shape without the batch dimension
+    dtype       'float32', 'int64', ...
+    params      {param: ParamSpec}       state   {name: StateSpec}
+    cluster     tuple of enclosing block instances
+    pos         (line, col) in the spec
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from .ops.base import ParamSpec
+
+
+@dataclass(frozen=True)
+class InputDef:
+    name: str
+    shape: tuple
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter as the optimizer sees it, addressed as 'layer.param'."""
+    key: str
+    layer: str
+    name: str
+    spec: ParamSpec
+    init: Any
+    trainable: bool
+    lr_mult: float
+    regularizer: dict
+
+
+@dataclass
+class Network:
+    name: str
+    file: str
+    graph: nx.DiGraph
+    inputs: dict                      # name -> InputDef, in declaration order
+    outputs: list
+    losses: list                      # loss node names
+    train: dict = field(default_factory=dict)
+    clusters: dict = field(default_factory=dict)   # block instance -> block name
+    warnings: list = field(default_factory=list)
+    spec: dict = field(default_factory=dict)       # the spec as written (plain data)
+    description: str = ""
+
+    # --------------------------------------------------------------------- structure
+    def node(self, name: str) -> dict:
+        return self.graph.nodes[name]
+
+    def order(self) -> list[str]:
+        """Every node in a stable topological order (declaration order breaks ties)."""
+        index = {n: i for i, n in enumerate(self.graph.nodes)}
+        return list(nx.lexicographical_topological_sort(self.graph, key=index.__getitem__))
+
+    def layers(self) -> list[str]:
+        return [n for n in self.order() if self.graph.nodes[n]["kind"] == "layer"]
+
+    @property
+    def label_inputs(self) -> list[str]:
+        """Inputs read only by losses (labels, targets)."""
+        out = []
+        for name in self.inputs:
+            users = list(self.graph.successors(name))
+            if users and all(self.graph.nodes[u]["kind"] == "loss" for u in users):
+                out.append(name)
+        return out
+
+    @property
+    def feature_inputs(self) -> list[str]:
+        labels = set(self.label_inputs)
+        return [n for n in self.inputs if n not in labels]
+
+    # --------------------------------------------------------------------- parameters
+    def param_table(self) -> dict[str, ParamInfo]:
+        table = {}
+        for layer in self.order():
+            d = self.graph.nodes[layer]
+            a = d.get("attrs") or {}
+            for pname, spec in d.get("params", {}).items():
+                init = a.get("bias_init") if spec.role == "bias" else (
+                    a.get("weight_init") if spec.role == "weight" else None)
+                mult = a.get("lr_mult", 1.0)
+                mult = mult.get(pname, 1.0) if isinstance(mult, dict) else mult
+                trainable = bool(a.get("trainable", True)) and mult > 0
+                reg = (a.get("regularizer") or {}) if spec.regularize else {}
+                table[f"{layer}.{pname}"] = ParamInfo(
+                    f"{layer}.{pname}", layer, pname, spec,
+                    spec.init if init is None else init, trainable, float(mult), dict(reg))
+        return table
+
+    @property
+    def num_params(self) -> int:
+        return sum(math.prod(p.spec.shape) for p in self.param_table().values())
+
+    @property
+    def num_trainable_params(self) -> int:
+        return sum(math.prod(p.spec.shape) for p in self.param_table().values() if p.trainable)
+
+    # --------------------------------------------------------------------- views
+    def summary(self) -> str:
+        """The layer table: name, op, output shape, parameters, FLOPs and bytes per sample."""
+        from .summary import summary
+        return summary(self)
+
+    def render(self, path: str, rankdir: str = "TB", fused: bool = False,
+               backward: bool = False) -> str:
+        """Draw the network to .svg, .png or .dot; returns the path written."""
+        from .viz import render
+        return render(self, path, rankdir=rankdir, fused=fused, backward=backward)
+
+    def __repr__(self) -> str:
+        return (f"<Network {self.name!r}: {len(self.layers())} layers, "
+                f"{self.num_params:,} parameters>")
+
+
+def show_shape(shape, batch: str = "N") -> str:
+    """(6, 24, 24) -> 'N×6×24×24'; () -> 'N'."""
+    return "×".join([batch] + [str(s) for s in shape])

@@ -1,0 +1,1 @@
+"""Graph passes: each is a small function graph -> graph in its own file."""

@@ -1,0 +1,385 @@
+"""Spec -> Network: check every section, resolve names, build the DAG, infer shapes.
+
+Problems are collected in a Reporter and raised together as one SpecError, so a user sees
+everything wrong with a file at once. Later checks skip what earlier ones already rejected
+(an unknown op has no shape to infer), so one mistake gives one error, not a cascade.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import networkx as nx
+
+from .. import initializers, ops
+from ..errors import Reporter, SpecError, did_you_mean
+from ..graph import InputDef, Network
+from ..ops.base import AttrError, Attrs, ShapeError
+from ..passes.infer_shapes import infer_shapes
+from .expand import check_blocks, expand
+from .source import Source, read_text
+from .train_schema import check_train
+
+TOP_KEYS = ("nngraph", "name", "description", "inputs", "layers", "outputs", "losses",
+            "train", "blocks")
+REQUIRED_TOP = ("nngraph", "name", "inputs", "layers")
+DTYPES = ("float32", "float64", "int64", "int32")
+INPUT_KEYS = ("shape", "dtype", "description")
+LOSS_KEYS = ("op", "name", "in")
+MAX_DIM = 1 << 24
+
+
+def load_file(path: str) -> Network:
+    """Parse, validate and shape-check a spec file. Raises SpecError."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(8 * 1024 * 1024 + 1)
+    except OSError as e:
+        raise SpecError([_file_diag(path, f"cannot read the spec: {e.strerror or e}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError([_file_diag(path, f"the spec is not UTF-8 text (byte {e.start})")]) from None
+    return load_text(text, path)
+
+
+def load_text(text: str, file: str = "<string>") -> Network:
+    rep = Reporter(file)
+    src = read_text(file, text, rep)
+    rep.raise_if_failed()
+    return build(src, rep)
+
+
+def load_dict(spec: dict, file: str = "<dict>") -> Network:
+    """A spec given as Python data (positions are unknown: every error points at 1:1)."""
+    import copy
+    return build(Source(file, copy.deepcopy(spec)), Reporter(file))
+
+
+def _file_diag(path, message):
+    from ..errors import Diagnostic
+    return Diagnostic(path, 1, 1, "E001", message)
+
+
+def build(src: Source, rep: Reporter) -> Network:
+    doc = src.data
+    if not isinstance(doc, dict):
+        rep.error(src.at(()), "E012", "a spec is a mapping with nngraph, name, inputs and layers")
+        rep.raise_if_failed()
+    _check_top(src, rep, doc)
+    inputs = _check_inputs(src, rep, doc.get("inputs"))
+    blocks = check_blocks(src, rep, doc.get("blocks"))
+    layers_raw = doc.get("layers")
+    if not isinstance(layers_raw, list) or not layers_raw:
+        if "layers" in doc:
+            rep.error(src.at(("layers",)), "E012", "'layers' must be a non-empty list")
+        layers_raw = []
+    first = next(iter(inputs), None)
+    ex = expand(src, rep, layers_raw, blocks, first)
+    g = nx.DiGraph()
+    for name, inp in inputs.items():
+        g.add_node(name, kind="input", op=None, attrs=Attrs(), activation=None, inputs=[],
+                   shape=inp.shape, dtype=inp.dtype, params={}, state={}, cluster=(),
+                   pos=src.at(("inputs", name), key=True))
+    decls = [d for d in (_check_layer(src, rep, d) for d in ex.layers) if d is not None]
+    for d in decls:
+        if d["name"] in g:
+            first_at = g.nodes[d["name"]]["pos"]
+            rep.error(d["pos"], "E022", f"duplicate name '{d['name']}' (first defined at line "
+                                        f"{first_at[0]})")
+            continue
+        g.add_node(d["name"], **d)
+    losses = _check_losses(src, rep, doc.get("losses"), g)
+    known = list(g.nodes)
+    _connect(src, rep, g, ex.aliases, known)
+    outputs = _check_outputs(src, rep, doc.get("outputs"), g, ex.aliases, decls)
+    if not rep.failed:
+        _check_acyclic(rep, g)
+    if not rep.failed:
+        infer_shapes(g, rep, src)
+    if not rep.failed:
+        _check_params(src, rep, g)
+    _warn_unused(rep, g, outputs, losses)
+    train = check_train(src, rep, doc.get("train"))
+    rep.raise_if_failed()
+    net = Network(doc.get("name") if isinstance(doc.get("name"), str) else "network",
+                  src.file, g, inputs, outputs, losses, train, ex.clusters,
+                  [d for d in rep.diagnostics if d.severity == "warning"], doc,
+                  doc.get("description") or "")
+    return net
+
+
+# ------------------------------------------------------------------------------ sections
+
+def _check_top(src, rep, doc):
+    for k in doc:
+        if k not in TOP_KEYS:
+            rep.error(src.at((k,), key=True), "E011",
+                      f"unknown top-level key '{k}'{did_you_mean(k, TOP_KEYS)}")
+    for k in REQUIRED_TOP:
+        if k not in doc:
+            rep.error(src.at(()), "E010", f"the spec has no '{k}' (required)")
+    if "nngraph" in doc and doc["nngraph"] != 1:
+        rep.error(src.at(("nngraph",)), "E013",
+                  f"unsupported format version {doc['nngraph']!r}: this nngraph reads version 1")
+    if "name" in doc and (not isinstance(doc["name"], str) or not doc["name"]):
+        rep.error(src.at(("name",)), "E012", "'name' must be a non-empty string")
+
+
+def _check_inputs(src, rep, inputs) -> dict:
+    out = {}
+    if inputs is None:
+        return out
+    if not isinstance(inputs, dict) or not inputs:
+        rep.error(src.at(("inputs",)), "E012",
+                  "'inputs' maps names to {shape: [...]}, e.g. image: {shape: [1, 28, 28]}")
+        return out
+    for name, d in inputs.items():
+        path = ("inputs", name)
+        if "/" in name or "." in name:
+            rep.error(src.at(path, key=True), "E012", f"input name '{name}' may not hold '/' or '.'")
+        if not isinstance(d, dict):
+            rep.error(src.at(path), "E012", f"input '{name}' must be a mapping with 'shape'")
+            continue
+        for k in d:
+            if k not in INPUT_KEYS:
+                rep.error(src.at(path + (k,), key=True), "E011",
+                          f"input '{name}': unknown key '{k}'{did_you_mean(k, INPUT_KEYS)}")
+        shape = d.get("shape")
+        if shape is None:
+            rep.error(src.at(path), "E010", f"input '{name}' has no 'shape' (use [] for a scalar)")
+            continue
+        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                  for s in shape):
+            rep.error(src.at(path + ("shape",)), "E012",
+                      f"input '{name}': shape must be a list of integers, got {shape!r}")
+            continue
+        bad = [s for s in shape if s < 1 or s > MAX_DIM]
+        if bad:
+            rep.error(src.at(path + ("shape",)), "E013",
+                      f"input '{name}': every dimension must be from 1 to {MAX_DIM:,}, got {bad[0]}")
+            continue
+        dtype = d.get("dtype", "float32")
+        if dtype not in DTYPES:
+            rep.error(src.at(path + ("dtype",)), "E013",
+                      f"input '{name}': dtype must be one of {', '.join(DTYPES)}, got {dtype!r}"
+                      f"{did_you_mean(dtype, DTYPES)}")
+            continue
+        out[name] = InputDef(name, tuple(shape), dtype)
+    return out
+
+
+def _check_layer(src, rep, decl):
+    """Validate one layer's op and attributes; returns node data or None."""
+    at = src.at(decl.path)
+    op = ops.get(decl.op)
+    if op is None:
+        choices = list(ops.REGISTRY)
+        rep.error(src.at(decl.path + ("op",)), "E020",
+                  f"unknown op '{decl.op}'{did_you_mean(decl.op, choices)}")
+        return None
+    if op.kind == "loss":
+        rep.error(src.at(decl.path + ("op",)), "E020",
+                  f"'{decl.op}' is a loss: list it under 'losses:', not 'layers:'")
+        return None
+    a = _check_attrs(src, rep, op, decl.attrs, decl.attr_paths, f"layer '{decl.name}'",
+                     decl.path)
+    if a is None:
+        return None
+    activation = a.pop("activation", None)
+    return dict(kind="layer", op=op, attrs=a, activation=activation, inputs=decl.inputs,
+                shape=None, dtype=None, params={}, state={}, cluster=decl.cluster, pos=at,
+                path=decl.path, attr_paths=decl.attr_paths, name=decl.name)
+
+
+def _check_attrs(src, rep, op, given: dict, paths: dict, who: str, lpath) -> Attrs | None:
+    allowed = ops.layer_attrs(op)
+    names = [x.name for x in allowed]
+    ok = True
+    a = Attrs()
+    for k, v in given.items():
+        if k not in names:
+            extra = ["op", "name", "in"]
+            rep.error(src.at(paths.get(k, lpath + (k,)), key=True), "E011",
+                      f"{who} ({op.name}): unknown attribute '{k}'{did_you_mean(k, names + extra)}")
+            ok = False
+    for at in allowed:
+        if at.name in given:
+            try:
+                a[at.name] = at.type.check(given[at.name])
+            except AttrError as e:
+                rep.error(src.at(paths.get(at.name, lpath + (at.name,))), e.code,
+                          f"{who} ({op.name}): {at.name}: {e}")
+                ok = False
+        elif at.required:
+            rep.error(src.at(lpath), "E010",
+                      f"{who} ({op.name}) needs '{at.name}' ({at.doc})" if at.doc else
+                      f"{who} ({op.name}) needs '{at.name}'")
+            ok = False
+        else:
+            a[at.name] = at.default
+    return a if ok else None
+
+
+def _check_losses(src, rep, losses, g) -> list:
+    names = []
+    if losses is None:
+        return names
+    if not isinstance(losses, list):
+        rep.error(src.at(("losses",)), "E012", "'losses' must be a list")
+        return names
+    for i, l in enumerate(losses):
+        path = ("losses", i)
+        if not isinstance(l, dict):
+            rep.error(src.at(path), "E012", "a loss is a mapping such as "
+                      "{op: softmax_cross_entropy, in: [logits, label]}")
+            continue
+        kind = l.get("op")
+        op = ops.get(kind) if isinstance(kind, str) else None
+        if op is None or op.kind != "loss":
+            if kind is None:
+                rep.error(src.at(path), "E010", "loss has no 'op'")
+            else:
+                rep.error(src.at(path + ("op",)), "E020",
+                          f"unknown loss '{kind}'{did_you_mean(kind, ops.losses())}; "
+                          f"losses are {', '.join(ops.losses())}")
+            continue
+        name = l.get("name") or f"loss_{i + 1}" if not l.get("name") else l["name"]
+        if not isinstance(name, str):
+            rep.error(src.at(path + ("name",)), "E012", "loss name must be a string")
+            continue
+        raw_in = l.get("in")
+        if raw_in is None:
+            rep.error(src.at(path), "E010", f"loss '{name}' needs 'in' (what it compares)")
+            continue
+        inputs = raw_in if isinstance(raw_in, list) else [raw_in]
+        if not all(isinstance(x, str) for x in inputs):
+            rep.error(src.at(path + ("in",)), "E012", "'in' of a loss names layers or inputs")
+            continue
+        attrs = {k: v for k, v in l.items() if k not in LOSS_KEYS}
+        a = _check_attrs(src, rep, op, attrs, {k: path + (k,) for k in attrs},
+                         f"loss '{name}'", path)
+        if a is None:
+            continue
+        if name in g:
+            rep.error(src.at(path), "E022", f"duplicate name '{name}'")
+            continue
+        g.add_node(name, kind="loss", op=op, attrs=a, activation=None, inputs=inputs,
+                   shape=None, dtype=None, params={}, state={}, cluster=(), pos=src.at(path),
+                   path=path, attr_paths={}, name=name)
+        names.append(name)
+    return names
+
+
+def _connect(src, rep, g, aliases, known):
+    """Resolve every node's `inputs` and add the edges."""
+    for name, d in list(g.nodes(data=True)):
+        if d["kind"] == "input":
+            continue
+        op = d["op"]
+        if d["inputs"] is None:
+            rep.error(d["pos"], "E021",
+                      f"layer '{name}' has no input: the spec declares no inputs, "
+                      "so give it 'in:'")
+            d["inputs"] = []
+            continue
+        resolved = []
+        for j, ref in enumerate(d["inputs"]):
+            ref = aliases.get(ref, ref)
+            if ref not in g:
+                rep.error(src.at(d["path"] + ("in",)), "E021",
+                          f"{_who(d)}: unknown input '{ref}'{did_you_mean(ref, known)}")
+                continue
+            resolved.append(ref)
+            g.add_edge(ref, name)
+        d["inputs"] = resolved
+        lo, hi = op.inputs
+        n = len(resolved)
+        if len(d["inputs"]) == n and (n < lo or (hi is not None and n > hi)):
+            want = str(lo) if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+            rep.error(src.at(d["path"] + ("in",)), "E024",
+                      f"{_who(d)} ({op.name}) takes {want} input{'s' if want != '1' else ''}, "
+                      f"got {n}")
+
+
+def _who(d):
+    return f"{'loss' if d['kind'] == 'loss' else 'layer'} '{d['name']}'"
+
+
+def _check_outputs(src, rep, outputs, g, aliases, decls) -> list:
+    if outputs is None:
+        return [decls[-1]["name"]] if decls else []
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+        rep.error(src.at(("outputs",)), "E012", "'outputs' is a list of layer names")
+        return []
+    out = []
+    for i, o in enumerate(outputs):
+        o2 = aliases.get(o, o)
+        if o2 not in g or g.nodes[o2]["kind"] == "loss":
+            rep.error(src.at(("outputs", i)), "E021",
+                      f"unknown output '{o}'{did_you_mean(o, [n for n in g if g.nodes[n]['kind'] != 'loss'])}")
+            continue
+        out.append(o2)
+    return out
+
+
+def _check_acyclic(rep, g):
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        return
+    names = [u for u, _ in cycle] + [cycle[0][0]]
+    first = g.nodes[cycle[0][0]]
+    rep.error(first["pos"], "E023", f"layers form a cycle: {' -> '.join(names)}")
+
+
+def _check_params(src, rep, g):
+    """Parameter shapes, literal initializers that must fit them, and absurd sizes."""
+    from ..passes.infer_shapes import MAX_PARAMS
+    total = 0
+    for name, d in g.nodes(data=True):
+        if d["kind"] != "layer":
+            continue
+        for pname, spec in d["params"].items():
+            count = math.prod(spec.shape)
+            total += count
+            if count > MAX_PARAMS:
+                dims = "x".join(map(str, spec.shape))
+                rep.error(d["pos"], "E031",
+                          f"layer '{name}': {pname} has {dims} = {count:,} parameters "
+                          f"({count * 4 / 2**30:.1f} GiB in float32), more than the limit of "
+                          f"{MAX_PARAMS:,}")
+            a = d["attrs"]
+            init = a.get("bias_init") if spec.role == "bias" else a.get("weight_init")
+            problem = initializers.fits(init, spec.shape) if init is not None else None
+            if problem:
+                key = "bias_init" if spec.role == "bias" else "weight_init"
+                rep.error(src.at(d["attr_paths"].get(key, d["path"] + (key,))), "E030",
+                          f"layer '{name}': {pname}: {problem}")
+        lr = d["attrs"].get("lr_mult")
+        if isinstance(lr, dict):
+            for p in lr:
+                if p not in d["params"]:
+                    rep.error(src.at(d["attr_paths"].get("lr_mult", d["path"])), "E011",
+                              f"layer '{name}': lr_mult names '{p}', but the layer's "
+                              f"parameters are {', '.join(d['params']) or 'none'}"
+                              f"{did_you_mean(p, d['params'])}")
+    if total > MAX_PARAMS:
+        rep.error((1, 1), "E031", f"the network has {total:,} parameters, more than the limit "
+                                  f"of {MAX_PARAMS:,}")
+
+
+def _warn_unused(rep, g, outputs, losses):
+    if not outputs and not losses:
+        return
+    needed = set()
+    for target in list(outputs) + list(losses):
+        if target in g:
+            needed |= nx.ancestors(g, target) | {target}
+    for name, d in g.nodes(data=True):
+        if name not in needed:
+            what = "input" if d["kind"] == "input" else "layer"
+            rep.warning(d["pos"], "W001",
+                        f"{what} '{name}' is not used by any output or loss")

@@ -1,0 +1,273 @@
+"""Read a YAML or JSON spec into plain Python data plus the position of every key and value.
+
+Positions are what make errors point at the user's file: `Source.at(("layers", 3, "units"))`
+gives the (line, col) of that value. YAML is composed with PyYAML's safe composer and then
+converted by hand, so no tag can run code, aliases are expanded under a budget, and scalars
+follow YAML 1.2 (`1e-3` is a number, `no` is a string).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..errors import Reporter
+
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_NODES = 200_000          # after alias expansion; a "billion laughs" file stops here quickly
+
+Path = tuple
+
+
+@dataclass
+class Source:
+    file: str
+    data: Any
+    value_pos: dict = field(default_factory=dict)
+    key_pos: dict = field(default_factory=dict)
+
+    def at(self, path: Path, key: bool = False) -> tuple[int, int]:
+        """Position of the value at `path` (or of its key), else of the nearest enclosing one."""
+        path = tuple(path)
+        while True:
+            table = self.key_pos if key else self.value_pos
+            if path in table:
+                return table[path]
+            if key and path in self.value_pos:
+                return self.value_pos[path]
+            if not path:
+                return (1, 1)
+            path = path[:-1]
+            key = False
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def read_text(file: str, text: str, rep: Reporter) -> Source | None:
+    """Parse `text` as JSON when the file name ends in .json, else YAML. Errors go to `rep`."""
+    if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
+        rep.error((1, 1), "E003", f"spec file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        return None
+    if file.endswith(".json"):
+        return _read_json(file, text, rep)
+    return _read_yaml(file, text, rep)
+
+
+# ---------------------------------------------------------------------------------- YAML
+
+_CORE_TAGS = {
+    "tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null")
+}
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_INF = re.compile(r"^[-+]?\.(inf|Inf|INF)$")
+_NAN = re.compile(r"^\.(nan|NaN|NAN)$")
+
+
+def _plain_scalar(text: str):
+    if text in ("", "~", "null", "Null", "NULL"):
+        return None
+    if text in ("true", "True", "TRUE"):
+        return True
+    if text in ("false", "False", "FALSE"):
+        return False
+    if _INT.match(text):
+        return int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    if _INF.match(text):
+        return -math.inf if text.startswith("-") else math.inf
+    if _NAN.match(text):
+        return math.nan
+    return text
+
+
+def _read_yaml(file: str, text: str, rep: Reporter) -> Source | None:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        at = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        rep.error(at, "E001", f"YAML syntax error: {e.problem or e.context}")
+        return None
+    except yaml.YAMLError as e:
+        rep.error((1, 1), "E001", f"YAML error: {e}")
+        return None
+    src = Source(file, None)
+    if root is None:
+        rep.error((1, 1), "E001", "the spec file is empty")
+        return None
+    budget = [MAX_NODES]
+    try:
+        src.data = _convert(root, (), src, rep, budget)
+    except _TooLarge:
+        rep.error(_mark(root), "E003",
+                  f"the document expands to more than {MAX_NODES:,} values "
+                  "(an alias bomb?); refused before expanding it")
+        return None
+    except RecursionError:
+        rep.error(_mark(root), "E003", "the document is nested too deeply")
+        return None
+    return src
+
+
+def _mark(node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _convert(node, path, src: Source, rep: Reporter, budget):
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
+    src.value_pos.setdefault(path, _mark(node))
+    if node.tag not in _CORE_TAGS and not (node.tag == "!" and isinstance(node, yaml.ScalarNode)):
+        rep.error(_mark(node), "E002",
+                  f"YAML tag '{node.tag}' is not allowed: specs hold plain data only")
+        return None
+    if isinstance(node, yaml.MappingNode):
+        out = {}
+        for knode, vnode in node.value:
+            if not isinstance(knode, yaml.ScalarNode):
+                rep.error(_mark(knode), "E012", "mapping keys must be plain strings")
+                continue
+            key = knode.value
+            if key == "<<":
+                rep.error(_mark(knode), "E002", "YAML merge keys ('<<') are not supported")
+                continue
+            if key in out:
+                rep.error(_mark(knode), "E022", f"duplicate key '{key}'")
+            src.key_pos.setdefault(path + (key,), _mark(knode))
+            out[key] = _convert(vnode, path + (key,), src, rep, budget)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(v, path + (i,), src, rep, budget) for i, v in enumerate(node.value)]
+    if node.style is None and node.tag != "tag:yaml.org,2002:str":   # plain scalar
+        return _plain_scalar(node.value)
+    return node.value
+
+
+# ---------------------------------------------------------------------------------- JSON
+
+_WS = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_decoder = json.JSONDecoder()
+
+
+class _JSONSyntax(Exception):
+    def __init__(self, pos: int, msg: str):
+        self.pos, self.msg = pos, msg
+
+
+def _read_json(file: str, text: str, rep: Reporter) -> Source | None:
+    src = Source(file, None)
+    lines = _LineIndex(text)
+    parser = _JSONParser(text, src, lines)
+    try:
+        i = parser.skip(0)
+        src.data, i = parser.value(i, ())
+        i = parser.skip(i)
+        if i != len(text):
+            raise _JSONSyntax(i, "extra data after the JSON document")
+    except _JSONSyntax as e:
+        rep.error(lines.at(e.pos), "E001", f"JSON syntax error: {e.msg}")
+        return None
+    except RecursionError:
+        rep.error((1, 1), "E003", "the document is nested too deeply")
+        return None
+    for at, key in parser.duplicates:
+        rep.error(at, "E022", f"duplicate key '{key}'")
+    return src
+
+
+class _LineIndex:
+    def __init__(self, text: str):
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def at(self, pos: int) -> tuple[int, int]:
+        import bisect
+        line = bisect.bisect_right(self.starts, pos) - 1
+        return (line + 1, pos - self.starts[line] + 1)
+
+
+class _JSONParser:
+    def __init__(self, text, src, lines):
+        self.text, self.src, self.lines, self.duplicates = text, src, lines, []
+        self.count = 0
+
+    def skip(self, i):
+        return _WS.match(self.text, i).end()
+
+    def value(self, i, path):
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _JSONSyntax(i, f"the document has more than {MAX_NODES:,} values")
+        text = self.text
+        self.src.value_pos.setdefault(path, self.lines.at(i))
+        if i >= len(text):
+            raise _JSONSyntax(i, "unexpected end of file, expected a value")
+        c = text[i]
+        if c == "{":
+            return self.object(i, path)
+        if c == "[":
+            return self.array(i, path)
+        if c == '"':
+            return self.string(i)
+        m = _NUMBER.match(text, i)
+        if m and m.end() > i:
+            s = m.group(0)
+            return (float(s) if (m.group(2) or m.group(3)) else int(s)), m.end()
+        for word, val in (("true", True), ("false", False), ("null", None)):
+            if text.startswith(word, i):
+                return val, i + len(word)
+        raise _JSONSyntax(i, f"unexpected character {text[i]!r}, expected a value")
+
+    def string(self, i):
+        try:
+            return json.decoder.scanstring(self.text, i + 1)
+        except json.JSONDecodeError as e:
+            raise _JSONSyntax(e.pos, e.msg) from None
+
+    def object(self, i, path):
+        out, i = {}, self.skip(i + 1)
+        if self.text.startswith("}", i):
+            return out, i + 1
+        while True:
+            if not self.text.startswith('"', i):
+                raise _JSONSyntax(i, "expected a quoted key")
+            kat = self.lines.at(i)
+            key, i = self.string(i)
+            if key in out:
+                self.duplicates.append((kat, key))
+            self.src.key_pos.setdefault(path + (key,), kat)
+            i = self.skip(i)
+            if not self.text.startswith(":", i):
+                raise _JSONSyntax(i, "expected ':' after the key")
+            out[key], i = self.value(self.skip(i + 1), path + (key,))
+            i = self.skip(i)
+            if self.text.startswith(",", i):
+                i = self.skip(i + 1)
+                continue
+            if self.text.startswith("}", i):
+                return out, i + 1
+            raise _JSONSyntax(i, "expected ',' or '}'")
+
+    def array(self, i, path):
+        out, i = [], self.skip(i + 1)
+        if self.text.startswith("]", i):
+            return out, i + 1
+        while True:
+            v, i = self.value(i, path + (len(out),))
+            out.append(v)
+            i = self.skip(i)
+            if self.text.startswith(",", i):
+                i = self.skip(i + 1)
+                continue
+            if self.text.startswith("]", i):
+                return out, i + 1
+            raise _JSONSyntax(i, "expected ',' or ']'")
