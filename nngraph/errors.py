@@ -32,7 +32,7 @@ class SpecError(NNGraphError):
     """A spec that cannot be turned into a network; `.diagnostics` lists every problem found."""
 
     def __init__(self, diagnostics: list[Diagnostic]):
-        self.diagnostics = list(diagnostics)
+        self.diagnostics = sorted(diagnostics, key=lambda d: (d.file, d.line, d.col))
         super().__init__("\n".join(str(d) for d in self.errors) or "invalid spec")
 
     @property
@@ -87,6 +87,9 @@ class Reporter:
 
     def error(self, at, code: str, message: str) -> None:
         line, col = at
+        # A block written once and instantiated many times would repeat its error per copy.
+        if any((d.line, d.col, d.code) == (line, col, code) for d in self.diagnostics):
+            return
         self.diagnostics.append(Diagnostic(self.file, line, col, code, message))
 
     def warning(self, at, code: str, message: str) -> None:

@@ -11,7 +11,7 @@ from .base import ShapeError
 
 
 def out_size(size: int, k: int, s: int, padding, axis: int, what: str = "kernel",
-             dilation: int = 1) -> tuple[int, int, int]:
+             dilation: int = 1, axis_name: str | None = None) -> tuple[int, int, int]:
     """Output length and (pad_lo, pad_hi) along one axis. Raises ShapeError when the window
     does not fit, with the arithmetic in the message."""
     span = dilation * (k - 1) + 1
@@ -21,9 +21,11 @@ def out_size(size: int, k: int, s: int, padding, axis: int, what: str = "kernel"
         return out, total // 2, total - total // 2
     p = 0 if padding == "valid" else padding[axis]
     if size + 2 * p < span:
-        extra = f" + 2x{p} padding" if p else ""
-        raise ShapeError(f"{what} {span} is larger than the input ({size}{extra} = "
-                         f"{size + 2 * p}) along axis {axis}", attr="kernel" if what == "kernel" else "size")
+        where = axis_name or ("height", "width")[axis]
+        padded = f" ({size} + 2x{p} padding = {size + 2 * p})" if p else ""
+        dilated = f" (dilated: {dilation}x({k}-1)+1)" if dilation > 1 else ""
+        raise ShapeError(f"{what} {span}{dilated} is larger than the input {where} "
+                         f"{size}{padded}", attr="kernel" if what == "kernel" else "size")
     return (size + 2 * p - span) // s + 1, p, p
 
 

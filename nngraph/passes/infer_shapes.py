@@ -27,7 +27,7 @@ def infer_shapes(g: nx.DiGraph, rep: Reporter, src=None) -> nx.DiGraph:
         d = g.nodes[name]
         if d["kind"] == "input":
             continue
-        if any(i in failed for i in d["inputs"]):
+        if d.get("broken") or any(i in failed for i in d["inputs"]):
             failed.add(name)
             continue
         if not _infer_node(g, name, d, rep, src):

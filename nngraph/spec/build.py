@@ -90,17 +90,15 @@ def build(src: Source, rep: Reporter) -> Network:
             continue
         g.add_node(d["name"], **d)
     losses = _check_losses(src, rep, doc.get("losses"), g)
-    known = list(g.nodes)
-    _connect(src, rep, g, ex.aliases, known)
+    declared = set(inputs) | {d.name for d in ex.layers} | set(ex.aliases)
+    _connect(src, rep, g, ex.aliases, declared)
     outputs = _check_outputs(src, rep, doc.get("outputs"), g, ex.aliases, decls)
-    if not rep.failed:
-        _check_acyclic(rep, g)
-    if not rep.failed:
-        infer_shapes(g, rep, src)
-    if not rep.failed:
-        _check_params(src, rep, g)
-    _warn_unused(rep, g, outputs, losses)
+    cyclic = _check_acyclic(rep, g)
+    infer_shapes(g.subgraph([n for n in g if n not in cyclic]), rep, src)
+    _check_params(src, rep, g)
     train = check_train(src, rep, doc.get("train"))
+    if not rep.failed:
+        _warn_unused(rep, g, outputs, losses)
     rep.raise_if_failed()
     net = Network(doc.get("name") if isinstance(doc.get("name"), str) else "network",
                   src.file, g, inputs, outputs, losses, train, ex.clusters,
@@ -271,8 +269,10 @@ def _check_losses(src, rep, losses, g) -> list:
     return names
 
 
-def _connect(src, rep, g, aliases, known):
-    """Resolve every node's `inputs` and add the edges."""
+def _connect(src, rep, g, aliases, declared):
+    """Resolve every node's `inputs` and add the edges. A reference to a layer that was
+    declared but rejected earlier is not reported again."""
+    known = sorted(declared)
     for name, d in list(g.nodes(data=True)):
         if d["kind"] == "input":
             continue
@@ -283,19 +283,22 @@ def _connect(src, rep, g, aliases, known):
                       "so give it 'in:'")
             d["inputs"] = []
             continue
-        resolved = []
+        resolved, broken = [], False
         for j, ref in enumerate(d["inputs"]):
             ref = aliases.get(ref, ref)
             if ref not in g:
-                rep.error(src.at(d["path"] + ("in",)), "E021",
-                          f"{_who(d)}: unknown input '{ref}'{did_you_mean(ref, known)}")
+                broken = True
+                if ref not in declared:
+                    rep.error(src.at(d["path"] + ("in",)), "E021",
+                              f"{_who(d)}: unknown input '{ref}'{did_you_mean(ref, known)}")
                 continue
             resolved.append(ref)
             g.add_edge(ref, name)
-        d["inputs"] = resolved
+        d["inputs"], d["broken"] = resolved, broken
         lo, hi = op.inputs
         n = len(resolved)
-        if len(d["inputs"]) == n and (n < lo or (hi is not None and n > hi)):
+        if not broken and (n < lo or (hi is not None and n > hi)):
+            d["broken"] = True
             want = str(lo) if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
             rep.error(src.at(d["path"] + ("in",)), "E024",
                       f"{_who(d)} ({op.name}) takes {want} input{'s' if want != '1' else ''}, "
@@ -325,14 +328,22 @@ def _check_outputs(src, rep, outputs, g, aliases, decls) -> list:
     return out
 
 
-def _check_acyclic(rep, g):
-    try:
-        cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        return
-    names = [u for u, _ in cycle] + [cycle[0][0]]
-    first = g.nodes[cycle[0][0]]
-    rep.error(first["pos"], "E023", f"layers form a cycle: {' -> '.join(names)}")
+def _check_acyclic(rep, g) -> set:
+    """Report each cycle once; returns the nodes on or downstream of a cycle, whose shapes
+    cannot be inferred."""
+    bad = set()
+    for component in nx.strongly_connected_components(g):
+        first = next(iter(component))
+        if len(component) == 1 and not g.has_edge(first, first):
+            continue
+        cycle = nx.find_cycle(g.subgraph(component))
+        names = [u for u, _ in cycle] + [cycle[0][0]]
+        rep.error(g.nodes[cycle[0][0]]["pos"], "E023",
+                  f"layers form a cycle: {' -> '.join(names)}")
+        bad |= component
+    for n in list(bad):
+        bad |= nx.descendants(g, n)
+    return bad
 
 
 def _check_params(src, rep, g):

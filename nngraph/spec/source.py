@@ -117,6 +117,11 @@ def _read_yaml(file: str, text: str, rep: Reporter) -> Source | None:
     return src
 
 
+def _explicit_tag(node) -> bool:
+    mark = node.start_mark
+    return mark.buffer is not None and mark.buffer[mark.pointer:mark.pointer + 1] == "!"
+
+
 def _mark(node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -147,7 +152,7 @@ def _convert(node, path, src: Source, rep: Reporter, budget):
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(v, path + (i,), src, rep, budget) for i, v in enumerate(node.value)]
-    if node.style is None and node.tag != "tag:yaml.org,2002:str":   # plain scalar
+    if node.style is None and not _explicit_tag(node):    # plain scalar: YAML 1.2 rules
         return _plain_scalar(node.value)
     return node.value
 

@@ -1,0 +1,159 @@
+"""The `nngraph` command line.
+
+    nngraph check specs/*.yaml            exit 0 when every spec is valid, 1 otherwise
+    nngraph summary specs/lenet5.yaml
+    nngraph viz specs/lenet5.yaml -o lenet5.svg
+    nngraph schema > nngraph.schema.json
+
+No Python traceback reaches a user for a bad spec, bad data or a bad model file: those print
+`FILE:LINE:COL: error[CODE]: message` lines and exit 1. Set NNGRAPH_DEBUG=1 to see tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import NNGraphError, SpecError
+
+EPILOG = "Run 'nngraph COMMAND --help' for a command's options."
+
+
+def _load(path):
+    from . import load
+    return load(path)
+
+
+def cmd_check(args) -> int:
+    failed = False
+    for path in args.specs:
+        try:
+            net = _load(path)
+        except SpecError as e:
+            failed = True
+            for d in e.diagnostics:
+                print(d, file=sys.stderr)
+            n = len(e.errors)
+            print(f"{path}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+            continue
+        for w in net.warnings:
+            print(w, file=sys.stderr)
+        if not args.quiet:
+            print(f"{path}: ok ({net.name}: {len(net.layers())} layers, "
+                  f"{net.num_params:,} parameters)")
+    return 1 if failed else 0
+
+
+def cmd_summary(args) -> int:
+    net = _load(args.spec)
+    for w in net.warnings:
+        print(w, file=sys.stderr)
+    print(net.summary())
+    return 0
+
+
+def cmd_viz(args) -> int:
+    from . import viz
+    net = _load(args.spec)
+    out = args.output or os.path.splitext(os.path.basename(args.spec))[0] + ".svg"
+    written = net.render(out, rankdir=args.rankdir, fused=args.fused, backward=args.backward)
+    if os.path.abspath(written) != os.path.abspath(out):
+        print(viz.DOT_MISSING.format(dot=written, wanted=out), file=sys.stderr)
+    else:
+        print(f"wrote {written}")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .schema import json_schema
+    text = json.dumps(json_schema(), indent=2)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nngraph", epilog=EPILOG,
+        description="A declarative neural-network compiler: check, draw, compile and train "
+                    "networks written as YAML or JSON specs.")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("check", help="validate specs; exit 1 with every error printed",
+                       description="Validate one or more specs. Prints every problem as "
+                       "FILE:LINE:COL: error[CODE]: message; exits 1 if any spec is invalid.")
+    s.add_argument("specs", nargs="+", metavar="SPEC")
+    s.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("summary", help="print the layer table: shapes, parameters, FLOPs",
+                       description="Print one row per layer (output shape, parameters, "
+                       "FLOPs and activation bytes per sample) and the totals.")
+    s.add_argument("spec", metavar="SPEC")
+    s.set_defaults(func=cmd_summary)
+
+    s = sub.add_parser("viz", help="draw the network with graphviz (.svg, .png, .dot)",
+                       description="Draw the network. Example: nngraph viz "
+                       "specs/lenet5.yaml -o lenet5.png")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("-o", "--output", metavar="OUT", help="OUT.svg, OUT.png or OUT.dot "
+                   "(default: SPEC's name with .svg)")
+    s.add_argument("--rankdir", choices=["TB", "LR", "BT", "RL"], default="TB",
+                   help="layout direction (default TB: top to bottom)")
+    s.add_argument("--fused", action="store_true", help="draw each fused kernel as a cluster")
+    s.add_argument("--backward", action="store_true", help="draw the backward graph too")
+    s.set_defaults(func=cmd_viz)
+
+    s = sub.add_parser("schema", help="print the spec format as JSON Schema",
+                       description="Print the JSON Schema of spec format v1, for editors.")
+    s.add_argument("-o", "--output", metavar="FILE")
+    s.set_defaults(func=cmd_schema)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return p
+
+
+_EXTRA_COMMANDS: list = []      # train/eval/predict/compile/bench add themselves here
+
+
+def _version() -> str:
+    from . import __version__
+    return f"nngraph {__version__}"
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as e:
+        for d in e.diagnostics:
+            print(d, file=sys.stderr)
+        return 1
+    except NNGraphError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:          # a bug in nngraph, not in the user's input
+        if os.environ.get("NNGRAPH_DEBUG"):
+            raise
+        print(f"internal error: {type(e).__name__}: {e}\n"
+              "This is a bug in nngraph; rerun with NNGRAPH_DEBUG=1 for the traceback.",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
