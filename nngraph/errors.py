@@ -88,7 +88,9 @@ class Reporter:
     def error(self, at, code: str, message: str) -> None:
         line, col = at
         # A block written once and instantiated many times would repeat its error per copy.
-        if any((d.line, d.col, d.code) == (line, col, code) for d in self.diagnostics):
+        # (1, 1) means "position unknown" (a spec given as a dict): nothing to merge on.
+        if (line, col) != (1, 1) and any((d.line, d.col, d.code) == (line, col, code)
+                                         for d in self.diagnostics):
             return
         self.diagnostics.append(Diagnostic(self.file, line, col, code, message))
 

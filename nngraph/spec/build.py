@@ -170,6 +170,8 @@ def _check_inputs(src, rep, inputs) -> dict:
 def _check_layer(src, rep, decl):
     """Validate one layer's op and attributes; returns node data or None."""
     at = src.at(decl.path)
+    if decl.invalid:
+        return None
     op = ops.get(decl.op)
     if op is None:
         choices = list(ops.REGISTRY)

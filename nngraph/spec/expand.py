@@ -37,6 +37,7 @@ class LayerDecl:
     attr_paths: dict = field(default_factory=dict)   # attr -> path of the value as written
     cluster: tuple = ()               # enclosing block instances, outermost first
     block_site: tuple | None = None   # path of the instantiating layer, for messages
+    invalid: bool = False             # already reported (a bad $parameter): check no further
 
 
 @dataclass
@@ -76,7 +77,9 @@ class _Expander:
                                "a layer is a mapping such as {op: dense, units: 10}")
                 continue
             paths = {k: self.param_site(v, env) or lpath + (k,) for k, v in raw_layer.items()}
+            reported = len(self.rep.diagnostics)
             layer = {k: self.substitute(v, env, lpath + (k,)) for k, v in raw_layer.items()}
+            invalid = len(self.rep.diagnostics) > reported
             op = layer.get("op")
             if op is None:
                 self.rep.error(self.src.at(lpath), "E010", "layer has no 'op'")
@@ -98,7 +101,8 @@ class _Expander:
                 continue
             attrs = {k: v for k, v in layer.items() if k not in ("op", "name", "in")}
             self.out.layers.append(LayerDecl(full, op, attrs, inputs, lpath,
-                                             {k: paths[k] for k in attrs}, cluster, site))
+                                             {k: paths[k] for k in attrs}, cluster, site,
+                                             invalid))
             prev = full
         return prev
 
