@@ -31,3 +31,22 @@ def load(spec) -> Network:
     if isinstance(spec, str) and "\n" in spec:
         return _spec.load_text(spec)
     return _spec.load_file(str(spec))
+
+
+def compile(spec, backend: str = "cpu", seed: int = 0, dtype: str = "float32"):
+    """Compile a spec (Network, path, YAML text or dict) into a trainable Model.
+
+        >>> model = nngraph.compile("specs/lenet5.yaml", backend="reference", seed=0)
+        >>> model.fit(epochs=1)
+
+    backend: 'cpu' (fused Numba kernels), 'reference' (numpy interpreter, the oracle) or
+    'cuda'. dtype: 'float32' or 'float64'.
+    """
+    from .model import Model
+    return Model(load(spec), backend=backend, seed=seed, dtype=dtype)
+
+
+def load_model(path: str, backend: str | None = None):
+    """Load a model saved with `Model.save`; raises ModelFileError for a bad file."""
+    from .persist import load_model as _load_model
+    return _load_model(path, backend)

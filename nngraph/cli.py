@@ -15,6 +15,7 @@ import json
 import os
 import sys
 
+from . import cli_run
 from .errors import NNGraphError, SpecError
 
 EPILOG = "Run 'nngraph COMMAND --help' for a command's options."
@@ -116,12 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", metavar="FILE")
     s.set_defaults(func=cmd_schema)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    cli_run.register(sub)
     return p
-
-
-_EXTRA_COMMANDS: list = []      # train/eval/predict/compile/bench add themselves here
 
 
 def _version() -> str:

@@ -77,9 +77,9 @@ class _Expander:
                                "a layer is a mapping such as {op: dense, units: 10}")
                 continue
             paths = {k: self.param_site(v, env) or lpath + (k,) for k, v in raw_layer.items()}
-            reported = len(self.rep.diagnostics)
+            self.bad_substitution = False
             layer = {k: self.substitute(v, env, lpath + (k,)) for k, v in raw_layer.items()}
-            invalid = len(self.rep.diagnostics) > reported
+            invalid = self.bad_substitution
             op = layer.get("op")
             if op is None:
                 self.rep.error(self.src.at(lpath), "E010", "layer has no 'op'")
@@ -140,6 +140,7 @@ class _Expander:
             key = v[1:]
             if key in env:
                 return env[key]
+            self.bad_substitution = True
             known = [k for k in env if isinstance(k, str)]
             self.rep.error(self.src.at(path), "E040",
                            f"unknown block parameter '{v}'"

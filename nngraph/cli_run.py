@@ -1,0 +1,188 @@
+"""The commands that run networks: train, eval, predict.
+
+    nngraph train specs/mnist_mlp.yaml --epochs 5 --out mnist.nnz
+    nngraph train specs/mnist_mlp.yaml --resume mnist.nnz          # continue where it stopped
+    nngraph eval mnist.nnz                                          # on the held-out split
+    nngraph predict mnist.nnz --input digits.npz -o predictions.csv
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from .errors import DataError, ModelFileError
+
+BACKENDS = ("cpu", "reference", "cuda")
+
+
+def cmd_train(args) -> int:
+    from . import compile, load, load_model
+    net = load(args.spec)
+    for w in net.warnings:
+        print(w, file=sys.stderr)
+    out = args.out or f"{net.name}.nnz"
+    if args.resume:
+        model = load_model(args.resume, backend=args.backend)
+        _same_network(model, net, args.resume)
+        model.net.file = net.file
+        print(f"resuming {args.resume} after epoch {model.epoch} (update {model.step})")
+    else:
+        model = compile(net, backend=args.backend, seed=args.seed, dtype=args.dtype)
+    if args.lr is not None:
+        model.optimizer.config["lr"] = args.lr
+    total = args.epochs if args.epochs is not None else int(net.train.get("epochs", 1))
+    remaining = max(total - model.epoch, 0)
+    if remaining == 0:
+        print(f"nothing to do: the model has already trained {model.epoch} of {total} epochs")
+        return 0
+    print(f"training {net.name} ({net.num_params:,} parameters) on backend {model.backend}, "
+          f"{remaining} epoch{'s' if remaining != 1 else ''}; checkpoint {out}")
+    t0 = time.perf_counter()
+    model.fit(epochs=remaining, batch_size=args.batch_size, checkpoint=out,
+              verbose=0 if args.quiet else 1)
+    elapsed = time.perf_counter() - t0
+    last = {k: v[-1] for k, v in model.history.items()}
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in last.items())
+    print(f"done in {elapsed:.1f}s: {shown}")
+    print(f"saved {out}")
+    return 0
+
+
+def _same_network(model, net, path):
+    want = {k: p.spec.shape for k, p in net.param_table().items()}
+    have = {k: v.shape for k, v in model.params.items()}
+    if want != have:
+        raise ModelFileError(f"{path} was trained from a different network than {net.file}: "
+                             "its parameters do not match")
+
+
+def cmd_eval(args) -> int:
+    from . import load_model
+    model = load_model(args.model, backend=args.backend)
+    data, what = _data_for(model, args.data, args.split)
+    metrics = model.evaluate(data)
+    n = len(next(iter(data.values())))
+    print(f"{model.net.name} on {what} ({n:,} samples): " +
+          "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from . import load_model
+    model = load_model(args.model, backend=args.backend)
+    if args.input:
+        data, what = _read_inputs(model, args.input), args.input
+    else:
+        data, what = _data_for(model, None, "validation")
+    outputs = model.predict({k: v for k, v in data.items()
+                             if k in model.net.feature_inputs})
+    if not isinstance(outputs, dict):
+        outputs = {model.net.outputs[0]: outputs}
+    if args.output:
+        _write_outputs(args.output, outputs)
+        print(f"wrote {len(next(iter(outputs.values()))):,} predictions to {args.output}")
+        return 0
+    n = len(next(iter(outputs.values())))
+    print(f"{model.net.name} on {what}: first {min(args.limit, n)} of {n:,} predictions")
+    for i in range(min(args.limit, n)):
+        parts = []
+        for name, y in outputs.items():
+            row = np.asarray(y[i])
+            if row.ndim == 1 and row.size > 1:
+                parts.append(f"{name}: class {int(row.argmax())} (score {row.max():.3f})")
+            else:
+                parts.append(f"{name}: {np.array2string(row, precision=4)}")
+        print(f"  [{i}] " + "  ".join(parts))
+    return 0
+
+
+def _data_for(model, path, split):
+    """Evaluation data: a file, or a split of the spec's own train.data."""
+    from .data import load_training_data
+    if path:
+        return _read_inputs(model, path), path
+    if "data" not in model.net.train:
+        raise DataError(f"the model's spec has no train.data; pass --data FILE")
+    train, val = load_training_data(model.net)
+    if split == "validation" and val is not None:
+        return val, "the validation split"
+    if split == "all" and val is not None:
+        return {k: np.concatenate([train[k], val[k]]) for k in train}, "all data"
+    return train, "the training split"
+
+
+def _read_inputs(model, path) -> dict:
+    from .datasets import read_csv, read_npz
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    if path.endswith(".npy"):
+        feature = model.net.feature_inputs[0]
+        return {feature: np.load(path, allow_pickle=False)}
+    if path.endswith(".npz"):
+        return read_npz(path)
+    if path.endswith(".csv"):
+        arrays = read_csv(path)
+        named = {}
+        feats, labels = model.net.feature_inputs, model.net.label_inputs
+        if "x" in arrays and feats:
+            named[feats[0]] = arrays["x"]
+        if "y" in arrays and labels:
+            named[labels[0]] = arrays["y"]
+        return named or arrays
+    raise DataError(f"{path}: input files must be .npy, .npz or .csv")
+
+
+def _write_outputs(path, outputs: dict) -> None:
+    if path.endswith(".npz"):
+        np.savez(path, **outputs)
+    elif path.endswith(".csv"):
+        cols, header = [], []
+        for name, y in outputs.items():
+            y = np.asarray(y).reshape(len(y), -1)
+            cols.append(y)
+            header += [name] if y.shape[1] == 1 else [f"{name}_{j}" for j in range(y.shape[1])]
+        np.savetxt(path, np.concatenate(cols, axis=1), delimiter=",",
+                   header=",".join(header), comments="", fmt="%.6g")
+    else:
+        raise DataError(f"{path}: predictions can be written to .npz or .csv")
+
+
+def register(sub) -> None:
+    s = sub.add_parser("train", help="train a spec; saves a model file",
+                       description="Train SPEC with its train: section (epochs, optimizer, "
+                       "data), showing a progress bar; the model is saved after every epoch. "
+                       "Example: nngraph train specs/lenet5.yaml --epochs 2 --out lenet5.nnz")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--epochs", type=int, help="total epochs (default: the spec's)")
+    s.add_argument("--batch-size", type=int, help="default: the spec's")
+    s.add_argument("--lr", type=float, help="override the optimizer's learning rate")
+    s.add_argument("--backend", choices=BACKENDS, default="cpu")
+    s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", metavar="MODEL.nnz", help="default: NAME.nnz")
+    s.add_argument("--resume", metavar="MODEL.nnz", help="continue training a saved model "
+                   "up to the total number of epochs")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("eval", help="evaluate a saved model (loss, accuracy)",
+                       description="Evaluate MODEL on a data file or on a split of its "
+                       "spec's data (default: the validation split).")
+    s.add_argument("model", metavar="MODEL.nnz")
+    s.add_argument("--data", metavar="FILE", help=".npz (arrays named like the inputs) or .csv")
+    s.add_argument("--split", choices=["validation", "train", "all"], default="validation")
+    s.add_argument("--backend", choices=BACKENDS, default=None)
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("predict", help="run a saved model on inputs",
+                       description="Print or write MODEL's outputs for --input (.npy, .npz or "
+                       ".csv); without --input, for the validation split of its spec's data.")
+    s.add_argument("model", metavar="MODEL.nnz")
+    s.add_argument("--input", metavar="FILE")
+    s.add_argument("-o", "--output", metavar="OUT", help="write all predictions (.npz, .csv)")
+    s.add_argument("--limit", type=int, default=10, help="rows to print (default 10)")
+    s.add_argument("--backend", choices=BACKENDS, default=None)
+    s.set_defaults(func=cmd_predict)

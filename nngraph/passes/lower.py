@@ -1,0 +1,42 @@
+"""Network -> lowered forward graph: one node per primitive op.
+
+A layer's `activation:` becomes a node of its own (`c1` then `c1:relu`), so that autodiff
+and fusion see only primitive ops; consumers and outputs are rewired to the activation's
+node. Each node records the layer that owns its parameters (`layer`) so parameters keep
+their spec names (`c1.W`).
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from ..graph import Network
+from ..ops import REGISTRY
+
+
+def lower(net: Network) -> tuple[nx.DiGraph, dict]:
+    """Returns (graph, value_of): value_of maps a spec name to the node holding its value."""
+    g = nx.DiGraph()
+    value_of = {}
+    for name in net.order():
+        d = net.node(name)
+        inputs = [value_of[i] for i in d["inputs"]]
+        common = dict(shape=d["shape"], dtype=d["dtype"], layer=name, cluster=d["cluster"])
+        if d["kind"] == "input":
+            g.add_node(name, kind="input", op=None, attrs={}, inputs=[], params={}, state={},
+                       **common)
+            value_of[name] = name
+            continue
+        g.add_node(name, kind=d["kind"], op=d["op"], attrs=d["attrs"], inputs=inputs,
+                   params={p: f"{name}.{p}" for p in d["params"]},
+                   state={s: f"{name}.{s}" for s in d["state"]}, **common)
+        for i in inputs:
+            g.add_edge(i, name)
+        value_of[name] = name
+        if d["activation"] is not None:
+            act_name, act_attrs = d["activation"]
+            node = f"{name}:{act_name}"
+            g.add_node(node, kind="layer", op=REGISTRY[act_name], attrs=act_attrs,
+                       inputs=[name], params={}, state={}, **common)
+            g.add_edge(name, node)
+            value_of[name] = node
+    return g, value_of

@@ -1,0 +1,143 @@
+"""The training loop behind Model.fit: epochs of shuffled mini-batches, metrics, validation,
+a progress bar, early stopping and checkpoints.
+
+Every random choice is derived from (seed, epoch) or (seed, step), never from a running
+generator, so training that stops after a checkpoint and resumes from it gives exactly the
+same parameters as training that never stopped.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .data import as_batch, load_training_data
+from .errors import DataError, TrainingError
+from .progress import ProgressBar
+
+
+def fit(model, data=None, epochs=None, batch_size=None, validation=None,
+        validation_split=None, shuffle=True, verbose=1, early_stopping=None,
+        checkpoint=None, callback=None) -> dict:
+    net = model.net
+    spec_train = net.train
+    if data is None:
+        if "data" not in spec_train:
+            raise DataError(f"no training data: pass data to fit(), or give the spec "
+                            f"'{net.name}' a train.data section")
+        data, spec_val = load_training_data(net)
+        validation = spec_val if validation is None else validation
+        data = {k: v for k, v in data.items()}
+    train = model._batch(data, labels=True)
+    if validation_split:
+        train, split = _split_tail(train, validation_split)
+        validation = split if validation is None else validation
+    val = model._batch(validation, labels=True) if validation is not None else None
+    epochs = int(spec_train.get("epochs", 1) if epochs is None else epochs)
+    batch_size = int(spec_train.get("batch_size", 32) if batch_size is None else batch_size)
+    if batch_size < 1:
+        raise DataError(f"batch_size must be at least 1, got {batch_size}")
+    n = len(next(iter(train.values())))
+    if n == 0:
+        raise DataError("the training data holds no samples")
+    stopper = _EarlyStopping(early_stopping or spec_train.get("early_stopping"), val is not None)
+    steps = math.ceil(n / batch_size)
+    first, last = model.epoch, model.epoch + epochs
+    for epoch in range(first, last):
+        order = (np.random.default_rng([model.seed, epoch]).permutation(n) if shuffle
+                 else np.arange(n))
+        bar = ProgressBar(steps, epoch + 1, last) if verbose else None
+        loss_sum, hit_sum, hit_count = 0.0, 0, 0
+        for i in range(steps):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            batch = {k: np.ascontiguousarray(v[idx]) for k, v in train.items()}
+            loss, hits = model._train_batch(batch)
+            if not math.isfinite(loss):
+                raise TrainingError(_nan_message(loss, epoch, i, steps, model, checkpoint))
+            loss_sum += loss * len(idx)
+            if hits is not None:
+                hit_sum, hit_count = hit_sum + int(hits.sum()), hit_count + hits.size
+            if bar:
+                bar.update(i + 1, _logs(loss_sum / ((i * batch_size) + len(idx)),
+                                        hit_sum, hit_count))
+        logs = _logs(loss_sum / n, hit_sum, hit_count)
+        if val is not None:
+            logs.update({f"val_{k}": v for k, v in model.evaluate(val).items()})
+        model.epoch = epoch + 1
+        for k, v in logs.items():
+            model.history.setdefault(k, []).append(v)
+        if bar:
+            bar.finish(logs)
+        improved = stopper.update(logs)
+        if checkpoint:
+            model.save(checkpoint)
+        if improved and checkpoint and stopper.active:
+            model.save(_best_path(checkpoint))
+        if callback:
+            callback(epoch + 1, logs)
+        if stopper.should_stop:
+            if verbose:
+                print(f"Early stopping: {stopper.monitor} did not improve for "
+                      f"{stopper.patience} epochs (best {stopper.sign * stopper.best:.4f})")
+            break
+    return model.history
+
+
+def _logs(loss, hit_sum, hit_count) -> dict:
+    logs = {"loss": loss}
+    if hit_count:
+        logs["accuracy"] = hit_sum / hit_count
+    return logs
+
+
+def _split_tail(batch: dict, fraction: float):
+    n = len(next(iter(batch.values())))
+    cut = n - int(round(n * fraction))
+    if not 0 < cut < n:
+        raise DataError(f"validation_split {fraction} leaves no training or no validation "
+                        f"samples out of {n}")
+    return ({k: v[:cut] for k, v in batch.items()}, {k: v[cut:] for k, v in batch.items()})
+
+
+def _best_path(checkpoint: str) -> str:
+    root, ext = os.path.splitext(checkpoint)
+    return f"{root}.best{ext or '.nnz'}"
+
+
+def _nan_message(loss, epoch, i, steps, model, checkpoint) -> str:
+    msg = (f"the loss became {loss} at epoch {epoch + 1}, batch {i + 1} of {steps} "
+           f"(update {model.step + 1}); training stopped and that update was not applied")
+    if checkpoint and os.path.exists(checkpoint):
+        msg += f"; the last good checkpoint {checkpoint} (epoch {model.epoch}) is intact"
+    return msg + ". Try a smaller learning rate."
+
+
+class _EarlyStopping:
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs."""
+
+    def __init__(self, config, has_validation: bool):
+        self.active = config is not None
+        config = config or {}
+        self.monitor = config.get("monitor", "val_loss" if has_validation else "loss")
+        self.patience = config.get("patience", 0 if not self.active else 3)
+        self.min_delta = config.get("min_delta", 0.0)
+        self.sign = -1 if "accuracy" in self.monitor else 1
+        self.best, self.bad = math.inf, 0
+
+    def update(self, logs: dict) -> bool:
+        if self.monitor not in logs:
+            if self.active:
+                raise DataError(f"early stopping monitors '{self.monitor}', which this "
+                                f"training does not report (it reports {', '.join(logs)})")
+            return False
+        value = self.sign * logs[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best, self.bad = value, 0
+            return True
+        self.bad += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.active and self.bad >= max(self.patience, 1)
