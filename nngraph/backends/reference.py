@@ -88,8 +88,10 @@ class ReferenceExecutor:
         return loss, param_grads, values
 
     def train_step(self, arrays, state, opt, opt_state, batch, t, seed):
-        """One update; returns (loss, forward values). No update when the loss is not finite."""
-        loss, grads, values = self._backprop(arrays, state, batch, seed)
+        """One update; returns (loss, forward values). No update when the loss is not finite
+        (the caller reports it, so numpy's overflow warnings would only be noise)."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, grads, values = self._backprop(arrays, state, batch, seed)
         if np.isfinite(loss):
             opt.update(arrays, grads, opt_state, self.program.params, t)
         return loss, values

@@ -1,0 +1,200 @@
+"""The training runtime on the reference backend: optimizers against PyTorch, resume,
+NaN handling, regularization, frozen parameters, early stopping, saving."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import nngraph
+from nngraph import DataError, ModelFileError, TrainingError
+
+MLP = """
+nngraph: 1
+name: tiny
+inputs:
+  x: {shape: [4]}
+  y: {shape: [], dtype: int64}
+layers:
+  - {op: dense, name: h, units: 5, activation: tanh}
+  - {op: dropout, rate: 0.2}
+  - {op: dense, name: out, units: 3}
+outputs: [out]
+losses:
+  - {op: softmax_cross_entropy, in: [out, y]}
+train:
+  optimizer: OPT
+  batch_size: 8
+  epochs: 3
+"""
+
+
+def data(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.5)
+    return {"x": x, "y": y}
+
+
+def tiny(opt="{type: sgd, lr: 0.1}", dropout=True, **kw):
+    text = MLP.replace("OPT", opt)
+    if not dropout:
+        text = text.replace("  - {op: dropout, rate: 0.2}\n", "")
+    return nngraph.compile(text, backend="reference", **kw)
+
+
+@pytest.mark.parametrize("opt,make", [
+    ("{type: sgd, lr: 0.1}", lambda p: torch.optim.SGD(p, lr=0.1)),
+    ("{type: sgd, lr: 0.1, momentum: 0.9}", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
+    ("{type: sgd, lr: 0.1, momentum: 0.9, nesterov: true}",
+     lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
+    ("{type: rmsprop, lr: 0.01, rho: 0.9, eps: 1e-7}",
+     lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=1e-7)),
+    ("{type: adagrad, lr: 0.1, eps: 1e-7}",
+     lambda p: torch.optim.Adagrad(p, lr=0.1, eps=1e-7)),
+    ("{type: adam, lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-7}",
+     lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999), eps=1e-7)),
+])
+def test_optimizers_match_pytorch(opt, make):
+    model = tiny(opt, dropout=False, dtype="float64")
+    w = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in model.params.items()}
+    optim = make(list(w.values()))
+    d = data(16)
+    for step in range(4):
+        batch = {k: v[step * 4:(step + 1) * 4] for k, v in d.items()}
+        ours = model.train_step(batch)
+        x = torch.tensor(batch["x"], dtype=torch.float64)
+        logits = torch.tanh(x @ w["h.W"] + w["h.b"]) @ w["out.W"] + w["out.b"]
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor(batch["y"]))
+        assert ours == pytest.approx(loss.item(), rel=1e-10)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    for k, v in w.items():
+        np.testing.assert_allclose(model.params[k], v.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_gradients_match_finite_differences_through_a_whole_network():
+    model = tiny(dropout=False, dtype="float64")
+    batch = {k: v[:6] for k, v in data().items()}
+    grads = model.gradients(batch)
+    w = model.params["h.W"]
+    eps = 1e-6
+    for idx in [(0, 0), (3, 4), (2, 1)]:
+        old = w[idx]
+        w[idx] = old + eps
+        hi = model.evaluate(batch)["loss"]
+        w[idx] = old - eps
+        lo = model.evaluate(batch)["loss"]
+        w[idx] = old
+        assert grads["h.W"][idx] == pytest.approx((hi - lo) / (2 * eps), rel=1e-6)
+
+
+def test_frozen_parameters_get_no_gradient_and_do_not_move():
+    text = MLP.replace("OPT", "{type: sgd, lr: 0.1}").replace(
+        "units: 5, activation: tanh}", "units: 5, activation: tanh, trainable: false}").replace(
+        "name: out, units: 3}", "name: out, units: 3, lr_mult: {b: 0}}")
+    model = nngraph.compile(text, backend="reference")
+    before = {k: v.copy() for k, v in model.params.items()}
+    assert set(model.gradients(data())) == {"out.W"}
+    assert not any(n == "vjp:h" for n in model.program.graph)     # no backward work at all
+    model.fit(data(), epochs=1, verbose=0)
+    assert np.array_equal(model.params["h.W"], before["h.W"])
+    assert np.array_equal(model.params["out.b"], before["out.b"])
+    assert not np.array_equal(model.params["out.W"], before["out.W"])
+
+
+def test_l2_penalty_and_max_norm():
+    text = MLP.replace("OPT", "{type: sgd, lr: 0.5}").replace(
+        "name: out, units: 3}", "name: out, units: 3, regularizer: {l2: 0.01, max_norm: 0.5}}")
+    text = text.replace("  - {op: dropout, rate: 0.2}\n", "")
+    model = nngraph.compile(text, backend="reference", dtype="float64")
+    batch = data(8)
+    plain = model.evaluate(batch)["loss"]
+    w = model.params["out.W"]
+    unpenalized = plain - 0.01 * float((w * w).sum())
+    g = model.gradients(batch)["out.W"]
+    model.params["out.W"] = w * 1.0
+    model.train_step(batch)
+    norms = np.sqrt((model.params["out.W"] ** 2).sum(axis=0))
+    assert np.all(norms <= 0.5 + 1e-12)
+    assert unpenalized < plain
+    # the l2 term's gradient 2·l2·W is part of the gradient
+    text_no = text.replace("regularizer: {l2: 0.01, max_norm: 0.5}", "use_bias: true")
+    ref = nngraph.compile(text_no, backend="reference", dtype="float64")
+    np.testing.assert_allclose(g - ref.gradients(batch)["out.W"], 0.02 * w, atol=1e-12)
+
+
+def test_resume_gives_the_same_result_as_never_stopping(tmp_path):
+    d = data(40)
+    straight = tiny("{type: adam, lr: 0.01}")
+    straight.fit(d, epochs=4, verbose=0)
+    first = tiny("{type: adam, lr: 0.01}")
+    first.fit(d, epochs=2, verbose=0, checkpoint=str(tmp_path / "m.nnz"))
+    resumed = nngraph.load_model(str(tmp_path / "m.nnz"))
+    assert resumed.epoch == 2 and resumed.step == first.step
+    resumed.fit(d, epochs=2, verbose=0)
+    for k in straight.params:
+        np.testing.assert_array_equal(straight.params[k], resumed.params[k])
+    assert straight.history["loss"] == resumed.history["loss"]
+
+
+def test_saved_model_predicts_the_same(tmp_path):
+    model = tiny()
+    model.fit(data(), epochs=1, verbose=0)
+    path = str(tmp_path / "t.nnz")
+    model.save(path)
+    again = nngraph.load_model(path)
+    x = data(5, seed=3)["x"]
+    np.testing.assert_array_equal(model.predict(x), again.predict(x))
+
+
+def test_nan_loss_stops_training_and_keeps_the_checkpoint(tmp_path):
+    ckpt = tmp_path / "c.nnz"
+    tiny().save(str(ckpt))
+    before = ckpt.read_bytes()
+    model = tiny("{type: sgd, lr: 1e38}", dropout=False)
+    with pytest.raises(TrainingError) as e:
+        model.fit(data(), epochs=5, verbose=0, checkpoint=str(ckpt))
+    msg = str(e.value)
+    assert "the loss became" in msg and "epoch 1, batch" in msg
+    assert "that update was not applied" in msg
+    assert model.epoch == 0 and ckpt.read_bytes() == before
+
+
+def test_early_stopping_stops():
+    model = tiny("{type: sgd, lr: 1e-12}")        # nothing improves measurably
+    d = data()
+    hist = model.fit(d, epochs=20, verbose=0, validation=d,
+                     early_stopping={"patience": 2, "monitor": "val_loss", "min_delta": 1e-3})
+    assert len(hist["loss"]) == 3
+
+
+def test_progress_bar_prints_keras_style_lines(capsys):
+    model = tiny()
+    model.fit(data(), epochs=2, verbose=1, validation=data(16, seed=1))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Epoch 1/2" and out[2] == "Epoch 2/2"
+    assert out[1].startswith("5/5 [==============================] - ")
+    assert " - loss: " in out[1] and " - accuracy: " in out[1] and " - val_loss: " in out[1]
+
+
+def test_wrong_data_is_a_data_error_naming_the_input():
+    model = tiny()
+    with pytest.raises(DataError, match="x"):
+        model.train_step({"x": np.zeros((4, 5), np.float32), "y": np.zeros(4, np.int64)})
+    with pytest.raises(DataError, match="y"):
+        model.train_step({"x": np.zeros((4, 4), np.float32)})
+
+
+def test_corrupt_model_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.nnz"
+    path.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="bad.nnz"):
+        nngraph.load_model(str(path))
+
+
+def test_dtype_float64_runs_in_float64():
+    model = tiny(dtype="float64")
+    assert all(v.dtype == np.float64 for v in model.params.values())
+    assert model.predict(data()["x"]).dtype == np.float64
