@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job: check every example spec, summarize and draw LeNet-5, train it on 4,000
+# MNIST digits, evaluate on the 1,000 held out, and predict with the saved model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p out
+nngraph check --quiet specs/*.yaml specs/*.json && echo "all specs valid"
+nngraph summary specs/lenet5.yaml
+nngraph viz specs/lenet5.yaml -o out/lenet5.svg
+nngraph viz specs/inception.yaml -o out/inception.svg
+nngraph train specs/lenet5.yaml --epochs "${EPOCHS:-2}" --out out/lenet5.nnz
+nngraph eval out/lenet5.nnz
+nngraph predict out/lenet5.nnz --limit 5
