@@ -156,8 +156,9 @@ def _assign(net, cfg, arrays, origin) -> dict:
                         "{image: x, label: y}")
     for inp, name in mapping.items():
         if inp not in net.inputs:
-            raise DataError(f"train.data.map: '{inp}' is not an input{did_you_mean(inp, net.inputs)}"
-                            f"; the inputs are {', '.join(net.inputs)}")
+            raise DataError(f"train.data.map: '{inp}' is not an input"
+                            f"{did_you_mean(inp, net.inputs)}; the inputs are "
+                            f"{', '.join(net.inputs)}")
         if name not in arrays:
             raise DataError(f"train.data.map: {origin} has no array '{name}'"
                             f"{did_you_mean(name, arrays)}; it has {', '.join(arrays)}")
@@ -369,7 +370,7 @@ def _fit_shape(arr, d, what, want):
         raise DataError(f"{what}: {want}, got {_show(arr)}: the same {n_want} values per "
                         f"sample in a different shape.{hint}")
     if arr.shape == shape or (n_want > 1 and arr.size == n_want):
-        got += f". It looks like one sample without the batch axis: pass x[None]"
+        got += ". It looks like one sample without the batch axis: pass x[None]"
     elif shape == () and arr.ndim == 2:
         got += (f". It looks like one-hot rows: pass class indices y.argmax(axis=1), or "
                 f"declare the input with shape [{per[0]}]")

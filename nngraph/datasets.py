@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -168,10 +169,11 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
     """Every array of an .npz file by name. Pickled (object) arrays are refused."""
     _check_file(path)
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise DataError(f"{path}: this is a single .npy array, not an .npz archive of "
-                                "named arrays; save one with np.savez(path, x=x, y=y)")
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise DataError(f"{path}: this is a single .npy array, not an .npz archive of "
+                            "named arrays; save one with np.savez(path, x=x, y=y)")
+        with f:
             arrays = {}
             for name in f.files:
                 try:
@@ -208,8 +210,10 @@ def read_csv(path: str, label_column: str | None = None) -> dict[str, np.ndarray
     elif label_column in header:
         label = header.index(label_column)
     else:
-        raise DataError(f"{path}: label_column '{label_column}' is not a column"
-                        f"{did_you_mean(label_column, header)}; the columns are "
+        same = [h for h in header if h.lower() == label_column.lower()]
+        hint = f" (did you mean '{same[0]}'?)" if same else did_you_mean(label_column, header)
+        raise DataError(f"{path}: label_column '{label_column}' is not a column{hint}; "
+                        f"the columns are "
                         f"{', '.join(header)}")
     table = _csv_numbers(path, len(header), header)
     return {"x": np.delete(table, label, axis=1), "y": table[:, label]}
@@ -217,8 +221,10 @@ def read_csv(path: str, label_column: str | None = None) -> dict[str, np.ndarray
 
 def _csv_numbers(path, ncols, header) -> np.ndarray:
     try:       # fast path; on any trouble, read again cell by cell to say where it is
-        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64,
-                           encoding="utf-8-sig")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # "input contained no data"
+            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64,
+                               encoding="utf-8-sig")
         if table.shape[1] == ncols and len(table):
             return table
     except (ValueError, OSError, UnicodeDecodeError):

@@ -103,6 +103,15 @@ def _read_yaml(file: str, text: str, rep: Reporter) -> Source | None:
     if root is None:
         rep.error((1, 1), "E001", "the spec file is empty")
         return None
+    try:
+        size = _expanded_size(root, {})
+    except RecursionError:
+        size = MAX_NODES + 1
+    if size > MAX_NODES:
+        rep.error(_mark(root), "E003",
+                  f"the document expands to more than {MAX_NODES:,} values "
+                  "(an alias bomb?); refused before expanding it")
+        return None
     budget = [MAX_NODES]
     try:
         src.data = _convert(root, (), src, rep, budget)
@@ -115,6 +124,23 @@ def _read_yaml(file: str, text: str, rep: Reporter) -> Source | None:
         rep.error(_mark(root), "E003", "the document is nested too deeply")
         return None
     return src
+
+
+def _expanded_size(node, memo) -> int:
+    """Values the node stands for once aliases are expanded; shared nodes counted once each
+    time they are referenced, but computed once, so a bomb is measured without expanding it."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 0                       # a recursive alias counts as nothing more
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo)
+                            for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(_expanded_size(v, memo) for v in node.value)
+        else:
+            total = 1
+        memo[key] = min(total, MAX_NODES + 1)
+    return memo[key]
 
 
 def _explicit_tag(node) -> bool:
