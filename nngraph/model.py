@@ -39,6 +39,8 @@ class Model:
         self.params = {k: initializers.initialize(p.init, p.spec.shape, rng, p.spec.fan_in,
                                                   p.spec.fan_out, self.dtype)
                        for k, p in self.program.params.items()}
+        if hasattr(self.executor, "adopt"):        # backends that keep parameters flat
+            self.params = self.executor.adopt(self.params)
         self.state = {}
         for key, (layer, spec) in self.program.state.items():
             self.state.setdefault(layer, {})[key.split(".", 1)[1]] = np.full(

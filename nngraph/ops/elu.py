@@ -20,5 +20,5 @@ def backward(ctx, a, xs, p, y, gy):
 OP = OpDef("elu", "activation", Fusion.ELEMWISE, same_shape,
            attrs=(Attr("alpha", Float(0.0), 1.0, "the output approaches -alpha as x -> -inf"),),
            flops=elementwise_flops, forward=forward, backward=backward, takes_activation=False,
-           scalar=("x if x > 0 else alpha * math.expm1(x)", "gy if x > 0 else gy * (y + alpha)"),
+           scalar=("x if x > 0 else alpha * math.expm1(x)", "gy if y > 0 else gy * (y + alpha)"),
            doc="x if x > 0 else alpha * (exp(x) - 1)")

@@ -16,5 +16,5 @@ def backward(ctx, a, xs, p, y, gy):
 OP = OpDef("leaky_relu", "activation", Fusion.ELEMWISE, same_shape,
            attrs=(Attr("alpha", Float(0.0), 0.01, "slope for x <= 0"),),
            flops=elementwise_flops, forward=forward, backward=backward, takes_activation=False,
-           scalar=("x if x > 0 else alpha * x", "gy if x > 0 else alpha * gy"),
+           scalar=("x if x > 0 else alpha * x", "gy if y > 0 else alpha * gy"),
            doc="x if x > 0 else alpha * x")

@@ -16,5 +16,5 @@ def backward(ctx, a, xs, p, y, gy):
 OP = OpDef("ramp", "activation", Fusion.ELEMWISE, same_shape, flops=elementwise_flops,
            forward=forward, backward=backward, takes_activation=False,
            scalar=("-1.0 if x < -1 else (1.0 if x > 1 else x)",
-                   "gy if -1 < x < 1 else 0.0"),
+                   "gy if -1 < y < 1 else 0.0"),
            doc="clip(x, -1, 1)")

@@ -14,5 +14,5 @@ def backward(ctx, a, xs, p, y, gy):
 
 OP = OpDef("relu", "activation", Fusion.ELEMWISE, same_shape, flops=elementwise_flops,
            forward=forward, backward=backward, takes_activation=False,
-           scalar=("x if x > 0 else 0", "gy if x > 0 else 0"),
+           scalar=("x if x > 0 else 0", "gy if y > 0 else 0"),
            doc="max(x, 0)")

@@ -31,5 +31,6 @@ def flops(a, shapes, out):
 OP = OpDef("softplus", "activation", Fusion.ELEMWISE, same_shape, flops=flops,
            forward=forward, backward=backward, takes_activation=False,
            scalar=("x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))",
-                   "gy / (1 + math.exp(-x)) if x >= 0 else gy * math.exp(x) / (1 + math.exp(x))"),
+                   # sigmoid(x) = 1 - exp(-softplus(x)): the output alone is enough
+                   "-gy * math.expm1(-y)"),
            doc="log(1 + exp(x))")

@@ -1,0 +1,156 @@
+"""The CPU backend: generated Numba kernels over one arena, parameters in one flat array.
+
+Parameters, their gradients and the optimizer's state each live in one contiguous array;
+`model.params` holds views into it, so the whole update is one pass over memory. Groups no
+CPU rule covers run their numpy reference rule (see codegen/cpu_rules.py), with the same
+random streams as the reference backend, so both backends compute the same numbers.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import optimizers
+from ..codegen.cpu import CPUCodegen, load_module
+from ..ops.base import RunContext
+from ..passes.fuse import _ident
+
+
+class CPUExecutor:
+    name = "cpu"
+
+    def __init__(self, program, dtype):
+        self.program, self.dtype = program, np.dtype(dtype)
+        self.gen = CPUCodegen(program, self.dtype)
+        self.source = self.gen.source()
+        self.module, self.path = load_module(f"{program.net.name}_{self.dtype.name}",
+                                             self.source)
+        self.runtime = _Reference(program)
+        self.arenas, self.bound = {}, {}
+        infos = program.params
+        sizes = [math.prod(p.spec.shape) for p in infos.values()]
+        self.flat_params = np.zeros(sum(sizes), self.dtype)
+        self.flat_grads = np.zeros(sum(sizes), self.dtype)
+        self.pviews, self.gviews, offset = {}, {}, 0
+        for (key, info), size in zip(infos.items(), sizes):
+            shape = info.spec.shape
+            self.pviews[key] = self.flat_params[offset:offset + size].reshape(shape)
+            self.gviews[key] = self.flat_grads[offset:offset + size].reshape(shape)
+            offset += size
+
+    def adopt(self, params: dict) -> dict:
+        """Move initial parameters into flat storage; returns the views that replace them."""
+        for k, v in params.items():
+            self.pviews[k][...] = v
+        return dict(self.pviews)
+
+    # ------------------------------------------------------------------ running
+    def _buffers(self, mode, batch):
+        n = len(next(iter(batch.values())))
+        key = (mode, n)
+        if key not in self.bound:
+            buffers, per_sample = self.gen.plans[mode]
+            arena = np.zeros(max(per_sample * n, 1), self.dtype)
+            views = {b.name: arena[b.offset * n:(b.offset + b.size) * n].reshape((n,) + b.shape)
+                     for b in buffers}
+            for k in self.program.params:
+                views[f"p_{_ident(k)}"] = self.pviews[k]
+                views[f"gp_{_ident(k)}"] = self.gviews[k]
+            self.bound = {k: v for k, v in self.bound.items() if k[0] != mode}
+            self.bound[key] = views
+        views = self.bound[key]
+        for name, arr in batch.items():
+            views[f"v_{_ident(name)}"] = arr
+        return views
+
+    def _sync(self, arrays):
+        """Copy in any parameter a user replaced with a new array."""
+        for k, v in arrays.items():
+            if v is not self.pviews[k]:
+                self.pviews[k][...] = v
+                arrays[k] = self.pviews[k]
+
+    def _run(self, mode, arrays, state, batch, training, seed):
+        self._sync(arrays)
+        views = self._buffers(mode, batch)
+        self.runtime.begin(arrays, state, training, seed)
+        loss = getattr(self.module, mode)(views, self.runtime)
+        return loss, views
+
+    def _values(self, views, nodes):
+        return {n: views[f"v_{_ident(n)}"] for n in nodes if f"v_{_ident(n)}" in views}
+
+    def gradients(self, arrays, state, batch, seed):
+        loss, views = self._run("train", arrays, state, batch, True, seed)
+        grads = {k: self.gviews[k] for k, p in self.program.params.items() if p.trainable}
+        loss += optimizers.penalty(arrays, self.program.params, grads)
+        return loss, {k: np.array(v) for k, v in grads.items()}
+
+    def train_step(self, arrays, state, opt, opt_state, batch, t, seed):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, views = self._run("train", arrays, state, batch, True, seed)
+            grads = {k: self.gviews[k] for k, p in self.program.params.items() if p.trainable}
+            loss += optimizers.penalty(arrays, self.program.params, grads)
+        if np.isfinite(loss):
+            opt.update(arrays, grads, opt_state, self.program.params, t)
+        return loss, self._loss_values(views)
+
+    def _loss_values(self, views):
+        g = self.program.graph
+        nodes = {i for l in self.program.losses for i in g.nodes[l]["inputs"]}
+        return self._values(views, nodes)
+
+    def evaluate(self, arrays, state, batch):
+        loss, views = self._run("evaluate", arrays, state, batch, False, None)
+        loss += optimizers.penalty(arrays, self.program.params)
+        return loss, self._loss_values(views)
+
+    def predict(self, arrays, state, batch):
+        _, views = self._run("predict", arrays, state, batch, False, None)
+        return {name: np.array(views[f"v_{_ident(node)}"])
+                for name, node in self.program.outputs.items()}
+
+
+class _Reference:
+    """`R` in generated drivers: runs reference rules for groups without a CPU rule, with
+    the random streams the reference backend would use."""
+
+    def __init__(self, program):
+        self.program, self.graph = program, program.graph
+        self.rng_index = {n: i for i, n in enumerate(program.eval_order(program.losses))}
+
+    def begin(self, arrays, state, training, seed):
+        self.arrays, self.state, self.training, self.seed = arrays, state, training, seed
+        self.contexts, self.loss_values = {}, {}
+
+    def _params(self, d):
+        return {p: self.arrays[k] for p, k in d["params"].items()}
+
+    def forward(self, n, xs, out):
+        d = self.graph.nodes[n]
+        rng = (np.random.default_rng(self.seed + [self.rng_index[n]])
+               if self.training and n in self.rng_index else None)
+        ctx = RunContext(training=self.training, rng=rng,
+                         state=self.state.setdefault(d["layer"], {}))
+        out[...] = d["op"].forward(ctx, d["attrs"], xs, self._params(d))
+        self.contexts[n] = ctx
+
+    def loss(self, n, xs):
+        d = self.graph.nodes[n]
+        ctx = RunContext(training=self.training)
+        value = d["op"].forward(ctx, d["attrs"], xs, {})
+        self.contexts[n], self.loss_values[n] = ctx, value
+        return float(value)
+
+    def backward(self, n, xs, y, gy, targets, pgrads):
+        d = self.graph.nodes[n]
+        if d["kind"] == "loss":
+            y = self.loss_values[n]
+            gy = np.asarray(d["attrs"]["weight"], dtype=xs[0].dtype)
+        gxs, gp = d["op"].backward(self.contexts[n], d["attrs"], xs, self._params(d), y, gy)
+        for target, g in zip(targets, gxs):
+            if target is not None:
+                target[...] = g
+        for p, target in pgrads.items():
+            target[...] = gp[p]

@@ -1,0 +1,1 @@
+"""Code generation: programs and fused groups to kernel source."""

@@ -1,0 +1,264 @@
+"""Generate the CPU module of a Program: one njit kernel per fused group and three plain
+drivers (train_step, evaluate, predict) that call them on views of one arena.
+
+The source is written to a real file under the cache directory, named by the hash of its
+text, and imported; kernels use `cache=True`, so a second process with the same network
+finds both the source and Numba's compiled code and compiles nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+
+import numba
+import numpy as np
+
+from .. import __version__
+from ..passes.fuse import Group, _ident, fuse
+from ..passes.plan_memory import Buffer, plan_memory
+from . import cpu_rules
+from .scalar import scalar_code, uses
+
+FASTMATH = "{'nsz', 'arcp', 'contract', 'afn', 'reassoc'}"
+
+
+class Site:
+    """What a rule sees of one group while the codegen assembles a driver."""
+
+    def __init__(self, gen, group: Group, index: int):
+        self.gen, self.group, self.index = gen, group, index
+        self.post: list[str] = []
+
+    # names of things
+    def node(self, n):
+        return self.gen.graph.nodes[n]
+
+    def shape(self, n):
+        return tuple(self.node(n)["shape"])
+
+    def val(self, n):
+        return self.gen.use(f"v_{_ident(n)}", self.index)
+
+    def grad(self, n):
+        return self.gen.use(f"g_{_ident(n)}", self.index)
+
+    def has_grad(self, n):
+        return n in self.gen.needs_grad
+
+    def param(self, key):
+        return self.gen.use(f"p_{_ident(key)}", self.index)
+
+    def pgrad(self, key):
+        return self.gen.use(f"gp_{_ident(key)}", self.index)
+
+    def param_slots(self, n):
+        return self.gen.graph.nodes[f"vjp:{n}"]["param_slots"]
+
+    def input_grad(self, n, j):
+        """Where the gradient for input j of n goes: its grad buffer if this is the first
+        contribution, else a scratch buffer added into it afterwards."""
+        vjp = self.gen.graph.nodes.get(f"vjp:{n}")
+        if vjp is None or f"in{j}" not in vjp["input_slots"]:
+            return None
+        src = self.node(n)["inputs"][j]
+        target = self.grad(src)
+        count = self.gen.contributions.get(src, 0)
+        self.gen.contributions[src] = count + 1
+        if count == 0:
+            return target
+        scratch = self.gen.scratch(f"s_{_ident(src)}_{count}", self.shape(src), self.index)
+        self.post.append(f"_add_into({target}, {scratch})")
+        return scratch
+
+    def keeps_pre(self, epi) -> bool:
+        """Does the fused activation's backward need its input (the pre-activation)?"""
+        return uses(self.node(epi)["op"].scalar[1], "x")
+
+    def act(self, n, var):
+        d = self.node(n)
+        return scalar_code(d["op"].scalar[0], d["attrs"], {"x": var})
+
+    def act_grad(self, n, names):
+        d = self.node(n)
+        return scalar_code(d["op"].scalar[1], d["attrs"], names)
+
+    def kernel(self, args, body, call, returns=False):
+        return args, body, call, returns
+
+
+class CPUCodegen:
+    def __init__(self, program, dtype):
+        self.program = program
+        self.graph = program.graph
+        self.dtype = np.dtype(dtype)
+        self.needs_grad = self.graph.graph["needs_grad"]
+        self.groups = fuse(self.graph, program.forward, program.backward, program.losses)
+        self.kernels: dict[str, str] = {}         # kernel name -> source
+        self.drivers: dict[str, str] = {}
+        self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)
+        for mode in ("train", "evaluate", "predict"):
+            self._driver(mode)
+
+    # ------------------------------------------------------------------ buffers
+    def use(self, name, index):
+        self.uses.setdefault(name, []).append(index)
+        return name
+
+    def scratch(self, name, shape, index):
+        self.shapes[name] = tuple(shape)
+        return self.use(name, index)
+
+    # ------------------------------------------------------------------ drivers
+    def _driver(self, mode):
+        self.uses, self.shapes, self.contributions = {}, {}, {}
+        prog, g = self.program, self.graph
+        if mode == "predict":
+            wanted = set(prog.eval_order(list(prog.outputs.values())))
+        else:
+            wanted = set(prog.eval_order(list(prog.losses) + list(prog.outputs.values())))
+        lines, index = [], 0
+        for group in self.groups:
+            if group.kind == "backward" and mode != "train":
+                continue
+            if group.kind != "backward" and not set(group.nodes) & wanted:
+                continue
+            if mode != "train" and group.kind == "loss":
+                group = Group(group.name, "loss", group.nodes[:1], anchor=group.anchor)
+            lines += self._emit(group, index, mode)
+            index += 1
+        buffers = []
+        for name, idx in self.uses.items():
+            if name.startswith(("p_", "gp_", "in_")):
+                continue
+            shape = self.shapes.get(name) or self._shape_of(name)
+            if shape is None:
+                continue
+            buffers.append(Buffer(name, shape, min(idx), max(idx)))
+        size = plan_memory(buffers)
+        self.plans[mode] = (buffers, size)
+        self.drivers[mode] = self._driver_source(mode, lines, buffers)
+
+    def _shape_of(self, name):
+        for n in self.graph.nodes:
+            if f"v_{_ident(n)}" == name or f"g_{_ident(n)}" == name:
+                d = self.graph.nodes[n]
+                if d.get("kind") == "input" and name.startswith("v_"):
+                    return None                     # data, not arena
+                return tuple(d["shape"])
+        return None
+
+    def _emit(self, group, index, mode):
+        site = Site(self, group, index)
+        rule = cpu_rules.rule_for(site)
+        result = rule(site) if rule else None
+        if result is None:
+            return self._fallback(site, mode)
+        args, body, call, returns = result
+        name = f"k_{group.name}"
+        header = self._header(group)
+        src = (f"@njit(cache=True, error_model='numpy', fastmath={FASTMATH})\n"
+               f"def __KERNEL__({', '.join(args)}):\n    \"\"\"{header}\"\"\"\n" +
+               "\n".join(body) + ("\n    return 0.0\n" if not returns else "\n"))
+        for suffix in ("", "_eval", "_2", "_3"):       # one name per distinct source
+            text = src.replace("__KERNEL__", name + suffix)
+            if self.kernels.get(name + suffix, text) == text:
+                name += suffix
+                break
+        self.kernels[name] = src.replace("__KERNEL__", name)
+        target = "loss += {w!r} * ".format(w=self.graph.nodes[group.anchor]["attrs"]["weight"]) \
+            if group.kind == "loss" else ""
+        return [f"    {target}{name}({', '.join(call)})"] + [f"    {p}" for p in site.post]
+
+    def _fallback(self, site, mode):
+        """Run the reference rule from the driver for a group no rule covers."""
+        group, g = site.group, self.graph
+        lines = []
+        for n in group.nodes:
+            if n.startswith("vjp:"):
+                f = g.nodes[n]["fwd"]
+                d = g.nodes[f]
+                targets = [site.input_grad(f, j) for j in range(len(d["inputs"]))]
+                pg = {p: site.pgrad(k) for p, k in g.nodes[n]["param_slots"].items()}
+                loss = d["kind"] == "loss"
+                xs = ", ".join(site.val(i) for i in d["inputs"])
+                y, gy = ("None", "None") if loss else (site.val(f), site.grad(f))
+                lines.append(f"    R.backward({f!r}, [{xs}], {y}, {gy}, "
+                             f"[{', '.join(t or 'None' for t in targets)}], "
+                             f"{{{', '.join(f'{p!r}: {v}' for p, v in pg.items())}}})")
+                lines += [f"    {p}" for p in site.post]
+                site.post = []
+            else:
+                d = g.nodes[n]
+                ins = ", ".join(site.val(i) for i in d["inputs"])
+                if d["kind"] == "loss":
+                    w = d["attrs"]["weight"]
+                    lines.append(f"    loss += {w!r} * R.loss({n!r}, [{ins}])")
+                else:
+                    lines.append(f"    R.forward({n!r}, [{ins}], {site.val(n)})")
+        return lines
+
+    def _header(self, group):
+        parts = []
+        for n in group.nodes:
+            fwd = self.graph.nodes[n].get("fwd", n)
+            d = self.graph.nodes[fwd]
+            what = f"{'backward of ' if n.startswith('vjp:') else ''}{fwd} ({d['op'].name})"
+            ins = ", ".join("N×" + "×".join(map(str, self.graph.nodes[i]["shape"]))
+                            for i in d["inputs"])
+            parts.append(f"{what}: {ins} -> N×{'×'.join(map(str, d['shape'])) or '1'}")
+        return "; ".join(parts)
+
+    def _driver_source(self, mode, lines, buffers):
+        names = sorted({b.name for b in buffers})
+        data = sorted(n for n in self.uses if n.startswith("v_") and n not in names)
+        params = sorted(n for n in self.uses if n.startswith(("p_", "gp_")))
+        head = [f"def {mode}(B, R):",
+                f"    \"\"\"{mode} driver: {len(lines)} calls.\"\"\"",
+                "    loss = 0.0"]
+        head += [f"    {n} = B[{n!r}]" for n in data + params + names]
+        return "\n".join(head + lines + ["    return loss", ""])
+
+    # ------------------------------------------------------------------ module
+    def source(self) -> str:
+        net = self.program.net
+        lines = [f'"""nngraph generated CPU code for spec {net.name!r} ({net.file}).',
+                 f"dtype {self.dtype}; nngraph {__version__}, numba {numba.__version__}.",
+                 "", "Fused groups:"]
+        lines += [f"  {g.name:<28} {' + '.join(self.graph.nodes[n].get('fwd', n) for n in g.nodes)}"
+                  for g in self.groups]
+        lines += ['"""', "import math", "", "import numpy as np", "from numba import njit", "",
+                  f"_f = np.{self.dtype.name}", "", "",
+                  f"@njit(cache=True, error_model='numpy', fastmath={FASTMATH})",
+                  "def _add_into(a, b):", "    af = a.reshape(-1)", "    bf = b.reshape(-1)",
+                  "    for i in range(af.size):", "        af[i] += bf[i]", "", ""]
+        body = "\n\n".join(self.kernels.values())
+        drivers = "\n\n".join(self.drivers.values())
+        return "\n".join(lines) + body + "\n\n" + drivers
+
+
+def cache_dir() -> str:
+    root = os.environ.get("NNGRAPH_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "nngraph")
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def load_module(name: str, source: str):
+    """Write `source` under the cache directory (once) and import it."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    mod_name = f"nngraph_gen_{_ident(name)}_{digest}"
+    if mod_name in sys.modules:
+        return sys.modules[mod_name], None
+    path = os.path.join(cache_dir(), mod_name + ".py")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    spec.loader.exec_module(module)
+    return module, path

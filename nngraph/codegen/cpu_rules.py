@@ -1,0 +1,248 @@
+"""CPU code for each kind of group: what an op becomes in generated source.
+
+Each rule receives a `Site` (buffer names, shapes, attributes of the group it emits) and
+returns the source of one njit kernel plus the line the driver uses to call it. An op with
+no rule here runs its numpy reference rule from the driver instead (correct, slower), so a
+new op works on the CPU backend the day it is registered and gets fast when it gets a rule.
+"""
+from __future__ import annotations
+
+from ..ops.base import Fusion
+from .scalar import scalar_code, uses
+
+
+def _loop_nest(shape_vars, body):
+    """Nested loops over `shape_vars` (names of extents), indices i0, i1, ..."""
+    lines, indent = [], "    "
+    for k, extent in enumerate(shape_vars):
+        lines.append(f"{indent}for i{k} in range({extent}):")
+        indent += "    "
+    return lines + [indent + line for line in body]
+
+
+# ----------------------------------------------------------------------------- forward
+
+def dense_forward(site):
+    """y = act(x W + b): BLAS into y, then one loop for bias and activation."""
+    n, epi = site.group.anchor, site.group.epilogue
+    d = site.node(n)
+    if len(site.shape(d["inputs"][0])) != 1:
+        return None
+    units = d["shape"][-1]
+    has_b = "b" in d["params"]
+    out = site.val(epi or n)
+    pre = site.val(n) if epi and site.keeps_pre(epi) else None
+    args = ["x", "W"] + (["b"] if has_b else []) + (["pre"] if pre else []) + ["y"]
+    body = ["    np.dot(x, W, y)"]
+    if has_b or epi:
+        inner = ["v = y[i0, i1]" + (" + b[i1]" if has_b else "")]
+        if pre:
+            inner.append("pre[i0, i1] = v")
+        inner.append(f"y[i0, i1] = {site.act(epi, 'v') if epi else 'v'}")
+        body += _loop_nest(["y.shape[0]", str(units)], inner)
+    call = [site.val(d["inputs"][0]), site.param(d["params"]["W"])] + \
+        ([site.param(d["params"]["b"])] if has_b else []) + ([pre] if pre else []) + [out]
+    return site.kernel(args, body, call)
+
+
+def elementwise_forward(site):
+    n = site.group.nodes[0]
+    d = site.node(n)
+    if d["op"].scalar is None or len(d["inputs"]) != 1:
+        return None
+    body = ["xf = x.reshape(-1)", "yf = y.reshape(-1)",
+            "for i in range(xf.size):",
+            f"    yf[i] = {site.act(n, 'xf[i]')}"]
+    return site.kernel(["x", "y"], ["    " + b for b in body],
+                       [site.val(d["inputs"][0]), site.val(n)])
+
+
+def copy_forward(site):
+    """flatten / reshape: the same values in a new shape."""
+    n = site.group.nodes[0]
+    d = site.node(n)
+    body = ["    yf = y.reshape(-1)", "    xf = x.reshape(-1)",
+            "    for i in range(xf.size):", "        yf[i] = xf[i]"]
+    return site.kernel(["x", "y"], body, [site.val(d["inputs"][0]), site.val(n)])
+
+
+def add_forward(site):
+    n = site.group.nodes[0]
+    d = site.node(n)
+    k = len(d["inputs"])
+    args = [f"x{j}" for j in range(k)] + ["y"]
+    total = " + ".join(f"x{j}f[i]" for j in range(k))
+    body = [f"    x{j}f = x{j}.reshape(-1)" for j in range(k)] + [
+        "    yf = y.reshape(-1)", "    for i in range(yf.size):", f"        yf[i] = {total}"]
+    return site.kernel(args, body, [site.val(i) for i in d["inputs"]] + [site.val(n)])
+
+
+# ----------------------------------------------------------------------------- losses
+
+def softmax_xent_loss(site):
+    """Loss and (in training) d loss / d logits in one pass over the logits."""
+    n = site.group.anchor
+    d = site.node(n)
+    logits, label = d["inputs"]
+    if len(site.shape(logits)) != 1 or site.node(label)["dtype"] not in ("int64", "int32"):
+        return None
+    mean = d["attrs"]["reduction"] == "mean"
+    train = len(site.group.nodes) > 1 and site.has_grad(logits)
+    args = ["x", "t", "g"] if train else ["x", "t"]
+    body = [
+        "    n, k = x.shape",
+        "    total = 0.0",
+        # the gradient carries the loss's weight: d(w·loss)/dx
+        f"    scale = _f({float(d['attrs']['weight'])!r}){' / n' if mean else ''}",
+        "    for i in range(n):",
+        "        m = x[i, 0]",
+        "        for j in range(1, k):",
+        "            m = max(m, x[i, j])",
+        "        s = _f(0.0)",
+        "        for j in range(k):",
+        "            s += math.exp(x[i, j] - m)",
+        "        lse = m + math.log(s)",
+        "        total += lse - x[i, t[i]]",
+    ]
+    if train:
+        body += [
+            "        inv = _f(1.0) / s",
+            "        for j in range(k):",
+            "            g[i, j] = math.exp(x[i, j] - m) * inv * scale",
+            "        g[i, t[i]] -= scale",
+        ]
+    body += [f"    return total{' / n' if mean else ''}"]
+    call = [site.val(logits), site.val(label)] + ([site.grad(logits)] if train else [])
+    return site.kernel(args, body, call, returns=True)
+
+
+def squared_error_loss(site):
+    n = site.group.anchor
+    d = site.node(n)
+    pred, target = d["inputs"]
+    mean = d["attrs"]["reduction"] == "mean"
+    factor = float(d["attrs"]["factor"])
+    train = len(site.group.nodes) > 1 and site.has_grad(pred)
+    args = ["x", "t", "g"] if train else ["x", "t"]
+    body = [
+        "    n = x.shape[0]",
+        "    xf = x.reshape(-1)", "    tf = t.reshape(-1)",
+        "    total = 0.0",
+        f"    c = _f({2 * factor * float(d['attrs']['weight'])!r}){' / n' if mean else ''}",
+    ]
+    if train:
+        body.append("    gf = g.reshape(-1)")
+    body += ["    for i in range(xf.size):",
+             "        e = xf[i] - tf[i]",
+             f"        total += _f({factor!r}) * e * e"]
+    if train:
+        body.append("        gf[i] = c * e")
+    body.append(f"    return total{' / n' if mean else ''}")
+    call = [site.val(pred), site.val(target)] + ([site.grad(pred)] if train else [])
+    return site.kernel(args, body, call, returns=True)
+
+
+# ----------------------------------------------------------------------------- backward
+
+def dense_backward(site):
+    """g = act'(gy); gW = xᵀ g; gb = Σ g; gx = g Wᵀ — the activation's backward is applied to
+    the incoming gradient in place, so it costs no extra pass over memory."""
+    n, epi = site.group.anchor, site.group.epilogue
+    d = site.node(n)
+    if len(site.shape(d["inputs"][0])) != 1:
+        return None
+    x = d["inputs"][0]
+    units = d["shape"][-1]
+    gy = site.grad(epi or n)
+    pslots = site.param_slots(n)
+    want_x = site.input_grad(n, 0)
+    args, call, body = ["gy"], [gy], []
+    if epi:
+        names = {"gy": "gy[i0, i1]", "y": "y[i0, i1]", "x": "pre[i0, i1]"}
+        args.append("y")
+        call.append(site.val(epi))
+        if site.keeps_pre(epi):
+            args.append("pre")
+            call.append(site.val(n))
+        body += _loop_nest(["gy.shape[0]", str(units)],
+                           [f"gy[i0, i1] = {site.act_grad(epi, names)}"])
+    args += ["x"]
+    call += [site.val(x)]
+    if "W" in pslots:
+        args.append("gW")
+        call.append(site.pgrad(pslots["W"]))
+        body.append("    np.dot(x.T, gy, gW)")
+    if "b" in pslots:
+        args.append("gb")
+        call.append(site.pgrad(pslots["b"]))
+        body += ["    for j in range(gb.shape[0]):", "        gb[j] = 0",
+                 "    for i in range(gy.shape[0]):", f"        for j in range({units}):",
+                 "            gb[j] += gy[i, j]"]
+    if want_x:
+        args += ["W", "gx"]
+        call += [site.param(d["params"]["W"]), want_x]
+        body.append("    np.dot(gy, W.T, gx)")
+    return site.kernel(args, body, call)
+
+
+def elementwise_backward(site):
+    b = site.group.nodes[0]
+    n = site.node(b)["fwd"]
+    d = site.node(n)
+    gx = site.input_grad(n, 0)
+    if d["op"].scalar is None or not gx:
+        return None
+    names = {"gy": "gyf[i]", "y": "yf[i]", "x": "xf[i]"}
+    body = ["    gyf = gy.reshape(-1)", "    yf = y.reshape(-1)", "    xf = x.reshape(-1)",
+            "    gxf = gx.reshape(-1)", "    for i in range(gyf.size):",
+            f"        gxf[i] = {site.act_grad(n, names)}"]
+    return site.kernel(["gy", "y", "x", "gx"], body,
+                       [site.grad(n), site.val(n), site.val(d["inputs"][0]), gx])
+
+
+def copy_backward(site):
+    b = site.group.nodes[0]
+    n = site.node(b)["fwd"]
+    gx = site.input_grad(n, 0)
+    if not gx:
+        return None
+    body = ["    gf = g.reshape(-1)", "    gxf = gx.reshape(-1)",
+            "    for i in range(gf.size):", "        gxf[i] = gf[i]"]
+    return site.kernel(["g", "gx"], body, [site.grad(n), gx])
+
+
+def add_backward(site):
+    b = site.group.nodes[0]
+    n = site.node(b)["fwd"]
+    d = site.node(n)
+    targets = [site.input_grad(n, j) for j in range(len(d["inputs"]))]
+    targets = [t for t in targets if t]
+    if not targets:
+        return None
+    args = ["g"] + [f"gx{j}" for j in range(len(targets))]
+    body = ["    gf = g.reshape(-1)"] + [f"    gx{j}f = gx{j}.reshape(-1)"
+                                         for j in range(len(targets))]
+    body += ["    for i in range(gf.size):"] + [f"        gx{j}f[i] = gf[i]"
+                                                for j in range(len(targets))]
+    return site.kernel(args, body, [site.grad(n)] + targets)
+
+
+FORWARD = {"dense": dense_forward, "flatten": copy_forward, "reshape": copy_forward,
+           "add": add_forward}
+BACKWARD = {"dense": dense_backward, "flatten": copy_backward, "reshape": copy_backward,
+            "add": add_backward}
+LOSSES = {"softmax_cross_entropy": softmax_xent_loss, "squared_error": squared_error_loss}
+
+
+def rule_for(site):
+    """The emitter for a group, or None to run the reference rule."""
+    g = site.group
+    op = site.node(g.anchor)["op"]
+    if g.kind == "loss":
+        return LOSSES.get(op.name)
+    table = FORWARD if g.kind == "forward" else BACKWARD
+    if op.name in table:
+        return table[op.name]
+    if op.fusion == Fusion.ELEMWISE and op.scalar:
+        return elementwise_forward if g.kind == "forward" else elementwise_backward
+    return None

@@ -1,0 +1,86 @@
+"""Fusion: partition the forward and backward nodes of a Program into groups, one kernel each.
+
+The rules follow the fusion lattice (ops/base.py Fusion):
+- an anchor (dense, conv) absorbs the elementwise op that alone consumes it (its activation):
+  one loop applies bias and activation right after the GEMM;
+- the backward of such a pair is one group too: the activation's backward is applied to the
+  incoming gradient in place, then the anchor's backward runs on it;
+- a loss's forward and its backward form one group (softmax + cross-entropy and its
+  gradient come out of one pass over the logits);
+- everything else is a group of one.
+The optimizer update of all parameters is not a graph node; the backend adds it as one kernel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ops.base import Fusion
+
+
+@dataclass
+class Group:
+    name: str
+    kind: str                         # forward | backward | loss
+    nodes: list                       # graph nodes, in execution order
+    anchor: str | None = None         # the anchor node of a fused forward/backward pair
+    epilogue: str | None = None       # the elementwise node fused after it
+    meta: dict = field(default_factory=dict)
+
+
+def fuse(graph, forward: list, backward: list, losses: list) -> list[Group]:
+    """Groups in execution order: forward groups, then backward groups."""
+    groups, absorbed = [], set()
+    for n in forward:
+        if n in absorbed:
+            continue
+        d = graph.nodes[n]
+        if d["kind"] == "loss":
+            nodes = [n] + ([f"vjp:{n}"] if f"vjp:{n}" in graph else [])
+            groups.append(Group(f"loss_{_ident(n)}", "loss", nodes, anchor=n))
+            continue
+        epi = _epilogue(graph, n)
+        if epi is not None:
+            absorbed.add(epi)
+            groups.append(Group(f"{_ident(n)}_{graph.nodes[epi]['op'].name}", "forward",
+                                [n, epi], anchor=n, epilogue=epi))
+        else:
+            groups.append(Group(_ident(n), "forward", [n], anchor=n))
+    pairs = {g.epilogue: g.anchor for g in groups if g.epilogue}
+    done = set()
+    for b in backward:
+        bd = graph.nodes[b]
+        if bd["kind"] != "vjp" or b in done:
+            continue
+        n = bd["fwd"]
+        if graph.nodes[n]["kind"] == "loss":
+            continue                              # computed with the loss's forward
+        if n in pairs and f"vjp:{pairs[n]}" in graph:
+            anchor = pairs[n]
+            done.add(f"vjp:{anchor}")
+            groups.append(Group(f"d_{_ident(anchor)}_{graph.nodes[n]['op'].name}", "backward",
+                                [b, f"vjp:{anchor}"], anchor=anchor, epilogue=n))
+        elif b not in done:
+            groups.append(Group(f"d_{_ident(n)}", "backward", [b], anchor=n))
+    return groups
+
+
+def _epilogue(graph, n):
+    """The elementwise activation fused into anchor `n`, if the pattern applies."""
+    d = graph.nodes[n]
+    if d["kind"] != "layer" or d["op"].fusion != Fusion.ANCHOR:
+        return None
+    users = [c for c in graph.successors(n) if graph.nodes[c].get("kind") in ("layer", "loss")]
+    if len(users) != 1:
+        return None
+    c = users[0]
+    cd = graph.nodes[c]
+    if cd["kind"] == "layer" and cd["op"].fusion == Fusion.ELEMWISE and cd["op"].scalar \
+            and cd["inputs"] == [n]:
+        return c
+    return None
+
+
+def _ident(name: str) -> str:
+    """A Python identifier for a node name ('res_1/conv:relu' -> 'res_1_conv_relu')."""
+    out = "".join(ch if ch.isalnum() else "_" for ch in name)
+    return out if not out[0].isdigit() else "n" + out

@@ -1,0 +1,43 @@
+"""Memory planning: one arena for every intermediate buffer of a step, offsets reused.
+
+Every buffer a step needs (layer outputs, gradients, kernel scratch) holds `per_sample`
+values for each sample of the batch, so offsets are planned once in per-sample units and
+scaled by the batch size at run time: buffer b of a batch of N samples is
+arena[offset_b * N : (offset_b + size_b) * N]. Two buffers share space when their lifetimes
+(first write .. last read, in schedule positions) do not overlap.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Buffer:
+    name: str
+    shape: tuple            # per sample
+    first: int              # schedule position of the first write
+    last: int               # schedule position of the last read
+    offset: int = -1        # per-sample offset in the arena, set by plan_memory
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return max(n, 1)
+
+
+def plan_memory(buffers: list[Buffer]) -> int:
+    """Assign offsets (first fit, largest first); returns the arena's per-sample size."""
+    placed: list[Buffer] = []
+    for b in sorted(buffers, key=lambda b: (-b.size, b.first)):
+        busy = sorted((p.offset, p.offset + p.size) for p in placed
+                      if not (p.last < b.first or b.last < p.first))
+        offset = 0
+        for lo, hi in busy:
+            if offset + b.size <= lo:
+                break
+            offset = max(offset, hi)
+        b.offset = offset
+        placed.append(b)
+    return max((b.offset + b.size for b in buffers), default=0)
