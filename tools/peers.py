@@ -1,0 +1,154 @@
+"""The benchmark's peers: the same three networks in PyTorch (eager) and in ONNX Runtime,
+started from nngraph's initial parameters.
+
+Layouts: nngraph's dense W is (inputs, units), torch's Linear.weight is (units, inputs), so
+it gets W.T; conv2d W is (filters, in_channels, kh, kw) in both. nngraph's LSTM has
+W (F, 4H), U (H, 4H) and one bias b (4H), gates i, f, g, o like torch: weight_ih = W.T,
+weight_hh = U.T, bias_ih = b, and bias_hh = 0 frozen (requires_grad False) so that torch
+trains exactly nngraph's parameters: a second trainable bias would receive the same
+gradient and double the bias' effective step.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+THREADS = 2
+
+
+def use_threads(n: int = THREADS) -> None:
+    torch.set_num_threads(n)
+
+
+def _tensor(a) -> nn.Parameter:
+    return nn.Parameter(torch.from_numpy(np.array(a, dtype=np.float32, copy=True)))
+
+
+def _linear(params: dict, name: str) -> nn.Linear:
+    w = params[f"{name}.W"]
+    layer = nn.Linear(w.shape[0], w.shape[1])
+    layer.weight = _tensor(w.T)
+    layer.bias = _tensor(params[f"{name}.b"])
+    return layer
+
+
+def _conv(params: dict, name: str) -> nn.Conv2d:
+    w = params[f"{name}.W"]
+    layer = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]))
+    layer.weight = _tensor(w)
+    layer.bias = _tensor(params[f"{name}.b"])
+    return layer
+
+
+class MLP(nn.Module):
+    def __init__(self, params: dict):
+        super().__init__()
+        self.hidden1 = _linear(params, "hidden1")
+        self.hidden2 = _linear(params, "hidden2")
+        self.logits = _linear(params, "logits")
+
+    def forward(self, x):
+        return self.logits(F.relu(self.hidden2(F.relu(self.hidden1(x)))))
+
+
+class LeNet5(nn.Module):
+    def __init__(self, params: dict):
+        super().__init__()
+        self.c1, self.c3 = _conv(params, "c1"), _conv(params, "c3")
+        self.f5, self.f6 = _linear(params, "f5"), _linear(params, "f6")
+        self.logits = _linear(params, "logits")
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.c1(x)), 2)
+        x = F.max_pool2d(F.relu(self.c3(x)), 2)
+        x = torch.flatten(x, 1)
+        return self.logits(F.relu(self.f6(F.relu(self.f5(x)))))
+
+
+class SequenceLSTM(nn.Module):
+    def __init__(self, params: dict):
+        super().__init__()
+        w, u, b = params["rnn.W"], params["rnn.U"], params["rnn.b"]
+        self.rnn = nn.LSTM(w.shape[0], u.shape[0], batch_first=True)
+        self.rnn.weight_ih_l0 = _tensor(w.T)
+        self.rnn.weight_hh_l0 = _tensor(u.T)
+        self.rnn.bias_ih_l0 = _tensor(b)
+        self.rnn.bias_hh_l0 = nn.Parameter(torch.zeros(b.shape), requires_grad=False)
+        self.rnn.flatten_parameters()
+        self.logits = _linear(params, "logits")
+
+    def forward(self, x):
+        _, (h, _) = self.rnn(x)
+        return self.logits(h[-1])
+
+
+MODULES = {"mlp": MLP, "lenet": LeNet5, "lstm": SequenceLSTM}
+
+
+def torch_model(case: str, params: dict) -> nn.Module:
+    """The torch twin of a benchmark network, holding copies of nngraph's `params`."""
+    return MODULES[case](params)
+
+
+def to_torch(batch: dict) -> dict:
+    return {k: torch.from_numpy(v) for k, v in batch.items()}
+
+
+class TorchTrainer:
+    """One SGD-with-momentum step per call, returning the loss like nngraph's train_step."""
+
+    def __init__(self, module: nn.Module, input_name: str, lr: float, momentum: float):
+        self.module, self.input_name = module.train(), input_name
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        self.opt = torch.optim.SGD(trainable, lr=lr, momentum=momentum)
+
+    def __call__(self, batch: dict) -> float:
+        self.opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self.module(batch[self.input_name]), batch["label"])
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+
+def torch_predictor(module: nn.Module):
+    module.eval()
+
+    def predict(x):
+        with torch.inference_mode():
+            return module(x)
+    return predict
+
+
+def ort_session(module: nn.Module, sample: np.ndarray, input_name: str):
+    """Export `module` for the fixed shape of `sample` (static shapes let ORT specialise) and
+    open it in ONNX Runtime with 2 intra-op threads. Returns predict(x) -> array."""
+    import onnxruntime as ort
+    module.eval()
+    fd, path = tempfile.mkstemp(suffix=".onnx")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:                          # the TorchScript exporter needs no onnxscript
+                torch.onnx.export(module, (torch.from_numpy(sample),), path, dynamo=False,
+                                  input_names=[input_name], output_names=["logits"])
+            except TypeError:             # a torch without the `dynamo` switch
+                torch.onnx.export(module, (torch.from_numpy(sample),), path,
+                                  input_names=[input_name], output_names=["logits"])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = THREADS
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    finally:
+        os.unlink(path)
+
+    def predict(x):
+        return session.run(None, {input_name: x})[0]
+    return predict
