@@ -15,6 +15,7 @@ Nodes are named as in the spec. Each node's data:
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +70,7 @@ class Network:
     def layers(self) -> list[str]:
         return [n for n in self.order() if self.graph.nodes[n]["kind"] == "layer"]
 
-    @property
+    @cached_property
     def label_inputs(self) -> list[str]:
         """Inputs read only by losses (labels, targets)."""
         out = []
@@ -79,7 +80,7 @@ class Network:
                 out.append(name)
         return out
 
-    @property
+    @cached_property
     def feature_inputs(self) -> list[str]:
         labels = set(self.label_inputs)
         return [n for n in self.inputs if n not in labels]

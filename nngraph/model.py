@@ -55,6 +55,8 @@ class Model:
         """Replace the optimizer (its state starts afresh): {'type': 'adam', 'lr': 1e-3}."""
         self.optimizer = Optimizer(config)
         self.opt_state = self.optimizer.init_state(self.params, self.program.params)
+        if hasattr(self.executor, "adopt_optimizer"):
+            self.opt_state = self.executor.adopt_optimizer(self.optimizer, self.opt_state)
 
     @property
     def flat_state(self) -> dict:
@@ -71,9 +73,9 @@ class Model:
     # ------------------------------------------------------------------ training
     def train_step(self, data) -> float:
         """One optimizer step on one batch; returns the loss before the update."""
-        return self._train_batch(self._batch(data, True))[0]
+        return self._train_batch(self._batch(data, True), hits=False)[0]
 
-    def _train_batch(self, batch: dict):
+    def _train_batch(self, batch: dict, hits: bool = True):
         """(loss, accuracy hits or None) for one validated batch; a non-finite loss leaves
         the parameters untouched."""
         self._need_losses("train")
@@ -82,7 +84,7 @@ class Model:
                                                 [self.seed, self.step])
         if math.isfinite(loss):
             self.step += 1
-        return loss, self.accuracy_hits(values, batch)
+        return loss, (self.accuracy_hits(values, batch) if hits else None)
 
     def gradients(self, data) -> dict:
         """{'c1.W': gradient, ...} of the total loss for one batch; parameters unchanged."""

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .. import optimizers
+from ..kernels.cpu import optim
 from ..codegen.cpu import CPUCodegen, load_module
 from ..ops.base import RunContext
 from ..passes.fuse import _ident
@@ -32,18 +33,67 @@ class CPUExecutor:
         sizes = [math.prod(p.spec.shape) for p in infos.values()]
         self.flat_params = np.zeros(sum(sizes), self.dtype)
         self.flat_grads = np.zeros(sum(sizes), self.dtype)
-        self.pviews, self.gviews, offset = {}, {}, 0
+        self.pviews, self.gviews, self.segments, offset = {}, {}, {}, 0
         for (key, info), size in zip(infos.items(), sizes):
             shape = info.spec.shape
             self.pviews[key] = self.flat_params[offset:offset + size].reshape(shape)
             self.gviews[key] = self.flat_grads[offset:offset + size].reshape(shape)
+            self.segments[key] = (offset, offset + size)
             offset += size
+        self.trainable = {k: p for k, p in infos.items() if p.trainable}
+        seg = list(self.segments.values())
+        self.seg_start = np.array([a for a, _ in seg], np.int64)
+        self.seg_end = np.array([b for _, b in seg], np.int64)
+        self.seg_lr = np.array([p.lr_mult if p.trainable else 0.0 for p in infos.values()])
+        reg = [k for k, p in self.trainable.items()
+               if p.regularizer.get("l1") or p.regularizer.get("l2")]
+        self.reg_start = np.array([self.segments[k][0] for k in reg], np.int64)
+        self.reg_end = np.array([self.segments[k][1] for k in reg], np.int64)
+        self.reg_l1 = np.array([infos[k].regularizer.get("l1", 0.0) for k in reg])
+        self.reg_l2 = np.array([infos[k].regularizer.get("l2", 0.0) for k in reg])
+        self.max_norm = {k: p.regularizer["max_norm"] for k, p in self.trainable.items()
+                         if "max_norm" in p.regularizer}
+        g = program.graph
+        self.loss_inputs = {i for l in program.losses for i in g.nodes[l]["inputs"]}
+        self.slots = {}
+        self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
 
     def adopt(self, params: dict) -> dict:
         """Move initial parameters into flat storage; returns the views that replace them."""
         for k, v in params.items():
             self.pviews[k][...] = v
         return dict(self.pviews)
+
+    def adopt_optimizer(self, opt, state: dict) -> dict:
+        """Keep each optimizer slot of all parameters in one flat array, as parameters are,
+        so the update is one fused pass; returns views named like Optimizer.init_state's."""
+        self.opt = opt
+        self.slots = {slot: np.zeros_like(self.flat_params) for slot in opt.slots}
+        views = {}
+        for key in self.trainable:
+            lo, hi = self.segments[key]
+            for slot, flat in self.slots.items():
+                views[f"{key}/{slot}"] = flat[lo:hi].reshape(self.pviews[key].shape)
+                if f"{key}/{slot}" in state:
+                    views[f"{key}/{slot}"][...] = state[f"{key}/{slot}"]
+        return views
+
+    def _update(self, opt, t):
+        c, p, g = opt.config, self.flat_params, self.flat_grads
+        lr = opt.lr_at(t)
+        args = (self.seg_start, self.seg_end, self.seg_lr, lr)
+        if c["type"] == "sgd":
+            v = self.slots.get("v", np.zeros(0, p.dtype))
+            optim.sgd_update(p, g, v, *args, c["momentum"], c["nesterov"])
+        elif c["type"] == "rmsprop":
+            optim.rmsprop_update(p, g, self.slots["s"], *args, c["rho"], c["eps"])
+        elif c["type"] == "adagrad":
+            optim.adagrad_update(p, g, self.slots["s"], *args, c["eps"])
+        else:
+            optim.adam_update(p, g, self.slots["m"], self.slots["v"], *args, c["beta1"],
+                              c["beta2"], c["eps"], t)
+        for k, limit in self.max_norm.items():
+            optimizers.apply_max_norm(self.pviews[k], limit, self.pviews[k].shape)
 
     # ------------------------------------------------------------------ running
     def _buffers(self, mode, batch):
@@ -61,7 +111,7 @@ class CPUExecutor:
             self.bound[key] = views
         views = self.bound[key]
         for name, arr in batch.items():
-            views[f"v_{_ident(name)}"] = arr
+            views[self.names[name]] = arr
         return views
 
     def _sync(self, arrays):
@@ -79,32 +129,35 @@ class CPUExecutor:
         return loss, views
 
     def _values(self, views, nodes):
-        return {n: views[f"v_{_ident(n)}"] for n in nodes if f"v_{_ident(n)}" in views}
+        names = self.names
+        return {n: views[names[n]] for n in nodes if names[n] in views}
+
+    def _backprop(self, arrays, state, batch, seed):
+        loss, views = self._run("train", arrays, state, batch, True, seed)
+        if len(self.reg_start):
+            loss += optim.regularize(self.flat_params, self.flat_grads, self.reg_start,
+                                     self.reg_end, self.reg_l1, self.reg_l2)
+        return loss, views
 
     def gradients(self, arrays, state, batch, seed):
-        loss, views = self._run("train", arrays, state, batch, True, seed)
-        grads = {k: self.gviews[k] for k, p in self.program.params.items() if p.trainable}
-        loss += optimizers.penalty(arrays, self.program.params, grads)
-        return loss, {k: np.array(v) for k, v in grads.items()}
+        loss, _ = self._backprop(arrays, state, batch, seed)
+        return loss, {k: np.array(self.gviews[k]) for k in self.trainable}
 
     def train_step(self, arrays, state, opt, opt_state, batch, t, seed):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, views = self._run("train", arrays, state, batch, True, seed)
-            grads = {k: self.gviews[k] for k, p in self.program.params.items() if p.trainable}
-            loss += optimizers.penalty(arrays, self.program.params, grads)
+            loss, views = self._backprop(arrays, state, batch, seed)
         if np.isfinite(loss):
-            opt.update(arrays, grads, opt_state, self.program.params, t)
-        return loss, self._loss_values(views)
-
-    def _loss_values(self, views):
-        g = self.program.graph
-        nodes = {i for l in self.program.losses for i in g.nodes[l]["inputs"]}
-        return self._values(views, nodes)
+            if getattr(self, "opt", None) is opt:
+                self._update(opt, t)
+            else:                                 # an optimizer this executor did not adopt
+                grads = {k: self.gviews[k] for k in self.trainable}
+                opt.update(arrays, grads, opt_state, self.program.params, t)
+        return loss, self._values(views, self.loss_inputs)
 
     def evaluate(self, arrays, state, batch):
         loss, views = self._run("evaluate", arrays, state, batch, False, None)
         loss += optimizers.penalty(arrays, self.program.params)
-        return loss, self._loss_values(views)
+        return loss, self._values(views, self.loss_inputs)
 
     def predict(self, arrays, state, batch):
         _, views = self._run("predict", arrays, state, batch, False, None)

@@ -1,0 +1,56 @@
+"""Every spec runs on the fused CPU backend and computes what the reference backend computes:
+the forward pass, the gradients and three optimizer steps (float64 to 1e-9, float32 to 1e-4)."""
+import glob
+import os
+
+import numpy as np
+import pytest
+
+import nngraph
+from nngraph.data import _index_bounds
+
+SPECS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "specs", "*.yaml")) +
+               glob.glob(os.path.join(os.path.dirname(__file__), "..", "specs", "*.json")))
+
+
+def random_batch(net, n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    batch = {}
+    for name, inp in net.inputs.items():
+        if inp.dtype.startswith("int"):
+            bounds = [b for b, _ in _index_bounds(net, name)] or [2]
+            batch[name] = rng.integers(0, min(bounds), (n,) + inp.shape)
+        else:
+            batch[name] = rng.random((n,) + inp.shape).astype(dtype)
+    return batch
+
+
+def close(a, b, rtol):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = max(np.abs(b).max(), 1e-6)
+    assert np.abs(a - b).max() <= rtol * scale, (np.abs(a - b).max(), scale)
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-9), ("float32", 1e-4)])
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: os.path.basename(p))
+def test_cpu_matches_reference(path, dtype, rtol):
+    cpu = nngraph.compile(path, backend="cpu", dtype=dtype, seed=1)
+    ref = nngraph.compile(path, backend="reference", dtype=dtype, seed=1)
+    assert cpu.backend == "cpu"
+    batch = random_batch(cpu.net, 5, dtype)
+    out_c, out_r = cpu.predict(batch), ref.predict(batch)
+    if not isinstance(out_c, dict):
+        out_c, out_r = {"y": out_c}, {"y": out_r}
+    for k in out_r:
+        close(out_c[k], out_r[k], rtol)
+    if not cpu.net.losses:
+        return
+    g_c, g_r = cpu.gradients(batch), ref.gradients(batch)
+    assert set(g_c) == set(g_r)
+    for k in g_r:
+        close(g_c[k], g_r[k], rtol * 10)
+    for step in range(3):
+        step_batch = random_batch(cpu.net, 5, dtype, seed=step + 1)
+        close(cpu.train_step(step_batch), ref.train_step(step_batch), rtol)
+    for k in ref.params:
+        close(cpu.params[k], ref.params[k], rtol * 10)
