@@ -1,0 +1,36 @@
+"""The one decorator every CPU kernel uses, so that flags are set in one place.
+
+- cache=True: compiled code is kept in __pycache__ next to the source and reused.
+- error_model="numpy": no division-by-zero checks in the generated loops.
+- fastmath without 'nnan'/'ninf': reassociation (vectorised reductions), contraction (FMA),
+  fast reciprocals, while isnan/isinf and NaN propagation keep working (NUMBA_NOTES.md).
+- No literal specialisation: numba compiles a jitted callee again for every combination of
+  constant int/bool arguments it is called with from jitted code (`conv2d_forward(..., 1, 1,
+  0, 0, ...)` in generated code typed the ints as Literal[int](1) and recompiled the whole
+  kernel and its helpers: ~4 s extra for a LeNet-5 step). Kernels made here are typed with
+  the arguments' plain types (int64, bool), so one compiled version serves every geometry.
+
+Kernels are compiled lazily, once per dtype signature; float32 and float64 are both supported.
+"""
+import numba
+from numba.core import types
+
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+
+def _without_literals(dispatcher):
+    """Make calls from jitted code resolve against unliteral argument types."""
+    resolve = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        return resolve(tuple(types.unliteral(a) for a in args),
+                       {k: types.unliteral(v) for k, v in kws.items()})
+    dispatcher.get_call_template = get_call_template
+    return dispatcher
+
+
+def kernel(fn):
+    """`@kernel` = numba.njit(cache=True, error_model='numpy', fastmath=FASTMATH), typed
+    without literal specialisation."""
+    return _without_literals(numba.njit(cache=True, error_model="numpy",
+                                        fastmath=set(FASTMATH))(fn))

@@ -1,0 +1,147 @@
+"""Optimizer updates over flat parameter arrays, as nngraph/optimizers.py.
+
+All parameters of a network live in one contiguous array `p`, their gradients in `g` and
+each optimizer slot (momentum, squared averages) in arrays of the same length. Parameter k
+is p[seg_start[k]:seg_end[k]] (int64 arrays) and its learning rate is lr * seg_lr[k]
+(float64); a segment with seg_lr 0 is frozen and skipped. `lr` is the step's rate, already
+decayed by the caller (Optimizer.lr_at(t)); `t` counts the updates already made (adam's bias
+correction uses t + 1). Every scalar is cast to p's dtype once, so float32 stays float32.
+
+    sgd      v = momentum*v - lr*g;  p += v        (nesterov: p += momentum*v - lr*g)
+             momentum 0: p -= lr*g, and v may be a size-0 array
+    rmsprop  s = rho*s + (1 - rho)*g*g;  p -= lr*g / (sqrt(s) + eps)
+    adagrad  s += g*g;  p -= lr*g / (sqrt(s) + eps)
+    adam     m = b1*m + (1 - b1)*g;  v = b2*v + (1 - b2)*g*g;
+             p -= lr * (m / c1) / (sqrt(v / c2) + eps),  c1 = 1 - b1^(t+1), c2 = 1 - b2^(t+1)
+
+Regularization: `regularize` adds l1*sign(w) + 2*l2*w to the gradient of each segment and
+returns the penalty sum l1*|w| + l2*w^2 (call it before the update); `max_norm` rescales each
+unit's incoming weights after the update. Both take their own segment tables so that only
+regularized parameters are listed.
+
+Serial loops: an update is one streaming pass. Measured (sgd with momentum, float32, 2 cores,
+machine load ~2.7): 61,706 parameters 0.096 ms serial vs 7.8 ms with prange; 1M parameters
+0.89 ms serial vs 2.8 ms with prange.
+"""
+import numpy as np
+
+from ._jit import kernel
+
+
+@kernel
+def sgd_update(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
+    dt = p.dtype.type
+    mom = dt(momentum)
+    for k in range(seg_start.shape[0]):
+        if seg_lr[k] == 0:
+            continue
+        rate = dt(lr * seg_lr[k])
+        lo, hi = seg_start[k], seg_end[k]
+        if momentum == 0:
+            for i in range(lo, hi):
+                p[i] -= rate * g[i]
+        elif nesterov:
+            for i in range(lo, hi):
+                step = rate * g[i]
+                vi = mom * v[i] - step
+                v[i] = vi
+                p[i] += mom * vi - step
+        else:
+            for i in range(lo, hi):
+                vi = mom * v[i] - rate * g[i]
+                v[i] = vi
+                p[i] += vi
+
+
+@kernel
+def rmsprop_update(p, g, s, seg_start, seg_end, seg_lr, lr, rho, eps):
+    dt = p.dtype.type
+    keep, blend, e = dt(rho), dt(1 - rho), dt(eps)
+    for k in range(seg_start.shape[0]):
+        if seg_lr[k] == 0:
+            continue
+        rate = dt(lr * seg_lr[k])
+        for i in range(seg_start[k], seg_end[k]):
+            gi = g[i]
+            si = keep * s[i] + blend * gi * gi
+            s[i] = si
+            p[i] -= rate * gi / (np.sqrt(si) + e)
+
+
+@kernel
+def adagrad_update(p, g, s, seg_start, seg_end, seg_lr, lr, eps):
+    dt = p.dtype.type
+    e = dt(eps)
+    for k in range(seg_start.shape[0]):
+        if seg_lr[k] == 0:
+            continue
+        rate = dt(lr * seg_lr[k])
+        for i in range(seg_start[k], seg_end[k]):
+            gi = g[i]
+            si = s[i] + gi * gi
+            s[i] = si
+            p[i] -= rate * gi / (np.sqrt(si) + e)
+
+
+@kernel
+def adam_update(p, g, m, v, seg_start, seg_end, seg_lr, lr, beta1, beta2, eps, t):
+    dt = p.dtype.type
+    b1, b2, e = dt(beta1), dt(beta2), dt(eps)
+    a1, a2 = dt(1 - beta1), dt(1 - beta2)
+    c1, c2 = dt(1 - beta1 ** (t + 1)), dt(1 - beta2 ** (t + 1))
+    for k in range(seg_start.shape[0]):
+        if seg_lr[k] == 0:
+            continue
+        rate = dt(lr * seg_lr[k])
+        for i in range(seg_start[k], seg_end[k]):
+            gi = g[i]
+            mi = b1 * m[i] + a1 * gi
+            vi = b2 * v[i] + a2 * gi * gi
+            m[i] = mi
+            v[i] = vi
+            p[i] -= rate * (mi / c1) / (np.sqrt(vi / c2) + e)
+
+
+@kernel
+def regularize(p, g, seg_start, seg_end, seg_l1, seg_l2):
+    """g += l1*sign(p) + 2*l2*p per segment; returns sum of l1*|p| + l2*p^2 (float64)."""
+    dt = p.dtype.type
+    total = 0.0
+    for k in range(seg_start.shape[0]):
+        l1 = dt(seg_l1[k])
+        two_l2 = dt(2 * seg_l2[k])
+        abs_sum = dt(0)
+        sq_sum = dt(0)
+        for i in range(seg_start[k], seg_end[k]):
+            w = p[i]
+            abs_sum += abs(w)
+            sq_sum += w * w
+            g[i] += l1 * np.sign(w) + two_l2 * w
+        total += seg_l1[k] * abs_sum + seg_l2[k] * sq_sum
+    return total
+
+
+@kernel
+def max_norm(p, seg_start, seg_rows, seg_cols, seg_by_column, seg_limit):
+    """Rescale each unit's weights to norm <= limit. Segment k is a (rows, cols) row-major
+    matrix starting at seg_start[k]: by_column 1 = a unit per column (dense W of shape
+    (inputs, units)), 0 = a unit per row (a conv kernel (filters, ...) as (filters, rest);
+    a vector as (1, length))."""
+    dt = p.dtype.type
+    tiny = dt(1e-12)
+    for k in range(seg_start.shape[0]):
+        base, rows, cols = seg_start[k], seg_rows[k], seg_cols[k]
+        limit = dt(seg_limit[k])
+        by_column = seg_by_column[k] != 0
+        units = cols if by_column else rows
+        length = rows if by_column else cols
+        step = cols if by_column else 1
+        for unit in range(units):
+            first = base + (unit if by_column else unit * cols)
+            sq = dt(0)
+            for q in range(length):
+                w = p[first + q * step]
+                sq += w * w
+            factor = min(dt(1), limit / max(np.sqrt(sq), tiny))
+            for q in range(length):
+                p[first + q * step] *= factor

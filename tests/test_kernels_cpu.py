@@ -1,0 +1,492 @@
+"""The hand-written Numba CPU kernels (nngraph.kernels.cpu) against the ops' numpy reference
+rules: float64 to 1e-10 relative, float32 to 1e-4, on small shapes.
+
+Compiling is the cost here, so every kernel meets few signatures: float64 and float32, C-
+contiguous arrays, int64 geometry. Cold (empty __pycache__) the file takes ~1-2 minutes of
+compilation; warm it runs in a few seconds.
+"""
+import numpy as np
+import pytest
+
+from nngraph.kernels.cpu import conv, embedding, norm, optim, pool, recurrent, softmax
+from nngraph.ops import REGISTRY, RunContext, make_attrs
+from nngraph.optimizers import Optimizer, apply_max_norm
+
+TOL = {np.float64: 1e-10, np.float32: 1e-4}
+DTYPES = [np.float64, np.float32]
+
+
+def close(got, want, dtype, what=""):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    scale = max(np.abs(want).max(initial=0.0), 1e-30)
+    err = np.abs(got - want).max(initial=0.0) / scale
+    assert err <= TOL[dtype], f"{what}: relative error {err:.3g}"
+
+
+def reference(name, attrs, xs, p, training=True, state=None):
+    """The op's forward and backward (with a random gy); returns y, gy, gxs, gp, ctx."""
+    op = REGISTRY[name]
+    a = make_attrs(op, **attrs)
+    ctx = RunContext(training=training, state=state if state is not None else {})
+    y = op.forward(ctx, a, xs, p)
+    gy = np.random.default_rng(9).normal(size=np.shape(y)).astype(xs[0].dtype
+                                                                  if xs[0].dtype.kind == "f"
+                                                                  else p["W"].dtype)
+    gxs, gp = op.backward(ctx, a, xs, p, y, gy)
+    return a, y, gy, gxs, gp, ctx
+
+
+def randn(rng, shape, dtype):
+    return rng.normal(size=shape).astype(dtype)
+
+
+def empty(dtype, ndim=1):
+    return np.zeros((0,) * ndim, dtype)
+
+
+# ---------------------------------------------------------------------------------- conv
+
+CONV2D_CASES = [  # (N, C, H, W), attrs
+    ((2, 3, 7, 8), dict(filters=4, kernel=3)),
+    ((2, 3, 7, 8), dict(filters=4, kernel=[3, 2], stride=[2, 3], padding="same")),
+    ((2, 2, 9, 8), dict(filters=3, kernel=[3, 2], stride=[2, 1], padding=[2, 1],
+                        dilation=[2, 3])),
+    ((1, 2, 6, 6), dict(filters=2, kernel=2, stride=3, padding="same", dilation=2)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,attrs", CONV2D_CASES)
+def test_conv2d(dtype, shape, attrs):
+    rng = np.random.default_rng(0)
+    x = randn(rng, shape, dtype)
+    a = make_attrs("conv2d", **attrs)
+    p = {"W": randn(rng, (a.filters, shape[1]) + a.kernel, dtype),
+         "b": np.zeros(a.filters, dtype)}
+    a, y_ref, gy, (gx_ref,), gp, ctx = reference("conv2d", attrs, [x], p)
+    (pt, pb), (pl, pr) = ctx.saved["pads"]
+    geo = (*a.stride, pt, pb, pl, pr, *a.dilation)
+    n, f, ho, wo = y_ref.shape
+    ckk = shape[1] * a.kernel[0] * a.kernel[1]
+    cols, ybuf = np.empty((ckk, n * ho * wo), dtype), np.empty((f, n * ho * wo), dtype)
+    y = np.empty_like(y_ref)
+    conv.conv2d_forward(x, p["W"], y, cols, ybuf, *geo)
+    close(y, y_ref, dtype, "y")
+    gw, gb, gx = np.empty_like(p["W"]), np.empty(f, dtype), np.empty_like(x)
+    conv.conv2d_backward(gy, p["W"], cols, gw, gb, gx, np.empty_like(ybuf),
+                         np.empty_like(cols), *geo)
+    close(gx, gx_ref, dtype, "gx")
+    close(gw, gp["W"], dtype, "gW")
+    close(gb, gp["b"], dtype, "gb")
+
+
+def test_conv2d_optional_outputs_and_bad_geometry():
+    rng = np.random.default_rng(1)
+    x, w = randn(rng, (2, 3, 5, 5), np.float64), randn(rng, (4, 3, 3, 3), np.float64)
+    y = np.empty((2, 4, 3, 3))
+    cols, ybuf = np.empty((27, 18)), np.empty((4, 18))
+    conv.conv2d_forward(x, w, y, cols, ybuf, 1, 1, 0, 0, 0, 0, 1, 1)
+    gw = np.empty_like(w)
+    conv.conv2d_backward(np.ones_like(y), w, cols, gw, empty(np.float64), empty(np.float64, 4),
+                         np.empty_like(ybuf), np.empty_like(cols), 1, 1, 0, 0, 0, 0, 1, 1)
+    op, a = REGISTRY["conv2d"], make_attrs("conv2d", filters=4, kernel=3, use_bias=False)
+    ctx = RunContext()
+    op.forward(ctx, a, [x], {"W": w})
+    _, gp = op.backward(ctx, a, [x], {"W": w}, y, np.ones_like(y))
+    close(gw, gp["W"], np.float64, "gW")
+    with pytest.raises(ValueError, match="geometry"):
+        conv.conv2d_forward(x, w, y, cols, ybuf, 1, 1, 1, 1, 0, 0, 1, 1)
+
+
+@pytest.mark.parametrize("attrs", [dict(filters=3, kernel=3),
+                                   dict(filters=3, kernel=4, stride=2, padding=1, dilation=2)])
+def test_conv1d_as_conv2d_of_height_1(attrs):
+    dtype = np.float64
+    rng = np.random.default_rng(2)
+    x = randn(rng, (2, 2, 11), dtype)
+    a = make_attrs("conv1d", **attrs)
+    p = {"W": randn(rng, (3, 2, a.kernel[0]), dtype), "b": np.zeros(3, dtype)}
+    a, y_ref, gy, (gx_ref,), gp, _ = reference("conv1d", attrs, [x], p)
+    pad = 0 if a.padding == "valid" else a.padding[0]
+    geo = (1, a.stride[0], 0, 0, pad, pad, 1, a.dilation[0])
+    n, f, lo = y_ref.shape
+    w4 = p["W"].reshape(3, 2, 1, a.kernel[0])
+    cols, ybuf = np.empty((2 * a.kernel[0], n * lo), dtype), np.empty((f, n * lo), dtype)
+    y = np.empty_like(y_ref)
+    conv.conv2d_forward(x.reshape(2, 2, 1, 11), w4, y.reshape(n, f, 1, lo), cols, ybuf, *geo)
+    close(y, y_ref, dtype, "y")
+    gw, gb, gx = np.empty_like(w4), np.empty(f, dtype), np.empty_like(x)
+    conv.conv2d_backward(gy.reshape(n, f, 1, lo), w4, cols, gw, gb, gx.reshape(2, 2, 1, 11),
+                         np.empty_like(ybuf), np.empty_like(cols), *geo)
+    close(gx, gx_ref, dtype, "gx")
+    close(gw.reshape(p["W"].shape), gp["W"], dtype, "gW")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("attrs", [dict(filters=2, kernel=3),
+                                   dict(filters=2, kernel=3, stride=2, padding="same"),
+                                   dict(filters=2, kernel=[3, 4], stride=[2, 3], padding=[1, 2],
+                                        output_padding=[1, 2])])
+def test_conv2d_transpose(dtype, attrs):
+    rng = np.random.default_rng(3)
+    x = randn(rng, (2, 3, 4, 5), dtype)
+    a = make_attrs("conv2d_transpose", **attrs)
+    kh, kw = a.kernel
+    p = {"W": randn(rng, (3, 2, kh, kw), dtype), "b": np.zeros(2, dtype)}
+    a, y_ref, gy, (gx_ref,), gp, _ = reference("conv2d_transpose", attrs, [x], p)
+    pads = []
+    for axis in range(2):                   # conv2d's padding of the adjoint (see conv.py)
+        k, s, extra = a.kernel[axis], a.stride[axis], a.output_padding[axis]
+        if a.padding == "same":
+            lo = max(k - s, 0) // 2
+            pads += [lo, k - s - lo]
+        else:
+            pv = 0 if a.padding == "valid" else a.padding[axis]
+            pads += [pv, pv - extra]
+    geo = (*a.stride, pads[0], pads[1], pads[2], pads[3])
+    nhw = 2 * 4 * 5
+    y = np.empty_like(y_ref)
+    conv.conv2d_transpose_forward(x, p["W"], y, np.empty((3, nhw), dtype),
+                                  np.empty((2 * kh * kw, nhw), dtype), *geo)
+    close(y, y_ref, dtype, "y")
+    gw, gb, gx = np.empty_like(p["W"]), np.empty(2, dtype), np.empty_like(x)
+    conv.conv2d_transpose_backward(x, p["W"], gy, gw, gb, gx, np.empty((3, nhw), dtype),
+                                   np.empty((2 * kh * kw, nhw), dtype),
+                                   np.empty((3, nhw), dtype), *geo)
+    close(gx, gx_ref, dtype, "gx")
+    close(gw, gp["W"], dtype, "gW")
+    close(gb, gp["b"], dtype, "gb")
+
+
+# ---------------------------------------------------------------------------------- pool
+
+POOL_CASES = [dict(size=2), dict(size=3, stride=2, padding="same"),
+              dict(size=[3, 2], stride=[1, 2], padding=[1, 1])]
+
+
+def _pool_geometry(a, x_shape, y_shape):
+    stride = a.stride or a.size
+    pads = []
+    for axis in range(2):
+        if a.padding == "same":
+            size = x_shape[2 + axis]
+            total = max((y_shape[2 + axis] - 1) * stride[axis] + a.size[axis] - size, 0)
+            pads += [total // 2, total - total // 2]
+        else:
+            pv = 0 if a.padding == "valid" else a.padding[axis]
+            pads += [pv, pv]
+    return (*a.size, *stride, *pads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("attrs", POOL_CASES)
+def test_maxpool2d(dtype, attrs):
+    rng = np.random.default_rng(4)
+    x = randn(rng, (2, 3, 7, 6), dtype)
+    x[0, 0, :2, :2] = 1.5                                   # a tie: the first cell wins
+    a, y_ref, gy, (gx_ref,), _, _ = reference("maxpool2d", attrs, [x], {})
+    y, arg, gx = np.empty_like(y_ref), np.empty(y_ref.shape, np.int32), np.empty_like(x)
+    pool.maxpool2d_forward(x, y, arg, *_pool_geometry(a, x.shape, y_ref.shape))
+    close(y, y_ref, dtype, "y")
+    pool.maxpool2d_backward(gy, arg, gx)
+    close(gx, gx_ref, dtype, "gx")
+
+
+def test_maxpool1d_and_nan():
+    x = np.random.default_rng(5).normal(size=(2, 2, 9))
+    x[1, 1, 4] = np.nan
+    a, y_ref, gy, (gx_ref,), _, _ = reference("maxpool1d", dict(size=3, stride=2, padding=1),
+                                              [x], {})
+    y, arg, gx = np.empty_like(y_ref), np.empty(y_ref.shape, np.int32), np.empty_like(x)
+    lo = y_ref.shape[2]
+    pool.maxpool2d_forward(x.reshape(2, 2, 1, 9), y.reshape(2, 2, 1, lo),
+                           arg.reshape(2, 2, 1, lo), 1, 3, 1, 2, 0, 0, 1, 1)
+    np.testing.assert_array_equal(y, y_ref)
+    pool.maxpool2d_backward(gy.reshape(2, 2, 1, lo), arg.reshape(2, 2, 1, lo),
+                            gx.reshape(2, 2, 1, 9))
+    np.testing.assert_allclose(gx, gx_ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("attrs", POOL_CASES)
+def test_avgpool2d(dtype, attrs):
+    x = randn(np.random.default_rng(6), (2, 3, 7, 6), dtype)
+    a, y_ref, gy, (gx_ref,), _, _ = reference("avgpool2d", attrs, [x], {})
+    geo = _pool_geometry(a, x.shape, y_ref.shape)
+    y, gx = np.empty_like(y_ref), np.empty_like(x)
+    pool.avgpool2d_forward(x, y, *geo)
+    close(y, y_ref, dtype, "y")
+    pool.avgpool2d_backward(gy, gx, *geo)
+    close(gx, gx_ref, dtype, "gx")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_global_avgpool_and_upsample(dtype):
+    x = randn(np.random.default_rng(7), (2, 3, 4, 5), dtype)
+    _, y_ref, gy, (gx_ref,), _, _ = reference("global_avgpool2d", {}, [x], {})
+    y, gx = np.empty_like(y_ref), np.empty_like(x)
+    pool.global_avgpool2d_forward(x, y)
+    pool.global_avgpool2d_backward(gy, gx)
+    close(y, y_ref, dtype, "gap y")
+    close(gx, gx_ref, dtype, "gap gx")
+    _, y_ref, gy, (gx_ref,), _, _ = reference("upsample2d", dict(size=[2, 3]), [x], {})
+    y, gx = np.empty_like(y_ref), np.empty_like(x)
+    pool.upsample2d_forward(x, y, 2, 3)
+    pool.upsample2d_backward(gy, gx, 2, 3)
+    close(y, y_ref, dtype, "upsample y")
+    close(gx, gx_ref, dtype, "upsample gx")
+
+
+# ----------------------------------------------------------------------------- batchnorm
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5, 2)])
+def test_batchnorm(dtype, shape):
+    rng = np.random.default_rng(8)
+    x = randn(rng, shape, dtype) * 2 + 1
+    c = shape[1]
+    p = {"gamma": randn(rng, (c,), dtype), "beta": randn(rng, (c,), dtype)}
+    attrs = dict(momentum=0.8, eps=1e-3)
+    state = {"running_mean": randn(rng, (c,), dtype),
+             "running_var": rng.uniform(0.5, 2, c).astype(dtype)}
+    rm, rv = state["running_mean"].copy(), state["running_var"].copy()
+    _, y_ref, gy, (gx_ref,), gp, _ = reference("batchnorm", attrs, [x], p, state=state)
+    x3 = x.reshape(shape[0], c, -1)
+    y, x_hat, inv_std = np.empty_like(x3), np.empty_like(x3), np.empty(c, dtype)
+    norm.batchnorm_forward_train(x3, p["gamma"], p["beta"], y, x_hat, inv_std, rm, rv, 0.8, 1e-3)
+    close(y.reshape(shape), y_ref, dtype, "y")
+    close(rm, state["running_mean"], dtype, "running mean")
+    close(rv, state["running_var"], dtype, "running var")
+    gx, gg, gbeta = np.empty_like(x3), np.empty(c, dtype), np.empty(c, dtype)
+    norm.batchnorm_backward(gy.reshape(x3.shape), x_hat, p["gamma"], inv_std, gx, gg, gbeta, True)
+    close(gx.reshape(shape), gx_ref, dtype, "gx")
+    close(gg, gp["gamma"], dtype, "ggamma")
+    close(gbeta, gp["beta"], dtype, "gbeta")
+    # evaluation: the running statistics, a fixed affine map
+    _, y_ref, gy, (gx_ref,), gp, _ = reference("batchnorm", attrs, [x], p, training=False,
+                                               state=state)
+    norm.batchnorm_forward_eval(x3, p["gamma"], p["beta"], y, x_hat, inv_std, rm, rv, 1e-3)
+    close(y.reshape(shape), y_ref, dtype, "eval y")
+    norm.batchnorm_backward(gy.reshape(x3.shape), x_hat, p["gamma"], inv_std, gx, gg, gbeta,
+                            False)
+    close(gx.reshape(shape), gx_ref, dtype, "eval gx")
+    close(gg, gp["gamma"], dtype, "eval ggamma")
+    y2 = np.empty_like(y)
+    norm.batchnorm_forward_eval(x3, p["gamma"], empty(dtype), y2, empty(dtype, 3), inv_std,
+                                rm, rv, 1e-3)
+    close(y2 + p["beta"][None, :, None], y, dtype, "eval y without beta or x_hat")
+
+
+# ----------------------------------------------------------------------------- embedding
+
+def test_embedding():
+    rng = np.random.default_rng(10)
+    idx = rng.integers(0, 7, (3, 5))
+    idx[0, :2] = 4                                          # repeated indices accumulate
+    p = {"W": randn(rng, (7, 4), np.float64)}
+    _, y_ref, gy, _, gp, _ = reference("embedding", dict(vocab=7, dim=4), [idx], p)
+    y, gw = np.empty((15, 4)), np.empty((7, 4))
+    assert embedding.embedding_forward(idx.reshape(-1), p["W"], y) == -1
+    np.testing.assert_array_equal(y.reshape(3, 5, 4), y_ref)
+    assert embedding.embedding_backward(idx.reshape(-1), gy.reshape(15, 4), gw) == -1
+    close(gw, gp["W"], np.float64, "gW")
+    bad = idx.reshape(-1).copy()
+    bad[6], bad[9] = 7, -1
+    assert embedding.embedding_forward(bad, p["W"], y) == 6
+    assert not y[6].any()
+
+
+# -------------------------------------------------------------------------------- softmax
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_softmax_cross_entropy(dtype, reduction):
+    rng = np.random.default_rng(11)
+    x = randn(rng, (6, 5), dtype) * 3
+    x[0, 1] = 80                                            # exp would overflow unshifted
+    labels = rng.integers(0, 5, 6)
+    _, loss_ref, _, _, _, _ = reference("softmax_cross_entropy", dict(reduction=reduction),
+                                        [x, labels], {})
+    op, a = REGISTRY["softmax_cross_entropy"], make_attrs("softmax_cross_entropy",
+                                                          reduction=reduction)
+    (g_ref, _), _ = op.backward(RunContext(), a, [x, labels], {}, loss_ref, 0.5)
+    gx = np.empty_like(x)
+    loss, correct = softmax.softmax_cross_entropy(x, labels, gx, reduction == "mean", 0.5)
+    close(loss, loss_ref, dtype, "loss")
+    close(gx, g_ref, dtype, "gx")
+    assert correct == (x.argmax(1) == labels).sum()
+    loss2, _ = softmax.softmax_cross_entropy(x, labels, empty(dtype, 2), reduction == "mean", 1.0)
+    assert loss2 == loss
+    probs = rng.dirichlet(np.ones(5), 6).astype(dtype)
+    _, loss_ref, _, _, _, _ = reference("softmax_cross_entropy", dict(reduction=reduction),
+                                        [x, probs], {})
+    (g_ref, _), _ = op.backward(RunContext(), a, [x, probs], {}, loss_ref, 0.5)
+    loss, correct = softmax.softmax_cross_entropy_probs(x, probs, gx, reduction == "mean", 0.5)
+    close(loss, loss_ref, dtype, "loss (probabilities)")
+    close(gx, g_ref, dtype, "gx (probabilities)")
+    assert correct == (x.argmax(1) == probs.argmax(1)).sum()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_and_log_softmax(dtype):
+    x = randn(np.random.default_rng(12), (4, 6), dtype) * 4
+    for name, fwd, bwd in (("softmax", softmax.softmax_forward, softmax.softmax_backward),
+                           ("log_softmax", softmax.log_softmax_forward,
+                            softmax.log_softmax_backward)):
+        _, y_ref, gy, (gx_ref,), _, _ = reference(name, {}, [x], {})
+        y, gx = np.empty_like(x), np.empty_like(x)
+        fwd(x, y)
+        bwd(y, gy, gx)
+        close(y, y_ref, dtype, f"{name} y")
+        close(gx, gx_ref, dtype, f"{name} gx")
+
+
+# ------------------------------------------------------------------------------ recurrent
+
+def _rec_case(name, attrs, dtype, seed=13, n=3, steps=4, features=5):
+    rng = np.random.default_rng(seed)
+    x = randn(rng, (n, steps, features), dtype)
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}[name]
+    h = attrs["units"]
+    p = {"W": randn(rng, (features, gates * h), dtype) * 0.5,
+         "U": randn(rng, (h, gates * h), dtype) * 0.5,
+         "b": randn(rng, (gates * h,), dtype) * 0.5}
+    if name == "gru":
+        p["bu"] = randn(rng, (gates * h,), dtype) * 0.5
+    _, y_ref, gy, (gx_ref,), gp, _ = reference(name, attrs, [x], p)
+    return x, p, y_ref, gy, gx_ref, gp, gates
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("sequences", [True, False])
+def test_recurrent(dtype, name, sequences):
+    h = 6
+    x, p, y_ref, gy, gx_ref, gp, g = _rec_case(name, dict(units=h, return_sequences=sequences),
+                                              dtype)
+    n, steps, f = x.shape
+    y = np.empty((n, steps if sequences else 1, h), dtype)
+    gy3 = gy.reshape(y.shape)
+    xw, hs = np.empty((n * steps, g * h), dtype), np.empty((steps + 1, n, h), dtype)
+    gates = np.empty((steps, n, g * h), dtype)
+    d_tm, d_bm = np.empty((steps, n, g * h), dtype), np.empty((n * steps, g * h), dtype)
+    gh, gc = np.empty((n, h), dtype), np.empty((n, h), dtype)
+    gx, gw, gu, gb = (np.empty_like(x), np.empty_like(p["W"]), np.empty_like(p["U"]),
+                      np.empty_like(p["b"]))
+    if name == "rnn":
+        recurrent.rnn_forward(x, p["W"], p["U"], p["b"], y, xw, hs)
+        recurrent.rnn_backward(x, p["W"], p["U"], hs, gy3, gx, gw, gu, gb, d_tm, d_bm, gh)
+    elif name == "lstm":
+        cs, tcs = np.empty_like(hs), np.empty((steps, n, h), dtype)
+        recurrent.lstm_forward(x, p["W"], p["U"], p["b"], y, xw, hs, cs, tcs, gates)
+        recurrent.lstm_backward(x, p["W"], p["U"], hs, cs, tcs, gates, gy3, gx, gw, gu, gb,
+                                d_tm, d_bm, gh, gc)
+    else:
+        un, gbu = np.empty((steps, n, h), dtype), np.empty_like(p["bu"])
+        recurrent.gru_forward(x, p["W"], p["U"], p["b"], p["bu"], y, xw, hs, gates, un)
+        recurrent.gru_backward(x, p["W"], p["U"], hs, gates, un, gy3, gx, gw, gu, gb, gbu,
+                               d_tm, d_bm, gh, gc)
+        close(gbu, gp["bu"], dtype, "gbu")
+    close(y.reshape(y_ref.shape), y_ref, dtype, "y")
+    close(gx, gx_ref, dtype, "gx")
+    close(gw, gp["W"], dtype, "gW")
+    close(gu, gp["U"], dtype, "gU")
+    close(gb, gp["b"], dtype, "gb")
+
+
+def test_lstm_without_bias_or_input_gradient():
+    dtype, h = np.float64, 3
+    attrs = dict(units=h, use_bias=False)
+    rng = np.random.default_rng(14)
+    x = randn(rng, (2, 3, 4), dtype)
+    p = {"W": randn(rng, (4, 4 * h), dtype), "U": randn(rng, (h, 4 * h), dtype)}
+    _, y_ref, gy, _, gp, _ = reference("lstm", attrs, [x], p)
+    y = np.empty((2, 1, h))
+    hs, cs = np.empty((4, 2, h)), np.empty((4, 2, h))
+    tcs, gates = np.empty((3, 2, h)), np.empty((3, 2, 4 * h))
+    recurrent.lstm_forward(x, p["W"], p["U"], empty(dtype), y, np.empty((6, 4 * h)), hs, cs,
+                           tcs, gates)
+    close(y[:, 0], y_ref, dtype, "y")
+    gw, gu = np.empty_like(p["W"]), np.empty_like(p["U"])
+    recurrent.lstm_backward(x, p["W"], p["U"], hs, cs, tcs, gates, gy.reshape(2, 1, h),
+                            empty(dtype, 3), gw, gu, empty(dtype), np.empty((3, 2, 4 * h)),
+                            np.empty((6, 4 * h)), np.empty((2, h)), np.empty((2, h)))
+    close(gw, gp["W"], dtype, "gW")
+    close(gu, gp["U"], dtype, "gU")
+
+
+# ---------------------------------------------------------------------------- optimizers
+
+class _Info:
+    def __init__(self, lr_mult, trainable=True, regularizer=None):
+        self.lr_mult, self.trainable, self.regularizer = lr_mult, trainable, regularizer or {}
+
+
+OPTIMIZERS = [{"type": "sgd", "lr": 0.1}, {"type": "sgd", "lr": 0.1, "momentum": 0.9},
+              {"type": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True},
+              {"type": "rmsprop", "lr": 0.01}, {"type": "adagrad", "lr": 0.1},
+              {"type": "adam", "lr": 0.01}]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("config", OPTIMIZERS, ids=lambda c: "-".join(map(str, c.values())))
+def test_optimizer_update(dtype, config):
+    rng = np.random.default_rng(15)
+    shapes, mults = {"a": (3, 4), "b": (4,), "c": (5,)}, {"a": 1.0, "b": 0.5, "c": 0.0}
+    arrays = {k: randn(rng, s, dtype) for k, s in shapes.items()}
+    infos = {k: _Info(mults[k]) for k in shapes}
+    opt = Optimizer(config)
+    state = opt.init_state(arrays, infos)
+    sizes = [int(np.prod(s)) for s in shapes.values()]
+    ends = np.cumsum(sizes)
+    seg_start, seg_end = ends - sizes, ends.astype(np.int64)
+    seg_lr = np.array([mults[k] for k in shapes], np.float64)
+    flat = np.concatenate([a.reshape(-1) for a in arrays.values()])
+    slots = {s: np.zeros_like(flat) for s in opt.slots}
+    c = opt.config
+    for t in range(3):
+        grads = {k: randn(rng, s, dtype) for k, s in shapes.items()}
+        g = np.concatenate([v.reshape(-1) for v in grads.values()])
+        opt.update(arrays, grads, state, infos, t)
+        lr = opt.lr_at(t)
+        if c["type"] == "sgd":
+            optim.sgd_update(flat, g, slots.get("v", empty(dtype)), seg_start, seg_end, seg_lr,
+                             lr, c["momentum"], c["nesterov"])
+        elif c["type"] == "rmsprop":
+            optim.rmsprop_update(flat, g, slots["s"], seg_start, seg_end, seg_lr, lr, c["rho"],
+                                 c["eps"])
+        elif c["type"] == "adagrad":
+            optim.adagrad_update(flat, g, slots["s"], seg_start, seg_end, seg_lr, lr, c["eps"])
+        else:
+            optim.adam_update(flat, g, slots["m"], slots["v"], seg_start, seg_end, seg_lr, lr,
+                              c["beta1"], c["beta2"], c["eps"], t)
+    close(flat, np.concatenate([a.reshape(-1) for a in arrays.values()]), dtype, "params")
+
+
+def test_regularize_and_max_norm():
+    from nngraph.optimizers import penalty
+    rng = np.random.default_rng(16)
+    shapes = {"dense": (4, 3), "conv": (2, 3, 2, 2), "vec": (5,)}
+    arrays = {k: randn(rng, s, np.float64) for k, s in shapes.items()}
+    regs = {"dense": {"l1": 0.01, "l2": 0.02}, "conv": {"l2": 0.03}, "vec": {"l1": 0.04}}
+    infos = {k: _Info(1.0, regularizer=regs[k]) for k in shapes}
+    grads = {k: randn(rng, s, np.float64) for k, s in shapes.items()}
+    flat = np.concatenate([a.reshape(-1) for a in arrays.values()])
+    g = np.concatenate([v.reshape(-1) for v in grads.values()])
+    sizes = [int(np.prod(s)) for s in shapes.values()]
+    ends = np.cumsum(sizes)
+    seg_start, seg_end = (ends - sizes).astype(np.int64), ends.astype(np.int64)
+    l1 = np.array([regs[k].get("l1", 0.0) for k in shapes])
+    l2 = np.array([regs[k].get("l2", 0.0) for k in shapes])
+    total_ref = penalty(arrays, infos, grads)
+    total = optim.regularize(flat, g, seg_start, seg_end, l1, l2)
+    close(total, total_ref, np.float64, "penalty")
+    close(g, np.concatenate([v.reshape(-1) for v in grads.values()]), np.float64, "gradient")
+    for k, a in arrays.items():
+        apply_max_norm(a, 0.7, a.shape)
+    rows = np.array([4, 2, 1], np.int64)
+    cols = np.array([3, 12, 5], np.int64)
+    optim.max_norm(flat, seg_start, rows, cols, np.array([1, 0, 0], np.int64),
+                   np.full(3, 0.7))
+    close(flat, np.concatenate([a.reshape(-1) for a in arrays.values()]), np.float64, "max norm")
