@@ -100,10 +100,10 @@ class CPUExecutor:
         n = len(next(iter(batch.values())))
         key = (mode, n)
         if key not in self.bound:
-            buffers, per_sample = self.gen.plans[mode]
-            arena = np.zeros(max(per_sample * n, 1), self.dtype)
-            views = {b.name: arena[b.offset * n:(b.offset + b.size) * n].reshape((n,) + b.shape)
-                     for b in buffers}
+            buffers, sizes = self.gen.plans[mode]
+            arenas = {"float": np.zeros(max(sizes["float"] * n, 1), self.dtype),
+                      "int": np.zeros(max(sizes["int"] * n, 1), np.int64)}
+            views = {b.name: b.view(arenas[b.kind], n) for b in buffers}
             for k in self.program.params:
                 views[f"p_{_ident(k)}"] = self.pviews[k]
                 views[f"gp_{_ident(k)}"] = self.gviews[k]

@@ -87,6 +87,16 @@ class Site:
     def kernel(self, args, body, call, returns=False):
         return args, body, call, returns
 
+    def scratch(self, tag, shape, layout="batch", kind="float"):
+        return self.gen.scratch(f"s_{_ident(self.group.anchor)}_{tag}", shape, self.index,
+                                layout, kind)
+
+    def njit(self, name, args, body, header):
+        """Source of a generated helper kernel (epilogues around hand-written kernels)."""
+        return (f"@njit(cache=True, error_model='numpy', fastmath={FASTMATH})\n"
+                f"def {name}({', '.join(args)}):\n    \"\"\"{header}\"\"\"\n" +
+                "\n".join(body) + "\n")
+
 
 class CPUCodegen:
     def __init__(self, program, dtype):
@@ -106,8 +116,8 @@ class CPUCodegen:
         self.uses.setdefault(name, []).append(index)
         return name
 
-    def scratch(self, name, shape, index):
-        self.shapes[name] = tuple(shape)
+    def scratch(self, name, shape, index, layout="batch", kind="float"):
+        self.shapes[name] = (tuple(shape), layout, kind)
         return self.use(name, index)
 
     # ------------------------------------------------------------------ drivers
@@ -130,14 +140,16 @@ class CPUCodegen:
             index += 1
         buffers = []
         for name, idx in self.uses.items():
-            if name.startswith(("p_", "gp_", "in_")):
+            if name.startswith(("p_", "gp_", "_")):
                 continue
-            shape = self.shapes.get(name) or self._shape_of(name)
+            shape, layout, kind = self.shapes.get(name) or (self._shape_of(name), "batch",
+                                                            "float")
             if shape is None:
                 continue
-            buffers.append(Buffer(name, shape, min(idx), max(idx)))
-        size = plan_memory(buffers)
-        self.plans[mode] = (buffers, size)
+            buffers.append(Buffer(name, shape, min(idx), max(idx), layout=layout, kind=kind))
+        sizes = {kind: plan_memory([b for b in buffers if b.kind == kind])
+                 for kind in ("float", "int")}
+        self.plans[mode] = (buffers, sizes)
         self.drivers[mode] = self._driver_source(mode, lines, buffers)
 
     def _shape_of(self, name):
@@ -155,6 +167,11 @@ class CPUCodegen:
         result = rule(site) if rule else None
         if result is None:
             return self._fallback(site, mode)
+        if result[0] == "direct":              # calls of hand-written kernels, plus epilogues
+            _, lines, kernels = result
+            for name, src in kernels.items():
+                self.kernels[name] = src
+            return [f"    {line}" for line in lines] + [f"    {p}" for p in site.post]
         args, body, call, returns = result
         name = f"k_{group.name}"
         header = self._header(group)
@@ -229,7 +246,10 @@ class CPUCodegen:
         lines += [f"  {g.name:<28} {' + '.join(self.graph.nodes[n].get('fwd', n) for n in g.nodes)}"
                   for g in self.groups]
         lines += ['"""', "import math", "", "import numpy as np", "from numba import njit", "",
-                  f"_f = np.{self.dtype.name}", "", "",
+                  "from nngraph.kernels.cpu import conv as _conv, pool as _pool", "",
+                  f"_f = np.{self.dtype.name}",
+                  "_none1, _none4 = np.zeros(0, _f), np.zeros((0, 0, 0, 0), _f)   # skipped outputs",
+                  "", "",
                   f"@njit(cache=True, error_model='numpy', fastmath={FASTMATH})",
                   "def _add_into(a, b):", "    af = a.reshape(-1)", "    bf = b.reshape(-1)",
                   "    for i in range(af.size):", "        af[i] += bf[i]", "", ""]

@@ -246,3 +246,122 @@ def rule_for(site):
     if op.fusion == Fusion.ELEMWISE and op.scalar:
         return elementwise_forward if g.kind == "forward" else elementwise_backward
     return None
+
+
+# ------------------------------------------------------- hand-written kernels (kernels/cpu)
+
+def _conv_geometry(site, n):
+    """(sh, sw, pt, pb, pl, pr, dh, dw) of conv2d node n, as the reference computes them."""
+    from ..ops import _conv
+    d = site.node(n)
+    a = d["attrs"]
+    _, h, w = site.shape(d["inputs"][0])
+    _, pt, pb = _conv.out_size(h, a.kernel[0], a.stride[0], a.padding, 0, dilation=a.dilation[0])
+    _, pl, pr = _conv.out_size(w, a.kernel[1], a.stride[1], a.padding, 1, dilation=a.dilation[1])
+    return (a.stride[0], a.stride[1], pt, pb, pl, pr, a.dilation[0], a.dilation[1])
+
+
+def _channel_epilogue(site, name, n, epi, has_b, pre):
+    """Bias per channel and the activation, in place over (N, C, H, W)."""
+    c, h, w = site.shape(n)
+    args = ["y"] + (["b"] if has_b else []) + (["pre"] if pre else [])
+    inner = ["v = y[i0, i1, i2, i3]" + (" + b[i1]" if has_b else "")]
+    if pre:
+        inner.append("pre[i0, i1, i2, i3] = v")
+    inner.append(f"y[i0, i1, i2, i3] = {site.act(epi, 'v') if epi else 'v'}")
+    body = _loop_nest(["y.shape[0]", str(c), str(h), str(w)], inner)
+    return site.njit(name, args, body, f"bias and activation of {n}")
+
+
+def conv2d_forward(site):
+    n, epi = site.group.anchor, site.group.epilogue
+    d = site.node(n)
+    c, h, w = site.shape(d["inputs"][0])
+    f, ho, wo = site.shape(n)
+    kh, kw = d["attrs"].kernel
+    has_b = "b" in d["params"]
+    pre = site.val(n) if epi and site.keeps_pre(epi) else None
+    out = site.val(epi or n)
+    cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")
+    ybuf = site.scratch("ybuf", (f, ho * wo), layout="cols")
+    geo = ", ".join(map(str, _conv_geometry(site, n)))
+    target = pre or out
+    lines = [f"_conv.conv2d_forward({site.val(d['inputs'][0])}, "
+             f"{site.param(d['params']['W'])}, {target}, {cols}, {ybuf}, {geo})"]
+    kernels = {}
+    if has_b or epi:
+        name = f"k_{site.group.name}_epilogue"
+        kernels[name] = _channel_epilogue(site, name, n, epi, has_b, pre)
+        if pre:                                   # conv wrote the pre-activation
+            args = [out] + ([site.param(d["params"]["b"])] if has_b else []) + [pre]
+            kernels[name] = kernels[name].replace("v = y[i0, i1, i2, i3]",
+                                                  "v = pre[i0, i1, i2, i3]")
+        else:
+            args = [out] + ([site.param(d["params"]["b"])] if has_b else [])
+        lines.append(f"{name}({', '.join(args)})")
+    return "direct", lines, kernels
+
+
+def conv2d_backward(site):
+    n, epi = site.group.anchor, site.group.epilogue
+    d = site.node(n)
+    c, h, w = site.shape(d["inputs"][0])
+    f, ho, wo = site.shape(n)
+    kh, kw = d["attrs"].kernel
+    gy = site.grad(epi or n)
+    lines, kernels = [], {}
+    if epi:
+        name = f"k_{site.group.name}_act"
+        names = {"gy": "gyf[i]", "y": "yf[i]", "x": "xf[i]"}
+        body = ["    gyf = gy.reshape(-1)", "    yf = y.reshape(-1)", "    xf = x.reshape(-1)",
+                "    for i in range(gyf.size):",
+                f"        gyf[i] = {site.act_grad(epi, names)}"]
+        kernels[name] = site.njit(name, ["gy", "y", "x"], body, f"backward of {epi}")
+        x_for = site.val(n) if site.keeps_pre(epi) else site.val(epi)
+        lines.append(f"{name}({gy}, {site.val(epi)}, {x_for})")
+    slots = site.param_slots(n)
+    gw = site.pgrad(slots["W"]) if "W" in slots else "_none4"
+    gb = site.pgrad(slots["b"]) if "b" in slots else "_none1"
+    gx = site.input_grad(n, 0) or "_none4"
+    cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")
+    gybuf = site.scratch("gybuf", (f, ho * wo), layout="cols")
+    gcols = site.scratch("gcols", (c * kh * kw, ho * wo), layout="cols")
+    geo = ", ".join(map(str, _conv_geometry(site, n)))
+    lines.append(f"_conv.conv2d_backward({gy}, {site.param(d['params']['W'])}, {cols}, {gw}, "
+                 f"{gb}, {gx}, {gybuf}, {gcols}, {geo})")
+    return "direct", lines, kernels
+
+
+def _pool_geometry(site, n):
+    from ..ops import _conv
+    d = site.node(n)
+    a = d["attrs"]
+    _, h, w = site.shape(d["inputs"][0])
+    stride = a.stride or a.size
+    _, pt, pb = _conv.out_size(h, a.size[0], stride[0], a.padding, 0, what="window")
+    _, pl, pr = _conv.out_size(w, a.size[1], stride[1], a.padding, 1, what="window")
+    return (a.size[0], a.size[1], stride[0], stride[1], pt, pb, pl, pr)
+
+
+def maxpool2d_forward(site):
+    n = site.group.anchor
+    d = site.node(n)
+    if d["op"].name != "maxpool2d":
+        return None
+    arg = site.scratch("arg", site.shape(n), kind="int")
+    geo = ", ".join(map(str, _pool_geometry(site, n)))
+    return "direct", [f"_pool.maxpool2d_forward({site.val(d['inputs'][0])}, {site.val(n)}, "
+                      f"{arg}, {geo})"], {}
+
+
+def maxpool2d_backward(site):
+    n = site.group.anchor
+    gx = site.input_grad(n, 0)
+    if not gx:
+        return None
+    arg = site.scratch("arg", site.shape(n), kind="int")
+    return "direct", [f"_pool.maxpool2d_backward({site.grad(n)}, {arg}, {gx})"], {}
+
+
+FORWARD.update(conv2d=conv2d_forward, maxpool2d=maxpool2d_forward)
+BACKWARD.update(conv2d=conv2d_backward, maxpool2d=maxpool2d_backward)

@@ -18,6 +18,14 @@ class Buffer:
     first: int              # schedule position of the first write
     last: int               # schedule position of the last read
     offset: int = -1        # per-sample offset in the arena, set by plan_memory
+    layout: str = "batch"   # batch: (N,) + shape;  cols: (shape[0], N * shape[1]) (im2col)
+    kind: str = "float"     # float buffers and int buffers (arg-max indices) live apart
+
+    def view(self, arena, n):
+        block = arena[self.offset * n:(self.offset + self.size) * n]
+        if self.layout == "cols":
+            return block.reshape((self.shape[0], n * self.shape[1]))
+        return block.reshape((n,) + self.shape)
 
     @property
     def size(self) -> int:
@@ -28,7 +36,8 @@ class Buffer:
 
 
 def plan_memory(buffers: list[Buffer]) -> int:
-    """Assign offsets (first fit, largest first); returns the arena's per-sample size."""
+    """Assign offsets (first fit, largest first); returns the arena's per-sample size.
+    Call it once per arena (float and int buffers separately)."""
     placed: list[Buffer] = []
     for b in sorted(buffers, key=lambda b: (-b.size, b.first)):
         busy = sorted((p.offset, p.offset + p.size) for p in placed

@@ -1,0 +1,112 @@
+"""What each fused group runs on the CPU backend, read off the driver lines the codegen emits.
+
+    >>> calls = group_calls(build_program(nngraph.load("specs/lenet5.yaml")))
+    >>> calls["c1_relu"].runs, calls["c1_relu"].callees
+    ('hand-written', ['_conv.conv2d_forward', 'k_c1_relu_epilogue'])
+
+A group runs one of three kinds of code:
+    generated      njit kernels of the generated module (`k_<group>...`)
+    hand-written   a kernel of kernels/cpu (`_conv.`, `_pool.`), with generated epilogues
+    reference      the op's numpy reference rule, called from the driver (`R.forward`, ...)
+The pictures (viz_program), `nngraph compile` and `nngraph bench --profile` all use this.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..passes.fuse import Group
+from .cpu import CPUCodegen
+
+MODES = ("train", "evaluate", "predict")
+_CALLEE = re.compile(r"([A-Za-z_][\w.]*)\(")
+_NODE = re.compile(r"""R\.\w+\((['"])(.*?)\1""")
+
+
+@dataclass
+class GroupCalls:
+    group: Group
+    lines: list = field(default_factory=list)     # the driver lines, stripped
+
+    @property
+    def callees(self) -> list[str]:
+        """The function each driver line calls: 'k_logits', '_conv.conv2d_forward', 'R.loss'."""
+        return [m.group(1) for m in map(_CALLEE.search, self.lines) if m]
+
+    @property
+    def runs(self) -> str:
+        callees = self.callees
+        if any(c.startswith("R.") for c in callees):
+            return "reference"
+        if any("." in c for c in callees):
+            return "hand-written"
+        return "generated"
+
+    @property
+    def kernels(self) -> list[str]:
+        """Generated kernels this group calls, in order."""
+        return [c for c in self.callees if c.startswith("k_")]
+
+    @property
+    def reference_nodes(self) -> list[str]:
+        return [m.group(2) for m in map(_NODE.search, self.lines) if m]
+
+    def describe(self) -> str:
+        """One line: 'k_logits', '_conv.conv2d_forward + k_c1_relu_epilogue', 'R.forward(pool)'."""
+        parts = []
+        for line, callee in zip(self.lines, self.callees):
+            node = _NODE.search(line)
+            parts.append(f"{callee}({node.group(2)})" if node else callee)
+        return " + ".join(parts) or "(nothing to run)"
+
+
+def callee_kind(callee: str) -> str:
+    """generated / hand-written / reference for one called name."""
+    if callee.startswith("R."):
+        return "reference"
+    return "hand-written" if "." in callee else "generated"
+
+
+class _RecordingCodegen(CPUCodegen):
+    """CPUCodegen that keeps the driver lines of each group, per driver."""
+
+    def __init__(self, program, dtype):
+        self.emitted = {mode: [] for mode in MODES}
+        super().__init__(program, dtype)
+
+    def _emit(self, group, index, mode):
+        lines = super()._emit(group, index, mode)
+        self.emitted[mode].append((group, [line.strip() for line in lines]))
+        return lines
+
+
+def codegen(program, dtype="float32") -> CPUCodegen:
+    """The CPU codegen of `program`, with `.emitted[mode]` = [(group, driver lines)]."""
+    return _RecordingCodegen(program, np.dtype(dtype))
+
+
+def group_calls(program, dtype="float32", gen=None) -> dict[str, GroupCalls]:
+    """{group name: GroupCalls} in execution order. A group's lines are those of the train
+    driver; groups that only evaluate or predict run are taken from those drivers."""
+    gen = gen or codegen(program, dtype)
+    out: dict[str, GroupCalls] = {}
+    for mode in MODES:
+        for group, lines in gen.emitted[mode]:
+            if group.name not in out:
+                out[group.name] = GroupCalls(group, lines)
+    order = {g.name: i for i, g in enumerate(gen.groups)}
+    return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def call_sites(gen, mode="train") -> list[tuple[str, str]]:
+    """(callee, group name) for every line of one driver, in the order it runs them."""
+    return [(c, group.name) for group, lines in gen.emitted[mode]
+            for c in GroupCalls(group, lines).callees]
+
+
+def arena_bytes(gen, mode: str) -> tuple[int, int]:
+    """(float bytes, int bytes) per sample of one driver's arena."""
+    _, sizes = gen.plans[mode]
+    return sizes["float"] * gen.dtype.itemsize, sizes["int"] * np.dtype(np.int64).itemsize
