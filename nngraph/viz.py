@@ -48,6 +48,7 @@ DOT_MISSING = (
 def render(net: Network, path: str, rankdir: str = "TB", fused: bool = False,
            backward: bool = False) -> str:
     """Draw `net` to `path` (.svg, .png or .dot, by the suffix); returns the path written.
+    With `fused` or `backward`, draws the lowered program instead (see viz_program).
 
         >>> render(nngraph.load("specs/lenet5.yaml"), "lenet5.svg")     # doctest: +SKIP
         'lenet5.svg'
@@ -56,11 +57,11 @@ def render(net: Network, path: str, rankdir: str = "TB", fused: bool = False,
     path is returned; `DOT_MISSING.format(dot=..., wanted=...)` tells the user what to do.
     """
     fmt = _format_of(path)
-    if fused:
-        raise NotImplementedError("drawing the fused graph arrives with the fusion pass")
-    if backward:
-        raise NotImplementedError("drawing the backward graph arrives with the autodiff pass")
-    dot = to_dot(net, rankdir)
+    if fused or backward:                    # the lowered program, not the spec's layers
+        from . import viz_program
+        dot = viz_program.to_dot(net, rankdir, fused=fused, backward=backward)
+    else:
+        dot = to_dot(net, rankdir)
     if fmt == "png":
         dot.graph_attr["dpi"] = "144"        # the default 96 makes 9-point text blur
     if fmt == "dot":

@@ -56,6 +56,7 @@ class CPUExecutor:
         g = program.graph
         self.loss_inputs = {i for l in program.losses for i in g.nodes[l]["inputs"]}
         self.slots = {}
+        self.state = {}
         self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
 
     def adopt(self, params: dict) -> dict:
@@ -110,6 +111,9 @@ class CPUExecutor:
             self.bound = {k: v for k, v in self.bound.items() if k[0] != mode}
             self.bound[key] = views
         views = self.bound[key]
+        for layer, arrays in self.state.items():
+            for sname, arr in arrays.items():
+                views[f"st_{_ident(layer)}_{sname}"] = arr
         for name, arr in batch.items():
             views[self.names[name]] = arr
         return views
@@ -123,6 +127,7 @@ class CPUExecutor:
 
     def _run(self, mode, arrays, state, batch, training, seed):
         self._sync(arrays)
+        self.state = state
         views = self._buffers(mode, batch)
         self.runtime.begin(arrays, state, training, seed)
         loss = getattr(self.module, mode)(views, self.runtime)

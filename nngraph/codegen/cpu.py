@@ -53,6 +53,10 @@ class Site:
     def pgrad(self, key):
         return self.gen.use(f"gp_{_ident(key)}", self.index)
 
+    def state(self, n, name):
+        """A persistent state array of layer n (batchnorm's running statistics)."""
+        return self.gen.use(f"st_{_ident(self.node(n)['layer'])}_{name}", self.index)
+
     def param_slots(self, n):
         return self.gen.graph.nodes[f"vjp:{n}"]["param_slots"]
 
@@ -122,6 +126,7 @@ class CPUCodegen:
 
     # ------------------------------------------------------------------ drivers
     def _driver(self, mode):
+        self.mode = mode
         self.uses, self.shapes, self.contributions = {}, {}, {}
         prog, g = self.program, self.graph
         if mode == "predict":
@@ -140,7 +145,7 @@ class CPUCodegen:
             index += 1
         buffers = []
         for name, idx in self.uses.items():
-            if name.startswith(("p_", "gp_", "_")):
+            if name.startswith(("p_", "gp_", "st_", "_")):
                 continue
             shape, layout, kind = self.shapes.get(name) or (self._shape_of(name), "batch",
                                                             "float")
@@ -230,7 +235,7 @@ class CPUCodegen:
     def _driver_source(self, mode, lines, buffers):
         names = sorted({b.name for b in buffers})
         data = sorted(n for n in self.uses if n.startswith("v_") and n not in names)
-        params = sorted(n for n in self.uses if n.startswith(("p_", "gp_")))
+        params = sorted(n for n in self.uses if n.startswith(("p_", "gp_", "st_")))
         head = [f"def {mode}(B, R):",
                 f"    \"\"\"{mode} driver: {len(lines)} calls.\"\"\"",
                 "    loss = 0.0"]
@@ -246,9 +251,11 @@ class CPUCodegen:
         lines += [f"  {g.name:<28} {' + '.join(self.graph.nodes[n].get('fwd', n) for n in g.nodes)}"
                   for g in self.groups]
         lines += ['"""', "import math", "", "import numpy as np", "from numba import njit", "",
-                  "from nngraph.kernels.cpu import conv as _conv, pool as _pool", "",
+                  "from nngraph.kernels.cpu import conv as _conv, pool as _pool, "
+                  "recurrent as _rec, norm as _norm, embedding as _emb", "",
                   f"_f = np.{self.dtype.name}",
-                  "_none1, _none4 = np.zeros(0, _f), np.zeros((0, 0, 0, 0), _f)   # skipped outputs",
+                  "_none1, _none2 = np.zeros(0, _f), np.zeros((0, 0), _f)   # skipped outputs",
+                  "_none3, _none4 = np.zeros((0, 0, 0), _f), np.zeros((0, 0, 0, 0), _f)",
                   "", "",
                   f"@njit(cache=True, error_model='numpy', fastmath={FASTMATH})",
                   "def _add_into(a, b):", "    af = a.reshape(-1)", "    bf = b.reshape(-1)",

@@ -365,3 +365,148 @@ def maxpool2d_backward(site):
 
 FORWARD.update(conv2d=conv2d_forward, maxpool2d=maxpool2d_forward)
 BACKWARD.update(conv2d=conv2d_backward, maxpool2d=maxpool2d_backward)
+
+
+# ----------------------------------------------------------------- recurrent, norm, embedding
+
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _seq_out(site, n, name):
+    """The kernels take y and gy as (N, T, H), or (N, 1, H) for the last state only."""
+    return name if site.node(n)["attrs"].return_sequences else \
+        f"{name}.reshape({name}.shape[0], 1, {name}.shape[1])"
+
+
+def _rec_saved(site, n):
+    d = site.node(n)
+    steps, _ = site.shape(d["inputs"][0])
+    h = d["attrs"].units
+    gh = _GATES[d["op"].name] * h
+    saved = {"hs": site.scratch("hs", (steps + 1, h), layout="time")}
+    if d["op"].name == "lstm":
+        saved["cs"] = site.scratch("cs", (steps + 1, h), layout="time")
+        saved["tcs"] = site.scratch("tcs", (steps, h), layout="time")
+    if d["op"].name in ("lstm", "gru"):
+        saved["gates"] = site.scratch("gates", (steps, gh), layout="time")
+    if d["op"].name == "gru":
+        saved["un"] = site.scratch("un", (steps, h), layout="time")
+    return saved, steps, h, gh
+
+
+def _p(site, n, name, none):
+    key = site.node(n)["params"].get(name)
+    return site.param(key) if key else none
+
+
+_SAVED = {"rnn": (), "lstm": ("cs", "tcs", "gates"), "gru": ("gates", "un")}
+
+
+def _saved_args(saved, kind):
+    """What forward keeps for backward, in the kernels' argument order."""
+    return [saved[k] for k in _SAVED[kind]]
+
+
+def recurrent_forward(site):
+    n = site.group.anchor
+    d = site.node(n)
+    kind = d["op"].name
+    saved, steps, h, gh = _rec_saved(site, n)
+    xw = site.scratch("xw", (steps, gh), layout="rows")
+    args = [site.val(d["inputs"][0]), _p(site, n, "W", ""), _p(site, n, "U", ""),
+            _p(site, n, "b", "_none1")]
+    if kind == "gru":
+        args.append(_p(site, n, "bu", "_none1"))
+    args += [_seq_out(site, n, site.val(n)), xw, saved["hs"]]
+    args += _saved_args(saved, kind)
+    return "direct", [f"_rec.{kind}_forward({', '.join(args)})"], {}
+
+
+def recurrent_backward(site):
+    n = site.group.anchor
+    d = site.node(n)
+    kind = d["op"].name
+    saved, steps, h, gh = _rec_saved(site, n)
+    slots = site.param_slots(n)
+    grad = {p: site.pgrad(k) for p, k in slots.items()}
+    gx = site.input_grad(n, 0) or "_none3"
+    args = [site.val(d["inputs"][0]), _p(site, n, "W", ""), _p(site, n, "U", ""), saved["hs"]]
+    args += _saved_args(saved, kind)
+    args += [_seq_out(site, n, site.grad(n)), gx, grad.get("W", "_none2"),
+             grad.get("U", "_none2"), grad.get("b", "_none1")]
+    if kind == "gru":
+        args.append(grad.get("bu", "_none1"))
+    args += [site.scratch("d_tm", (steps, gh), layout="time"),
+             site.scratch("d_bm", (steps, gh), layout="rows"), site.scratch("gh", (h,))]
+    if kind == "lstm":
+        args.append(site.scratch("gc", (h,)))
+    if kind == "gru":
+        args.append(site.scratch("gtmp", (h,)))
+    if "W" not in grad or "U" not in grad:
+        return None                      # a partly frozen recurrent layer: reference rule
+    return "direct", [f"_rec.{kind}_backward({', '.join(args)})"], {}
+
+
+def _ncs(name, channels):
+    return f"{name}.reshape({name}.shape[0], {channels}, -1)"
+
+
+def batchnorm_forward(site):
+    n = site.group.anchor
+    d = site.node(n)
+    c = site.shape(n)[0]
+    x, y = _ncs(site.val(d["inputs"][0]), c), _ncs(site.val(n), c)
+    gamma, beta = _p(site, n, "gamma", "_none1"), _p(site, n, "beta", "_none1")
+    rm, rv = site.state(n, "running_mean"), site.state(n, "running_var")
+    x_hat = _ncs(site.scratch("x_hat", site.shape(n)), c)
+    inv = site.scratch("inv_std", (c,), layout="fixed")
+    a = d["attrs"]
+    if site.gen.mode == "train":
+        line = (f"_norm.batchnorm_forward_train({x}, {gamma}, {beta}, {y}, {x_hat}, {inv}, "
+                f"{rm}, {rv}, {a.momentum!r}, {a.eps!r})")
+    else:
+        line = (f"_norm.batchnorm_forward_eval({x}, {gamma}, {beta}, {y}, {x_hat}, {inv}, "
+                f"{rm}, {rv}, {a.eps!r})")
+    return "direct", [line], {}
+
+
+def batchnorm_backward(site):
+    n = site.group.anchor
+    c = site.shape(n)[0]
+    slots = site.param_slots(n)
+    if "gamma" not in slots:
+        return None
+    gx = site.input_grad(n, 0)
+    gx = _ncs(gx, c) if gx else "_none3"
+    x_hat = _ncs(site.scratch("x_hat", site.shape(n)), c)
+    inv = site.scratch("inv_std", (c,), layout="fixed")
+    gbeta = site.pgrad(slots["beta"]) if "beta" in slots else "_none1"
+    return "direct", [f"_norm.batchnorm_backward({_ncs(site.grad(n), c)}, {x_hat}, "
+                      f"{site.param(site.node(n)['params']['gamma'])}, {inv}, {gx}, "
+                      f"{site.pgrad(slots['gamma'])}, {gbeta}, True)"], {}
+
+
+def embedding_forward(site):
+    n = site.group.anchor
+    d = site.node(n)
+    idx, y = site.val(d["inputs"][0]), site.val(n)
+    dim = d["attrs"].dim
+    return "direct", [f"_emb.embedding_forward({idx}.reshape(-1), "
+                      f"{site.param(d['params']['W'])}, {y}.reshape(-1, {dim}))"], {}
+
+
+def embedding_backward(site):
+    n = site.group.anchor
+    d = site.node(n)
+    slots = site.param_slots(n)
+    if "W" not in slots:
+        return None
+    dim = d["attrs"].dim
+    return "direct", [f"_emb.embedding_backward({site.val(d['inputs'][0])}.reshape(-1), "
+                      f"{site.grad(n)}.reshape(-1, {dim}), {site.pgrad(slots['W'])})"], {}
+
+
+for _kind in _GATES:
+    FORWARD[_kind], BACKWARD[_kind] = recurrent_forward, recurrent_backward
+FORWARD.update(batchnorm=batchnorm_forward, embedding=embedding_forward)
+BACKWARD.update(batchnorm=batchnorm_backward, embedding=embedding_backward)

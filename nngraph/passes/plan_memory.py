@@ -18,13 +18,21 @@ class Buffer:
     first: int              # schedule position of the first write
     last: int               # schedule position of the last read
     offset: int = -1        # per-sample offset in the arena, set by plan_memory
-    layout: str = "batch"   # batch: (N,) + shape;  cols: (shape[0], N * shape[1]) (im2col)
+    layout: str = "batch"   # batch: (N,) + shape;  cols: (shape[0], N * shape[1]) (im2col);
+                            # time: (shape[0], N) + shape[1:];  rows: (N * shape[0],) + shape[1:]
+                            # fixed: shape, whatever N is (per-channel statistics)
     kind: str = "float"     # float buffers and int buffers (arg-max indices) live apart
 
     def view(self, arena, n):
         block = arena[self.offset * n:(self.offset + self.size) * n]
         if self.layout == "cols":
             return block.reshape((self.shape[0], n * self.shape[1]))
+        if self.layout == "time":
+            return block.reshape((self.shape[0], n) + self.shape[1:])
+        if self.layout == "rows":
+            return block.reshape((n * self.shape[0],) + self.shape[1:])
+        if self.layout == "fixed":
+            return block[:self.size].reshape(self.shape)
         return block.reshape((n,) + self.shape)
 
     @property
