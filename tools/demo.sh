@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
-nngraph check --quiet specs/*.yaml specs/*.json && echo "all specs valid"
-nngraph summary specs/lenet5.yaml
-nngraph viz specs/lenet5.yaml -o out/lenet5.svg
-nngraph viz specs/inception.yaml -o out/inception.svg
-nngraph train specs/lenet5.yaml --epochs "${EPOCHS:-2}" --out out/lenet5.nnz
-nngraph eval out/lenet5.nnz
-nngraph predict out/lenet5.nnz --limit 5
+python -m nngraph check --quiet specs/*.yaml specs/*.json && echo "all specs valid"
+python -m nngraph summary specs/lenet5.yaml
+python -m nngraph viz specs/lenet5.yaml -o out/lenet5.svg
+python -m nngraph viz specs/inception.yaml -o out/inception.svg
+python -m nngraph train specs/lenet5.yaml --epochs "${EPOCHS:-2}" --out out/lenet5.nnz
+python -m nngraph eval out/lenet5.nnz
+python -m nngraph predict out/lenet5.nnz --limit 5

@@ -143,6 +143,11 @@ class CPUCodegen:
                 group = Group(group.name, "loss", group.nodes[:1], anchor=group.anchor)
             lines += self._emit(group, index, mode)
             index += 1
+        # values read after the driver returns (outputs, what accuracy compares) stay live
+        for n in list(prog.outputs.values()) + [i for l in prog.losses
+                                                 for i in g.nodes[l]["inputs"]]:
+            if f"v_{_ident(n)}" in self.uses:
+                self.uses[f"v_{_ident(n)}"].append(index)
         buffers = []
         for name, idx in self.uses.items():
             if name.startswith(("p_", "gp_", "st_", "_")):
