@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from . import cli_run
+from . import cli_run, cli_tools
 from .errors import NNGraphError, SpecError
 
 EPILOG = "Run 'nngraph COMMAND --help' for a command's options."
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_schema)
 
     cli_run.register(sub)
+    cli_tools.register(sub)
     return p
 
 

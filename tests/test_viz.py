@@ -126,13 +126,20 @@ def test_dot_failing_at_run_time_also_falls_back(convnet, tmp_path, monkeypatch)
     assert got == str(tmp_path / "net.dot") and os.path.exists(got)
 
 
-def test_unknown_extension_and_pending_passes(convnet, tmp_path):
+def test_unknown_extension(convnet, tmp_path):
     with pytest.raises(ValueError, match=r"\.svg, \.png or \.dot"):
         convnet.render(str(tmp_path / "net.jpeg"))
-    with pytest.raises(NotImplementedError, match="fusion pass"):
-        convnet.render(str(tmp_path / "net.svg"), fused=True)
-    with pytest.raises(NotImplementedError, match="autodiff pass"):
-        convnet.render(str(tmp_path / "net.svg"), backward=True)
+    with pytest.raises(ValueError, match=r"\.svg, \.png or \.dot"):
+        convnet.render(str(tmp_path / "net.jpeg"), fused=True)
+
+
+def test_fused_and_backward_draw_the_program(convnet, tmp_path):
+    # The lowered program (tests/test_cli_tools.py checks its clusters and nodes).
+    for flags in ({"fused": True}, {"backward": True}, {"fused": True, "backward": True}):
+        source = open(convnet.render(str(tmp_path / "net.dot"), **flags), encoding="utf-8").read()
+        assert "lowered program" in source and "<b>c1:relu</b>" in source
+        assert ("cluster_group_" in source) == bool(flags.get("fused"))
+        assert ("vjp:c1" in source) == bool(flags.get("backward"))
 
 
 def test_loss_weight_shows_when_not_the_default(convnet):

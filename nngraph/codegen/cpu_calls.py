@@ -100,6 +100,12 @@ def group_calls(program, dtype="float32", gen=None) -> dict[str, GroupCalls]:
     return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
+def callees(driver_source: str) -> list[str]:
+    """The function each line of a driver's source calls, in order."""
+    lines = [line.strip() for line in driver_source.splitlines()[1:]]
+    return [m.group(1) for m in map(_CALLEE.search, lines) if m]
+
+
 def call_sites(gen, mode="train") -> list[tuple[str, str]]:
     """(callee, group name) for every line of one driver, in the order it runs them."""
     return [(c, group.name) for group, lines in gen.emitted[mode]
