@@ -12,16 +12,9 @@ def executor(program, backend: str, dtype):
         from .reference import ReferenceExecutor
         return ReferenceExecutor(program, dtype)
     if backend == "cpu":
-        try:
-            from .cpu import CPUExecutor
-        except ImportError:
-            import sys
-            print("nngraph: the fused cpu backend is not built yet; running on the "
-                  "reference backend", file=sys.stderr)
-            from .reference import ReferenceExecutor
-            return ReferenceExecutor(program, dtype)
+        from .cpu import CPUExecutor
         return CPUExecutor(program, dtype)
-    if backend in BACKENDS:
-        raise NNGraphError(f"the '{backend}' backend is not available in this build of "
-                           "nngraph yet; use backend='reference'")
+    if backend == "cuda":
+        raise NNGraphError("the 'cuda' backend is not available in this build of nngraph "
+                           "yet; use backend='cpu'")
     raise NNGraphError(f"unknown backend '{backend}': choose from {', '.join(BACKENDS)}")
