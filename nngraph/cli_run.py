@@ -105,7 +105,7 @@ def _data_for(model, path, split):
     if path:
         return _read_inputs(model, path), path
     if "data" not in model.net.train:
-        raise DataError(f"the model's spec has no train.data; pass --data FILE")
+        raise DataError("the model's spec has no train.data; pass --data FILE")
     train, val = load_training_data(model.net)
     if split == "validation" and val is not None:
         return val, "the validation split"

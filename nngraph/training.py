@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .data import as_batch, load_training_data
+from .data import load_training_data
 from .errors import DataError, TrainingError
 from .progress import ProgressBar
 

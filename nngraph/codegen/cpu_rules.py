@@ -8,7 +8,6 @@ new op works on the CPU backend the day it is registered and gets fast when it g
 from __future__ import annotations
 
 from ..ops.base import Fusion
-from .scalar import scalar_code, uses
 
 
 def _loop_nest(shape_vars, body):

@@ -78,6 +78,7 @@ class Float:
     min: float | None = None
     max: float | None = None
     exclusive_min: bool = False
+    exclusive_max: bool = False          # rates and momenta: 1 itself is not allowed
 
     def check(self, v):
         if not _is_number(v):
@@ -86,13 +87,18 @@ class Float:
             raise AttrError("expected a number, got NaN", "E013")
         if self.exclusive_min and self.min is not None and v <= self.min:
             raise AttrError(f"must be > {self.min}, got {v}", "E013")
+        if self.exclusive_max and self.max is not None and v >= self.max:
+            raise AttrError(f"must be < {self.max}, got {v}", "E013")
         _check_range(v, self.min, self.max)
         return float(v)
 
     def schema(self):
-        s = _with_range({"type": "number"}, None if self.exclusive_min else self.min, self.max)
+        s = _with_range({"type": "number"}, None if self.exclusive_min else self.min,
+                        None if self.exclusive_max else self.max)
         if self.exclusive_min and self.min is not None:
             s["exclusiveMinimum"] = self.min
+        if self.exclusive_max and self.max is not None:
+            s["exclusiveMaximum"] = self.max
         return s
 
 

@@ -12,20 +12,7 @@ import math
 
 import numpy as np
 
-from .base import (Attr, AttrError, Float, Fusion, OpDef, ParamSpec, ShapeError, StateSpec)
-
-
-class _Fraction(Float):
-    """A number in [min, 1): a momentum of 1 would never learn the running statistics."""
-
-    def check(self, v):
-        v = super().check(v)
-        if v >= 1:
-            raise AttrError(f"must be < 1, got {v}", "E013")
-        return v
-
-    def schema(self):
-        return {**super().schema(), "exclusiveMaximum": 1}
+from .base import Attr, Float, Fusion, OpDef, ParamSpec, ShapeError, StateSpec
 
 
 def shape(a, shapes):
@@ -97,7 +84,7 @@ def backward(ctx, a, xs, p, y, gy):
 
 
 OP = OpDef("batchnorm", "layer", Fusion.REDUCTION, shape,
-           attrs=(Attr("momentum", _Fraction(0.0), 0.9,
+           attrs=(Attr("momentum", Float(0.0, 1.0, exclusive_max=True), 0.9,
                        "running = momentum * running + (1 - momentum) * batch statistic"),
                   Attr("eps", Float(0.0, exclusive_min=True), 1e-5,
                        "added to the variance before the square root")),

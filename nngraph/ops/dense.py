@@ -5,8 +5,6 @@ step, as Keras' Dense does on the last axis.
 """
 import math
 
-import numpy as np
-
 from .base import Attr, Fusion, Int, OpDef, ParamSpec, ShapeError
 
 

@@ -6,20 +6,7 @@ plain one. The mask is saved for backward, which applies the same scaled mask to
 """
 import numpy as np
 
-from .base import Attr, AttrError, Float, Fusion, OpDef, elementwise_flops, same_shape
-
-
-class _Fraction(Float):
-    """A number in [min, 1): a rate of 1 would drop every unit and divide by zero."""
-
-    def check(self, v):
-        v = super().check(v)
-        if v >= 1:
-            raise AttrError(f"must be < 1, got {v}", "E013")
-        return v
-
-    def schema(self):
-        return {**super().schema(), "exclusiveMaximum": 1}
+from .base import Attr, Float, Fusion, OpDef, elementwise_flops, same_shape
 
 
 def forward(ctx, a, xs, p):
@@ -38,7 +25,7 @@ def backward(ctx, a, xs, p, y, gy):
 
 
 OP = OpDef("dropout", "noise", Fusion.ELEMWISE, same_shape,
-           attrs=(Attr("rate", _Fraction(0.0), 0.5,
+           attrs=(Attr("rate", Float(0.0, 1.0, exclusive_max=True), 0.5,
                        "probability of dropping each value in training, from 0 up to (not "
                        "including) 1"),),
            flops=elementwise_flops, forward=forward, backward=backward,

@@ -7,14 +7,13 @@ everything wrong with a file at once. Later checks skip what earlier ones alread
 from __future__ import annotations
 
 import math
-import os
 
 import networkx as nx
 
 from .. import initializers, ops
 from ..errors import Reporter, SpecError, did_you_mean
 from ..graph import InputDef, Network
-from ..ops.base import AttrError, Attrs, ShapeError
+from ..ops.base import AttrError, Attrs
 from ..passes.infer_shapes import infer_shapes
 from .expand import check_blocks, expand
 from .source import Source, read_text
