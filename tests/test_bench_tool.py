@@ -46,7 +46,8 @@ def test_every_case_names_its_target_and_verdict(doc):
     for name, entry in doc["cases"].items():
         target = entry["target"]
         value = entry[target["key"]]
-        assert value > 0, name
+        # the reference backend compiles nothing: its compile time may round to 0 s
+        assert value >= 0 if name.endswith(("compile_cold", "compile_warm")) else value > 0, name
         assert isinstance(entry["pass"], bool)
         if "min" in target:
             assert target["key"].startswith("ratio_") and entry["pass"] == (value >= target["min"])
