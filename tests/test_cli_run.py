@@ -1,0 +1,61 @@
+"""nngraph train / eval / predict from the command line, and the initializers."""
+import os
+
+import numpy as np
+import pytest
+
+from nngraph import initializers
+from nngraph.cli import main
+
+SPECS = os.path.join(os.path.dirname(__file__), "..", "specs")
+
+
+@pytest.mark.parametrize("name", ["iris_mlp.json", "perceptron_and.yaml", "autoencoder.yaml"])
+def test_train_eval_predict(name, tmp_path, capsys):
+    model = str(tmp_path / "m.nnz")
+    assert main(["train", os.path.join(SPECS, name), "--epochs", "2", "--out", model, "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "done in" in out and f"saved {model}" in out and os.path.exists(model)
+    assert main(["eval", model, "--split", "all"]) == 0
+    assert "loss" in capsys.readouterr().out
+    assert main(["predict", model, "--limit", "3"]) == 0
+    assert "[2]" in capsys.readouterr().out
+    csv = str(tmp_path / "p.csv")
+    assert main(["predict", model, "-o", csv]) == 0
+    assert np.loadtxt(csv, delimiter=",", skiprows=1).ndim >= 1
+
+
+def test_resume_continues_to_the_total_epochs(tmp_path, capsys):
+    spec, model = os.path.join(SPECS, "iris_mlp.json"), str(tmp_path / "m.nnz")
+    assert main(["train", spec, "--epochs", "2", "--out", model, "-q"]) == 0
+    assert main(["train", spec, "--epochs", "3", "--resume", model, "--out", model, "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming" in out and "after epoch 2" in out and "1 epoch;" in out
+    assert main(["train", spec, "--epochs", "3", "--resume", model, "--out", model]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_a_corrupt_model_is_one_clear_line(tmp_path, capsys):
+    bad = tmp_path / "bad.nnz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    assert main(["eval", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.nnz" in err and "Traceback" not in err
+
+
+def test_initializers_are_seeded_and_scaled():
+    rng = lambda: np.random.default_rng(3)   # noqa: E731
+    a = initializers.initialize("he_normal", (400, 300), rng(), 400, 300)
+    b = initializers.initialize("he_normal", (400, 300), rng(), 400, 300)
+    assert np.array_equal(a, b) and a.dtype == np.float32
+    assert abs(a.std() - np.sqrt(2 / 400)) < 0.003
+    g = initializers.initialize("glorot_uniform", (400, 300), rng(), 400, 300)
+    assert np.abs(g).max() <= np.sqrt(6 / 700) and np.abs(g).max() > 0.9 * np.sqrt(6 / 700)
+    u = initializers.initialize(initializers.validate({"uniform": {"low": -0.1, "high": 0.2}}),
+                                (1000,), rng(), 1, 1)
+    assert u.min() >= -0.1 and u.max() <= 0.2
+    assert np.all(initializers.initialize(initializers.validate("ones"), (3,), rng(), 1, 1) == 1)
+    lit = initializers.validate([[1, 2], [3, 4]])
+    assert initializers.fits(lit, (2, 2)) is None and "shape" in initializers.fits(lit, (3, 2))
+    q = initializers.initialize("orthogonal", (16, 16), rng(), 16, 16, np.float64)
+    np.testing.assert_allclose(q @ q.T, np.eye(16), atol=1e-12)
