@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job: check every example spec, summarize and draw LeNet-5, train it (the spec's
-# 20 epochs; EPOCHS=N for fewer) on 4,000
-# MNIST digits, evaluate on the 1,000 held out, and predict with the saved model.
+# The main job: check every example spec, summarize and draw LeNet-5, train it on 4,000
+# MNIST digits (the spec's 20 epochs; EPOCHS=N for fewer), evaluate on the 1,000 held out,
+# and predict with the saved model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
