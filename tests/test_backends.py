@@ -59,3 +59,31 @@ def test_cpu_matches_reference(path, dtype, rtol):
             np.testing.assert_array_equal(hits_c, hits_r)
     for k in ref.params:
         close(cpu.params[k], ref.params[k], rtol * 10)
+
+
+def test_unrolled_maxpool_keeps_the_reference_rules_for_ties_and_nan():
+    from nngraph.ops import REGISTRY, RunContext, make_attrs
+    spec = """
+nngraph: 1
+name: pool
+inputs: {x: {shape: [3, 6, 6]}}
+layers:
+  - {op: maxpool2d, name: p, size: 2}
+"""
+    model = nngraph.compile(spec, backend="cpu", dtype="float64")
+    kernel = model.executor.module.k_p
+    x = np.round(np.random.default_rng(0).random((4, 3, 6, 6)) * 3)     # many ties
+    x[0, 0, 1, 1] = x[1, 2, 4, 5] = x[1, 2, 5, 4] = np.nan
+    y, arg = np.zeros((4, 3, 3, 3)), np.zeros((4, 3, 3, 3), np.int64)
+    kernel(x, y, arg)
+    op = REGISTRY["maxpool2d"]
+    ctx = RunContext()
+    with np.errstate(invalid="ignore"):
+        want = op.forward(ctx, make_attrs(op, size=2), [x], {})
+    np.testing.assert_array_equal(y, want)
+    g = np.random.default_rng(1).random(y.shape)
+    (gx_want,), _ = op.backward(ctx, make_attrs(op, size=2), [x], {}, want, g)
+    from nngraph.kernels.cpu import pool
+    gx = np.zeros_like(x)
+    pool.maxpool2d_backward(g, arg, gx)
+    np.testing.assert_array_equal(gx, gx_want)
