@@ -332,7 +332,8 @@ def fit_input(net, name: str, value, what: str) -> np.ndarray:
         kind = _KINDS.get(arr.dtype.kind, str(arr.dtype))
         raise DataError(f"{what}: {want}, got {_show(arr)}: {kind}, not numbers")
     arr = _fit_shape(arr, d, what, want)
-    if arr.dtype.kind == "f":
+    # one sum is the cheap test (no temporary array); only a non-finite sum looks closer
+    if arr.dtype.kind == "f" and not math.isfinite(float(arr.sum(dtype=np.float64))):
         bad = ~np.isfinite(arr)
         if bad.any():
             nan = int(np.isnan(arr).sum())

@@ -166,7 +166,7 @@ class CPUExecutor:
 
     def predict(self, arrays, state, batch):
         _, views = self._run("predict", arrays, state, batch, False, None)
-        return {name: np.array(views[f"v_{_ident(node)}"])
+        return {name: np.array(views[self.names[node]])
                 for name, node in self.program.outputs.items()}
 
 
