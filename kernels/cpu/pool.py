@@ -58,34 +58,6 @@ def maxpool2d_forward(x, y, arg, kh, kw, sh, sw, pt, pb, pl, pr):
 
 
 @kernel
-def maxpool2d_forward_unpadded(x, y, arg, kh, kw, sh, sw):
-    """maxpool2d_forward for windows that never touch padding (the usual 'valid' pools):
-    no bounds tests in the inner loop, same results (first maximum wins, NaN beats all)."""
-    n_batch, channels, h, w = x.shape
-    ho, wo = y.shape[2], y.shape[3]
-    check_geometry(h, w, ho, wo, kh, kw, sh, sw, 0, 0, 0, 0, 1, 1)
-    if arg.shape != y.shape or y.shape[0] != n_batch or y.shape[1] != channels:
-        raise ValueError("maxpool2d_forward: y and arg must have the output's shape")
-    # plain 4-D indexing: slicing out planes and rows in the loop costs a reference count each
-    for n in range(n_batch):
-        for c in range(channels):
-            for i in range(ho):
-                r0 = i * sh
-                for j in range(wo):
-                    s0 = j * sw
-                    best = x[n, c, r0, s0]
-                    at = r0 * w + s0
-                    for u in range(kh):
-                        for v in range(kw):
-                            val = x[n, c, r0 + u, s0 + v]
-                            if best == best and (val > best or val != val):
-                                best = val
-                                at = (r0 + u) * w + s0 + v
-                    y[n, c, i, j] = best
-                    arg[n, c, i, j] = at
-
-
-@kernel
 def maxpool2d_backward(gy, arg, gx):
     """gx = 0, then gx[n, c].flat[arg] += gy: each output's gradient goes to its arg-max."""
     n_batch, channels, ho, wo = gy.shape

@@ -34,3 +34,12 @@ def scalar_code(expr: str, attrs: dict, names: dict) -> str:
 def uses(expr: str, var: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == var
                for n in ast.walk(ast.parse(expr, mode="eval")))
+
+
+def loop_nest(shape_vars, body):
+    """Nested loops over `shape_vars` (names of extents), indices i0, i1, ..."""
+    lines, indent = [], "    "
+    for k, extent in enumerate(shape_vars):
+        lines.append(f"{indent}for i{k} in range({extent}):")
+        indent += "    "
+    return lines + [indent + line for line in body]
