@@ -63,6 +63,10 @@ class Model:
         """Non-trainable state as {'bn1.running_mean': array}."""
         return {f"{layer}.{k}": v for layer, d in self.state.items() for k, v in d.items()}
 
+    def _state_copy(self) -> dict:
+        """Layer state for a computation that must not move the running statistics."""
+        return {k: {s: v.copy() for s, v in d.items()} for k, d in self.state.items()}
+
     def _batch(self, data, labels: bool) -> dict:
         batch = as_batch(self.net, data, require_labels=labels)
         for name, arr in batch.items():
@@ -89,7 +93,7 @@ class Model:
     def gradients(self, data) -> dict:
         """{'c1.W': gradient, ...} of the total loss for one batch; parameters unchanged."""
         self._need_losses("compute gradients")
-        state = {k: {s: v.copy() for s, v in d.items()} for k, d in self.state.items()}
+        state = self._state_copy()
         _, grads = self.executor.gradients(self.params, state, self._batch(data, True),
                                            [self.seed, self.step])
         return grads
@@ -106,7 +110,7 @@ class Model:
                             f"{', '.join(self.program.outputs)}")
         program = build_program(self.net, of, wrt)
         run = executor(program, "reference", self.dtype)
-        state = {k: {s: v.copy() for s, v in d.items()} for k, d in self.state.items()}
+        state = self._state_copy()
         _, grads = run.gradients(self.params, state, self._batch(data, of is None),
                                  [self.seed, self.step])
         return {k: grads[k] for k in wrt if k in grads}

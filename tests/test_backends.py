@@ -87,3 +87,20 @@ layers:
     gx = np.zeros_like(x)
     pool.maxpool2d_backward(g, arg, gx)
     np.testing.assert_array_equal(gx, gx_want)
+
+
+def test_fused_activation_that_needs_its_input(tmp_path):
+    """gaussian's backward reads x, so the fused conv/dense keep the pre-activation."""
+    path = tmp_path / "g.yaml"
+    path.write_text("""
+nngraph: 1
+name: gauss
+inputs: {x: {shape: [2, 6, 6]}, t: {shape: [5]}}
+layers:
+  - {op: conv2d, filters: 3, kernel: 3, activation: {gaussian: {sigma: 0.7}}}
+  - {op: flatten}
+  - {op: dense, name: out, units: 5, activation: gaussian}
+losses:
+  - {op: squared_error, in: [out, t]}
+""")
+    test_cpu_matches_reference(str(path), "float64", 1e-9)

@@ -152,11 +152,7 @@ class CPUExecutor:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             loss, views = self._backprop(arrays, state, batch, seed)
         if np.isfinite(loss):
-            if getattr(self, "opt", None) is opt:
-                self._update(opt, t)
-            else:                                 # an optimizer this executor did not adopt
-                grads = {k: self.gviews[k] for k in self.trainable}
-                opt.update(arrays, grads, opt_state, self.program.params, t)
+            self._update(opt, t)                  # Model.set_optimizer always adopts `opt`
         return loss, self._values(views, self.loss_inputs)
 
     def evaluate(self, arrays, state, batch):

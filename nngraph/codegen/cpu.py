@@ -163,13 +163,16 @@ class CPUCodegen:
         self.drivers[mode] = self._driver_source(mode, lines, buffers)
 
     def _shape_of(self, name):
-        for n in self.graph.nodes:
-            if f"v_{_ident(n)}" == name or f"g_{_ident(n)}" == name:
-                d = self.graph.nodes[n]
-                if d.get("kind") == "input" and name.startswith("v_"):
-                    return None                     # data, not arena
-                return tuple(d["shape"])
-        return None
+        """Shape of a node's value or gradient buffer; None for input data (not arena)."""
+        if not hasattr(self, "_node_of"):
+            self._node_of = {f"{p}_{_ident(n)}": n for n in self.graph.nodes for p in "vg"}
+        n = self._node_of.get(name)
+        if n is None:
+            return None
+        d = self.graph.nodes[n]
+        if d.get("kind") == "input" and name.startswith("v_"):
+            return None
+        return tuple(d["shape"])
 
     def _emit(self, group, index, mode):
         site = Site(self, group, index)

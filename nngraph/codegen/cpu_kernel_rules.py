@@ -19,10 +19,12 @@ def _conv_geometry(site, n):
 
 
 def _channel_epilogue(site, name, n, epi, has_b, pre):
-    """Bias per channel and the activation, in place over (N, C, H, W)."""
+    """Bias per channel and the activation over (N, C, H, W): in place in y, or, when the
+    activation's backward needs its input, from `pre` (which then gets the bias too)."""
     c, h, w = site.shape(n)
     args = ["y"] + (["b"] if has_b else []) + (["pre"] if pre else [])
-    inner = ["v = y[i0, i1, i2, i3]" + (" + b[i1]" if has_b else "")]
+    source = "pre" if pre else "y"
+    inner = [f"v = {source}[i0, i1, i2, i3]" + (" + b[i1]" if has_b else "")]
     if pre:
         inner.append("pre[i0, i1, i2, i3] = v")
     inner.append(f"y[i0, i1, i2, i3] = {site.act(epi, 'v') if epi else 'v'}")
@@ -49,12 +51,7 @@ def conv2d_forward(site):
     if has_b or epi:
         name = f"k_{site.group.name}_epilogue"
         kernels[name] = _channel_epilogue(site, name, n, epi, has_b, pre)
-        if pre:                                   # conv wrote the pre-activation
-            args = [out] + ([site.param(d["params"]["b"])] if has_b else []) + [pre]
-            kernels[name] = kernels[name].replace("v = y[i0, i1, i2, i3]",
-                                                  "v = pre[i0, i1, i2, i3]")
-        else:
-            args = [out] + ([site.param(d["params"]["b"])] if has_b else [])
+        args = [out] + ([site.param(d["params"]["b"])] if has_b else []) + ([pre] if pre else [])
         lines.append(f"{name}({', '.join(args)})")
     return "direct", lines, kernels
 

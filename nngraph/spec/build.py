@@ -243,7 +243,7 @@ def _check_losses(src, rep, losses, g) -> list:
                           f"unknown loss '{kind}'{did_you_mean(kind, ops.losses())}; "
                           f"losses are {', '.join(ops.losses())}")
             continue
-        name = l.get("name") or f"loss_{i + 1}" if not l.get("name") else l["name"]
+        name = l.get("name") or f"loss_{i + 1}"
         if not isinstance(name, str):
             rep.error(src.at(path + ("name",)), "E012", "loss name must be a string")
             continue

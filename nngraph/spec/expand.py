@@ -52,6 +52,7 @@ class _Expander:
         self.src, self.rep, self.blocks = src, rep, blocks
         self.out = Expansion([], {}, {})
         self.counters: dict[str, int] = {}
+        self.bad_substitution = False        # set by substitute() for the current layer
 
     def auto_name(self, scope: str, op: str) -> str:
         key = f"{scope}{op}"
