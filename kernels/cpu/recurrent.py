@@ -30,6 +30,7 @@ import numpy as np
 
 from ._jit import kernel
 from ._math import tanh
+from .blas import gemm
 
 
 @kernel
@@ -38,7 +39,7 @@ def _project(x, w, b, xw):
     n, steps, f = x.shape
     if xw.shape[0] != n * steps or xw.shape[1] != w.shape[1] or w.shape[0] != f:
         raise ValueError("recurrent forward: xw must be (N*T, G*H) and W (F, G*H)")
-    np.dot(x.reshape(n * steps, f), w, xw)
+    gemm(1.0, x.reshape(n * steps, f), False, w, False, 0.0, xw)
     if b.size:
         for r in range(xw.shape[0]):
             row = xw[r]
@@ -69,12 +70,12 @@ def _weight_grads(x, w, hs, d_tm, d_bm, gx, gw, gu, gb):
     """gU = sum_t h_{t-1}^T d_t, gW = x^T d, gb = sum d, gx = d W^T: four passes, three GEMMs."""
     n, steps, f = x.shape
     units = hs.shape[2]
-    np.dot(hs[:steps].reshape(steps * n, units).T, d_tm.reshape(steps * n, d_tm.shape[2]), gu)
-    np.dot(x.reshape(n * steps, f).T, d_bm, gw)
+    gemm(1.0, hs[:steps].reshape(steps * n, units), True, d_tm.reshape(steps * n, d_tm.shape[2]), False, 0.0, gu)
+    gemm(1.0, x.reshape(n * steps, f), True, d_bm, False, 0.0, gw)
     if gb.size:
         _column_sums(d_bm, gb)
     if gx.size:
-        np.dot(d_bm, w.T, gx.reshape(n * steps, f))
+        gemm(1.0, d_bm, False, w, True, 0.0, gx.reshape(n * steps, f))
 
 
 @kernel
@@ -110,7 +111,7 @@ def rnn_forward(x, w, u, b, y, xw, hs):
     hs[0] = 0
     for t in range(steps):
         h = hs[t + 1]
-        np.dot(hs[t], u, h)
+        gemm(1.0, hs[t], False, u, False, 0.0, h)
         for i in range(n):
             xr, hr = xw[i * steps + t], h[i]
             for j in range(units):
@@ -135,7 +136,7 @@ def rnn_backward(x, w, u, hs, gy, gx, gw, gu, gb, d_tm, d_bm, gh):
                 dr[j] = v
                 db[j] = v
         if t > 0:
-            np.dot(d, u.T, gh)
+            gemm(1.0, d, False, u, True, 0.0, gh)
     _weight_grads(x, w, hs, d_tm, d_bm, gx, gw, gu, gb)
 
 
@@ -155,7 +156,7 @@ def lstm_forward(x, w, u, b, y, xw, hs, cs, tcs, gates):
     half, one = x.dtype.type(0.5), x.dtype.type(1)
     for t in range(steps):
         z = gates[t]
-        np.dot(hs[t], u, z)
+        gemm(1.0, hs[t], False, u, False, 0.0, z)
         for i in range(n):
             xr, zr = xw[i * steps + t], z[i]
             c_prev, c_new, tc, h = cs[t, i], cs[t + 1, i], tcs[t, i], hs[t + 1, i]
@@ -200,7 +201,7 @@ def lstm_backward(x, w, u, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d_tm, d_bm, g
                 db[j], db[units + j], db[2 * units + j], db[3 * units + j] = d_i, d_f, d_g, d_o
                 gcr[j] = dc * fg
         if t > 0:
-            np.dot(d, u.T, gh)
+            gemm(1.0, d, False, u, True, 0.0, gh)
     _weight_grads(x, w, hs, d_tm, d_bm, gx, gw, gu, gb)
 
 
@@ -220,7 +221,7 @@ def gru_forward(x, w, u, b, bu, y, xw, hs, gates, un):
     half, one = x.dtype.type(0.5), x.dtype.type(1)
     for t in range(steps):
         z = gates[t]
-        np.dot(hs[t], u, z)
+        gemm(1.0, hs[t], False, u, False, 0.0, z)
         if bu.size:
             for i in range(n):
                 zr = z[i]
@@ -263,7 +264,7 @@ def gru_backward(x, w, u, hs, gates, un, gy, gx, gw, gu, gb, gbu, d_tm, d_bm, gh
                 dr[j], dr[units + j], dr[2 * units + j] = d_ar, d_az, d_an * r
                 ghr[j] = dh * zg                  # the direct path h_{t-1} -> h_t
         if t > 0:
-            np.dot(d, u.T, gtmp)
+            gemm(1.0, d, False, u, True, 0.0, gtmp)
             for i in range(n):
                 ghr, gtr = gh[i], gtmp[i]
                 for j in range(units):

@@ -260,7 +260,8 @@ class CPUCodegen:
                   for g in self.groups]
         lines += ['"""', "import math", "", "import numpy as np", "from numba import njit", "",
                   "from nngraph.kernels.cpu import conv as _conv, pool as _pool, "
-                  "recurrent as _rec, norm as _norm, embedding as _emb", "",
+                  "recurrent as _rec, norm as _norm, embedding as _emb",
+                  "from nngraph.kernels.cpu.blas import gemm", "",
                   f"_f = np.{self.dtype.name}",
                   "_none1, _none2 = np.zeros(0, _f), np.zeros((0, 0), _f)   # skipped outputs",
                   "_none3, _none4 = np.zeros((0, 0, 0), _f), np.zeros((0, 0, 0, 0), _f)",

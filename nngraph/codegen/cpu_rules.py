@@ -25,7 +25,7 @@ def dense_forward(site):
     out = site.val(epi or n)
     pre = site.val(n) if epi and site.keeps_pre(epi) else None
     args = ["x", "W"] + (["b"] if has_b else []) + (["pre"] if pre else []) + ["y"]
-    body = ["    np.dot(x, W, y)"]
+    body = ["    gemm(1.0, x, False, W, False, 0.0, y)"]
     if has_b or epi:
         inner = ["v = y[i0, i1]" + (" + b[i1]" if has_b else "")]
         if pre:
@@ -163,7 +163,7 @@ def dense_backward(site):
     if "W" in pslots:
         args.append("gW")
         call.append(site.pgrad(pslots["W"]))
-        body.append("    np.dot(x.T, gy, gW)")
+        body.append("    gemm(1.0, x, True, gy, False, 0.0, gW)")
     if "b" in pslots:
         args.append("gb")
         call.append(site.pgrad(pslots["b"]))
@@ -173,7 +173,7 @@ def dense_backward(site):
     if want_x:
         args += ["W", "gx"]
         call += [site.param(d["params"]["W"]), want_x]
-        body.append("    np.dot(gy, W.T, gx)")
+        body.append("    gemm(1.0, gy, False, W, True, 0.0, gx)")
     return site.kernel(args, body, call)
 
 

@@ -1,0 +1,187 @@
+"""General matrix products for the CPU kernels: C = alpha op(A) op(B) + beta C.
+
+numba's np.dot cannot scale, accumulate into C or take a strided view without copying it,
+and it calls the OpenBLAS that SciPy ships, which is slow on the skinny products of small
+networks. `gemm` here calls the Fortran `sgemm`/`dgemm` of a BLAS chosen when this module is
+imported:
+
+    mkl        Intel oneMKL (the `mkl` wheel, libmkl_rt), when it can be loaded;
+    openblas   SciPy's OpenBLAS through scipy.linalg.cython_blas otherwise.
+
+NNGRAPH_BLAS=mkl|openblas forces one (mkl fails loudly when it cannot be loaded). Measured on
+the 2-core development machine, float32, both threads (GFLOP/s, OpenBLAS -> MKL):
+64x784x128 81 -> 147, 784x64x128 105 -> 162, 256x784x128 137 -> 175, 32x128x512 64 -> 86.
+
+How compiled code finds the BLAS: jitted functions call the symbols `nngraph_sgemm` and
+`nngraph_dgemm`, which this module binds to the chosen library's entry points with
+llvmlite.binding.add_symbol. Numba's on-disk cache stores the call by symbol name, not by
+address, so a cached kernel is valid in any process, whichever BLAS that process chose, as
+long as this module was imported first (every kernel module imports it).
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+from ._jit import kernel
+
+_SYMBOLS = {"s": "nngraph_sgemm", "d": "nngraph_dgemm"}
+
+
+def _mkl_library():
+    """ctypes handle of libmkl_rt from the `mkl` wheel (or a system oneMKL), or None."""
+    roots = [sys.prefix, os.path.dirname(os.path.dirname(sys.executable))]
+    names = [p for root in dict.fromkeys(roots)
+             for p in sorted(glob.glob(os.path.join(root, "lib", "libmkl_rt.so*")))]
+    names += ["libmkl_rt.so.2", "libmkl_rt.so"]
+    for name in names:
+        try:
+            return ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+    return None
+
+
+def _mkl_entries():
+    lib = _mkl_library()
+    if lib is None:
+        return None
+    return {kind: ctypes.cast(getattr(lib, f"{kind}gemm_"), ctypes.c_void_p).value
+            for kind in _SYMBOLS}
+
+
+def _scipy_entries():
+    from scipy.linalg import cython_blas
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object,
+                                                                   ctypes.c_char_p]
+    entries = {}
+    for kind in _SYMBOLS:
+        capsule = cython_blas.__pyx_capi__[f"{kind}gemm"]
+        entries[kind] = get_pointer(capsule, get_name(capsule))
+    return entries
+
+
+def _bind() -> str:
+    wanted = os.environ.get("NNGRAPH_BLAS", "auto").strip().lower() or "auto"
+    if wanted not in ("auto", "mkl", "openblas"):
+        raise RuntimeError(f"NNGRAPH_BLAS={wanted!r}: choose mkl, openblas or auto")
+    entries, name = None, "openblas"
+    if wanted in ("auto", "mkl"):
+        entries, name = _mkl_entries(), "mkl"
+        if entries is None and wanted == "mkl":
+            raise RuntimeError("NNGRAPH_BLAS=mkl but libmkl_rt cannot be loaded "
+                               "(pip install mkl)")
+    if entries is None:
+        entries, name = _scipy_entries(), "openblas"
+    for kind, symbol in _SYMBOLS.items():
+        llvm.add_symbol(symbol, entries[kind])
+    return name
+
+
+PROVIDER = _bind()
+"""Which BLAS `gemm` calls in this process: 'mkl' or 'openblas'."""
+
+
+@intrinsic
+def _xgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Fortran xGEMM on the data of arrays a, b, c (column-major view of the arguments);
+    every scalar is passed by reference from the stack, as Fortran wants."""
+    kind = "s" if c.dtype == types.float32 else "d"
+    sig = types.void(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        i32, i8 = ir.IntType(32), ir.IntType(8)
+        real = context.get_value_type(c.dtype)
+        ptr = ir.PointerType
+
+        def on_stack(value, ty):
+            slot = cgutils.alloca_once(builder, ty)
+            builder.store(value, slot)
+            return slot
+
+        def as_char(value):
+            return on_stack(builder.trunc(value, i8), i8)
+
+        def as_int(value):
+            return on_stack(builder.trunc(value, i32), i32)
+
+        def data(value, aty):
+            return context.make_array(aty)(context, builder, value).data
+
+        ta, tb, vm, vn, vk, valpha, va, vlda, vb, vldb, vbeta, vc, vldc = args
+        fnty = ir.FunctionType(ir.VoidType(), [ptr(i8), ptr(i8), ptr(i32), ptr(i32), ptr(i32),
+                                               ptr(real), ptr(real), ptr(i32), ptr(real),
+                                               ptr(i32), ptr(real), ptr(real), ptr(i32)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _SYMBOLS[kind])
+        real_of = context.cast
+        builder.call(fn, [as_char(ta), as_char(tb), as_int(vm), as_int(vn), as_int(vk),
+                          on_stack(real_of(builder, valpha, alpha, c.dtype), real),
+                          data(va, a), as_int(vlda), data(vb, b), as_int(vldb),
+                          on_stack(real_of(builder, vbeta, beta, c.dtype), real),
+                          data(vc, c), as_int(vldc)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_N, _T = ord("N"), ord("T")
+
+
+@kernel
+def _row_major(x, trans):
+    """(transposed?, leading dimension) of x as a row-major matrix: x itself when its rows
+    are contiguous, else x.T when its columns are; ValueError for other strides."""
+    item = x.itemsize
+    rows, cols = x.shape
+    if cols <= 1 or x.strides[1] == item:
+        ld = x.strides[0] // item if rows > 1 else cols
+        return trans, max(ld, cols, 1)
+    if rows <= 1 or x.strides[0] == item:
+        ld = x.strides[1] // item if cols > 1 else rows
+        return not trans, max(ld, rows, 1)
+    raise ValueError("gemm: an operand has neither contiguous rows nor contiguous columns")
+
+
+@kernel
+def gemm(alpha, a, trans_a, b, trans_b, beta, c):
+    """c = alpha * op(a) @ op(b) + beta * c, op(x) = x.T when trans_x, in place.
+
+    a, b, c are 2-D arrays of one dtype (float32 or float64) whose rows or columns are
+    contiguous (any C- or F-ordered array, or a view of one with a row stride). c must have
+    contiguous rows. beta = 0 overwrites c, whatever it held (NaN included)."""
+    m, n = c.shape
+    ar, ac = a.shape
+    br, bc = b.shape
+    k = ar if trans_a else ac
+    if (ac if trans_a else ar) != m or (br if trans_b else bc) != n \
+            or (bc if trans_b else br) != k:
+        raise ValueError("gemm: shapes of op(a), op(b) and c do not chain")
+    if m == 0 or n == 0:
+        return
+    if n > 1 and c.strides[1] != c.itemsize:
+        raise ValueError("gemm: c must have contiguous rows")
+    ldc = c.strides[0] // c.itemsize if m > 1 else n
+    ldc = max(ldc, n, 1)
+    if k == 0:
+        if beta == 0:
+            c[...] = 0
+        else:
+            for i in range(m):
+                for j in range(n):
+                    c[i, j] *= beta
+        return
+    ta, lda = _row_major(a, trans_a)
+    tb, ldb = _row_major(b, trans_b)
+    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B goes first.
+    _xgemm(_T if tb else _N, _T if ta else _N, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc)
