@@ -323,28 +323,61 @@ def _name_batch(net, data) -> dict:
 def fit_input(net, name: str, value, what: str) -> np.ndarray:
     """One array fitted to input `name`: numeric, reshaped, finite, cast, contiguous."""
     d = net.inputs[name]
-    want = f"expected an array of shape {_expected(d)}"
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError) as e:
-        raise DataError(f"{what}: {want}, got something that is not an array ({e})") from None
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as e:
+            raise DataError(f"{what}: {_want(d)}, got something that is not an array ({e})"
+                            ) from None
     if arr.dtype.kind not in "biuf":
         kind = _KINDS.get(arr.dtype.kind, str(arr.dtype))
-        raise DataError(f"{what}: {want}, got {_show(arr)}: {kind}, not numbers")
-    arr = _fit_shape(arr, d, what, want)
-    # one sum is the cheap test (no temporary array); only a non-finite sum looks closer
-    if arr.dtype.kind == "f" and not math.isfinite(float(arr.sum(dtype=np.float64))):
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            nan = int(np.isnan(arr).sum())
-            counts = [f"{nan} NaN"] if nan else []
-            counts += [f"{int(bad.sum()) - nan} infinite"] if bad.sum() > nan else []
-            first = int(np.argmax(bad.reshape(len(arr), -1).any(axis=1)))
-            raise DataError(f"{what}: expected finite {d.dtype} values, got {' and '.join(counts)}"
-                            f" (the first in sample {first} of {_show(arr)})")
+        raise DataError(f"{what}: {_want(d)}, got {_show(arr)}: {kind}, not numbers")
+    if arr.ndim == 0 or len(arr) == 0 or arr.shape[1:] != tuple(d.shape):
+        arr = _fit_shape(arr, d, what, _want(d))
     if not d.dtype.startswith("float"):
-        arr = _check_integers(net, name, arr, what)
-    return np.ascontiguousarray(arr, dtype=d.dtype)
+        return np.ascontiguousarray(_check_integers(net, name, arr, what), dtype=d.dtype)
+    if arr.dtype.kind == "f" and not _all_finite(arr):
+        _refuse_non_finite(arr, d, what)
+    if arr.dtype == d.dtype and arr.flags.c_contiguous:
+        return arr
+    with np.errstate(over="ignore"):
+        fitted = np.ascontiguousarray(arr, dtype=d.dtype)
+    if fitted.dtype.itemsize < arr.dtype.itemsize and not _all_finite(fitted):
+        big = np.abs(arr).max()
+        raise DataError(f"{what}: values up to {big:.4g} overflow {d.dtype}, whose largest "
+                        f"is {np.finfo(fitted.dtype).max:.4g}")
+    return fitted
+
+
+_finite_kernel = None
+
+
+def _all_finite(arr) -> bool:
+    """No NaN or infinity in float array `arr`: a compiled scan of the exponent bits for
+    float32/float64 (imported on first use: it loads numba), numpy for other widths."""
+    global _finite_kernel
+    if arr.dtype not in (np.float32, np.float64):
+        return bool(np.isfinite(arr).all())
+    if _finite_kernel is None:
+        from .kernels.cpu.check import all_finite
+        _finite_kernel = all_finite
+    return _finite_kernel(np.ascontiguousarray(arr))
+
+
+def _refuse_non_finite(arr, d, what):
+    bad = ~np.isfinite(arr)
+    nan = int(np.isnan(arr).sum())
+    counts = [f"{nan} NaN"] if nan else []
+    counts += [f"{int(bad.sum()) - nan} infinite"] if bad.sum() > nan else []
+    first = int(np.argmax(bad.reshape(len(arr), -1).any(axis=1)))
+    raise DataError(f"{what}: expected finite {d.dtype} values, got {' and '.join(counts)}"
+                    f" (the first in sample {first} of {_show(arr)})")
+
+
+def _want(d) -> str:
+    return f"expected an array of shape {_expected(d)}"
 
 
 def _fit_shape(arr, d, what, want):

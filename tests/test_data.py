@@ -394,6 +394,9 @@ LABELS = np.arange(4)
      r"input 'image': expected finite float32 values, got 3 NaN \(the first in sample 0"),
     ({"image": np.concatenate([IMAGES, IMAGES[:1] + np.inf])}, False,
      r"got 784 infinite \(the first in sample 4 of \(5, 1, 28, 28\) float32\)"),
+    ({"image": np.where(np.arange(784) == 7, 1e300, 0.0)[None].repeat(2, 0)}, False,
+     r"input 'image': values up to 1e\+300 overflow float32, whose largest is 3.403e\+38"),
+    ({"image": np.full((2, 784), np.nan, np.float16)}, False, r"got 1568 NaN"),
     ({"image": IMAGES, "label": np.array([0, 1, 2.5, 3])}, True,
      r"input 'label': expected whole numbers \(int64\), got 2.5 \(sample 2\)"),
     ({"image": IMAGES, "label": np.array([0, 1, 10, 3])}, True,
@@ -429,3 +432,14 @@ def test_as_batch_int32_and_single_array_rules():
         as_batch(two, np.zeros((2, 2)), require_labels=False)
     with pytest.raises(DataError, match=r"missing input 'b' \(N, 2\) float32; got a"):
         as_batch(two, {"a": np.zeros((2, 2))}, require_labels=False)
+
+
+def test_as_batch_casts_and_passes_through():
+    net = classifier(image="[4]", classes=3)
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    assert as_batch(net, x, False)["image"] is x                 # nothing to fit: no copy
+    for given in (x.astype(np.float64), x.astype(np.uint8), x.astype(np.float16),
+                  np.asfortranarray(x), x.reshape(2, 2, 2)):
+        got = as_batch(net, given, False)["image"]
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        assert np.array_equal(got, x)

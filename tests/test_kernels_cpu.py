@@ -490,3 +490,88 @@ def test_regularize_and_max_norm():
     optim.max_norm(flat, seg_start, rows, cols, np.array([1, 0, 0], np.int64),
                    np.full(3, 0.7))
     close(flat, np.concatenate([a.reshape(-1) for a in arrays.values()]), np.float64, "max norm")
+
+
+# ---------------------------------------------------------------------------------- gemm
+
+GEMM_CASES = [  # m, n, k: the loop for tiny products, BLAS for the rest
+    (1, 37, 50), (2, 5, 3), (4, 10, 64), (33, 40, 70), (70, 3, 300),
+]
+
+
+def _gemm_check(gemm, dtype, m, n, k, rng):
+    """Every transpose flag, strided operands (row views of wider arrays, F-ordered arrays),
+    alpha and beta, and beta = 0 overwriting a NaN-filled c."""
+    for trans_a in (False, True):
+        for trans_b in (False, True):
+            a_full = randn(rng, (k, m + 3) if trans_a else (m, k + 3), dtype)
+            a = a_full[:, :m] if trans_a else a_full[:, :k]          # strided rows
+            b = randn(rng, (n, k) if trans_b else (k, n), dtype)
+            b = np.asfortranarray(b) if k % 2 else b                  # contiguous columns
+            opa, opb = (a.T if trans_a else a), (b.T if trans_b else b)
+            c0 = randn(rng, (m, n + 2), dtype)
+            c = c0.copy()
+            gemm(0.5, a, trans_a, b, trans_b, -2.0, c[:, :n])
+            want = 0.5 * opa.astype(np.float64) @ opb.astype(np.float64) - 2.0 * c0[:, :n]
+            close(c[:, :n], want, dtype, f"gemm {m}x{n}x{k} {trans_a} {trans_b}")
+            assert np.array_equal(c[:, n:], c0[:, n:]), "gemm wrote outside c"
+            c = np.full((m, n), np.nan, dtype)
+            gemm(1.0, a, trans_a, b, trans_b, 0.0, c)
+            close(c, opa.astype(np.float64) @ opb, dtype, "gemm beta=0 over NaN")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", GEMM_CASES)
+def test_gemm(dtype, m, n, k):
+    from nngraph.kernels.cpu.blas import gemm
+    _gemm_check(gemm, dtype, m, n, k, np.random.default_rng(m * n * k))
+
+
+def test_gemm_refuses_bad_operands():
+    from nngraph.kernels.cpu.blas import gemm
+    a, b = np.ones((4, 6)), np.ones((6, 5))
+    with pytest.raises(ValueError, match="do not chain"):
+        gemm(1.0, a, False, b, True, 0.0, np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="contiguous rows"):
+        gemm(1.0, a, False, b, False, 0.0, np.zeros((5, 4)).T)
+    with pytest.raises(ValueError, match="neither contiguous rows nor contiguous columns"):
+        gemm(1.0, np.ones((8, 12))[::2, ::2], False, b, False, 0.0, np.zeros((4, 5)))
+
+
+def test_gemm_with_the_other_blas(tmp_path):
+    """The OpenBLAS path (and NNGRAPH_BLAS's choice) in a process of its own: the provider is
+    bound when nngraph.kernels.cpu.blas is imported."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, tests.test_kernels_cpu as t\n"
+            "from nngraph.kernels.cpu import blas\n"
+            "assert blas.PROVIDER == 'openblas', blas.PROVIDER\n"
+            "for dt in t.DTYPES:\n"
+            "    for m, n, k in t.GEMM_CASES:\n"
+            "        t._gemm_check(blas.gemm, dt, m, n, k, np.random.default_rng(1))\n"
+            "print('ok')\n")
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NNGRAPH_BLAS="openblas", PYTHONPATH=root)
+    run = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0 and "ok" in run.stdout, run.stderr[-3000:]
+    env["NNGRAPH_BLAS"] = "fast"
+    run = subprocess.run([sys.executable, "-c", "import nngraph.kernels.cpu.blas"], env=env,
+                         cwd=root, capture_output=True, text=True, timeout=600)
+    assert run.returncode != 0 and "NNGRAPH_BLAS='fast': choose mkl, openblas or auto" \
+        in run.stderr
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_finite(dtype):
+    from nngraph.kernels.cpu.check import all_finite
+    x = np.random.default_rng(0).normal(size=(7, 13)).astype(dtype)
+    x[3, 4] = np.finfo(dtype).max                        # the largest finite value is finite
+    x[2, 2] = np.finfo(dtype).tiny / 4                   # and so is a subnormal
+    assert all_finite(x)
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[6, 12] = bad
+        assert not all_finite(y)
+    assert all_finite(np.zeros((0, 3), dtype))

@@ -153,13 +153,41 @@ def _row_major(x, trans):
     raise ValueError("gemm: an operand has neither contiguous rows nor contiguous columns")
 
 
+# Below this many multiply-adds (or with 1-2 rows) a plain loop beats a BLAS call: MKL
+# 1x784x128 14.2 us vs 9.7, 4x64x10 3.3 us vs 1.2, 8x128x64 6.0 us vs 6.1 (2 cores, float32).
+_SMALL = 48 * 1024
+
+
+@kernel
+def _few_rows(alpha, a, b, beta, c):
+    """c = alpha a @ b + beta c, reading b once: row i of b meets every row of a."""
+    m, k = a.shape
+    n = b.shape[1]
+    scale = c.dtype.type(alpha)
+    if beta == 0:
+        c[...] = 0
+    elif beta != 1:
+        keep = c.dtype.type(beta)
+        for r in range(m):
+            for j in range(n):
+                c[r, j] *= keep
+    for i in range(k):
+        bi = b[i]
+        for r in range(m):
+            ai = scale * a[r, i]
+            cr = c[r]
+            for j in range(n):
+                cr[j] += ai * bi[j]
+
+
 @kernel
 def gemm(alpha, a, trans_a, b, trans_b, beta, c):
     """c = alpha * op(a) @ op(b) + beta * c, op(x) = x.T when trans_x, in place.
 
     a, b, c are 2-D arrays of one dtype (float32 or float64) whose rows or columns are
     contiguous (any C- or F-ordered array, or a view of one with a row stride). c must have
-    contiguous rows. beta = 0 overwrites c, whatever it held (NaN included)."""
+    contiguous rows. beta = 0 overwrites c, whatever it held (NaN included). Small products
+    (see _SMALL) run a loop here instead of the BLAS call."""
     m, n = c.shape
     ar, ac = a.shape
     br, bc = b.shape
@@ -183,5 +211,9 @@ def gemm(alpha, a, trans_a, b, trans_b, beta, c):
         return
     ta, lda = _row_major(a, trans_a)
     tb, ldb = _row_major(b, trans_b)
+    if not ta and not tb and (m <= 2 or m * n * k <= _SMALL) and a.strides[1] == a.itemsize \
+            and b.strides[1] == b.itemsize:
+        _few_rows(alpha, a, b, beta, c)
+        return
     # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B goes first.
     _xgemm(_T if tb else _N, _T if ta else _N, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc)
