@@ -366,6 +366,20 @@ def _all_finite(arr) -> bool:
     return _finite_kernel(np.ascontiguousarray(arr))
 
 
+def _range(arr):
+    """(min, max) of a numeric array: compiled for C-contiguous int64/int32 labels."""
+    global _range_kernel
+    if arr.dtype not in (np.int64, np.int32) or not arr.flags.c_contiguous:
+        return arr.min(), arr.max()
+    if _range_kernel is None:
+        from .kernels.cpu.check import int_range
+        _range_kernel = int_range
+    return _range_kernel(arr)
+
+
+_range_kernel = None
+
+
 def _refuse_non_finite(arr, d, what):
     bad = ~np.isfinite(arr)
     nan = int(np.isnan(arr).sum())
@@ -423,7 +437,10 @@ def _check_integers(net, name, arr, what):
             raise DataError(f"{what}: expected whole numbers ({dt}), got {v} (sample {i}) in "
                             f"{_show(arr)}; integer inputs hold class or token indices")
     if arr.size:
-        lo, hi = arr.min(), arr.max()
+        lo, hi = _range(arr)
+        low, high = _integer_limits(net, name)
+        if low <= lo and hi <= high:
+            return arr
         info = np.iinfo(dt)
         if lo < info.min or hi > info.max:
             raise DataError(f"{what}: values from {lo} to {hi} do not fit {dt}")
@@ -433,6 +450,17 @@ def _check_integers(net, name, arr, what):
                 i = int(np.argmax((arr.reshape(len(arr), -1) == v).any(axis=1)))
                 raise DataError(f"{what}: value {v} (sample {i}) is outside [0, {bound}): {why}")
     return arr
+
+
+def _integer_limits(net, name) -> tuple[int, int]:
+    """The smallest and largest value integer input `name` accepts (its dtype's range, cut to
+    [0, bound) by every use as an index); kept on the network, which does not change."""
+    cache = net.__dict__.setdefault("_integer_limits", {})
+    if name not in cache:
+        info = np.iinfo(np.dtype(net.inputs[name].dtype))
+        bounds = [bound for bound, _ in _index_bounds(net, name)]
+        cache[name] = ((0, min(bounds) - 1) if bounds else (int(info.min), int(info.max)))
+    return cache[name]
 
 
 def _index_bounds(net, name):

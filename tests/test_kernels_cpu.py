@@ -464,6 +464,25 @@ def test_optimizer_update(dtype, config):
     close(flat, np.concatenate([a.reshape(-1) for a in arrays.values()]), dtype, "params")
 
 
+def test_decayed_slots_flush_subnormals_to_zero():
+    """A parameter whose gradient stays 0 has its momentum (and adam's/rmsprop's averages)
+    decay; below the smallest normal float they become 0 instead of slow subnormals."""
+    for dtype in DTYPES:
+        normal = np.finfo(dtype).tiny
+        one = np.array([0, 3], np.int64)
+        start, end, lr = one[:1], one[1:], np.ones(1)
+        p, g = np.ones(3, dtype), np.zeros(3, dtype)
+        v = np.array([normal * 1.05, normal * 4, 0.5], dtype)     # 0.9 * the first is subnormal
+        optim.sgd_update(p, g, v, start, end, lr, 0.1, 0.9, False)
+        assert v[0] == 0 and v[1] == dtype(0.9) * dtype(normal * 4) and v[2] == dtype(0.45)
+        m, s = v.copy(), np.array([normal * 1.05, 1.0, 0.5], dtype)
+        optim.adam_update(p, g, m, s, start, end, lr, 0.1, 0.9, 0.9, 1e-8, 0)
+        assert m[0] == 0 and s[0] == 0 and s[1] > 0
+        s = np.array([normal * 1.05, 1.0, 0.5], dtype)
+        optim.rmsprop_update(p, g, s, start, end, lr, 0.1, 0.9, 1e-8)
+        assert s[0] == 0 and s[1] == dtype(0.9)
+
+
 def test_regularize_and_max_norm():
     from nngraph.optimizers import penalty
     rng = np.random.default_rng(16)
@@ -575,3 +594,11 @@ def test_all_finite(dtype):
         y[6, 12] = bad
         assert not all_finite(y)
     assert all_finite(np.zeros((0, 3), dtype))
+
+
+def test_int_range():
+    from nngraph.kernels.cpu.check import int_range
+    for dt in (np.int64, np.int32):
+        x = np.array([[3, -7], [12, 0]], dt)
+        assert int_range(x) == (-7, 12)
+        assert int_range(x[:1, :1]) == (3, 3)

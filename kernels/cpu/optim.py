@@ -19,19 +19,39 @@ returns the penalty sum l1*|w| + l2*w^2 (call it before the update); `max_norm` 
 unit's incoming weights after the update. Both take their own segment tables so that only
 regularized parameters are listed.
 
+Slots that decay (momentum, squared averages) are flushed to zero once they fall below the
+smallest normal float: a parameter whose gradient stays 0 (a dead ReLU unit, a pixel that is
+0 in every image) otherwise sees its momentum decay geometrically into subnormal numbers,
+which x86 cores process at a fraction of the speed (measured: the MLP benchmark's SGD update
+went from 0.06 to 0.6 ms per step once 94% of its momentum was subnormal). The reference
+backend does not flush; values that small are below every tolerance that compares them.
+
 Serial loops: an update is one streaming pass. Measured (sgd with momentum, float32, 2 cores,
 machine load ~2.7): 61,706 parameters 0.096 ms serial vs 7.8 ms with prange; 1M parameters
 0.89 ms serial vs 2.8 ms with prange.
 """
 import numpy as np
+from numba.extending import register_jitable
 
 from ._jit import kernel
+
+
+@register_jitable
+def _smallest_normal(p):
+    return p.dtype.type(1.1754943508222875e-38 if p.itemsize == 4 else 2.2250738585072014e-308)
+
+
+@register_jitable
+def _flush(x, normal):
+    """x, or 0 when |x| is subnormal."""
+    return x if abs(x) >= normal else x - x
 
 
 @kernel
 def sgd_update(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
     dt = p.dtype.type
     mom = dt(momentum)
+    normal = _smallest_normal(p)
     for k in range(seg_start.shape[0]):
         if seg_lr[k] == 0:
             continue
@@ -47,12 +67,12 @@ def sgd_update(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
         if nesterov:
             for i in range(ps.size):
                 step = rate * gs[i]
-                vi = mom * vs[i] - step
+                vi = _flush(mom * vs[i] - step, normal)
                 vs[i] = vi
                 ps[i] += mom * vi - step
         else:
             for i in range(ps.size):
-                vi = mom * vs[i] - rate * gs[i]
+                vi = _flush(mom * vs[i] - rate * gs[i], normal)
                 vs[i] = vi
                 ps[i] += vi
 
@@ -61,6 +81,7 @@ def sgd_update(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
 def rmsprop_update(p, g, s, seg_start, seg_end, seg_lr, lr, rho, eps):
     dt = p.dtype.type
     keep, blend, e = dt(rho), dt(1 - rho), dt(eps)
+    normal = _smallest_normal(p)
     for k in range(seg_start.shape[0]):
         if seg_lr[k] == 0:
             continue
@@ -69,7 +90,7 @@ def rmsprop_update(p, g, s, seg_start, seg_end, seg_lr, lr, rho, eps):
         ps, gs, ss = p[lo:hi], g[lo:hi], s[lo:hi]
         for i in range(ps.size):
             gi = gs[i]
-            si = keep * ss[i] + blend * gi * gi
+            si = _flush(keep * ss[i] + blend * gi * gi, normal)
             ss[i] = si
             ps[i] -= rate * gi / (np.sqrt(si) + e)
 
@@ -97,6 +118,7 @@ def adam_update(p, g, m, v, seg_start, seg_end, seg_lr, lr, beta1, beta2, eps, t
     b1, b2, e = dt(beta1), dt(beta2), dt(eps)
     a1, a2 = dt(1 - beta1), dt(1 - beta2)
     c1, c2 = dt(1 - beta1 ** (t + 1)), dt(1 - beta2 ** (t + 1))
+    normal = _smallest_normal(p)
     for k in range(seg_start.shape[0]):
         if seg_lr[k] == 0:
             continue
@@ -105,8 +127,8 @@ def adam_update(p, g, m, v, seg_start, seg_end, seg_lr, lr, beta1, beta2, eps, t
         ps, gs, ms, vs = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
         for i in range(ps.size):
             gi = gs[i]
-            mi = b1 * ms[i] + a1 * gi
-            vi = b2 * vs[i] + a2 * gi * gi
+            mi = _flush(b1 * ms[i] + a1 * gi, normal)
+            vi = _flush(b2 * vs[i] + a2 * gi * gi, normal)
             ms[i] = mi
             vs[i] = vi
             ps[i] -= rate * (mi / c1) / (np.sqrt(vi / c2) + e)
