@@ -115,6 +115,9 @@ def cmd_bench(args) -> int:
     print(f"  step         {median * 1e3:9.3f} ms  median (min {min(times) * 1e3:.3f}, "
           f"mean {statistics.fmean(times) * 1e3:.3f})")
     print(f"  throughput   {batch_size / median:9,.0f} samples/s")
+    if fused:
+        from .kernels.cpu.blas import PROVIDER
+        print(f"  matrix products through {PROVIDER} (NNGRAPH_BLAS=mkl|openblas chooses)")
     if not np.isfinite(loss):
         print("  note: the loss is not finite on random data, so updates were skipped")
     if profile:

@@ -131,10 +131,12 @@ class Model:
         """The network's outputs: an array for one output, a dict for several."""
         batch = self._batch(data, labels=False)
         n = _batch_len(batch)
-        parts = [self.executor.predict(self.params, self.state, _slice(batch, i, batch_size))
-                 for i in range(0, n, batch_size)]
-        outs = parts[0] if len(parts) == 1 else {
-            k: np.concatenate([p[k] for p in parts]) for k in self.program.outputs}
+        if n <= batch_size:
+            outs = self.executor.predict(self.params, self.state, batch)
+        else:
+            parts = [self.executor.predict(self.params, self.state, _slice(batch, i, batch_size))
+                     for i in range(0, n, batch_size)]
+            outs = {k: np.concatenate([p[k] for p in parts]) for k in self.program.outputs}
         return next(iter(outs.values())) if len(outs) == 1 else outs
 
     def evaluate(self, data, batch_size: int = 256) -> dict:

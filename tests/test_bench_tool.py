@@ -63,6 +63,10 @@ def test_every_case_names_its_target_and_verdict(doc):
     assert cases["lenet.compile_cold"]["target"]["max"] == 5.0
     assert cases["lenet.compile_warm"]["target"]["max"] == 0.5
     assert cases["lenet.compile_cold"]["detail"]["executor"] == "ReferenceExecutor"
+    for kind in ("cold", "warm"):
+        entry = cases[f"lenet.compile_{kind}"]
+        assert entry["seconds_with_numba_init"] == entry["seconds"] + \
+            entry["detail"]["numba_init_s"] > entry["seconds"]
 
 
 def test_nngraph_and_torch_losses_agree(doc):
