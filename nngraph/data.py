@@ -358,7 +358,7 @@ def _all_finite(arr) -> bool:
     """No NaN or infinity in float array `arr`: a compiled scan of the exponent bits for
     float32/float64 (imported on first use: it loads numba), numpy for other widths."""
     global _finite_kernel
-    if arr.dtype not in (np.float32, np.float64):
+    if arr.dtype.char not in "fd":
         return bool(np.isfinite(arr).all())
     if _finite_kernel is None:
         from .kernels.cpu.check import all_finite
