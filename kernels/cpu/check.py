@@ -4,29 +4,26 @@ import numpy as np
 from ._jit import kernel
 
 
+_EXPONENT = {4: (np.uint32, np.uint32(0x7F800000)),
+             8: (np.uint64, np.uint64(0x7FF0000000000000))}
+
+
 def all_finite(arr: np.ndarray) -> bool:
     """True when no value of the C-contiguous float32 or float64 array is NaN or infinite.
 
     A float is NaN or infinite exactly when its exponent bits are all ones, so the test runs
     on the bits as unsigned integers: a vectorised integer loop that reads the data once, with
-    no temporary (784x256 float32 in ~15 us, against ~86 us for the float64 sum of numpy)."""
-    return _count_non_finite(arr.reshape(-1)) == 0
+    no temporary (784x256 float32 in ~15 us, against ~86 us for the float64 sum of numpy).
+    The bits are viewed here, not in the kernel: numba's array.view costs ~0.6 s to compile."""
+    bits, mask = _EXPONENT[arr.itemsize]
+    return _count_exponent(arr.reshape(-1).view(bits), mask) == 0
 
 
 @kernel
-def _count_non_finite(flat):
-    if flat.itemsize == 4:
-        bits32 = flat.view(np.uint32)
-        mask32 = np.uint32(0x7F800000)
-        count = 0
-        for i in range(bits32.size):
-            count += (bits32[i] & mask32) == mask32
-        return count
-    bits64 = flat.view(np.uint64)
-    mask64 = np.uint64(0x7FF0000000000000)
+def _count_exponent(bits, mask):
     count = 0
-    for i in range(bits64.size):
-        count += (bits64[i] & mask64) == mask64
+    for i in range(bits.size):
+        count += (bits[i] & mask) == mask
     return count
 
 
