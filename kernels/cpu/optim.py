@@ -47,34 +47,55 @@ def _flush(x, normal):
     return x if abs(x) >= normal else x - x
 
 
-@kernel
 def sgd_update(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
-    dt = p.dtype.type
-    mom = dt(momentum)
-    normal = _smallest_normal(p)
+    """One of three kernels, so that only the variant in use is compiled (~0.15 s each)."""
+    if momentum == 0:
+        _sgd_plain(p, g, seg_start, seg_end, seg_lr, lr)
+    elif nesterov:
+        _sgd_nesterov(p, g, v, seg_start, seg_end, seg_lr, lr, momentum)
+    else:
+        _sgd_momentum(p, g, v, seg_start, seg_end, seg_lr, lr, momentum)
+
+
+# In the three loops: slices, not p[i] over range(lo, hi): the loops then vectorise (4x faster)
+
+@kernel
+def _sgd_plain(p, g, seg_start, seg_end, seg_lr, lr):
     for k in range(seg_start.shape[0]):
-        if seg_lr[k] == 0:
-            continue
-        rate = dt(lr * seg_lr[k])
-        lo, hi = seg_start[k], seg_end[k]
-        # slices, not p[i] over range(lo, hi): the loops below then vectorise (4x faster)
-        ps, gs = p[lo:hi], g[lo:hi]
-        if momentum == 0:
+        if seg_lr[k] != 0:
+            rate = p.dtype.type(lr * seg_lr[k])
+            ps, gs = p[seg_start[k]:seg_end[k]], g[seg_start[k]:seg_end[k]]
             for i in range(ps.size):
                 ps[i] -= rate * gs[i]
-            continue
-        vs = v[lo:hi]
-        if nesterov:
+
+
+@kernel
+def _sgd_momentum(p, g, v, seg_start, seg_end, seg_lr, lr, momentum):
+    mom, normal = p.dtype.type(momentum), _smallest_normal(p)
+    for k in range(seg_start.shape[0]):
+        if seg_lr[k] != 0:
+            rate = p.dtype.type(lr * seg_lr[k])
+            lo, hi = seg_start[k], seg_end[k]
+            ps, gs, vs = p[lo:hi], g[lo:hi], v[lo:hi]
+            for i in range(ps.size):
+                vi = _flush(mom * vs[i] - rate * gs[i], normal)
+                vs[i] = vi
+                ps[i] += vi
+
+
+@kernel
+def _sgd_nesterov(p, g, v, seg_start, seg_end, seg_lr, lr, momentum):
+    mom, normal = p.dtype.type(momentum), _smallest_normal(p)
+    for k in range(seg_start.shape[0]):
+        if seg_lr[k] != 0:
+            rate = p.dtype.type(lr * seg_lr[k])
+            lo, hi = seg_start[k], seg_end[k]
+            ps, gs, vs = p[lo:hi], g[lo:hi], v[lo:hi]
             for i in range(ps.size):
                 step = rate * gs[i]
                 vi = _flush(mom * vs[i] - step, normal)
                 vs[i] = vi
                 ps[i] += mom * vi - step
-        else:
-            for i in range(ps.size):
-                vi = _flush(mom * vs[i] - rate * gs[i], normal)
-                vs[i] = vi
-                ps[i] += vi
 
 
 @kernel
