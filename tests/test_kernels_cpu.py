@@ -53,6 +53,8 @@ CONV2D_CASES = [  # (N, C, H, W), attrs
     ((2, 2, 9, 8), dict(filters=3, kernel=[3, 2], stride=[2, 1], padding=[2, 1],
                         dilation=[2, 3])),
     ((1, 2, 6, 6), dict(filters=2, kernel=2, stride=3, padding="same", dilation=2)),
+    ((5, 3, 27, 27), dict(filters=4, kernel=3, padding=1)),   # chunks of 3 and 2 samples
+    ((5, 3, 27, 27), dict(filters=12, kernel=3, padding=1)),  # ... and gW transposed
 ]
 
 
@@ -63,7 +65,7 @@ def test_conv2d(dtype, shape, attrs):
     x = randn(rng, shape, dtype)
     a = make_attrs("conv2d", **attrs)
     p = {"W": randn(rng, (a.filters, shape[1]) + a.kernel, dtype),
-         "b": np.zeros(a.filters, dtype)}
+         "b": randn(rng, (a.filters,), dtype)}
     a, y_ref, gy, (gx_ref,), gp, ctx = reference("conv2d", attrs, [x], p)
     (pt, pb), (pl, pr) = ctx.saved["pads"]
     geo = (*a.stride, pt, pb, pl, pr, *a.dilation)
@@ -71,14 +73,14 @@ def test_conv2d(dtype, shape, attrs):
     ckk = shape[1] * a.kernel[0] * a.kernel[1]
     cols, ybuf = np.empty((ckk, n * ho * wo), dtype), np.empty((f, n * ho * wo), dtype)
     y = np.empty_like(y_ref)
-    conv.conv2d_forward(x, p["W"], y, cols, ybuf, *geo)
+    conv.conv2d_forward(x, p["W"], p["b"], y, cols, ybuf, True, *geo)
     close(y, y_ref, dtype, "y")
-    gw, gb, gx = np.empty_like(p["W"]), np.empty(f, dtype), np.empty_like(x)
-    conv.conv2d_backward(gy, p["W"], cols, gw, gb, gx, np.empty_like(ybuf),
-                         np.empty_like(cols), *geo)
-    close(gx, gx_ref, dtype, "gx")
-    close(gw, gp["W"], dtype, "gW")
-    close(gb, gp["b"], dtype, "gb")
+    for x_given in (empty(dtype, 4), x):         # the forward's columns, then recomputed ones
+        gw, gb, gx = np.empty_like(p["W"]), np.empty(f, dtype), np.empty_like(x)
+        conv.conv2d_backward(x_given, gy, p["W"], gw, gb, gx, cols, ybuf, *geo)
+        close(gx, gx_ref, dtype, "gx")
+        close(gw, gp["W"], dtype, "gW")
+        close(gb, gp["b"], dtype, "gb")
 
 
 def test_conv2d_optional_outputs_and_bad_geometry():
@@ -86,17 +88,20 @@ def test_conv2d_optional_outputs_and_bad_geometry():
     x, w = randn(rng, (2, 3, 5, 5), np.float64), randn(rng, (4, 3, 3, 3), np.float64)
     y = np.empty((2, 4, 3, 3))
     cols, ybuf = np.empty((27, 18)), np.empty((4, 18))
-    conv.conv2d_forward(x, w, y, cols, ybuf, 1, 1, 0, 0, 0, 0, 1, 1)
+    conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, 1, 1, 0, 0, 0, 0, 1, 1)
     gw = np.empty_like(w)
-    conv.conv2d_backward(np.ones_like(y), w, cols, gw, empty(np.float64), empty(np.float64, 4),
-                         np.empty_like(ybuf), np.empty_like(cols), 1, 1, 0, 0, 0, 0, 1, 1)
+    conv.conv2d_backward(x, np.ones_like(y), w, gw, empty(np.float64), empty(np.float64, 4),
+                         cols, ybuf, 1, 1, 0, 0, 0, 0, 1, 1)
     op, a = REGISTRY["conv2d"], make_attrs("conv2d", filters=4, kernel=3, use_bias=False)
     ctx = RunContext()
     op.forward(ctx, a, [x], {"W": w})
     _, gp = op.backward(ctx, a, [x], {"W": w}, y, np.ones_like(y))
     close(gw, gp["W"], np.float64, "gW")
     with pytest.raises(ValueError, match="geometry"):
-        conv.conv2d_forward(x, w, y, cols, ybuf, 1, 1, 1, 1, 0, 0, 1, 1)
+        conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, 1, 1, 1, 1, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match="scratch"):
+        conv.conv2d_forward(x, w, empty(np.float64), y, np.empty((27, 8)), ybuf, False,
+                            1, 1, 0, 0, 0, 0, 1, 1)
 
 
 @pytest.mark.parametrize("attrs", [dict(filters=3, kernel=3),
@@ -114,11 +119,12 @@ def test_conv1d_as_conv2d_of_height_1(attrs):
     w4 = p["W"].reshape(3, 2, 1, a.kernel[0])
     cols, ybuf = np.empty((2 * a.kernel[0], n * lo), dtype), np.empty((f, n * lo), dtype)
     y = np.empty_like(y_ref)
-    conv.conv2d_forward(x.reshape(2, 2, 1, 11), w4, y.reshape(n, f, 1, lo), cols, ybuf, *geo)
+    x4 = x.reshape(2, 2, 1, 11)
+    conv.conv2d_forward(x4, w4, p["b"], y.reshape(n, f, 1, lo), cols, ybuf, False, *geo)
     close(y, y_ref, dtype, "y")
     gw, gb, gx = np.empty_like(w4), np.empty(f, dtype), np.empty_like(x)
-    conv.conv2d_backward(gy.reshape(n, f, 1, lo), w4, cols, gw, gb, gx.reshape(2, 2, 1, 11),
-                         np.empty_like(ybuf), np.empty_like(cols), *geo)
+    conv.conv2d_backward(x4, gy.reshape(n, f, 1, lo), w4, gw, gb, gx.reshape(2, 2, 1, 11),
+                         cols, ybuf, *geo)
     close(gx, gx_ref, dtype, "gx")
     close(gw.reshape(p["W"].shape), gp["W"], dtype, "gW")
 
@@ -368,25 +374,25 @@ def test_recurrent(dtype, name, sequences):
     n, steps, f = x.shape
     y = np.empty((n, steps if sequences else 1, h), dtype)
     gy3 = gy.reshape(y.shape)
-    xw, hs = np.empty((n * steps, g * h), dtype), np.empty((steps + 1, n, h), dtype)
-    gates = np.empty((steps, n, g * h), dtype)
-    d_tm, d_bm = np.empty((steps, n, g * h), dtype), np.empty((n * steps, g * h), dtype)
+    xt, hs = np.empty((steps, n, f), dtype), np.empty((steps + 1, n, h), dtype)
+    gates, d = np.empty((steps, n, g * h), dtype), np.empty((steps, n, g * h), dtype)
     gh, gc = np.empty((n, h), dtype), np.empty((n, h), dtype)
     gx, gw, gu, gb = (np.empty_like(x), np.empty_like(p["W"]), np.empty_like(p["U"]),
                       np.empty_like(p["b"]))
     if name == "rnn":
-        recurrent.rnn_forward(x, p["W"], p["U"], p["b"], y, xw, hs)
-        recurrent.rnn_backward(x, p["W"], p["U"], hs, gy3, gx, gw, gu, gb, d_tm, d_bm, gh)
+        recurrent.rnn_forward(x, p["W"], p["U"], p["b"], y, xt, hs)
+        recurrent.rnn_backward(p["W"], p["U"], xt, hs, gy3, gx, gw, gu, gb, d, gh)
     elif name == "lstm":
         cs, tcs = np.empty_like(hs), np.empty((steps, n, h), dtype)
-        recurrent.lstm_forward(x, p["W"], p["U"], p["b"], y, xw, hs, cs, tcs, gates)
-        recurrent.lstm_backward(x, p["W"], p["U"], hs, cs, tcs, gates, gy3, gx, gw, gu, gb,
-                                d_tm, d_bm, gh, gc)
+        recurrent.lstm_forward(x, p["W"], p["U"], p["b"], y, xt, hs, cs, tcs, gates)
+        recurrent.lstm_backward(p["W"], p["U"], xt, hs, cs, tcs, gates, gy3, gx, gw, gu, gb,
+                                d, gh, gc)
     else:
         un, gbu = np.empty((steps, n, h), dtype), np.empty_like(p["bu"])
-        recurrent.gru_forward(x, p["W"], p["U"], p["b"], p["bu"], y, xw, hs, gates, un)
-        recurrent.gru_backward(x, p["W"], p["U"], hs, gates, un, gy3, gx, gw, gu, gb, gbu,
-                               d_tm, d_bm, gh, gc)
+        xw, dx = np.empty_like(gates), np.empty_like(d)
+        recurrent.gru_forward(x, p["W"], p["U"], p["b"], p["bu"], y, xw, xt, hs, gates, un)
+        recurrent.gru_backward(p["W"], p["U"], xt, hs, gates, un, gy3, gx, gw, gu, gb, gbu,
+                               d, dx, gh)
         close(gbu, gp["bu"], dtype, "gbu")
     close(y.reshape(y_ref.shape), y_ref, dtype, "y")
     close(gx, gx_ref, dtype, "gx")
@@ -403,15 +409,14 @@ def test_lstm_without_bias_or_input_gradient():
     p = {"W": randn(rng, (4, 4 * h), dtype), "U": randn(rng, (h, 4 * h), dtype)}
     _, y_ref, gy, _, gp, _ = reference("lstm", attrs, [x], p)
     y = np.empty((2, 1, h))
-    hs, cs = np.empty((4, 2, h)), np.empty((4, 2, h))
+    xt, hs, cs = np.empty((3, 2, 4)), np.empty((4, 2, h)), np.empty((4, 2, h))
     tcs, gates = np.empty((3, 2, h)), np.empty((3, 2, 4 * h))
-    recurrent.lstm_forward(x, p["W"], p["U"], empty(dtype), y, np.empty((6, 4 * h)), hs, cs,
-                           tcs, gates)
+    recurrent.lstm_forward(x, p["W"], p["U"], empty(dtype), y, xt, hs, cs, tcs, gates)
     close(y[:, 0], y_ref, dtype, "y")
     gw, gu = np.empty_like(p["W"]), np.empty_like(p["U"])
-    recurrent.lstm_backward(x, p["W"], p["U"], hs, cs, tcs, gates, gy.reshape(2, 1, h),
+    recurrent.lstm_backward(p["W"], p["U"], xt, hs, cs, tcs, gates, gy.reshape(2, 1, h),
                             empty(dtype, 3), gw, gu, empty(dtype), np.empty((3, 2, 4 * h)),
-                            np.empty((6, 4 * h)), np.empty((2, h)), np.empty((2, h)))
+                            np.empty((2, h)), np.empty((2, h)))
     close(gw, gp["W"], dtype, "gW")
     close(gu, gp["U"], dtype, "gU")
 

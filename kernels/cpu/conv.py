@@ -1,15 +1,20 @@
-"""Convolution kernels, NCHW: im2col + one BLAS GEMM per call, col2im for the adjoint.
+"""Convolution kernels, NCHW: im2col + BLAS GEMM over chunks of the batch, col2im for the
+adjoint.
 
-Layout. `cols` is channel-major over the whole batch: row k = (c, u, v) of the window,
-column q = (n, i, j) of the output, shape (C*kh*kw, N*Ho*Wo). Then
+Layout. The batch is processed in chunks of g samples, as many as keep the columns of one
+chunk within COLS_CHUNK values (256 KiB in float32: still in L2 when the GEMM reads them).
+The chunk starting at sample n0 has its own block of `cols`, channel-major: row k = (c, u, v)
+of the window, column (n, i, j) of the output, shape (C*kh*kw, g*Ho*Wo), at offset
+C*kh*kw*n0*Ho*Wo. With W2 = W.reshape(F, C*kh*kw) and P = Ho*Wo:
 
-    forward          ybuf (F, N*Ho*Wo) = W.reshape(F, C*kh*kw) @ cols,  y[n, f] = ybuf[f, n]
-    weight gradient  gW (F, C*kh*kw)   = gybuf @ cols.T,  gybuf[f, n] = gy[n, f]
-    input gradient   gcols             = W2.T @ gybuf,   gx = col2im(gcols)
+    forward          ybuf (F, g*P) = W2 @ cols,  y[n0 + n, f] = ybuf[f, n*P:(n+1)*P] + b[f]
+    weight gradient  gW += gybuf @ cols.T,       gybuf[f, n*P:(n+1)*P] = gy[n0 + n, f]
+    input gradient   gcols = W2.T @ gybuf,       gx[n0:n0 + g] = col2im(gcols)
 
-one large GEMM each (BLAS uses both cores) instead of N small ones; the price is a blocked
-copy between (N, F, P) and (F, N*P), which is cheap next to im2col. Bias and activation are
-the generated epilogue's job: conv2d_forward writes y without bias.
+Measured on the 2-core machine (LeNet-5, float32, one MKL thread, forward + backward of both
+conv layers): 2.2 ms at batch 64 and 10.8 ms at batch 256, against 3.5 and 22 ms for one
+im2col and one GEMM over the whole batch, whose rows of cols were 16-64 KiB apart (power-of-
+two strides) and, at batch 256, 15 MB long.
 
 Geometry. sh, sw strides; pt, pb, pl, pr padding (top, bottom, left, right); dh, dw dilation.
 The output size must satisfy Ho = (H + pt + pb - dh*(kh-1) - 1) // sh + 1 (checked).
@@ -24,23 +29,31 @@ Callers lift the other ops onto these kernels:
   lo = max(k - s, 0) // 2, hi = k - s - lo; 'valid' lo = 0, hi = -output_padding. hi may be
   negative: the output then extends past the scatter with zeros. Dilation is 1.
 
-Scratch buffers (all C-contiguous, dtype of x):
-    cols  (C*kh*kw, N*Ho*Wo)   conv2d_forward fills it; conv2d_backward reads it, so keep it
-                               alive from forward to backward (or call im2col again)
-    ybuf  (F, N*Ho*Wo)         forward's GEMM output
-    gybuf (F, N*Ho*Wo)         backward: gy channel-major
-    gcols (C*kh*kw, N*Ho*Wo)   backward: the columns' gradient (may share memory with cols
-                               only if cols is no longer needed: gW is computed first)
-Optional outputs (gb, gx, gw) are skipped when given as size-0 arrays.
+Scratch buffers (C-contiguous, dtype of x), sized in values:
+    cols  >= C*kh*kw * N*Ho*Wo   every chunk's columns, kept by conv2d_forward(keep=True) for
+                                 conv2d_backward; C*kh*kw * g*Ho*Wo do without keep, and for
+                                 a conv2d_backward given x (it then unfolds x again)
+    ybuf  >= F * g*Ho*Wo         one chunk's output (gybuf: its gradient), channel-major
+Optional inputs and outputs (b; gb, gx, gw) are skipped when given as size-0 arrays.
 
-Threads: serial loops, both cores left to BLAS. prange over the batch in im2col was measured
-on this 2-core machine (LeNet-5 batch 64, float32, machine load ~2.7): 1.07 ms serial vs
-2.87 ms with prange, so it is not used.
+Indices into flat views are cast to np.uint64 where they are sums of products: numba then
+drops its negative-index wraparound, whose select keeps LLVM from vectorising the copies
+(LeNet-5's second layer, batch 64: im2col 0.57 ms with int64 indices, 0.32 ms unsigned).
+With unsigned indices LLVM also versions the copy loop on stride == 1 by itself, so one
+loop serves every stride (a loop per case made each kernel that calls im2col ~0.3 s slower
+to compile).
+
+Threads: serial loops, both cores left to BLAS. prange over the batch was measured slower on
+this shared 2-core machine (a whole-batch im2col of LeNet-5 batch 64: 1.07 ms serial vs
+2.87 ms prange).
 """
 import numpy as np
 
 from ._jit import kernel
 from .blas import gemm
+
+COLS_CHUNK = 1 << 16
+"""Values of im2col columns per chunk (256 KiB in float32)."""
 
 
 @kernel
@@ -70,188 +83,175 @@ def _span(count, stride, offset, size):
 
 
 @kernel
-def _fill_zero(a):
-    flat = a.reshape(a.size)
-    for i in range(flat.size):
-        flat[i] = 0
+def _unfold(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw, adjoint):
+    """im2col of samples n0 .. n0+g of x (N, C, H, W), g = cols.shape[1] // (Ho*Wo):
 
+        cols[(c, u, v), (n, i, j)] = x[n0 + n, c, i*sh + u*dh - pt, j*sw + v*dw - pl]
 
-@kernel
-def im2col(x, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
-    """cols[(c, u, v), (n, i, j)] = x[n, c, i*sh + u*dh - pt, j*sw + v*dw - pl] (0 outside).
-
-    With padding the buffer is zeroed first, which is cheaper than zeroing loops of their own
-    (compile time). For sw == 1 the copy goes through slices: LLVM vectorises that form
-    (0.24 ms instead of 1.05 ms for LeNet-5's first layer, batch 64)."""
-    n_batch, channels, h, w = x.shape
+    (0 outside x). adjoint=True runs col2im instead: x[n0:n0+g] = 0, then every column entry
+    is added into the x entry it was read from."""
+    channels, h, w = x.shape[1], x.shape[2], x.shape[3]
     p = ho * wo
-    q = cols.shape[1]
-    if pt > 0 or pl > 0 or (ho - 1) * sh + (kh - 1) * dh >= h + pt \
+    m = cols.shape[1]
+    plane = h * w
+    xf, cf = x.reshape(x.size), cols.reshape(cols.size)
+    if adjoint:
+        zero = xf[n0 * channels * plane:n0 * channels * plane + (m // p) * channels * plane]
+        for i in range(zero.size):
+            zero[i] = 0
+    elif pt > 0 or pl > 0 or (ho - 1) * sh + (kh - 1) * dh >= h + pt \
             or (wo - 1) * sw + (kw - 1) * dw >= w + pl:
-        _fill_zero(cols)
-    src, dst = x.reshape(x.size), cols.reshape(cols.size)     # flat: no views in the loops
-    for n in range(n_batch):
-        for c in range(channels):
-            plane = (n * channels + c) * h * w
-            for u in range(kh):
-                i0, i1 = _span(ho, sh, u * dh - pt, h)
-                for v in range(kw):
-                    off_w = v * dw - pl
-                    j0, j1 = _span(wo, sw, off_w, w)
-                    out = ((c * kh + u) * kw + v) * q + n * p
-                    for i in range(i0, i1):
-                        o = out + i * wo
-                        s = plane + (i * sh + u * dh - pt) * w + off_w
-                        if sw == 1:                 # as slices, the copy vectorises
-                            d, a = dst[o + j0:o + j1], src[s + j0:s + j1]
+        for i in range(cf.size):           # padding: cells outside x stay 0
+            cf[i] = 0
+    for c in range(channels):
+        for u in range(kh):
+            i0, i1 = _span(ho, sh, u * dh - pt, h)
+            for v in range(kw):
+                j0, j1 = _span(wo, sw, v * dw - pl, w)
+                if i0 == i1 or j0 == j1:
+                    continue
+                row = ((c * kh + u) * kw + v) * m + i0 * wo + j0
+                first = (i0 * sh + u * dh - pt) * w + j0 * sw + v * dw - pl
+                for n in range(m // p):
+                    src = ((n0 + n) * channels + c) * plane
+                    a = xf[src + first:src + plane]          # x from the window's first cell
+                    d = cf[row + n * p:row + (n + 1) * p]    # cols from the same cell
+                    for i in range(i1 - i0):
+                        ai, di = i * sh * w, i * wo
+                        if adjoint:
                             for j in range(j1 - j0):
-                                d[j] = a[j]
+                                a[np.uint64(ai + j * sw)] += d[np.uint64(di + j)]
                         else:
-                            for j in range(j0, j1):
-                                dst[o + j] = src[s + j * sw]
-
-
-@kernel
-def col2im(gcols, gx, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
-    """Adjoint of im2col: gx = 0, then gx[n, c, r, s] += every column entry that read it."""
-    n_batch, channels, h, w = gx.shape
-    p = ho * wo
-    q = gcols.shape[1]
-    _fill_zero(gx)
-    src, dst = gcols.reshape(gcols.size), gx.reshape(gx.size)
-    for n in range(n_batch):
-        for c in range(channels):
-            plane = (n * channels + c) * h * w
-            for u in range(kh):
-                i0, i1 = _span(ho, sh, u * dh - pt, h)
-                for v in range(kw):
-                    off_w = v * dw - pl
-                    j0, j1 = _span(wo, sw, off_w, w)
-                    col = ((c * kh + u) * kw + v) * q + n * p
-                    for i in range(i0, i1):
-                        o = plane + (i * sh + u * dh - pt) * w + off_w
-                        g = col + i * wo
-                        if sw == 1:
-                            d, a = dst[o + j0:o + j1], src[g + j0:g + j1]
                             for j in range(j1 - j0):
-                                d[j] += a[j]
-                        else:
-                            for j in range(j0, j1):
-                                dst[o + j * sw] += src[g + j]
+                                d[np.uint64(di + j)] = a[np.uint64(ai + j * sw)]
 
 
 @kernel
-def to_channel_major(a, buf):
-    """buf[f, n*P + q] = a[n, f, q] for a (N, F, ...) array."""
-    n_batch, f_count = a.shape[0], a.shape[1]
-    a3 = a.reshape(n_batch, f_count, a.size // (n_batch * f_count))
-    p = a3.shape[2]
-    for n in range(n_batch):
-        for f in range(f_count):
-            src, dst = a3[n, f], buf[f]
-            for q in range(p):
-                dst[n * p + q] = src[q]
-
-
-@kernel
-def _channel_sums(a, sums):
-    """sums[f] = a[:, f].sum() for a (N, F, ...) array."""
-    n_batch, f_count = a.shape[0], a.shape[1]
-    a3 = a.reshape(n_batch, f_count, a.size // (n_batch * f_count))
+def _channel_major(a, n0, buf, vec, gather):
+    """Between the chunk's samples of a (N, F, ...) and buf (F, g*P), P = values per channel:
+    gather: buf[f, n*P + q] = a[n0 + n, f, q], and vec[f] += their sum;
+    else:   a[n0 + n, f, q] = buf[f, n*P + q] + vec[f].
+    An empty vec is skipped."""
+    f_count = a.shape[1]
+    p = a.size // (a.shape[0] * f_count)
+    af = a.reshape(a.size)
     for f in range(f_count):
-        total = a.dtype.type(0)
-        for n in range(n_batch):
-            row = a3[n, f]
-            for k in range(row.shape[0]):
-                total += row[k]
-        sums[f] = total
+        row = buf[f]
+        extra = vec[f] if vec.size else a.dtype.type(0)     # running sum, or the bias
+        for n in range(buf.shape[1] // p):
+            plane = af[((n0 + n) * f_count + f) * p:((n0 + n) * f_count + f + 1) * p]
+            part = row[n * p:(n + 1) * p]
+            if gather:
+                for q in range(p):
+                    part[q] = plane[q]
+                    extra += plane[q]
+            else:
+                for q in range(p):
+                    plane[q] = part[q] + extra
+        if gather and vec.size:
+            vec[f] = extra
 
 
 @kernel
-def from_channel_major(buf, a):
-    """a[n, f, q] = buf[f, n*P + q]: the inverse of to_channel_major."""
-    n_batch, f_count = a.shape[0], a.shape[1]
-    a3 = a.reshape(n_batch, f_count, a.size // (n_batch * f_count))
-    p = a3.shape[2]
-    for n in range(n_batch):
-        for f in range(f_count):
-            src, dst = buf[f], a3[n, f]
-            for q in range(p):
-                dst[q] = src[n * p + q]
-
-
-@kernel
-def conv2d_forward(x, w, y, cols, ybuf, sh, sw, pt, pb, pl, pr, dh, dw):
-    """y (N, F, Ho, Wo) = conv2d(x (N, C, H, W), w (F, C, kh, kw)), no bias. Fills cols."""
+def conv2d_forward(x, w, b, y, cols, ybuf, keep, sh, sw, pt, pb, pl, pr, dh, dw):
+    """y (N, F, Ho, Wo) = conv2d(x (N, C, H, W), w (F, C, kh, kw)) + b (F,), b optional.
+    Per chunk: im2col, one GEMM, bias added in the copy back to NCHW. keep: every chunk's
+    columns go to their own block of cols, for conv2d_backward; else each chunk reuses the
+    first block, which stays in cache (LeNet-5 at batch 256: 3.3 ms instead of 5.2 ms for the
+    two layers, one thread)."""
     n_batch, channels, h, wd = x.shape
     f_count, _, kh, kw = w.shape
     ho, wo = y.shape[2], y.shape[3]
     check_geometry(h, wd, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
-    if cols.shape[0] != channels * kh * kw or cols.shape[1] != n_batch * ho * wo \
-            or ybuf.shape[0] != f_count or ybuf.shape[1] != cols.shape[1] \
-            or w.shape[1] != channels or y.shape[0] != n_batch or y.shape[1] != f_count:
-        raise ValueError("conv2d_forward: buffer shapes do not fit x, w and y")
-    im2col(x, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
-    gemm(1.0, w.reshape(f_count, channels * kh * kw), False, cols, False, 0.0, ybuf)
-    from_channel_major(ybuf, y)
+    if w.shape[1] != channels or y.shape[0] != n_batch or y.shape[1] != f_count \
+            or (b.size and b.size != f_count):
+        raise ValueError("conv2d_forward: shapes of x, w, b and y do not fit")
+    ckk, p = channels * kh * kw, ho * wo
+    g = max(1, min(n_batch, COLS_CHUNK // (ckk * p)))
+    cf, yf = cols.reshape(cols.size), ybuf.reshape(ybuf.size)
+    if cf.size < ckk * (n_batch if keep else g) * p or yf.size < f_count * g * p:
+        raise ValueError("conv2d_forward: a scratch buffer is smaller than it needs")
+    w2 = w.reshape(f_count, ckk)
+    for n0 in range(0, n_batch, g):
+        m, at = min(g, n_batch - n0) * p, ckk * n0 * p if keep else 0
+        c, yb = cf[at:at + ckk * m].reshape(ckk, m), yf[:f_count * m].reshape(f_count, m)
+        _unfold(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw, False)
+        gemm(1.0, w2, False, c, False, 0.0, yb)
+        _channel_major(y, n0, yb, b, False)
 
 
 @kernel
-def conv2d_backward(gy, w, cols, gw, gb, gx, gybuf, gcols, sh, sw, pt, pb, pl, pr, dh, dw):
-    """From gy (N, F, Ho, Wo): gw (F, C, kh, kw), gb (F,), gx (N, C, H, W); each skipped
-    when given with size 0. `cols` must hold im2col(x) (as conv2d_forward left it)."""
+def conv2d_backward(x, gy, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, dh, dw):
+    """From gy (N, F, Ho, Wo): gw (F, C, kh, kw), gb (F,), gx (N, C, H, W), each skipped when
+    given with size 0. Per chunk: gy to channel-major (summed into gb), gw += gy @ cols.T,
+    then gcols = W2.T @ gy and col2im into gx (gcols overwrites the chunk's cols).
+
+    The columns: with x (N, C, H, W) given, im2col of x per chunk (cols then needs room for
+    one chunk); with x empty, cols must hold what conv2d_forward left there (saves an im2col,
+    0.27 ms for LeNet-5's first layer at batch 64).
+
+    For more than 8 filters and fewer than 256 rows of cols, gw.T += cols @ gy.T (into a small
+    array, copied to gw at the end) instead: MKL runs that form 3x faster (16 filters x 150,
+    inner 436, one thread: 39 us against 115 us), while for 3-8 filters it is 3-8x slower."""
     n_batch, f_count, ho, wo = gy.shape
     channels, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    ckk = channels * kh * kw
-    if cols.shape[0] != ckk or cols.shape[1] != n_batch * ho * wo \
-            or gybuf.shape[0] != f_count or gybuf.shape[1] != cols.shape[1]:
-        raise ValueError("conv2d_backward: buffer shapes do not fit gy and w")
-    to_channel_major(gy, gybuf)
-    if gb.size:
-        _channel_sums(gy, gb)
-    if gw.size:
-        gemm(1.0, gybuf, False, cols, True, 0.0, gw.reshape(f_count, ckk))
-    if gx.size:
-        check_geometry(gx.shape[2], gx.shape[3], ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
-        if gcols.shape[0] != ckk or gcols.shape[1] != cols.shape[1]:
-            raise ValueError("conv2d_backward: gcols does not fit")
-        gemm(1.0, w.reshape(f_count, ckk), True, gybuf, False, 0.0, gcols)
-        col2im(gcols, gx, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
+    if w.shape[0] != f_count or (gw.size and gw.size != w.size) \
+            or (gb.size and gb.size != f_count):
+        raise ValueError("conv2d_backward: shapes of gy, w, gw and gb do not fit")
+    for size, shape in ((x.size, x.shape), (gx.size, gx.shape)):
+        if size and (shape[0] != n_batch or shape[1] != channels):
+            raise ValueError("conv2d_backward: x or gx does not fit gy and w")
+        if size:
+            check_geometry(shape[2], shape[3], ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
+    ckk, p = channels * kh * kw, ho * wo
+    g = max(1, min(n_batch, COLS_CHUNK // max(ckk * p, 1)))
+    cf, gyf = cols.reshape(cols.size), gybuf.reshape(gybuf.size)
+    if cf.size < ckk * (g if x.size else n_batch) * p or gyf.size < f_count * g * p:
+        raise ValueError("conv2d_backward: a scratch buffer is smaller than it needs")
+    w2, gw2 = w.reshape(f_count, ckk), gw.reshape(gw.size // ckk, ckk)
+    transposed = f_count > 8 and ckk < 256
+    gw2t = np.empty((ckk if transposed else 0, f_count), gw.dtype)
+    for f in range(gb.size):
+        gb[f] = 0
+    for n0 in range(0, n_batch, g):
+        m, at = min(g, n_batch - n0) * p, 0 if x.size else ckk * n0 * p
+        c, gyb = cf[at:at + ckk * m].reshape(ckk, m), gyf[:f_count * m].reshape(f_count, m)
+        _channel_major(gy, n0, gyb, gb, True)
+        if gw.size and x.size:
+            _unfold(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw, False)
+        if gw.size:
+            beta = 0.0 if n0 == 0 else 1.0
+            if transposed:
+                gemm(1.0, c, False, gyb, True, beta, gw2t)
+            else:
+                gemm(1.0, gyb, False, c, True, beta, gw2)
+        if gx.size:
+            gemm(1.0, w2, True, gyb, False, 0.0, c)
+            _unfold(gx, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw, True)
+    for k in range(gw2t.shape[0] if gw.size else 0):
+        for f in range(f_count):
+            gw2[f, k] = gw2t[k, f]
 
 
 @kernel
 def conv2d_transpose_forward(x, w, y, xbuf, gcols, sh, sw, pt, pb, pl, pr):
-    """y (N, F, Ho, Wo) = conv2d_transpose(x (N, C, H, W), w (C, F, kh, kw)), no bias.
-    Scratch: xbuf (C, N*H*W), gcols (F*kh*kw, N*H*W). pb, pr may be negative (see top)."""
-    n_batch, channels, h, wd = x.shape
-    f_count, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    check_geometry(y.shape[2], y.shape[3], h, wd, kh, kw, sh, sw, pt, pb, pl, pr, 1, 1)
-    if xbuf.shape[0] != channels or xbuf.shape[1] != n_batch * h * wd \
-            or gcols.shape[0] != f_count * kh * kw or gcols.shape[1] != xbuf.shape[1]:
-        raise ValueError("conv2d_transpose_forward: buffer shapes do not fit x and w")
-    to_channel_major(x, xbuf)
-    gemm(1.0, w.reshape(channels, f_count * kh * kw), True, xbuf, False, 0.0, gcols)
-    col2im(gcols, y, h, wd, kh, kw, sh, sw, pt, pl, 1, 1)
+    """y (N, F, Ho, Wo) = conv2d_transpose(x (N, C, H, W), w (C, F, kh, kw)), no bias: the
+    input gradient of the conv2d of weight w whose output is x. Scratch: xbuf >= C * g*H*W,
+    gcols >= F*kh*kw * N*H*W values. pb, pr may be negative (see top)."""
+    conv2d_backward(y[:0], x, w, w[:0], y[0, 0, 0, :0], y, gcols, xbuf,
+                    sh, sw, pt, pb, pl, pr, 1, 1)
 
 
 @kernel
 def conv2d_transpose_backward(x, w, gy, gw, gb, gx, xbuf, cols, gxbuf, sh, sw, pt, pb, pl, pr):
     """From gy (N, F, Ho, Wo): gw (C, F, kh, kw), gb (F,), gx (N, C, H, W), each skipped when
-    size 0. Scratch: xbuf and gxbuf (C, N*H*W), cols (F*kh*kw, N*H*W)."""
-    n_batch, channels, h, wd = x.shape
-    f_count, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    check_geometry(gy.shape[2], gy.shape[3], h, wd, kh, kw, sh, sw, pt, pb, pl, pr, 1, 1)
-    if xbuf.shape[0] != channels or xbuf.shape[1] != n_batch * h * wd \
-            or cols.shape[0] != f_count * kh * kw or cols.shape[1] != xbuf.shape[1] \
-            or gxbuf.shape[0] != channels or gxbuf.shape[1] != xbuf.shape[1]:
-        raise ValueError("conv2d_transpose_backward: buffer shapes do not fit x and w")
-    im2col(gy, cols, h, wd, kh, kw, sh, sw, pt, pl, 1, 1)
-    if gb.size:
-        _channel_sums(gy, gb)
-    w2 = w.reshape(channels, f_count * kh * kw)
-    if gw.size:
-        to_channel_major(x, xbuf)
-        gemm(1.0, xbuf, False, cols, True, 0.0, gw.reshape(channels, f_count * kh * kw))
+    size 0: gx is the conv2d of gy, gw that conv2d's weight gradient for output gradient x.
+    Scratch: xbuf and gxbuf >= C * g*H*W, cols >= F*kh*kw * g*H*W values."""
     if gx.size:
-        gemm(1.0, w2, False, cols, False, 0.0, gxbuf)
-        from_channel_major(gxbuf, gx)
+        conv2d_forward(gy, w, gb[:0], gx, cols, gxbuf, False, sh, sw, pt, pb, pl, pr, 1, 1)
+    if gw.size:
+        conv2d_backward(gy, x, w, gw, gb[:0], gx[:0], cols, xbuf, sh, sw, pt, pb, pl, pr, 1, 1)
+    if gb.size:
+        g3 = gy.reshape(gy.shape[0], gy.shape[1], gy.size // (gy.shape[0] * gy.shape[1]))
+        for f in range(gy.shape[1]):
+            gb[f] = g3[:, f, :].sum()

@@ -4,27 +4,46 @@ the parameter layouts and gate orders of nngraph/ops/{rnn,lstm,gru}.py.
     x (N, T, F), W (F, G*H), U (H, G*H), b (G*H,) or size 0, GRU's bu (G*H,) or size 0
     G = 1 (rnn), 4 (lstm: i, f, g, o), 3 (gru: r, z, n, reset after)
 
-The input projection of every step is ONE GEMM, xw = x.reshape(N*T, F) @ W + b, into the
-scratch `xw` (N*T, G*H) (row n*T + t). The step loop then does h_{t-1} @ U with np.dot into
-a time-major buffer and the gate math in fused loops.
+Everything per step is time-major, so that a step's slice is one contiguous (N, ...) block.
+Forward copies x into xt (T, N, F) and projects every step with ONE GEMM, xt @ W, straight
+into the pre-activation buffer (LSTM gates, RNN hs[1:], GRU xw); per step it adds the biases
+and h_{t-1} @ U (a beta = 1 GEMM; none at t = 0, where h = 0) and runs the gate math one
+sample (row) at a time. Backward mirrors it: per step the gate gradients, one per sample,
+then one GEMM for the gradient of h_{t-1}; after the loop one GEMM each for gU, gW (against
+xt) and gx over all steps.
 
 Output y is (N, T, H) with return_sequences, else the last state as (N, 1, H): reshape the
 (N, H) output, the kernels tell the two apart by y.shape[1] (T = 1 makes them the same).
 gy comes in the same shape as y.
 
-Saved by forward for backward (time-major, so that every step's slice is contiguous):
+Saved by forward for backward:
+    xt    (T, N, F)     x, time-major                                 all three
     hs    (T+1, N, H)   hidden states, hs[0] = 0                      all three
     cs    (T+1, N, H)   cell states, cs[0] = 0                        lstm
     tcs   (T, N, H)     tanh(c_t)                                     lstm
     gates (T, N, G*H)   activated gates (lstm i f g o, gru r z n)     lstm, gru
     un    (T, N, H)     h_{t-1} U_n + bu_n, before r scales it        gru
-Backward scratch: d_tm (T, N, G*H) and d_bm (N*T, G*H) hold the gates' pre-activation
-gradients in time-major order (for the per-step h-gradient GEMM and gU) and batch-major order
-(for gW, gb and gx against the batch-major x); gh, gc, gtmp (N, H). gx may have size 0 (input
-needs no gradient: after an embedding), gb/gbu size 0 when there is no bias.
+Scratch: GRU's xw (T, N, 3H), x W + b; backward's d (T, N, G*H), the gradient of the
+pre-activations (for GRU of h U + bu only), GRU's dx (T, N, 3H), that of x W + b (its n part
+is dn where d has r dn), gh and LSTM's gc (N, H). gx may have size 0 (input needs no
+gradient: after an embedding), gb/gbu size 0 when there is no bias.
 
-tanh dominates the step loops: float32 uses the vectorisable rational tanh of _math.py
-(libm's tanhf does not vectorise), float64 keeps libm.
+Measured on the 2-core machine, float32, N 32, T 32, F 16, H 128 (LSTM), per call:
+- Every gate loop runs j from 0 over a slice of one gate (z[2*H:3*H] and the like). An index
+  such as z[2 * H + j] keeps numba's negative-index wraparound select in the loop body, and
+  LLVM left the loop scalar; 2-D indexing z[i, k, j] of an (N, 4, H) view ran at scalar speed
+  too. The forward gate math took 3.7 ms that way, 0.4-0.6 ms with slices.
+- The gate loops are written inline in the kernels: calling a jitted helper once per sample
+  (1024 calls) added ~0.1 ms to each direction.
+- tanh dominates those loops: float32 uses the vectorisable rational tanh of _math.py (libm's
+  tanhf does not vectorise) and sigmoid(v) = (1 + tanh(v / 2)) / 2; float64 keeps libm.
+- The h-gradient GEMM multiplies by a contiguous copy of U^T: MKL's d @ U with the
+  transpose flag took ~100-125 us for 32x512x128, the plain product ~30 us.
+- Time-major xt and d, instead of batch-major copies of x W and of d, save 4 MB of memory
+  traffic per backward (~0.15 ms of ~2.5 ms).
+- GEMMs are ~60% of the time (forward ~1.5 ms, backward ~2.3 ms on an idle machine). MKL's
+  two threads make them sensitive to other processes: h @ U ran ~3x slower while another
+  process kept a core busy, and the backward's product with U^T ~25x (see _back_through_u).
 """
 import numpy as np
 
@@ -34,241 +53,269 @@ from .blas import gemm
 
 
 @kernel
-def _project(x, w, b, xw):
-    """xw = x.reshape(N*T, F) @ w + b, one GEMM for every step."""
+def _check_states(x, u, y, xt, hs):
+    """ValueError unless hs, y and xt have the shapes above."""
     n, steps, f = x.shape
-    if xw.shape[0] != n * steps or xw.shape[1] != w.shape[1] or w.shape[0] != f:
-        raise ValueError("recurrent forward: xw must be (N*T, G*H) and W (F, G*H)")
-    gemm(1.0, x.reshape(n * steps, f), False, w, False, 0.0, xw)
-    if b.size:
-        for r in range(xw.shape[0]):
-            row = xw[r]
-            for j in range(row.shape[0]):
-                row[j] += b[j]
-
-
-@kernel
-def _check_states(x, u, y, hs):
-    n, steps = x.shape[0], x.shape[1]
     units = u.shape[0]
     if hs.shape[0] != steps + 1 or hs.shape[1] != n or hs.shape[2] != units \
             or y.shape[0] != n or y.shape[2] != units or (y.shape[1] != steps and y.shape[1] != 1):
         raise ValueError("recurrent: hs must be (T+1, N, H) and y (N, T, H) or (N, 1, H)")
+    if xt.shape[0] != steps or xt.shape[1] != n or xt.shape[2] != f:
+        raise ValueError("recurrent: xt must be (T, N, F)")
+
+
+@kernel
+def _project(x, w, xt, out):
+    """xt = x time-major, then out (T, N, G*H) = xt @ w: one GEMM for every step."""
+    n, steps, f = x.shape
+    for t in range(steps):
+        for i in range(n):
+            for j in range(f):
+                xt[t, i, j] = x[i, t, j]
+    gemm(1.0, xt.reshape(steps * n, f), False, w, False, 0.0, out.reshape(steps * n, w.shape[1]))
+
+
+@kernel
+def _add_bias(z, b):
+    """z[i] += b for every row of z (N, K); nothing when b has size 0 (no bias)."""
+    if b.size:
+        for i in range(z.shape[0]):
+            for j in range(z.shape[1]):
+                z[i, j] += b[j]
+
+
+@kernel
+def _output(y, hs, t):
+    """Copy h_{t+1} into y: every step with return_sequences, else only the last one."""
+    steps = hs.shape[0] - 1
+    if y.shape[1] == steps or t == steps - 1:
+        tt = t if y.shape[1] == steps else 0
+        for i in range(y.shape[0]):
+            for j in range(y.shape[2]):
+                y[i, tt, j] = hs[t + 1, i, j]
+
+
+@kernel
+def _add_state_grad(gh, gy, t, steps):
+    """gh += the slice of gy that feeds step t's state (its own step, or the last one)."""
+    if gy.shape[1] == steps or t == steps - 1:
+        tt = t if gy.shape[1] == steps else 0
+        for i in range(gh.shape[0]):
+            for j in range(gh.shape[1]):
+                gh[i, j] += gy[i, tt, j]
+
+
+@kernel
+def _back_through_u(d, ut, beta, gh):
+    """gh = d @ ut + beta gh, the gradient reaching h_{t-1} (ut = U^T, contiguous), as two
+    GEMMs over halves of the batch. MKL runs the (32, 512) @ (512, 128) product on both
+    threads, and while another process kept a core busy it took 700-900 us instead of
+    ~30 us; two 16-row products took 100-150 us then and ~34 us on an idle machine."""
+    half = d.shape[0] // 2
+    gemm(1.0, d[:half], False, ut, False, beta, gh[:half])
+    gemm(1.0, d[half:], False, ut, False, beta, gh[half:])
 
 
 @kernel
 def _column_sums(a, out):
-    out[...] = 0
-    for r in range(a.shape[0]):
-        row = a[r]
-        for j in range(row.shape[0]):
-            out[j] += row[j]
+    """out = the sum of the rows of a (R, K); nothing when out has size 0 (no bias)."""
+    if out.size:
+        out[...] = 0
+        for r in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                out[j] += a[r, j]
 
 
 @kernel
-def _weight_grads(x, w, hs, d_tm, d_bm, gx, gw, gu, gb):
-    """gU = sum_t h_{t-1}^T d_t, gW = x^T d, gb = sum d, gx = d W^T: four passes, three GEMMs."""
-    n, steps, f = x.shape
-    units = hs.shape[2]
-    gemm(1.0, hs[:steps].reshape(steps * n, units), True, d_tm.reshape(steps * n, d_tm.shape[2]), False, 0.0, gu)
-    gemm(1.0, x.reshape(n * steps, f), True, d_bm, False, 0.0, gw)
-    if gb.size:
-        _column_sums(d_bm, gb)
+def _weight_grads(w, xt, hs, d, dx, gx, gw, gu, gb):
+    """gU = sum_t h_{t-1}^T d_t, gW = xt^T dx, gb = sum dx, gx = dx W^T: one pass each over
+    all steps."""
+    steps, n, f = xt.shape
+    rows, g = steps * n, d.shape[2]
+    gemm(1.0, hs[:steps].reshape(rows, hs.shape[2]), True, d.reshape(rows, g), False, 0.0, gu)
+    gemm(1.0, xt.reshape(rows, f), True, dx.reshape(rows, g), False, 0.0, gw)
+    _column_sums(dx.reshape(rows, g), gb)
     if gx.size:
-        gemm(1.0, d_bm, False, w, True, 0.0, gx.reshape(n * steps, f))
-
-
-@kernel
-def _output(y, hs, t, last):
-    """Copy h_{t+1} into y: every step with return_sequences, else only the last one."""
-    steps = hs.shape[0] - 1
-    if y.shape[1] == steps or last:
-        tt = t if y.shape[1] == steps else 0
-        h = hs[t + 1]
-        for i in range(y.shape[0]):
-            src, dst = h[i], y[i, tt]
-            for j in range(y.shape[2]):
-                dst[j] = src[j]
-
-
-@kernel
-def _state_grad(gy, t, steps):
-    """Which slice of gy feeds step t's state: its own step (sequences), or the last one."""
-    if gy.shape[1] == steps:
-        return t, True
-    return 0, t == steps - 1
+        gxt = np.empty((steps, n, f), xt.dtype)
+        gemm(1.0, dx.reshape(rows, g), False, w, True, 0.0, gxt.reshape(rows, f))
+        for t in range(steps):
+            for i in range(n):
+                for j in range(f):
+                    gx[i, t, j] = gxt[t, i, j]
 
 
 # ----------------------------------------------------------------------------------- rnn
 
 @kernel
-def rnn_forward(x, w, u, b, y, xw, hs):
+def rnn_forward(x, w, u, b, y, xt, hs):
     """h_t = tanh(x_t W + b + h_{t-1} U)."""
-    n, steps = x.shape[0], x.shape[1]
-    units = u.shape[0]
-    _check_states(x, u, y, hs)
-    _project(x, w, b, xw)
+    steps = x.shape[1]
+    _check_states(x, u, y, xt, hs)
     hs[0] = 0
+    _project(x, w, xt, hs[1:])
     for t in range(steps):
         h = hs[t + 1]
-        gemm(1.0, hs[t], False, u, False, 0.0, h)
-        for i in range(n):
-            xr, hr = xw[i * steps + t], h[i]
-            for j in range(units):
-                hr[j] = tanh(xr[j] + hr[j])
-        _output(y, hs, t, t == steps - 1)
+        if t > 0:
+            gemm(1.0, hs[t], False, u, False, 1.0, h)
+        _add_bias(h, b)
+        for i in range(h.shape[0]):
+            hr = h[i]
+            for j in range(hr.shape[0]):
+                hr[j] = tanh(hr[j])
+        _output(y, hs, t)
 
 
 @kernel
-def rnn_backward(x, w, u, hs, gy, gx, gw, gu, gb, d_tm, d_bm, gh):
-    n, steps = x.shape[0], x.shape[1]
-    units = u.shape[0]
-    one = x.dtype.type(1)
+def rnn_backward(w, u, xt, hs, gy, gx, gw, gu, gb, d, gh):
+    """d_t = (gy_t + d_{t+1} U^T) (1 - h_t^2)."""
+    steps = xt.shape[0]
+    one = xt.dtype.type(1)
+    ut = u.T.copy()
     gh[...] = 0
     for t in range(steps - 1, -1, -1):
-        tt, fed = _state_grad(gy, t, steps)
-        h, d = hs[t + 1], d_tm[t]
-        for i in range(n):
-            hr, dr, db, ghr, gyr = h[i], d[i], d_bm[i * steps + t], gh[i], gy[i, tt]
-            for j in range(units):
-                g = gyr[j] + ghr[j] if fed else ghr[j]
-                v = g * (one - hr[j] * hr[j])
-                dr[j] = v
-                db[j] = v
+        _add_state_grad(gh, gy, t, steps)
+        for i in range(gh.shape[0]):
+            hr, dr, ghr = hs[t + 1, i], d[t, i], gh[i]
+            for j in range(hr.shape[0]):
+                dr[j] = ghr[j] * (one - hr[j] * hr[j])
         if t > 0:
-            gemm(1.0, d, False, u, True, 0.0, gh)
-    _weight_grads(x, w, hs, d_tm, d_bm, gx, gw, gu, gb)
+            _back_through_u(d[t], ut, 0.0, gh)
+    _weight_grads(w, xt, hs, d, d, gx, gw, gu, gb)
 
 
 # ---------------------------------------------------------------------------------- lstm
 
 @kernel
-def lstm_forward(x, w, u, b, y, xw, hs, cs, tcs, gates):
-    """c_t = f c_{t-1} + i g, h_t = o tanh(c_t); gates i, f, g, o."""
+def lstm_forward(x, w, u, b, y, xt, hs, cs, tcs, gates):
+    """i, f, o = sigmoid(.), g = tanh(.) of x_t W + b + h_{t-1} U (gate order i, f, g, o);
+    c_t = f c_{t-1} + i g, h_t = o tanh(c_t)."""
     n, steps = x.shape[0], x.shape[1]
     units = u.shape[0]
-    _check_states(x, u, y, hs)
+    _check_states(x, u, y, xt, hs)
     if gates.shape[0] != steps or gates.shape[1] != n or gates.shape[2] != 4 * units:
         raise ValueError("lstm_forward: gates must be (T, N, 4H)")
-    _project(x, w, b, xw)
+    _project(x, w, xt, gates)
+    half = x.dtype.type(0.5)
     hs[0] = 0
     cs[0] = 0
-    half, one = x.dtype.type(0.5), x.dtype.type(1)
     for t in range(steps):
         z = gates[t]
-        gemm(1.0, hs[t], False, u, False, 0.0, z)
+        if t > 0:
+            gemm(1.0, hs[t], False, u, False, 1.0, z)
+        _add_bias(z, b)
         for i in range(n):
-            xr, zr = xw[i * steps + t], z[i]
-            c_prev, c_new, tc, h = cs[t, i], cs[t + 1, i], tcs[t, i], hs[t + 1, i]
+            c_prev, c, tanh_c, h = cs[t, i], cs[t + 1, i], tcs[t, i], hs[t + 1, i]
+            zi, zf = z[i, :units], z[i, units:2 * units]
+            zg, zo = z[i, 2 * units:3 * units], z[i, 3 * units:]
             for j in range(units):
-                ig = half * (one + tanh(half * (xr[j] + zr[j])))
-                fg = half * (one + tanh(half * (xr[units + j] + zr[units + j])))
-                gg = tanh(xr[2 * units + j] + zr[2 * units + j])
-                og = half * (one + tanh(half * (xr[3 * units + j] + zr[3 * units + j])))
-                zr[j], zr[units + j], zr[2 * units + j], zr[3 * units + j] = ig, fg, gg, og
-                c = fg * c_prev[j] + ig * gg
-                c_new[j] = c
-                tanh_c = tanh(c)
-                tc[j] = tanh_c
-                h[j] = og * tanh_c
-        _output(y, hs, t, t == steps - 1)
+                ig = half * tanh(half * zi[j]) + half
+                fg = half * tanh(half * zf[j]) + half
+                gg = tanh(zg[j])
+                og = half * tanh(half * zo[j]) + half
+                zi[j], zf[j], zg[j], zo[j] = ig, fg, gg, og
+                cj = fg * c_prev[j] + ig * gg
+                c[j] = cj
+                tc = tanh(cj)
+                tanh_c[j] = tc
+                h[j] = og * tc
+        _output(y, hs, t)
 
 
 @kernel
-def lstm_backward(x, w, u, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d_tm, d_bm, gh, gc):
-    n, steps = x.shape[0], x.shape[1]
+def lstm_backward(w, u, xt, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d, gh, gc):
+    """With dh = gy_t + d_{t+1} U^T and dc carried in gc from step t+1, per sample:
+    dc += dh o (1 - tanh_c^2); d = (dc g i (1 - i), dc c_{t-1} f (1 - f), dc i (1 - g^2),
+    dh tanh_c o (1 - o)) for i, f, g, o; dc_{t-1} = dc f."""
+    steps, n = xt.shape[0], xt.shape[1]
     units = u.shape[0]
-    one = x.dtype.type(1)
+    one = xt.dtype.type(1)
+    ut = u.T.copy()
     gh[...] = 0
     gc[...] = 0
     for t in range(steps - 1, -1, -1):
-        tt, fed = _state_grad(gy, t, steps)
-        d = d_tm[t]
+        _add_state_grad(gh, gy, t, steps)
         for i in range(n):
-            gr, c_prev, tc = gates[t, i], cs[t, i], tcs[t, i]
-            dr, db, ghr, gcr, gyr = d[i], d_bm[i * steps + t], gh[i], gc[i], gy[i, tt]
+            c_prev, tanh_c, dh, dc = cs[t, i], tcs[t, i], gh[i], gc[i]
+            gi, gf = gates[t, i, :units], gates[t, i, units:2 * units]
+            gg, go = gates[t, i, 2 * units:3 * units], gates[t, i, 3 * units:]
+            di, df = d[t, i, :units], d[t, i, units:2 * units]
+            dg, do = d[t, i, 2 * units:3 * units], d[t, i, 3 * units:]
             for j in range(units):
-                ig, fg = gr[j], gr[units + j]
-                gg, og = gr[2 * units + j], gr[3 * units + j]
-                tanh_c = tc[j]
-                dh = gyr[j] + ghr[j] if fed else ghr[j]
-                dc = gcr[j] + dh * og * (one - tanh_c * tanh_c)
-                d_i = dc * gg * ig * (one - ig)
-                d_f = dc * c_prev[j] * fg * (one - fg)
-                d_g = dc * ig * (one - gg * gg)
-                d_o = dh * tanh_c * og * (one - og)
-                dr[j], dr[units + j], dr[2 * units + j], dr[3 * units + j] = d_i, d_f, d_g, d_o
-                db[j], db[units + j], db[2 * units + j], db[3 * units + j] = d_i, d_f, d_g, d_o
-                gcr[j] = dc * fg
+                ig, fg, cand, og, tc, dhj = gi[j], gf[j], gg[j], go[j], tanh_c[j], dh[j]
+                dcj = dc[j] + dhj * og * (one - tc * tc)
+                di[j] = dcj * cand * ig * (one - ig)
+                df[j] = dcj * c_prev[j] * fg * (one - fg)
+                dg[j] = dcj * ig * (one - cand * cand)
+                do[j] = dhj * tc * og * (one - og)
+                dc[j] = dcj * fg
         if t > 0:
-            gemm(1.0, d, False, u, True, 0.0, gh)
-    _weight_grads(x, w, hs, d_tm, d_bm, gx, gw, gu, gb)
+            _back_through_u(d[t], ut, 0.0, gh)
+    _weight_grads(w, xt, hs, d, d, gx, gw, gu, gb)
 
 
 # ----------------------------------------------------------------------------------- gru
 
 @kernel
-def gru_forward(x, w, u, b, bu, y, xw, hs, gates, un):
-    """r, z = sigmoid(xw + h U + bu), n = tanh(xw_n + r (h U_n + bu_n)),
-    h_t = (1 - z) n + z h_{t-1}."""
+def gru_forward(x, w, u, b, bu, y, xw, xt, hs, gates, un):
+    """r, z = sigmoid(x W + b + h U + bu), n = tanh(x W_n + b_n + r (h U_n + bu_n)),
+    h_t = (1 - z) n + z h_{t-1}; xw holds x W + b, gates h U + bu until the gate math."""
     n, steps = x.shape[0], x.shape[1]
     units = u.shape[0]
-    _check_states(x, u, y, hs)
+    _check_states(x, u, y, xt, hs)
     if gates.shape[0] != steps or gates.shape[1] != n or gates.shape[2] != 3 * units:
         raise ValueError("gru_forward: gates must be (T, N, 3H)")
-    _project(x, w, b, xw)
-    hs[0] = 0
+    _project(x, w, xt, xw)
     half, one = x.dtype.type(0.5), x.dtype.type(1)
+    hs[0] = 0
     for t in range(steps):
         z = gates[t]
-        gemm(1.0, hs[t], False, u, False, 0.0, z)
-        if bu.size:
-            for i in range(n):
-                zr = z[i]
-                for j in range(3 * units):
-                    zr[j] += bu[j]
+        if t > 0:
+            gemm(1.0, hs[t], False, u, False, 0.0, z)
+        else:
+            z[...] = 0
+        _add_bias(xw[t], b)
+        _add_bias(z, bu)
         for i in range(n):
-            xr, zr, unr = xw[i * steps + t], z[i], un[t, i]
-            h_prev, h = hs[t, i], hs[t + 1, i]
+            xr, zrow, unr, h_prev, h = xw[t, i], z[i], un[t, i], hs[t, i], hs[t + 1, i]
+            for j in range(2 * units):
+                zrow[j] += xr[j]
+            zr, zz, zn, xn = zrow[:units], zrow[units:2 * units], zrow[2 * units:], xr[2 * units:]
             for j in range(units):
-                r = half * (one + tanh(half * (xr[j] + zr[j])))
-                zg = half * (one + tanh(half * (xr[units + j] + zr[units + j])))
-                u_n = zr[2 * units + j]
-                ng = tanh(xr[2 * units + j] + r * u_n)
+                r = half * tanh(half * zr[j]) + half
+                zg = half * tanh(half * zz[j]) + half
+                u_n = zn[j]
+                ng = tanh(xn[j] + r * u_n)
                 unr[j] = u_n
-                zr[j], zr[units + j], zr[2 * units + j] = r, zg, ng
+                zr[j], zz[j], zn[j] = r, zg, ng
                 h[j] = (one - zg) * ng + zg * h_prev[j]
-        _output(y, hs, t, t == steps - 1)
+        _output(y, hs, t)
 
 
 @kernel
-def gru_backward(x, w, u, hs, gates, un, gy, gx, gw, gu, gb, gbu, d_tm, d_bm, gh, gtmp):
-    """d_tm holds the gradient of h U + bu (r, z, r * dn), d_bm that of x W + b (r, z, dn)."""
-    n, steps = x.shape[0], x.shape[1]
+def gru_backward(w, u, xt, hs, gates, un, gy, gx, gw, gu, gb, gbu, d, dx, gh):
+    """Per step and sample: dx = dL/d(x W + b) (r, z, n), d = dL/d(h U + bu) (r, z, r dn);
+    dh_{t-1} = dh_t z + d_t U^T accumulates in gh (the direct path, then a beta = 1 GEMM)."""
+    steps, n = xt.shape[0], xt.shape[1]
     units = u.shape[0]
-    one = x.dtype.type(1)
+    one = xt.dtype.type(1)
+    ut = u.T.copy()
     gh[...] = 0
     for t in range(steps - 1, -1, -1):
-        tt, fed = _state_grad(gy, t, steps)
-        d = d_tm[t]
+        _add_state_grad(gh, gy, t, steps)
         for i in range(n):
-            gr, unr, h_prev = gates[t, i], un[t, i], hs[t, i]
-            dr, db, ghr, gyr = d[i], d_bm[i * steps + t], gh[i], gy[i, tt]
+            unr, h_prev, dh = un[t, i], hs[t, i], gh[i]
+            gr, gz, gn = gates[t, i, :units], gates[t, i, units:2 * units], gates[t, i, 2 * units:]
+            dr, dz, dn = d[t, i, :units], d[t, i, units:2 * units], d[t, i, 2 * units:]
+            xr, xz, xn = dx[t, i, :units], dx[t, i, units:2 * units], dx[t, i, 2 * units:]
             for j in range(units):
-                r, zg, ng = gr[j], gr[units + j], gr[2 * units + j]
-                dh = gyr[j] + ghr[j] if fed else ghr[j]
-                d_an = dh * (one - zg) * (one - ng * ng)
+                r, zg, ng, dhj = gr[j], gz[j], gn[j], dh[j]
+                d_an = dhj * (one - zg) * (one - ng * ng)
                 d_ar = d_an * unr[j] * r * (one - r)
-                d_az = dh * (h_prev[j] - ng) * zg * (one - zg)
-                db[j], db[units + j], db[2 * units + j] = d_ar, d_az, d_an
-                dr[j], dr[units + j], dr[2 * units + j] = d_ar, d_az, d_an * r
-                ghr[j] = dh * zg                  # the direct path h_{t-1} -> h_t
+                d_az = dhj * (h_prev[j] - ng) * zg * (one - zg)
+                xr[j], xz[j], xn[j] = d_ar, d_az, d_an
+                dr[j], dz[j], dn[j] = d_ar, d_az, d_an * r
+                dh[j] = dhj * zg
         if t > 0:
-            gemm(1.0, d, False, u, True, 0.0, gtmp)
-            for i in range(n):
-                ghr, gtr = gh[i], gtmp[i]
-                for j in range(units):
-                    ghr[j] += gtr[j]
-    _weight_grads(x, w, hs, d_tm, d_bm, gx, gw, gu, gb)
-    if gbu.size:
-        _column_sums(d_tm.reshape(steps * n, 3 * units), gbu)
+            _back_through_u(d[t], ut, 1.0, gh)
+    _weight_grads(w, xt, hs, d, dx, gx, gw, gu, gb)
+    _column_sums(d.reshape(steps * n, d.shape[2]), gbu)

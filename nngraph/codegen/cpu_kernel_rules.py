@@ -5,7 +5,6 @@ is generated. See cpu_rules.py for the rule protocol.
 """
 from __future__ import annotations
 
-from .scalar import loop_nest
 
 def _conv_geometry(site, n):
     """(sh, sw, pt, pb, pl, pr, dh, dw) of conv2d node n, as the reference computes them."""
@@ -18,18 +17,13 @@ def _conv_geometry(site, n):
     return (a.stride[0], a.stride[1], pt, pb, pl, pr, a.dilation[0], a.dilation[1])
 
 
-def _channel_epilogue(site, name, n, epi, has_b, pre):
-    """Bias per channel and the activation over (N, C, H, W): in place in y, or, when the
-    activation's backward needs its input, from `pre` (which then gets the bias too)."""
-    c, h, w = site.shape(n)
-    args = ["y"] + (["b"] if has_b else []) + (["pre"] if pre else [])
-    source = "pre" if pre else "y"
-    inner = [f"v = {source}[i0, i1, i2, i3]" + (" + b[i1]" if has_b else "")]
-    if pre:
-        inner.append("pre[i0, i1, i2, i3] = v")
-    inner.append(f"y[i0, i1, i2, i3] = {site.act(epi, 'v') if epi else 'v'}")
-    body = loop_nest(["y.shape[0]", str(c), str(h), str(w)], inner)
-    return site.njit(name, args, body, f"bias and activation of {n}")
+def _activation_epilogue(site, name, n, epi, pre):
+    """The activation of conv n's output (the kernel added the bias): in place in y, or, when
+    the activation's backward needs its input, y = act(pre)."""
+    source = "pref" if pre else "yf"
+    body = ["    yf = y.reshape(-1)"] + (["    pref = pre.reshape(-1)"] if pre else []) + \
+           ["    for i in range(yf.size):", f"        yf[i] = {site.act(epi, f'{source}[i]')}"]
+    return site.njit(name, ["y"] + (["pre"] if pre else []), body, f"activation of {n}")
 
 
 def conv2d_forward(site):
@@ -38,21 +32,21 @@ def conv2d_forward(site):
     c, h, w = site.shape(d["inputs"][0])
     f, ho, wo = site.shape(n)
     kh, kw = d["attrs"].kernel
-    has_b = "b" in d["params"]
+    b = site.param(d["params"]["b"]) if "b" in d["params"] else "_none1"
     pre = site.val(n) if epi and site.keeps_pre(epi) else None
     out = site.val(epi or n)
     cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")
     ybuf = site.scratch("ybuf", (f, ho * wo), layout="cols")
     geo = ", ".join(map(str, _conv_geometry(site, n)))
-    target = pre or out
+    keep = site.gen.mode == "train"                # the backward reads the columns
     lines = [f"_conv.conv2d_forward({site.val(d['inputs'][0])}, "
-             f"{site.param(d['params']['W'])}, {target}, {cols}, {ybuf}, {geo})"]
+             f"{site.param(d['params']['W'])}, {b}, {pre or out}, {cols}, {ybuf}, {keep}, "
+             f"{geo})"]
     kernels = {}
-    if has_b or epi:
+    if epi:
         name = f"k_{site.group.name}_epilogue"
-        kernels[name] = _channel_epilogue(site, name, n, epi, has_b, pre)
-        args = [out] + ([site.param(d["params"]["b"])] if has_b else []) + ([pre] if pre else [])
-        lines.append(f"{name}({', '.join(args)})")
+        kernels[name] = _activation_epilogue(site, name, n, epi, pre)
+        lines.append(f"{name}({', '.join([out] + ([pre] if pre else []))})")
     return "direct", lines, kernels
 
 
@@ -77,12 +71,11 @@ def conv2d_backward(site):
     gw = site.pgrad(slots["W"]) if "W" in slots else "_none4"
     gb = site.pgrad(slots["b"]) if "b" in slots else "_none1"
     gx = site.input_grad(n, 0) or "_none4"
-    cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")
+    cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")   # forward left them
     gybuf = site.scratch("gybuf", (f, ho * wo), layout="cols")
-    gcols = site.scratch("gcols", (c * kh * kw, ho * wo), layout="cols")
     geo = ", ".join(map(str, _conv_geometry(site, n)))
-    lines.append(f"_conv.conv2d_backward({gy}, {site.param(d['params']['W'])}, {cols}, {gw}, "
-                 f"{gb}, {gx}, {gybuf}, {gcols}, {geo})")
+    lines.append(f"_conv.conv2d_backward(_none4, {gy}, {site.param(d['params']['W'])}, {gw}, "
+                 f"{gb}, {gx}, {cols}, {gybuf}, {geo})")
     return "direct", lines, kernels
 
 
@@ -171,10 +164,11 @@ def _seq_out(site, n, name):
 
 def _rec_saved(site, n):
     d = site.node(n)
-    steps, _ = site.shape(d["inputs"][0])
+    steps, features = site.shape(d["inputs"][0])
     h = d["attrs"].units
     gh = _GATES[d["op"].name] * h
-    saved = {"hs": site.scratch("hs", (steps + 1, h), layout="time")}
+    saved = {"xt": site.scratch("xt", (steps, features), layout="time"),
+             "hs": site.scratch("hs", (steps + 1, h), layout="time")}
     if d["op"].name == "lstm":
         saved["cs"] = site.scratch("cs", (steps + 1, h), layout="time")
         saved["tcs"] = site.scratch("tcs", (steps, h), layout="time")
@@ -190,7 +184,8 @@ def _p(site, n, name, none):
     return site.param(key) if key else none
 
 
-_SAVED = {"rnn": (), "lstm": ("cs", "tcs", "gates"), "gru": ("gates", "un")}
+_SAVED = {"rnn": ("xt", "hs"), "lstm": ("xt", "hs", "cs", "tcs", "gates"),
+          "gru": ("xt", "hs", "gates", "un")}
 
 
 def _saved_args(saved, kind):
@@ -203,12 +198,13 @@ def recurrent_forward(site):
     d = site.node(n)
     kind = d["op"].name
     saved, steps, h, gh = _rec_saved(site, n)
-    xw = site.scratch("xw", (steps, gh), layout="rows")
     args = [site.val(d["inputs"][0]), _p(site, n, "W", ""), _p(site, n, "U", ""),
             _p(site, n, "b", "_none1")]
     if kind == "gru":
         args.append(_p(site, n, "bu", "_none1"))
-    args += [_seq_out(site, n, site.val(n)), xw, saved["hs"]]
+    args.append(_seq_out(site, n, site.val(n)))
+    if kind == "gru":
+        args.append(site.scratch("xw", (steps, gh), layout="time"))
     args += _saved_args(saved, kind)
     return "direct", [f"_rec.{kind}_forward({', '.join(args)})"], {}
 
@@ -221,18 +217,17 @@ def recurrent_backward(site):
     slots = site.param_slots(n)
     grad = {p: site.pgrad(k) for p, k in slots.items()}
     gx = site.input_grad(n, 0) or "_none3"
-    args = [site.val(d["inputs"][0]), _p(site, n, "W", ""), _p(site, n, "U", ""), saved["hs"]]
-    args += _saved_args(saved, kind)
+    args = [_p(site, n, "W", ""), _p(site, n, "U", "")] + _saved_args(saved, kind)
     args += [_seq_out(site, n, site.grad(n)), gx, grad.get("W", "_none2"),
              grad.get("U", "_none2"), grad.get("b", "_none1")]
     if kind == "gru":
         args.append(grad.get("bu", "_none1"))
-    args += [site.scratch("d_tm", (steps, gh), layout="time"),
-             site.scratch("d_bm", (steps, gh), layout="rows"), site.scratch("gh", (h,))]
+    args.append(site.scratch("d", (steps, gh), layout="time"))
+    if kind == "gru":
+        args.append(site.scratch("dx", (steps, gh), layout="time"))
+    args.append(site.scratch("gh", (h,)))
     if kind == "lstm":
         args.append(site.scratch("gc", (h,)))
-    if kind == "gru":
-        args.append(site.scratch("gtmp", (h,)))
     if "W" not in grad or "U" not in grad:
         return None                      # a partly frozen recurrent layer: reference rule
     return "direct", [f"_rec.{kind}_backward({', '.join(args)})"], {}
