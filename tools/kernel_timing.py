@@ -70,19 +70,21 @@ def conv_case(n, c, h, f, k):
     x, w = rng.normal(size=(n, c, h, h)).astype(F32), rng.normal(size=(f, c, k, k)).astype(F32)
     ho = h - k + 1
     y, gy = np.empty((n, f, ho, ho), F32), rng.normal(size=(n, f, ho, ho)).astype(F32)
+    b = np.zeros(f, F32)
+    # cols keeps every chunk's columns (keep=True) for the backward, which then gets x empty
     cols, ybuf = np.empty((c * k * k, n * ho * ho), F32), np.empty((f, n * ho * ho), F32)
     gw, gb, gx = np.empty_like(w), np.empty(f, F32), np.empty_like(x)
-    gybuf, gcols = np.empty_like(ybuf), np.empty_like(cols)
+    gybuf, no_x = np.empty_like(ybuf), x[:0]
     geo = (1, 1, 0, 0, 0, 0, 1, 1)
 
     def ours_fwd():
-        conv.conv2d_forward(x, w, y, cols, ybuf, *geo)
+        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, *geo)
 
     def ours_both():
-        conv.conv2d_forward(x, w, y, cols, ybuf, *geo)
-        conv.conv2d_backward(gy, w, cols, gw, gb, gx, gybuf, gcols, *geo)
+        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, *geo)
+        conv.conv2d_backward(no_x, gy, w, gw, gb, gx, cols, gybuf, *geo)
     ref_fwd, ref_both = _reference("conv2d", dict(filters=f, kernel=k), [x],
-                                   {"W": w, "b": np.zeros(f, F32)}, gy)
+                                   {"W": w, "b": b}, gy)
     tx, tw, tgy = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(gy)
 
     def torch_fwd():
@@ -166,20 +168,18 @@ def lstm_case(n, steps, f, h):
     u = (rng.normal(size=(h, 4 * h)) / np.sqrt(h)).astype(F32)
     b = np.zeros(4 * h, F32)
     y, gy = np.empty((n, steps, h), F32), rng.normal(size=(n, steps, h)).astype(F32)
-    xw, hs = np.empty((n * steps, 4 * h), F32), np.empty((steps + 1, n, h), F32)
+    xt, hs = np.empty((steps, n, f), F32), np.empty((steps + 1, n, h), F32)
     cs, tcs = np.empty_like(hs), np.empty((steps, n, h), F32)
-    gates, d_tm = np.empty((steps, n, 4 * h), F32), np.empty((steps, n, 4 * h), F32)
-    d_bm = np.empty((n * steps, 4 * h), F32)
+    gates, d = np.empty((steps, n, 4 * h), F32), np.empty((steps, n, 4 * h), F32)
     gh, gc = np.empty((n, h), F32), np.empty((n, h), F32)
     gx, gw, gu, gb = np.empty_like(x), np.empty_like(w), np.empty_like(u), np.empty_like(b)
 
     def ours_fwd():
-        recurrent.lstm_forward(x, w, u, b, y, xw, hs, cs, tcs, gates)
+        recurrent.lstm_forward(x, w, u, b, y, xt, hs, cs, tcs, gates)
 
     def ours_both():
         ours_fwd()
-        recurrent.lstm_backward(x, w, u, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d_tm, d_bm,
-                                gh, gc)
+        recurrent.lstm_backward(w, u, xt, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d, gh, gc)
     attrs = dict(units=h, return_sequences=True)
     ref_fwd, ref_both = _reference("lstm", attrs, [x], {"W": w, "U": u, "b": b}, gy)
     lstm = torch.nn.LSTM(f, h, batch_first=True)
@@ -225,16 +225,20 @@ def speed_table(threads):
 
 def _compile_calls():
     """(name, thunk) pairs calling every public kernel once with small float32 arrays."""
-    from nngraph.kernels.cpu import conv, embedding, norm, optim, pool, recurrent, softmax
+    from nngraph.kernels.cpu import (blas, check, conv, embedding, norm, optim, pool, recurrent,
+                                     softmax)
     z = lambda *s: np.zeros(s, F32)                                     # noqa: E731
     seg = (np.array([0], np.int64), np.array([4], np.int64), np.ones(1))
     geo = (1, 1, 0, 0, 0, 0, 1, 1)
     return [
-        ("conv2d_forward", lambda: conv.conv2d_forward(z(2, 1, 4, 4), z(3, 1, 2, 2),
-                                                       z(2, 3, 3, 3), z(4, 18), z(3, 18), *geo)),
-        ("conv2d_backward", lambda: conv.conv2d_backward(z(2, 3, 3, 3), z(3, 1, 2, 2), z(4, 18),
-                                                         z(3, 1, 2, 2), z(3), z(2, 1, 4, 4),
-                                                         z(3, 18), z(4, 18), *geo)),
+        ("gemm", lambda: blas.gemm(1.0, z(2, 3), False, z(3, 4), False, 0.0, z(2, 4))),
+        ("conv2d_forward", lambda: conv.conv2d_forward(z(2, 1, 4, 4), z(3, 1, 2, 2), z(3),
+                                                       z(2, 3, 3, 3), z(4, 18), z(3, 18), True,
+                                                       *geo)),
+        ("conv2d_backward", lambda: conv.conv2d_backward(z(2, 1, 4, 4), z(2, 3, 3, 3),
+                                                         z(3, 1, 2, 2), z(3, 1, 2, 2), z(3),
+                                                         z(2, 1, 4, 4), z(4, 18), z(3, 18),
+                                                         *geo)),
         ("conv2d_transpose_forward", lambda: conv.conv2d_transpose_forward(
             z(2, 3, 3, 3), z(3, 1, 2, 2), z(2, 1, 4, 4), z(3, 18), z(4, 18), 1, 1, 0, 0, 0, 0)),
         ("conv2d_transpose_backward", lambda: conv.conv2d_transpose_backward(
@@ -277,25 +281,26 @@ def _compile_calls():
                                          softmax.log_softmax_backward(z(2, 3), z(2, 3),
                                                                       z(2, 3)))),
         ("rnn_forward", lambda: recurrent.rnn_forward(z(2, 3, 4), z(4, 5), z(5, 5), z(5),
-                                                      z(2, 3, 5), z(6, 5), z(4, 2, 5))),
+                                                      z(2, 3, 5), z(3, 2, 4), z(4, 2, 5))),
         ("rnn_backward", lambda: recurrent.rnn_backward(
-            z(2, 3, 4), z(4, 5), z(5, 5), z(4, 2, 5), z(2, 3, 5), z(2, 3, 4), z(4, 5), z(5, 5),
-            z(5), z(3, 2, 5), z(6, 5), z(2, 5))),
+            z(4, 5), z(5, 5), z(3, 2, 4), z(4, 2, 5), z(2, 3, 5), z(2, 3, 4), z(4, 5), z(5, 5),
+            z(5), z(3, 2, 5), z(2, 5))),
         ("lstm_forward", lambda: recurrent.lstm_forward(
-            z(2, 3, 4), z(4, 20), z(5, 20), z(20), z(2, 3, 5), z(6, 20), z(4, 2, 5), z(4, 2, 5),
-            z(3, 2, 5), z(3, 2, 20))),
+            z(2, 3, 4), z(4, 20), z(5, 20), z(20), z(2, 3, 5), z(3, 2, 4), z(4, 2, 5),
+            z(4, 2, 5), z(3, 2, 5), z(3, 2, 20))),
         ("lstm_backward", lambda: recurrent.lstm_backward(
-            z(2, 3, 4), z(4, 20), z(5, 20), z(4, 2, 5), z(4, 2, 5), z(3, 2, 5), z(3, 2, 20),
-            z(2, 3, 5), z(2, 3, 4), z(4, 20), z(5, 20), z(20), z(3, 2, 20), z(6, 20), z(2, 5),
-            z(2, 5))),
+            z(4, 20), z(5, 20), z(3, 2, 4), z(4, 2, 5), z(4, 2, 5), z(3, 2, 5), z(3, 2, 20),
+            z(2, 3, 5), z(2, 3, 4), z(4, 20), z(5, 20), z(20), z(3, 2, 20), z(2, 5), z(2, 5))),
         ("gru_forward", lambda: recurrent.gru_forward(
-            z(2, 3, 4), z(4, 15), z(5, 15), z(15), z(15), z(2, 3, 5), z(6, 15), z(4, 2, 5),
-            z(3, 2, 15), z(3, 2, 5))),
+            z(2, 3, 4), z(4, 15), z(5, 15), z(15), z(15), z(2, 3, 5), z(3, 2, 15), z(3, 2, 4),
+            z(4, 2, 5), z(3, 2, 15), z(3, 2, 5))),
         ("gru_backward", lambda: recurrent.gru_backward(
-            z(2, 3, 4), z(4, 15), z(5, 15), z(4, 2, 5), z(3, 2, 15), z(3, 2, 5), z(2, 3, 5),
-            z(2, 3, 4), z(4, 15), z(5, 15), z(15), z(15), z(3, 2, 15), z(6, 15), z(2, 5),
-            z(2, 5))),
-        ("sgd_update", lambda: optim.sgd_update(z(4), z(4), z(4), *seg, 0.1, 0.9, False)),
+            z(4, 15), z(5, 15), z(3, 2, 4), z(4, 2, 5), z(3, 2, 15), z(3, 2, 5), z(2, 3, 5),
+            z(2, 3, 4), z(4, 15), z(5, 15), z(15), z(15), z(3, 2, 15), z(3, 2, 15), z(2, 5))),
+        ("sgd_update, momentum 0", lambda: optim.sgd_update(z(4), z(4), z(0), *seg, 0.1, 0.0,
+                                                            False)),
+        ("sgd_update, momentum", lambda: optim.sgd_update(z(4), z(4), z(4), *seg, 0.1, 0.9,
+                                                          False)),
         ("rmsprop_update", lambda: optim.rmsprop_update(z(4), z(4), z(4), *seg, 0.1, 0.9, 1e-7)),
         ("adagrad_update", lambda: optim.adagrad_update(z(4), z(4), z(4), *seg, 0.1, 1e-7)),
         ("adam_update", lambda: optim.adam_update(z(4), z(4), z(4), z(4), *seg, 0.1, 0.9, 0.999,
@@ -305,6 +310,8 @@ def _compile_calls():
                                            optim.max_norm(z(4), seg[0], np.ones(1, np.int64),
                                                           np.full(1, 4), np.zeros(1, np.int64),
                                                           np.ones(1)))),
+        ("all_finite + int_range", lambda: (check.all_finite(z(4)),
+                                            check.int_range(np.zeros(2, np.int64)))),
     ]
 
 
@@ -333,19 +340,19 @@ def _compile_child():
     from nngraph.kernels.cpu import conv, optim, pool, softmax
 
     @numba.njit
-    def lenet_like(x, w, y, cols, ybuf, gy, gw, gb, gx, gybuf, gcols, py, arg, pgx, logits,
+    def lenet_like(x, w, b, y, cols, ybuf, gy, gw, gb, gx, gybuf, py, arg, pgx, logits,
                    labels, glog, p, g, v, s0, s1, lr):
-        conv.conv2d_forward(x, w, y, cols, ybuf, 1, 1, 0, 0, 0, 0, 1, 1)
+        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, 1, 1, 0, 0, 0, 0, 1, 1)
         pool.maxpool2d_forward(y, py, arg, 2, 2, 2, 2, 0, 0, 0, 0)
         loss, _ = softmax.softmax_cross_entropy(logits, labels, glog, True, 1.0)
         pool.maxpool2d_backward(py, arg, pgx)
-        conv.conv2d_backward(gy, w, cols, gw, gb, gx, gybuf, gcols, 1, 1, 0, 0, 0, 0, 1, 1)
-        optim.sgd_update(p, g, v, s0, s1, lr, 0.1, 0.9, False)
+        conv.conv2d_backward(x[:0], gy, w, gw, gb, gx, cols, gybuf, 1, 1, 0, 0, 0, 0, 1, 1)
+        optim._sgd_momentum(p, g, v, s0, s1, lr, 0.1, 0.9, False)    # what sgd_update calls
         return loss
     z = lambda *sh: np.zeros(sh, F32)                                   # noqa: E731
     t = time.process_time()
-    lenet_like(z(2, 1, 4, 4), z(3, 1, 2, 2), z(2, 3, 3, 3), z(4, 18), z(3, 18), z(2, 3, 3, 3),
-               z(3, 1, 2, 2), z(3), z(2, 1, 4, 4), z(3, 18), z(4, 18), z(2, 3, 1, 1),
+    lenet_like(z(2, 1, 4, 4), z(3, 1, 2, 2), z(3), z(2, 3, 3, 3), z(4, 18), z(3, 18),
+               z(2, 3, 3, 3), z(3, 1, 2, 2), z(3), z(2, 1, 4, 4), z(3, 18), z(2, 3, 1, 1),
                np.zeros((2, 3, 1, 1), np.int32), z(2, 3, 3, 3), z(2, 3), np.zeros(2, np.int64),
                z(2, 3), z(4), z(4), z(4), np.array([0]), np.array([4]), np.ones(1))
     print(f"a new njit caller of conv fwd/bwd, maxpool fwd/bwd, x-entropy, sgd "
