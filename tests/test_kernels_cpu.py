@@ -607,3 +607,23 @@ def test_int_range():
         x = np.array([[3, -7], [12, 0]], dt)
         assert int_range(x) == (-7, 12)
         assert int_range(x[:1, :1]) == (3, 3)
+
+
+def test_gemm_serial_restores_the_thread_setting():
+    """gemm_serial computes what gemm does and leaves the BLAS thread setting as it was."""
+    from nngraph.kernels.cpu.blas import _threads_local, gemm_serial
+    from numba import njit
+
+    @njit
+    def threads_now():
+        before = _threads_local(0)
+        _threads_local(before)
+        return before
+
+    rng = np.random.default_rng(3)
+    a, b = randn(rng, (40, 70), np.float32), randn(rng, (70, 50), np.float32)
+    c = np.zeros((40, 50), np.float32)
+    before = threads_now()
+    gemm_serial(1.0, a, False, b, False, 0.0, c)
+    close(c, a.astype(np.float64) @ b, np.float32, "gemm_serial")
+    assert threads_now() == before

@@ -94,6 +94,37 @@ PROVIDER = _bind()
 """Which BLAS `gemm` calls in this process: 'mkl' or 'openblas'."""
 
 
+@cfunc(types.int32(types.int32), cache=True)
+def _keep_threads(n):
+    """Stands in for MKL_Set_Num_Threads_Local where the BLAS has no per-thread setting."""
+    return 0
+
+
+def _bind_thread_setting():
+    lib = _mkl_library() if PROVIDER == "mkl" else None
+    address = (ctypes.cast(lib.MKL_Set_Num_Threads_Local, ctypes.c_void_p).value if lib
+               else _keep_threads.address)
+    llvm.add_symbol("nngraph_blas_threads_local", address)
+
+
+_bind_thread_setting()
+
+
+@intrinsic
+def _threads_local(typingctx, n):
+    """MKL_Set_Num_Threads_Local(n): BLAS threads of the calling thread from now on (0: the
+    global setting); returns the previous value. A no-op returning 0 with OpenBLAS."""
+    sig = types.int32(n)
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [i32]),
+                                            "nngraph_blas_threads_local")
+        return builder.call(fn, [context.cast(builder, args[0], signature.args[0], types.int32)])
+
+    return sig, codegen
+
+
 @intrinsic
 def _xgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     """Fortran xGEMM on the data of arrays a, b, c (column-major view of the arguments);
@@ -272,3 +303,14 @@ def gemm(alpha, a, trans_a, b, trans_b, beta, c):
         return
     # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B goes first.
     _xgemm(_T if tb else _N, _T if ta else _N, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc)
+
+
+@kernel
+def gemm_serial(alpha, a, trans_a, b, trans_b, beta, c):
+    """gemm on the calling thread alone. For the small products of kernels that alternate
+    them with their own loops over the same data (the chunks of a convolution): the data
+    then stays in this core's cache, where a second BLAS thread would read half of it from
+    the other core's cache and leave half of the product there."""
+    before = _threads_local(1)
+    gemm(alpha, a, trans_a, b, trans_b, beta, c)
+    _threads_local(before)

@@ -43,14 +43,16 @@ With unsigned indices LLVM also versions the copy loop on stride == 1 by itself,
 loop serves every stride (a loop per case made each kernel that calls im2col ~0.3 s slower
 to compile).
 
-Threads: serial loops, both cores left to BLAS. prange over the batch was measured slower on
-this shared 2-core machine (a whole-batch im2col of LeNet-5 batch 64: 1.07 ms serial vs
+Threads: serial loops, and the chunks' GEMMs on the calling thread too (blas.gemm_serial):
+each chunk's columns and product then stay in one core's cache (LeNet-5 batch 256 predict
+5.5-6.4 ms with two MKL threads, 5.0-5.9 ms with one; noisy 2-core machine). prange over
+the batch was measured slower (a whole-batch im2col of LeNet-5 batch 64: 1.07 ms serial vs
 2.87 ms prange).
 """
 import numpy as np
 
 from ._jit import kernel
-from .blas import gemm
+from .blas import gemm_serial as gemm
 
 COLS_CHUNK = 1 << 16
 """Values of im2col columns per chunk (256 KiB in float32)."""
