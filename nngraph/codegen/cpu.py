@@ -183,7 +183,8 @@ class CPUCodegen:
         if result[0] == "direct":              # calls of hand-written kernels, plus epilogues
             _, lines, kernels = result
             for name, src in kernels.items():
-                self.kernels[name] = src
+                final = self._add_kernel(name, src.replace(f"def {name}(", "def __KERNEL__("))
+                lines = [line.replace(f"{name}(", f"{final}(") for line in lines]
             return [f"    {line}" for line in lines] + [f"    {p}" for p in site.post]
         args, body, call, returns = result
         name = f"k_{group.name}"
@@ -191,15 +192,24 @@ class CPUCodegen:
         src = (f"@njit(cache=True, error_model='numpy', fastmath={FASTMATH})\n"
                f"def __KERNEL__({', '.join(args)}):\n    \"\"\"{header}\"\"\"\n" +
                "\n".join(body) + ("\n    return 0.0\n" if not returns else "\n"))
-        for suffix in ("", "_eval", "_2", "_3"):       # one name per distinct source
-            text = src.replace("__KERNEL__", name + suffix)
-            if self.kernels.get(name + suffix, text) == text:
-                name += suffix
-                break
-        self.kernels[name] = src.replace("__KERNEL__", name)
+        name = self._add_kernel(name, src, "_eval" if mode != "train" else "_2")
         target = "loss += {w!r} * ".format(w=self.graph.nodes[group.anchor]["attrs"]["weight"]) \
             if group.kind == "loss" else ""
         return [f"    {target}{name}({', '.join(call)})"] + [f"    {p}" for p in site.post]
+
+    def _add_kernel(self, name, src, suffix="_2"):
+        """Add kernel source `src` (defining __KERNEL__) under `name`, or under the name of
+        an identical kernel already added (one compiled kernel serves every group whose code
+        is the same), or, when `name` holds other code, under name + suffix (+ a count)."""
+        for have, text in self.kernels.items():
+            if text == src.replace("__KERNEL__", have):
+                return have
+        final, count = name, 1
+        while final in self.kernels:
+            count += 1
+            final = f"{name}{suffix}" if count == 2 else f"{name}{suffix}{count - 1}"
+        self.kernels[final] = src.replace("__KERNEL__", final)
+        return final
 
     def _fallback(self, site, mode):
         """Run the reference rule from the driver for a group no rule covers."""

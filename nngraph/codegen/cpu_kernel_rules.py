@@ -17,13 +17,16 @@ def _conv_geometry(site, n):
     return (a.stride[0], a.stride[1], pt, pb, pl, pr, a.dilation[0], a.dilation[1])
 
 
-def _activation_epilogue(site, name, n, epi, pre):
-    """The activation of conv n's output (the kernel added the bias): in place in y, or, when
-    the activation's backward needs its input, y = act(pre)."""
+def _activation_epilogue(site, name, epi, pre):
+    """The activation of a conv's output (the kernel added the bias): in place in y, or, when
+    the activation's backward needs its input, y = act(pre). Named by the activation: the
+    codegen keeps one kernel for every conv whose activation code is the same."""
     source = "pref" if pre else "yf"
     body = ["    yf = y.reshape(-1)"] + (["    pref = pre.reshape(-1)"] if pre else []) + \
            ["    for i in range(yf.size):", f"        yf[i] = {site.act(epi, f'{source}[i]')}"]
-    return site.njit(name, ["y"] + (["pre"] if pre else []), body, f"activation of {n}")
+    what = site.node(epi)["op"].name
+    return site.njit(name, ["y"] + (["pre"] if pre else []), body,
+                     f"{what} over a conv output" + (", from pre" if pre else ", in place"))
 
 
 def conv2d_forward(site):
@@ -44,8 +47,8 @@ def conv2d_forward(site):
              f"{geo})"]
     kernels = {}
     if epi:
-        name = f"k_{site.group.name}_epilogue"
-        kernels[name] = _activation_epilogue(site, name, n, epi, pre)
+        name = f"k_{site.node(epi)['op'].name}_epilogue"
+        kernels[name] = _activation_epilogue(site, name, epi, pre)
         lines.append(f"{name}({', '.join([out] + ([pre] if pre else []))})")
     return "direct", lines, kernels
 
@@ -59,12 +62,14 @@ def conv2d_backward(site):
     gy = site.grad(epi or n)
     lines, kernels = [], {}
     if epi:
-        name = f"k_{site.group.name}_act"
+        what = site.node(epi)["op"].name
+        name = f"k_d_{what}"
         names = {"gy": "gyf[i]", "y": "yf[i]", "x": "xf[i]"}
         body = ["    gyf = gy.reshape(-1)", "    yf = y.reshape(-1)", "    xf = x.reshape(-1)",
                 "    for i in range(gyf.size):",
                 f"        gyf[i] = {site.act_grad(epi, names)}"]
-        kernels[name] = site.njit(name, ["gy", "y", "x"], body, f"backward of {epi}")
+        kernels[name] = site.njit(name, ["gy", "y", "x"], body,
+                                  f"backward of {what} over a conv output, in place in gy")
         x_for = site.val(n) if site.keeps_pre(epi) else site.val(epi)
         lines.append(f"{name}({gy}, {site.val(epi)}, {x_for})")
     slots = site.param_slots(n)
