@@ -292,7 +292,8 @@ def as_batch(net, data, require_labels: bool = True) -> dict:
                         f"{why}; got {have}. The network's inputs are {_signature(net)}")
     batch = {n: fit_input(net, n, named[n], f"input '{n}'")
              for n in net.inputs if named.get(n) is not None}
-    _same_batch_size(batch, "the inputs")
+    if len(batch) > 1:
+        _same_batch_size(batch, "the inputs")
     return batch
 
 

@@ -34,6 +34,8 @@ class Model:
         self.dtype = np.dtype(dtype)
         self.program = build_program(net)
         self.executor = executor(self.program, backend, self.dtype)
+        self._recast_inputs = any(i.dtype.startswith("float") and i.dtype != self.dtype.name
+                                  for i in net.inputs.values())
         self.backend = self.executor.name          # what really runs (see backends.executor)
         rng = np.random.default_rng(self.seed)
         self.params = {k: initializers.initialize(p.init, p.spec.shape, rng, p.spec.fan_in,
@@ -69,9 +71,10 @@ class Model:
 
     def _batch(self, data, labels: bool) -> dict:
         batch = as_batch(self.net, data, require_labels=labels)
-        for name, arr in batch.items():
-            if arr.dtype.kind == "f" and arr.dtype != self.dtype:
-                batch[name] = arr.astype(self.dtype)
+        if self._recast_inputs:             # float inputs run in the model's dtype
+            for name, arr in batch.items():
+                if arr.dtype.kind == "f" and arr.dtype != self.dtype:
+                    batch[name] = arr.astype(self.dtype)
         return batch
 
     # ------------------------------------------------------------------ training
