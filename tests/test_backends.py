@@ -81,6 +81,9 @@ layers:
     with np.errstate(invalid="ignore"):
         want = op.forward(ctx, make_attrs(op, size=2), [x], {})
     np.testing.assert_array_equal(y, want)
+    value_only = np.zeros_like(y)                      # what evaluate and predict run
+    model.executor.module.k_p_value(x, value_only)
+    np.testing.assert_array_equal(value_only, want)
     g = np.random.default_rng(1).random(y.shape)
     (gx_want,), _ = op.backward(ctx, make_attrs(op, size=2), [x], {}, want, g)
     from nngraph.kernels.cpu import pool
