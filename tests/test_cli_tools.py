@@ -69,7 +69,7 @@ def test_the_tiny_spec_has_every_kind_of_group(tiny_calls):
     assert runs["c1_relu"] == "hand-written" and runs["d_c1_relu"] == "hand-written"
     assert runs["pool"] == "reference" and runs["d_pool"] == "reference"
     assert runs["hidden_tanh"] == runs["loss_loss_1"] == "generated"
-    assert tiny_calls["c1_relu"].callees == ["_conv.conv2d_forward", "k_relu_epilogue"]
+    assert tiny_calls["c1_relu"].callees == ["_conv.conv2d_forward"]    # relu applied inside
     assert tiny_calls["pool"].describe() == "R.forward(pool)"
 
 
@@ -107,7 +107,7 @@ def test_compile_without_emit_prints_the_groups(tiny, capsys):
     assert out.startswith("tiny_pool: generated CPU code (float64)")
     assert "module" not in out.splitlines()[3]
     assert re.search(r"c1_relu\s+forward\s+hand-written\s+c1 \+ c1:relu\s+"
-                     r"_conv.conv2d_forward \+ k_relu_epilogue", out)
+                     r"_conv.conv2d_forward\n", out)
     assert re.search(r"d_pool\s+backward\s+reference\s+vjp:pool\s+R.backward\(pool\)", out)
 
 
@@ -227,7 +227,7 @@ def test_viz_fused_draws_one_cluster_per_kernel(tiny, tiny_calls, tmp_path):
     assert sorted(re.findall(r"subgraph cluster_group_(\w+)", source)) == sorted(forward)
     assert "<b>k_hidden_tanh</b>" in source and "<b>k_logits</b>" in source
     assert "reference rule: avgpool2d" in source
-    assert "kernels/cpu conv2d_forward" in source and "+ k_relu_epilogue" in source
+    assert "kernels/cpu conv2d_forward" in source
     assert "6 fused kernels: 4 generated, 1 hand-written, 1 reference" in source
     assert "vjp:" not in source and "grad:" not in source
 

@@ -73,7 +73,10 @@ def test_conv2d(dtype, shape, attrs):
     ckk = shape[1] * a.kernel[0] * a.kernel[1]
     cols, ybuf = np.empty((ckk, n * ho * wo), dtype), np.empty((f, n * ho * wo), dtype)
     y = np.empty_like(y_ref)
-    conv.conv2d_forward(x, p["W"], p["b"], y, cols, ybuf, True, *geo)
+    y_relu = np.empty_like(y_ref)                # relu applied in the copy back
+    conv.conv2d_forward(x, p["W"], p["b"], y_relu, cols, ybuf, True, True, *geo)
+    close(y_relu, np.maximum(y_ref, 0), dtype, "relu(y)")
+    conv.conv2d_forward(x, p["W"], p["b"], y, cols, ybuf, True, False, *geo)
     close(y, y_ref, dtype, "y")
     for x_given in (empty(dtype, 4), x):         # the forward's columns, then recomputed ones
         gw, gb, gx = np.empty_like(p["W"]), np.empty(f, dtype), np.empty_like(x)
@@ -88,7 +91,8 @@ def test_conv2d_optional_outputs_and_bad_geometry():
     x, w = randn(rng, (2, 3, 5, 5), np.float64), randn(rng, (4, 3, 3, 3), np.float64)
     y = np.empty((2, 4, 3, 3))
     cols, ybuf = np.empty((27, 18)), np.empty((4, 18))
-    conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, 1, 1, 0, 0, 0, 0, 1, 1)
+    conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, False,
+                        1, 1, 0, 0, 0, 0, 1, 1)
     gw = np.empty_like(w)
     conv.conv2d_backward(x, np.ones_like(y), w, gw, empty(np.float64), empty(np.float64, 4),
                          cols, ybuf, 1, 1, 0, 0, 0, 0, 1, 1)
@@ -98,9 +102,10 @@ def test_conv2d_optional_outputs_and_bad_geometry():
     _, gp = op.backward(ctx, a, [x], {"W": w}, y, np.ones_like(y))
     close(gw, gp["W"], np.float64, "gW")
     with pytest.raises(ValueError, match="geometry"):
-        conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, 1, 1, 1, 1, 0, 0, 1, 1)
+        conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, False,
+                            1, 1, 1, 1, 0, 0, 1, 1)
     with pytest.raises(ValueError, match="scratch"):
-        conv.conv2d_forward(x, w, empty(np.float64), y, np.empty((27, 8)), ybuf, False,
+        conv.conv2d_forward(x, w, empty(np.float64), y, np.empty((27, 8)), ybuf, False, False,
                             1, 1, 0, 0, 0, 0, 1, 1)
 
 
@@ -120,7 +125,7 @@ def test_conv1d_as_conv2d_of_height_1(attrs):
     cols, ybuf = np.empty((2 * a.kernel[0], n * lo), dtype), np.empty((f, n * lo), dtype)
     y = np.empty_like(y_ref)
     x4 = x.reshape(2, 2, 1, 11)
-    conv.conv2d_forward(x4, w4, p["b"], y.reshape(n, f, 1, lo), cols, ybuf, False, *geo)
+    conv.conv2d_forward(x4, w4, p["b"], y.reshape(n, f, 1, lo), cols, ybuf, False, False, *geo)
     close(y, y_ref, dtype, "y")
     gw, gb, gx = np.empty_like(w4), np.empty(f, dtype), np.empty_like(x)
     conv.conv2d_backward(x4, gy.reshape(n, f, 1, lo), w4, gw, gb, gx.reshape(2, 2, 1, 11),

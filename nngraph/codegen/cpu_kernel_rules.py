@@ -29,6 +29,12 @@ def _activation_epilogue(site, name, epi, pre):
                      f"{what} over a conv output" + (", from pre" if pre else ", in place"))
 
 
+def _plain_relu(site, epi) -> bool:
+    """Is the fused activation relu, whose rule conv2d_forward applies itself?"""
+    op = site.node(epi)["op"]
+    return op.name == "relu" and op.scalar[0] == "x if x > 0 else 0"
+
+
 def conv2d_forward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
@@ -42,11 +48,12 @@ def conv2d_forward(site):
     ybuf = site.scratch("ybuf", (f, ho * wo), layout="cols")
     geo = ", ".join(map(str, _conv_geometry(site, n)))
     keep = site.gen.mode == "train"                # the backward reads the columns
+    relu = bool(epi) and not pre and _plain_relu(site, epi)    # applied by the kernel
     lines = [f"_conv.conv2d_forward({site.val(d['inputs'][0])}, "
              f"{site.param(d['params']['W'])}, {b}, {pre or out}, {cols}, {ybuf}, {keep}, "
-             f"{geo})"]
+             f"{relu}, {geo})"]
     kernels = {}
-    if epi:
+    if epi and not relu:
         name = f"k_{site.node(epi)['op'].name}_epilogue"
         kernels[name] = _activation_epilogue(site, name, epi, pre)
         lines.append(f"{name}({', '.join([out] + ([pre] if pre else []))})")
