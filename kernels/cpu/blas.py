@@ -16,7 +16,10 @@ How compiled code finds the BLAS: jitted functions call the symbols `nngraph_sge
 `nngraph_dgemm`, which this module binds to the chosen library's entry points with
 llvmlite.binding.add_symbol. Numba's on-disk cache stores the call by symbol name, not by
 address, so a cached kernel is valid in any process, whichever BLAS that process chose, as
-long as this module was imported first (every kernel module imports it).
+long as this module was imported first (every kernel module imports it). Two more symbols
+work the same way: `nngraph_small_[sd]gemm`, the compiled loop for products of one or two
+rows (see _LOOP_ROWS), and `nngraph_blas_threads_local`, MKL's per-thread thread count, which
+`gemm_serial` sets to 1 around its call.
 """
 from __future__ import annotations
 
@@ -26,10 +29,9 @@ import os
 import sys
 
 import llvmlite.binding as llvm
-import numpy as np
 from llvmlite import ir
-from numba.core import cgutils, types
 from numba import carray, cfunc
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from ._jit import FASTMATH, kernel
