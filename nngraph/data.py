@@ -352,33 +352,31 @@ def fit_input(net, name: str, value, what: str) -> np.ndarray:
     return fitted
 
 
-_finite_kernel = None
+_check_module = None
+
+
+def _checks():
+    """nngraph.kernels.cpu.check, imported on first use: it loads numba."""
+    global _check_module
+    if _check_module is None:
+        from .kernels.cpu import check
+        _check_module = check
+    return _check_module
 
 
 def _all_finite(arr) -> bool:
     """No NaN or infinity in float array `arr`: a compiled scan of the exponent bits for
-    float32/float64 (imported on first use: it loads numba), numpy for other widths."""
-    global _finite_kernel
+    float32/float64, numpy for other widths."""
     if arr.dtype.char not in "fd":
         return bool(np.isfinite(arr).all())
-    if _finite_kernel is None:
-        from .kernels.cpu.check import all_finite
-        _finite_kernel = all_finite
-    return _finite_kernel(np.ascontiguousarray(arr))
+    return _checks().all_finite(np.ascontiguousarray(arr))
 
 
 def _range(arr):
     """(min, max) of a numeric array: compiled for C-contiguous int64/int32 labels."""
-    global _range_kernel
     if arr.dtype not in (np.int64, np.int32) or not arr.flags.c_contiguous:
         return arr.min(), arr.max()
-    if _range_kernel is None:
-        from .kernels.cpu.check import int_range
-        _range_kernel = int_range
-    return _range_kernel(arr)
-
-
-_range_kernel = None
+    return _checks().int_range(arr)
 
 
 def _refuse_non_finite(arr, d, what):
