@@ -107,3 +107,29 @@ losses:
   - {op: squared_error, in: [out, t]}
 """)
     test_cpu_matches_reference(str(path), "float64", 1e-9)
+
+
+def test_groups_with_the_same_code_share_one_kernel(tmp_path):
+    """Two convs with the same activation call one epilogue kernel and one activation-
+    backward kernel; the network still matches the reference."""
+    path = tmp_path / "two.yaml"
+    path.write_text("""
+nngraph: 1
+name: two_convs
+inputs: {x: {shape: [1, 8, 8]}, t: {shape: [4]}}
+layers:
+  - {op: conv2d, filters: 2, kernel: 3, activation: elu}
+  - {op: conv2d, filters: 3, kernel: 3, activation: elu}
+  - {op: flatten}
+  - {op: dense, name: out, units: 4}
+losses:
+  - {op: squared_error, in: [out, t]}
+""")
+    model = nngraph.compile(str(path), backend="cpu", dtype="float64")
+    gen = model.executor.gen
+    epilogues = [k for k in gen.kernels if k.startswith("k_elu_epilogue")]
+    backward = [k for k in gen.kernels if k.startswith("k_d_elu")]
+    assert epilogues == ["k_elu_epilogue"] and backward == ["k_d_elu"], list(gen.kernels)
+    assert gen.drivers["train"].count("k_elu_epilogue(") == 2
+    assert gen.drivers["train"].count("k_d_elu(") == 2
+    test_cpu_matches_reference(str(path), "float64", 1e-9)
