@@ -578,6 +578,7 @@ def test_gemm_with_the_other_blas(tmp_path):
             "for dt in t.DTYPES:\n"
             "    for m, n, k in t.GEMM_CASES:\n"
             "        t._gemm_check(blas.gemm, dt, m, n, k, np.random.default_rng(1))\n"
+            "        t._gemm_check(blas.gemm_serial, dt, m, n, k, np.random.default_rng(2))\n"
             "print('ok')\n")
     import os
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

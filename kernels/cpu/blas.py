@@ -37,6 +37,13 @@ from numba.extending import intrinsic
 from ._jit import FASTMATH, kernel
 
 _SYMBOLS = {"s": "nngraph_sgemm", "d": "nngraph_dgemm"}
+_THREADS_SYMBOL = "nngraph_blas_threads_local"
+
+
+@cfunc(types.int32(types.int32), cache=True)
+def _keep_threads(n):
+    """Stands in for MKL_Set_Num_Threads_Local where the BLAS has no per-thread setting."""
+    return 0
 
 
 def _mkl_library():
@@ -57,8 +64,10 @@ def _mkl_entries():
     lib = _mkl_library()
     if lib is None:
         return None
-    return {kind: ctypes.cast(getattr(lib, f"{kind}gemm_"), ctypes.c_void_p).value
-            for kind in _SYMBOLS}
+    entries = {kind: ctypes.cast(getattr(lib, f"{kind}gemm_"), ctypes.c_void_p).value
+               for kind in _SYMBOLS}
+    entries["threads"] = ctypes.cast(lib.MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
+    return entries
 
 
 def _scipy_entries():
@@ -72,6 +81,7 @@ def _scipy_entries():
     for kind in _SYMBOLS:
         capsule = cython_blas.__pyx_capi__[f"{kind}gemm"]
         entries[kind] = get_pointer(capsule, get_name(capsule))
+    entries["threads"] = _keep_threads.address
     return entries
 
 
@@ -89,27 +99,12 @@ def _bind() -> str:
         entries, name = _scipy_entries(), "openblas"
     for kind, symbol in _SYMBOLS.items():
         llvm.add_symbol(symbol, entries[kind])
+    llvm.add_symbol(_THREADS_SYMBOL, entries["threads"])
     return name
 
 
 PROVIDER = _bind()
 """Which BLAS `gemm` calls in this process: 'mkl' or 'openblas'."""
-
-
-@cfunc(types.int32(types.int32), cache=True)
-def _keep_threads(n):
-    """Stands in for MKL_Set_Num_Threads_Local where the BLAS has no per-thread setting."""
-    return 0
-
-
-def _bind_thread_setting():
-    lib = _mkl_library() if PROVIDER == "mkl" else None
-    address = (ctypes.cast(lib.MKL_Set_Num_Threads_Local, ctypes.c_void_p).value if lib
-               else _keep_threads.address)
-    llvm.add_symbol("nngraph_blas_threads_local", address)
-
-
-_bind_thread_setting()
 
 
 @intrinsic
@@ -121,7 +116,7 @@ def _threads_local(typingctx, n):
     def codegen(context, builder, signature, args):
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [i32]),
-                                            "nngraph_blas_threads_local")
+                                            _THREADS_SYMBOL)
         return builder.call(fn, [context.cast(builder, args[0], signature.args[0], types.int32)])
 
     return sig, codegen

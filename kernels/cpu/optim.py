@@ -60,11 +60,13 @@ def sgd_update(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
 @kernel
 def _sgd_plain(p, g, seg_start, seg_end, seg_lr, lr):
     for k in range(seg_start.shape[0]):
-        if seg_lr[k] != 0:
-            rate = p.dtype.type(lr * seg_lr[k])
-            ps, gs = p[seg_start[k]:seg_end[k]], g[seg_start[k]:seg_end[k]]
-            for i in range(ps.size):
-                ps[i] -= rate * gs[i]
+        if seg_lr[k] == 0:
+            continue
+        rate = p.dtype.type(lr * seg_lr[k])
+        lo, hi = seg_start[k], seg_end[k]
+        ps, gs = p[lo:hi], g[lo:hi]
+        for i in range(ps.size):
+            ps[i] -= rate * gs[i]
 
 
 @kernel
