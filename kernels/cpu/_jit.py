@@ -1,6 +1,7 @@
 """The one decorator every CPU kernel uses, so that flags are set in one place.
 
-- cache=True: compiled code is kept in __pycache__ next to the source and reused.
+- cache=True: compiled code is kept in __pycache__ next to the source and reused, and
+  compiled again when any file of kernels/cpu changes (_cache.py).
 - error_model="numpy": no division-by-zero checks in the generated loops.
 - fastmath without 'nnan'/'ninf': reassociation (vectorised reductions), contraction (FMA),
   fast reciprocals, while isnan/isinf and NaN propagation keep working (NUMBA_NOTES.md).
@@ -14,6 +15,10 @@ Kernels are compiled lazily, once per dtype signature; float32 and float64 are b
 """
 import numba
 from numba.core import types
+
+from . import _cache
+
+_cache.install()      # cached kernels notice changes in the kernels they call
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 

@@ -16,10 +16,12 @@ How compiled code finds the BLAS: jitted functions call the symbols `nngraph_sge
 `nngraph_dgemm`, which this module binds to the chosen library's entry points with
 llvmlite.binding.add_symbol. Numba's on-disk cache stores the call by symbol name, not by
 address, so a cached kernel is valid in any process, whichever BLAS that process chose, as
-long as this module was imported first (every kernel module imports it). Two more symbols
-work the same way: `nngraph_small_[sd]gemm`, the compiled loop for products of one or two
-rows (see _LOOP_ROWS), and `nngraph_blas_threads_local`, MKL's per-thread thread count, which
-`gemm_serial` sets to 1 around its call.
+long as this module was imported first (every kernel module imports it). More symbols
+work the same way: `nngraph_product_[sd]`, the compiled product behind `gemm` (argument
+checks, then the BLAS call or, for float32 products of one or two rows, the loop
+`nngraph_small_sgemm`, see _LOOP_ROWS), and `nngraph_blas_threads_local`, MKL's per-thread
+thread count, which `gemm_serial` sets to 1 around its call. Reached through symbols, none
+of this code is compiled again into the kernels that call gemm.
 """
 from __future__ import annotations
 
@@ -30,8 +32,9 @@ import sys
 
 import llvmlite.binding as llvm
 from llvmlite import ir
+import numba
 from numba import carray, cfunc
-from numba.core import cgutils, types
+from numba.core import cgutils, errors, types
 from numba.extending import intrinsic
 
 from ._jit import FASTMATH, kernel
@@ -123,15 +126,16 @@ def _threads_local(typingctx, n):
 
 
 @intrinsic
-def _xgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """Fortran xGEMM on the data of arrays a, b, c (column-major view of the arguments);
-    every scalar is passed by reference from the stack, as Fortran wants."""
-    kind = "s" if c.dtype == types.float32 else "d"
-    sig = types.void(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+def _xgemm(typingctx, trans_a, trans_b, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc):
+    """Fortran xGEMM on the column-major matrices at pointers pa, pb, pc; every scalar is
+    passed by reference from the stack, as Fortran wants."""
+    real_type = pc.dtype
+    kind = "s" if real_type == types.float32 else "d"
+    sig = types.void(trans_a, trans_b, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
 
     def codegen(context, builder, signature, args):
         i32, i8 = ir.IntType(32), ir.IntType(8)
-        real = context.get_value_type(c.dtype)
+        real = context.get_value_type(real_type)
         ptr = ir.PointerType
 
         def on_stack(value, ty):
@@ -145,20 +149,16 @@ def _xgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
         def as_int(value):
             return on_stack(builder.trunc(value, i32), i32)
 
-        def data(value, aty):
-            return context.make_array(aty)(context, builder, value).data
-
         ta, tb, vm, vn, vk, valpha, va, vlda, vb, vldb, vbeta, vc, vldc = args
         fnty = ir.FunctionType(ir.VoidType(), [ptr(i8), ptr(i8), ptr(i32), ptr(i32), ptr(i32),
                                                ptr(real), ptr(real), ptr(i32), ptr(real),
                                                ptr(i32), ptr(real), ptr(real), ptr(i32)])
         fn = cgutils.get_or_insert_function(builder.module, fnty, _SYMBOLS[kind])
-        real_of = context.cast
         builder.call(fn, [as_char(ta), as_char(tb), as_int(vm), as_int(vn), as_int(vk),
-                          on_stack(real_of(builder, valpha, alpha, c.dtype), real),
-                          data(va, a), as_int(vlda), data(vb, b), as_int(vldb),
-                          on_stack(real_of(builder, vbeta, beta, c.dtype), real),
-                          data(vc, c), as_int(vldc)])
+                          on_stack(context.cast(builder, valpha, alpha, real_type), real),
+                          va, as_int(vlda), vb, as_int(vldb),
+                          on_stack(context.cast(builder, vbeta, beta, real_type), real),
+                          vc, as_int(vldc)])
         return context.get_dummy_value()
 
     return sig, codegen
@@ -166,20 +166,22 @@ def _xgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
 
 _N, _T = ord("N"), ord("T")
 
+# Status codes of the compiled product, raised as errors by `gemm`.
+_OK, _NO_CHAIN, _C_ROWS, _STRIDES = 0, 1, 2, 3
 
-@kernel
-def _row_major(x, trans):
-    """(transposed?, leading dimension) of x as a row-major matrix: x itself when its rows
-    are contiguous, else x.T when its columns are; ValueError for other strides."""
-    item = x.itemsize
-    rows, cols = x.shape
-    if cols <= 1 or x.strides[1] == item:
-        ld = x.strides[0] // item if rows > 1 else cols
-        return trans, max(ld, cols, 1)
-    if rows <= 1 or x.strides[0] == item:
-        ld = x.strides[1] // item if cols > 1 else rows
-        return not trans, max(ld, rows, 1)
-    raise ValueError("gemm: an operand has neither contiguous rows nor contiguous columns")
+
+@numba.njit(error_model="numpy", fastmath=set(FASTMATH))
+def _row_major(rows, cols, s0, s1, trans):
+    """(ok, transposed?, leading dimension) of a matrix with element strides s0, s1 read as a
+    row-major matrix: itself when its rows are contiguous, else its transpose when its
+    columns are; ok is False for other strides."""
+    if cols <= 1 or s1 == 1:
+        ld = s0 if rows > 1 else cols
+        return True, trans, max(ld, cols, 1)
+    if rows <= 1 or s0 == 1:
+        ld = s1 if cols > 1 else rows
+        return True, not trans, max(ld, rows, 1)
+    return False, trans, 0
 
 
 # With one or two rows a plain loop beats a BLAS call (1x784x128 float32: 6.7 us against 14 us
@@ -219,50 +221,144 @@ def _small_gemm(alpha, pa, lda, pb, ldb, beta, pc, ldc, m, n, k):
                 cr[j] += ai * bi[j]
 
 
-# The loop above is compiled once per dtype as a C-callable function and reached through a
-# named symbol, like the BLAS: called as an ordinary jitted function its code was linked into,
-# and compiled again with, every kernel that calls gemm (+0.2 s of cold compile per kernel).
-_SMALL_SYMBOLS = {"s": "nngraph_small_sgemm", "d": "nngraph_small_dgemm"}
-for _kind, _real in (("s", types.float32), ("d", types.float64)):
-    _ptr = types.CPointer(_real)
-    _compiled = cfunc(types.void(types.float64, _ptr, types.intp, _ptr, types.intp,
-                                 types.float64, _ptr, types.intp, types.intp, types.intp,
-                                 types.intp),
-                      cache=True, error_model="numpy", fastmath=set(FASTMATH))(_small_gemm)
-    llvm.add_symbol(_SMALL_SYMBOLS[_kind], _compiled.address)
+# The loop is compiled on its own as a C-callable function for float32 and reached through a
+# named symbol: as a jitted callee of _product it was compiled twice (alone, then again inside
+# _product), 1.3 s of cold compile instead of 0.8 s.
+_SMALL_SYMBOL = "nngraph_small_sgemm"
+_f32p = types.CPointer(types.float32)
+llvm.add_symbol(_SMALL_SYMBOL, cfunc(types.void(types.float64, _f32p, types.intp, _f32p,
+                                                types.intp, types.float64, _f32p, types.intp,
+                                                types.intp, types.intp, types.intp),
+                                     cache=True, error_model="numpy",
+                                     fastmath=set(FASTMATH))(_small_gemm).address)
 
 
 @intrinsic
-def _small(typingctx, alpha, a, lda, b, ldb, beta, c, ldc, m, n, k):
-    """Call the compiled _small_gemm for c's dtype on the data of arrays a, b, c."""
+def _loop(typingctx, alpha, pa, lda, pb, ldb, beta, pc, ldc, m, n, k):
+    """_small_gemm on float32 matrices, returning True; for float64 nothing, returning False:
+    float64 runs for checking, not for speed, so its products always go to the BLAS."""
+    sig = types.boolean(alpha, pa, lda, pb, ldb, beta, pc, ldc, m, n, k)
+    loop = pc.dtype == types.float32
+
+    def codegen(context, builder, signature, args):
+        if not loop:
+            return context.get_constant(types.boolean, False)
+        f64, isz = ir.DoubleType(), context.get_value_type(types.intp)
+        ptr = ir.PointerType(context.get_value_type(types.float32))
+        fnty = ir.FunctionType(ir.VoidType(), [f64, ptr, isz, ptr, isz, f64, ptr, isz, isz,
+                                               isz, isz])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _SMALL_SYMBOL)
+        tys = signature.args
+        cast = [types.float64, None, types.intp, None, types.intp, types.float64, None,
+                types.intp, types.intp, types.intp, types.intp]
+        builder.call(fn, [v if to is None else context.cast(builder, v, ty, to)
+                          for v, ty, to in zip(args, tys, cast)])
+        return context.get_constant(types.boolean, True)
+
+    return sig, codegen
+
+
+def _product(alpha, pa, ar, ac, as0, as1, trans_a, pb, br, bc, bs0, bs1, trans_b, beta,
+             pc, m, n, cs0, cs1, item, serial):
+    """c = alpha op(a) @ op(b) + beta c on raw matrices (pointer, shape, byte strides);
+    returns a status code (_OK, or the error gemm raises). Compiled once per dtype as a
+    C-callable function: see the note below."""
+    k = ar if trans_a else ac
+    if (ac if trans_a else ar) != m or (br if trans_b else bc) != n \
+            or (bc if trans_b else br) != k:
+        return _NO_CHAIN
+    if m == 0 or n == 0:
+        return _OK
+    if n > 1 and cs1 != item:
+        return _C_ROWS
+    ldc = max(cs0 // item if m > 1 else n, n, 1)
+    if k == 0:
+        c = carray(pc, (m, ldc))
+        for i in range(m):
+            for j in range(n):
+                c[i, j] = 0 if beta == 0 else c[i, j] * beta
+        return _OK
+    ok_a, ta, lda = _row_major(ar, ac, as0 // item, as1 // item, trans_a)
+    ok_b, tb, ldb = _row_major(br, bc, bs0 // item, bs1 // item, trans_b)
+    if not (ok_a and ok_b) or as0 % item or as1 % item or bs0 % item or bs1 % item:
+        return _STRIDES
+    if not ta and not tb and m <= _LOOP_ROWS \
+            and _loop(alpha, pa, lda, pb, ldb, beta, pc, ldc, m, n, k):
+        return _OK
+    before = _threads_local(1) if serial else 0
+    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B goes first.
+    _xgemm(_T if tb else _N, _T if ta else _N, n, m, k, alpha, pb, ldb, pa, lda, beta, pc, ldc)
+    if serial:
+        _threads_local(before)
+    return _OK
+
+
+# The product is compiled once per dtype as a C-callable function and reached through a named
+# symbol, like the BLAS itself. Called as an ordinary jitted function, its code was linked
+# into every kernel that calls gemm and optimised and compiled again with each (about 0.09 s
+# of cold compile per calling kernel; a trivial caller now costs what a plain loop does).
+_PRODUCT_SYMBOLS = {"s": "nngraph_product_s", "d": "nngraph_product_d"}
+for _kind, _real in (("s", types.float32), ("d", types.float64)):
+    _ptr, _i = types.CPointer(_real), types.intp
+    _compiled = cfunc(types.int32(types.float64, _ptr, _i, _i, _i, _i, types.boolean,
+                                  _ptr, _i, _i, _i, _i, types.boolean, types.float64,
+                                  _ptr, _i, _i, _i, _i, _i, types.boolean),
+                      cache=True, error_model="numpy", fastmath=set(FASTMATH))(_product)
+    llvm.add_symbol(_PRODUCT_SYMBOLS[_kind], _compiled.address)
+
+
+@intrinsic
+def _call_product(typingctx, alpha, a, trans_a, b, trans_b, beta, c, serial):
+    """Call the compiled _product for c's dtype with the pointers, shapes and strides of the
+    2-D arrays a, b, c; returns its status."""
+    reals = (types.float32, types.float64)
+    if not all(isinstance(x, types.Array) and x.ndim == 2 for x in (a, b, c)) \
+            or c.dtype not in reals or a.dtype != c.dtype or b.dtype != c.dtype:
+        raise errors.TypingError("gemm: a, b and c must be 2-D arrays of one dtype, "
+                                 "float32 or float64")
     kind = "s" if c.dtype == types.float32 else "d"
-    sig = types.void(alpha, a, lda, b, ldb, beta, c, ldc, m, n, k)
+    sig = types.int32(alpha, a, trans_a, b, trans_b, beta, c, serial)
 
     def codegen(context, builder, signature, args):
         f64, isz = ir.DoubleType(), context.get_value_type(types.intp)
+        i1 = ir.IntType(1)
         ptr = ir.PointerType(context.get_value_type(c.dtype))
-        fnty = ir.FunctionType(ir.VoidType(), [f64, ptr, isz, ptr, isz, f64, ptr, isz, isz,
-                                               isz, isz])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, _SMALL_SYMBOLS[kind])
-        valpha, va, vlda, vb, vldb, vbeta, vc, vldc, vm, vn, vk = args
+        valpha, va, vta, vb, vtb, vbeta, vc, vserial = args
         tys = signature.args
 
-        def data(value, aty):
-            return context.make_array(aty)(context, builder, value).data
+        def matrix(value, aty):
+            array = context.make_array(aty)(context, builder, value)
+            return ([array.data] + cgutils.unpack_tuple(builder, array.shape, 2)
+                    + cgutils.unpack_tuple(builder, array.strides, 2))
+
+        def flag(value, ty):
+            return context.cast(builder, value, ty, types.boolean)
 
         def real(value, ty):
             return context.cast(builder, value, ty, types.float64)
 
-        def size(value, ty):
-            return context.cast(builder, value, ty, types.intp)
-
-        builder.call(fn, [real(valpha, tys[0]), data(va, a), size(vlda, tys[2]), data(vb, b),
-                          size(vldb, tys[4]), real(vbeta, tys[5]), data(vc, c),
-                          size(vldc, tys[7]), size(vm, tys[8]), size(vn, tys[9]),
-                          size(vk, tys[10])])
-        return context.get_dummy_value()
+        item = ir.Constant(isz, context.get_abi_sizeof(context.get_value_type(c.dtype)))
+        pc, m, n, cs0, cs1 = matrix(vc, c)
+        fnty = ir.FunctionType(ir.IntType(32), [f64, ptr, isz, isz, isz, isz, i1,
+                                                ptr, isz, isz, isz, isz, i1, f64,
+                                                ptr, isz, isz, isz, isz, isz, i1])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PRODUCT_SYMBOLS[kind])
+        return builder.call(fn, [real(valpha, tys[0])] + matrix(va, a) + [flag(vta, tys[2])]
+                            + matrix(vb, b) + [flag(vtb, tys[4]), real(vbeta, tys[5]),
+                                               pc, m, n, cs0, cs1, item,
+                                               flag(vserial, tys[7])])
 
     return sig, codegen
+
+
+@kernel
+def _raise_for(status):
+    if status == _NO_CHAIN:
+        raise ValueError("gemm: shapes of op(a), op(b) and c do not chain")
+    if status == _C_ROWS:
+        raise ValueError("gemm: c must have contiguous rows")
+    if status == _STRIDES:
+        raise ValueError("gemm: an operand has neither contiguous rows nor contiguous columns")
 
 
 @kernel
@@ -273,34 +369,9 @@ def gemm(alpha, a, trans_a, b, trans_b, beta, c):
     contiguous (any C- or F-ordered array, or a view of one with a row stride). c must have
     contiguous rows. beta = 0 overwrites c, whatever it held (NaN included). Products with
     one or two rows (see _LOOP_ROWS) run a loop here instead of the BLAS call."""
-    m, n = c.shape
-    ar, ac = a.shape
-    br, bc = b.shape
-    k = ar if trans_a else ac
-    if (ac if trans_a else ar) != m or (br if trans_b else bc) != n \
-            or (bc if trans_b else br) != k:
-        raise ValueError("gemm: shapes of op(a), op(b) and c do not chain")
-    if m == 0 or n == 0:
-        return
-    if n > 1 and c.strides[1] != c.itemsize:
-        raise ValueError("gemm: c must have contiguous rows")
-    ldc = c.strides[0] // c.itemsize if m > 1 else n
-    ldc = max(ldc, n, 1)
-    if k == 0:
-        if beta == 0:
-            c[...] = 0
-        else:
-            for i in range(m):
-                for j in range(n):
-                    c[i, j] *= beta
-        return
-    ta, lda = _row_major(a, trans_a)
-    tb, ldb = _row_major(b, trans_b)
-    if not ta and not tb and m <= _LOOP_ROWS:
-        _small(alpha, a, lda, b, ldb, beta, c, ldc, m, n, k)
-        return
-    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B goes first.
-    _xgemm(_T if tb else _N, _T if ta else _N, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc)
+    status = _call_product(alpha, a, trans_a, b, trans_b, beta, c, False)
+    if status != _OK:
+        _raise_for(status)
 
 
 @kernel
@@ -309,6 +380,6 @@ def gemm_serial(alpha, a, trans_a, b, trans_b, beta, c):
     them with their own loops over the same data (the chunks of a convolution): the data
     then stays in this core's cache, where a second BLAS thread would read half of it from
     the other core's cache and leave half of the product there."""
-    before = _threads_local(1)
-    gemm(alpha, a, trans_a, b, trans_b, beta, c)
-    _threads_local(before)
+    status = _call_product(alpha, a, trans_a, b, trans_b, beta, c, True)
+    if status != _OK:
+        _raise_for(status)

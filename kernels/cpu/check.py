@@ -41,3 +41,11 @@ def _min_max(flat):
         lo = min(lo, v)
         hi = max(hi, v)
     return lo, hi
+
+
+def typical_calls(dtype) -> list:
+    """(kernel, example arguments) of the checks a batch of float `dtype` features and int64
+    labels runs, for compiling them ahead of the first batch."""
+    bits, mask = _EXPONENT[np.dtype(dtype).itemsize]
+    return [(_count_exponent, (np.zeros(1, bits), mask)),
+            (_min_max, (np.zeros(1, np.int64),))]

@@ -49,10 +49,15 @@ def _flush(x, normal):
 
 def sgd_update(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
     """Two kernels, so that a plain SGD step compiles nothing for the momentum."""
+    kernel, args = sgd_call(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov)
+    kernel(*args)
+
+
+def sgd_call(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
+    """(kernel, arguments) that sgd_update runs."""
     if momentum == 0:
-        _sgd_plain(p, g, seg_start, seg_end, seg_lr, lr)
-    else:
-        _sgd_momentum(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov)
+        return _sgd_plain, (p, g, seg_start, seg_end, seg_lr, lr)
+    return _sgd_momentum, (p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov)
 
 
 # In both loops: slices, not p[i] over range(lo, hi): the loops then vectorise (4x faster)

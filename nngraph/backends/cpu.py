@@ -8,14 +8,15 @@ random streams as the reference backend, so both backends compute the same numbe
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
 from .. import optimizers
-from ..kernels.cpu import optim
-from ..codegen.cpu import CPUCodegen, load_module
+from ..codegen.cpu import CPUCodegen, load_module, module_file
 from ..ops.base import RunContext
 from ..passes.fuse import _ident
+from . import cpu_compile
 
 
 class CPUExecutor:
@@ -25,8 +26,14 @@ class CPUExecutor:
         self.program, self.dtype = program, np.dtype(dtype)
         self.gen = CPUCodegen(program, self.dtype)
         self.source = self.gen.source()
-        self.module, self.path = load_module(f"{program.net.name}_{self.dtype.name}",
-                                             self.source)
+        name = f"{program.net.name}_{self.dtype.name}"
+        # A network never generated before is compiled for the first time: start the second
+        # compiling process now, so that it is ready by the time the calls are recorded.
+        first_time = not os.path.exists(module_file(name, self.source)[1])
+        self.worker = cpu_compile.Worker() if first_time and cpu_compile.jobs() > 1 else None
+        self.module, self.path = load_module(name, self.source)
+        from ..kernels.cpu import check, optim    # after the worker started: they compile
+        self.check, self.optim = check, optim
         self.runtime = _Reference(program)
         self.arenas, self.bound = {}, {}
         infos = program.params
@@ -57,6 +64,7 @@ class CPUExecutor:
         self.loss_inputs = {i for l in program.losses for i in g.nodes[l]["inputs"]}
         self.slots = {}
         self.state = {}
+        self.compiled, self.compile_report = set(), None
         self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
 
     def adopt(self, params: dict) -> dict:
@@ -80,36 +88,44 @@ class CPUExecutor:
         return views
 
     def _update(self, opt, t):
+        kernel, args = self._update_call(opt, t)
+        kernel(*args)
+        for k, limit in self.max_norm.items():
+            optimizers.apply_max_norm(self.pviews[k], limit, self.pviews[k].shape)
+
+    def _update_call(self, opt, t):
+        """(kernel, arguments) of the optimizer update for step t."""
         c, p, g = opt.config, self.flat_params, self.flat_grads
         lr = opt.lr_at(t)
         args = (self.seg_start, self.seg_end, self.seg_lr, lr)
         if c["type"] == "sgd":
             v = self.slots.get("v", np.zeros(0, p.dtype))
-            optim.sgd_update(p, g, v, *args, c["momentum"], c["nesterov"])
-        elif c["type"] == "rmsprop":
-            optim.rmsprop_update(p, g, self.slots["s"], *args, c["rho"], c["eps"])
-        elif c["type"] == "adagrad":
-            optim.adagrad_update(p, g, self.slots["s"], *args, c["eps"])
-        else:
-            optim.adam_update(p, g, self.slots["m"], self.slots["v"], *args, c["beta1"],
-                              c["beta2"], c["eps"], t)
-        for k, limit in self.max_norm.items():
-            optimizers.apply_max_norm(self.pviews[k], limit, self.pviews[k].shape)
+            return self.optim.sgd_call(p, g, v, *args, c["momentum"], c["nesterov"])
+        if c["type"] == "rmsprop":
+            return self.optim.rmsprop_update, (p, g, self.slots["s"], *args, c["rho"], c["eps"])
+        if c["type"] == "adagrad":
+            return self.optim.adagrad_update, (p, g, self.slots["s"], *args, c["eps"])
+        return self.optim.adam_update, (p, g, self.slots["m"], self.slots["v"], *args, c["beta1"],
+                                   c["beta2"], c["eps"], t)
 
     # ------------------------------------------------------------------ running
+    def _views(self, mode, n):
+        """Views of a new arena for `mode` at batch size n, and of the parameters."""
+        buffers, sizes = self.gen.plans[mode]
+        arenas = {"float": np.zeros(max(sizes["float"] * n, 1), self.dtype),
+                  "int": np.zeros(max(sizes["int"] * n, 1), np.int64)}
+        views = {b.name: b.view(arenas[b.kind], n) for b in buffers}
+        for k in self.program.params:
+            views[f"p_{_ident(k)}"] = self.pviews[k]
+            views[f"gp_{_ident(k)}"] = self.gviews[k]
+        return views
+
     def _buffers(self, mode, batch):
         n = len(next(iter(batch.values())))
         key = (mode, n)
         if key not in self.bound:
-            buffers, sizes = self.gen.plans[mode]
-            arenas = {"float": np.zeros(max(sizes["float"] * n, 1), self.dtype),
-                      "int": np.zeros(max(sizes["int"] * n, 1), np.int64)}
-            views = {b.name: b.view(arenas[b.kind], n) for b in buffers}
-            for k in self.program.params:
-                views[f"p_{_ident(k)}"] = self.pviews[k]
-                views[f"gp_{_ident(k)}"] = self.gviews[k]
             self.bound = {k: v for k, v in self.bound.items() if k[0] != mode}
-            self.bound[key] = views
+            self.bound[key] = self._views(mode, n)
         views = self.bound[key]
         for layer, arrays in self.state.items():
             for sname, arr in arrays.items():
@@ -125,7 +141,46 @@ class CPUExecutor:
                 self.pviews[k][...] = v
                 arrays[k] = self.pviews[k]
 
+    # The modes a first run compiles: training goes on to evaluate and predict.
+    _COMPILES = {"train": ("train", "evaluate", "predict"), "evaluate": ("evaluate", "predict"),
+                 "predict": ("predict",)}
+
+    def _compile(self, mode):
+        """Compile, before their first call, the kernels of `mode` and of the modes that
+        usually follow it, on two cores where there are two (see cpu_compile.py)."""
+        calls = []
+        for m in self._COMPILES[mode]:
+            if m in self.compiled:
+                continue
+            self.compiled.add(m)
+            views = self._views(m, 1)
+            for name, inp in self.program.net.inputs.items():
+                dtype = self.dtype if inp.dtype.startswith("float") else np.dtype(inp.dtype)
+                views[self.names[name]] = np.zeros((1,) + tuple(inp.shape), dtype)
+            for layer, arrays in self.state.items():
+                for sname, arr in arrays.items():
+                    views[f"st_{_ident(layer)}_{sname}"] = arr
+            cpu_compile.record(getattr(self.module, m), views, calls)
+            if m == "train" and getattr(self, "opt", None) is not None:
+                kernel, args = self._update_call(self.opt, 0)
+                cpu_compile.Recorder(kernel, calls)(*args)
+            if m == "train" and len(self.reg_start):
+                cpu_compile.Recorder(self.optim.regularize, calls)(
+                    self.flat_params, self.flat_grads, self.reg_start, self.reg_end,
+                    self.reg_l1, self.reg_l2)
+        for kernel, args in self.check.typical_calls(self.dtype):
+            cpu_compile.Recorder(kernel, calls)(*args)
+        if calls:
+            self.compile_report = cpu_compile.compile_calls(
+                calls, {self.module.__name__: self.path}, self.worker)
+        elif self.worker is not None:
+            self.worker.close()
+        self.worker = None
+
     def _run(self, mode, arrays, state, batch, training, seed):
+        if mode not in self.compiled:
+            self.state = state
+            self._compile(mode)
         self._sync(arrays)
         self.state = state
         views = self._buffers(mode, batch)
@@ -140,7 +195,7 @@ class CPUExecutor:
     def _backprop(self, arrays, state, batch, seed):
         loss, views = self._run("train", arrays, state, batch, True, seed)
         if len(self.reg_start):
-            loss += optim.regularize(self.flat_params, self.flat_grads, self.reg_start,
+            loss += self.optim.regularize(self.flat_params, self.flat_grads, self.reg_start,
                                      self.reg_end, self.reg_l1, self.reg_l2)
         return loss, views
 

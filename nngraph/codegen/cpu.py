@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 
 import numba
@@ -109,11 +110,24 @@ class CPUCodegen:
         self.dtype = np.dtype(dtype)
         self.needs_grad = self.graph.graph["needs_grad"]
         self.groups = fuse(self.graph, program.forward, program.backward, program.losses)
-        self.kernels: dict[str, str] = {}         # kernel name -> source
+        self.kernels_by_code: dict = {}           # name -> (code, docstrings, names asked)
         self.drivers: dict[str, str] = {}
         self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)
         for mode in ("train", "evaluate", "predict"):
             self._driver(mode)
+        self._rename(self._shared_names())
+
+    def _rename(self, names: dict) -> None:
+        """Give kernels their final names (see _shared_names), in drivers too."""
+        self.kernels_by_code = {names[k]: v for k, v in self.kernels_by_code.items()}
+        for old, new in names.items():
+            if old != new:
+                call = re.compile(rf"\b{old}\(")
+                self.drivers = {m: call.sub(f"{new}(", d) for m, d in self.drivers.items()}
+                self._renamed(call, new)
+
+    def _renamed(self, call, new) -> None:
+        """Hook for subclasses that keep driver lines of their own."""
 
     # ------------------------------------------------------------------ buffers
     def use(self, name, index):
@@ -199,17 +213,51 @@ class CPUCodegen:
 
     def _add_kernel(self, name, src, suffix="_2"):
         """Add kernel source `src` (defining __KERNEL__) under `name`, or under the name of
-        an identical kernel already added (one compiled kernel serves every group whose code
-        is the same), or, when `name` holds other code, under name + suffix (+ a count)."""
-        for have, text in self.kernels.items():
-            if text == src.replace("__KERNEL__", have):
+        a kernel with the same code already added, whatever its docstring (one compiled
+        kernel serves every group whose code is the same: its docstring then lists them),
+        or, when `name` holds other code, under name + suffix (+ a count)."""
+        lines = src.split("\n")
+        at = next(i for i, line in enumerate(lines) if line.startswith("def __KERNEL__("))
+        doc = ""
+        if lines[at + 1].startswith('    """'):
+            doc = lines[at + 1].strip()[3:-3]
+            lines[at + 1] = '    """__DOC__"""'
+        code = "\n".join(lines)
+        for have, (text, docs, names) in self.kernels_by_code.items():
+            if text == code:
+                if doc not in docs:
+                    docs.append(doc)
+                names.append(name)
                 return have
         final, count = name, 1
-        while final in self.kernels:
+        while final in self.kernels_by_code:
             count += 1
             final = f"{name}{suffix}" if count == 2 else f"{name}{suffix}{count - 1}"
-        self.kernels[final] = src.replace("__KERNEL__", final)
+        self.kernels_by_code[final] = (code, [doc], [name])
         return final
+
+    @property
+    def kernels(self) -> dict:
+        """{kernel name: source}; a kernel several groups share lists them all in its
+        docstring."""
+        return {name: code.replace("__KERNEL__", name).replace("__DOC__", "\n    ".join(docs))
+                for name, (code, docs, _) in self.kernels_by_code.items()}
+
+    def _shared_names(self) -> dict:
+        """{kernel name: final name}: a kernel several groups share is named after them,
+        k_s2 and k_s4 (or k_s2_value and k_s4_value) becoming k_s2_s4 (k_s2_s4_value);
+        other names stay."""
+        out = {}
+        for have, (_, _, names) in self.kernels_by_code.items():
+            asked = list(dict.fromkeys(names))
+            tail = os.path.commonprefix([a[::-1] for a in asked])[::-1]
+            tail = tail[tail.find("_"):] if "_" in tail else ""
+            parts = [a[2:len(a) - len(tail)] for a in asked]
+            if len(asked) < 2 or not all(a.startswith("k_") for a in asked) or not all(parts):
+                out[have] = have
+                continue
+            out[have] = "k_" + "_".join(parts[:3] + (["more"] if len(parts) > 3 else [])) + tail
+        return out
 
     def _fallback(self, site, mode):
         """Run the reference rule from the driver for a group no rule covers."""
@@ -291,13 +339,18 @@ def cache_dir() -> str:
     return root
 
 
-def load_module(name: str, source: str):
-    """Write `source` under the cache directory (once) and import it."""
+def module_file(name: str, source: str) -> tuple[str, str]:
+    """(module name, file under the cache directory) of generated `source`."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     mod_name = f"nngraph_gen_{_ident(name)}_{digest}"
+    return mod_name, os.path.join(cache_dir(), mod_name + ".py")
+
+
+def load_module(name: str, source: str):
+    """Write `source` under the cache directory (once) and import it; (module, its file)."""
+    mod_name, path = module_file(name, source)
     if mod_name in sys.modules:
-        return sys.modules[mod_name], None
-    path = os.path.join(cache_dir(), mod_name + ".py")
+        return sys.modules[mod_name], sys.modules[mod_name].__file__
     if not os.path.exists(path):
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:

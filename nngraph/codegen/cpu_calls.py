@@ -81,6 +81,11 @@ class _RecordingCodegen(CPUCodegen):
         self.emitted[mode].append((group, [line.strip() for line in lines]))
         return lines
 
+    def _renamed(self, call, new):
+        self.emitted = {mode: [(group, [call.sub(f"{new}(", line) for line in lines])
+                               for group, lines in emitted]
+                        for mode, emitted in self.emitted.items()}
+
 
 def codegen(program, dtype="float32") -> CPUCodegen:
     """The CPU codegen of `program`, with `.emitted[mode]` = [(group, driver lines)]."""

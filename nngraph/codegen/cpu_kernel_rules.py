@@ -132,13 +132,15 @@ def _unrolled_maxpool(site, n, name, geo, with_arg):
     256: 0.97 ms with the int64 arg-max written, 0.38 ms without)."""
     kh, kw, sh, sw = geo[:4]
     c, ho, wo = site.shape(n)
-    width = site.shape(site.node(n)["inputs"][0])[2]
     taps = [(u, v) for u in range(kh) for v in range(kw)]
     names = [f"a{k}" for k in range(len(taps))]
-    body = ["    for n in range(x.shape[0]):", f"        for c in range({c}):",
-            f"            for i in range({ho}):", f"                r = i * {sh}",
-            f"                for j in range({wo}):", f"                    s = j * {sw}",
-            f"                    base = r * {width} + s"]
+    # Extents are read from the arrays, not written in: one compiled kernel then serves
+    # every pooling layer with this window and stride.
+    body = ["    width = x.shape[3]",
+            "    for n in range(x.shape[0]):", "        for c in range(y.shape[1]):",
+            "            for i in range(y.shape[2]):", f"                r = i * {sh}",
+            "                for j in range(y.shape[3]):", f"                    s = j * {sw}",
+            "                    base = r * width + s"]
     pad = " " * 20
     for name_k, (u, v) in zip(names, taps):
         body.append(f"{pad}{name_k} = x[n, c, r + {u}, s + {v}]")
@@ -148,19 +150,24 @@ def _unrolled_maxpool(site, n, name, geo, with_arg):
     body.append(f"{pad}best = {best}")
     nan = " | ".join(f"({a} != {a})" for a in names)
     if not with_arg:
-        body = [line for line in body if "base = " not in line] + [f"{pad}if {nan}:", f"{pad}    best = {' + '.join(names)}   # NaN",
+        body = [line for line in body if "base = " not in line and "width = " not in line]
+        body += [f"{pad}if {nan}:", f"{pad}    best = {' + '.join(names)}   # NaN",
                  f"{pad}y[n, c, i, j] = best"]
         return site.njit(name, ["x", "y"], body,
                          f"{n} (maxpool2d {kh}x{kw}, stride {sh}x{sw}, value only): "
                          f"N×{c}×{ho}×{wo}")
+
+    def at(u, v):
+        row = {0: "", 1: " + width"}.get(u, f" + {u} * width")
+        return f"base{row}" + (f" + {v}" if v else "")
     last = taps[-1]
-    body.append(f"{pad}at = base + {last[0] * width + last[1]}")
+    body.append(f"{pad}at = {at(*last)}")
     for name_k, (u, v) in reversed(list(zip(names, taps))[:-1]):
-        body.append(f"{pad}at += (base + {u * width + v} - at) * ({name_k} == best)")
+        body.append(f"{pad}at += ({at(u, v)} - at) * ({name_k} == best)")
     body.append(f"{pad}if {nan}:")
     for name_k, (u, v) in reversed(list(zip(names, taps))):
         body.append(f"{pad}    if {name_k} != {name_k}:")
-        body.append(f"{pad}        best, at = {name_k}, base + {u * width + v}")
+        body.append(f"{pad}        best, at = {name_k}, {at(u, v)}")
     body += [f"{pad}y[n, c, i, j] = best", f"{pad}arg[n, c, i, j] = at"]
     return site.njit(name, ["x", "y", "arg"], body,
                      f"{n} (maxpool2d {kh}x{kw}, stride {sh}x{sw}): N×{c}×{ho}×{wo}")

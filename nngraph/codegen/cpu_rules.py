@@ -20,7 +20,6 @@ def dense_forward(site):
     d = site.node(n)
     if len(site.shape(d["inputs"][0])) != 1:
         return None
-    units = d["shape"][-1]
     has_b = "b" in d["params"]
     out = site.val(epi or n)
     pre = site.val(n) if epi and site.keeps_pre(epi) else None
@@ -31,7 +30,7 @@ def dense_forward(site):
         if pre:
             inner.append("pre[i0, i1] = v")
         inner.append(f"y[i0, i1] = {site.act(epi, 'v') if epi else 'v'}")
-        body += loop_nest(["y.shape[0]", str(units)], inner)
+        body += loop_nest(["y.shape[0]", "y.shape[1]"], inner)
     call = [site.val(d["inputs"][0]), site.param(d["params"]["W"])] + \
         ([site.param(d["params"]["b"])] if has_b else []) + ([pre] if pre else []) + [out]
     return site.kernel(args, body, call)
@@ -53,9 +52,12 @@ def copy_forward(site):
     """flatten / reshape: the same values in a new shape."""
     n = site.group.nodes[0]
     d = site.node(n)
-    body = ["    yf = y.reshape(-1)", "    xf = x.reshape(-1)",
-            "    for i in range(xf.size):", "        yf[i] = xf[i]"]
-    return site.kernel(["x", "y"], body, [site.val(d["inputs"][0]), site.val(n)])
+    return site.kernel(["x", "y"], _COPY, [site.val(d["inputs"][0]), site.val(n)])
+
+
+# flatten / reshape and their backward: one kernel serves them all
+_COPY = ["    yf = y.reshape(-1)", "    xf = x.reshape(-1)",
+         "    for i in range(xf.size):", "        yf[i] = xf[i]"]
 
 
 def add_forward(site):
@@ -144,7 +146,6 @@ def dense_backward(site):
     if len(site.shape(d["inputs"][0])) != 1:
         return None
     x = d["inputs"][0]
-    units = d["shape"][-1]
     gy = site.grad(epi or n)
     pslots = site.param_slots(n)
     want_x = site.input_grad(n, 0)
@@ -156,7 +157,7 @@ def dense_backward(site):
         if site.keeps_pre(epi):
             args.append("pre")
             call.append(site.val(n))
-        body += loop_nest(["gy.shape[0]", str(units)],
+        body += loop_nest(["gy.shape[0]", "gy.shape[1]"],
                            [f"gy[i0, i1] = {site.act_grad(epi, names)}"])
     args += ["x"]
     call += [site.val(x)]
@@ -168,7 +169,7 @@ def dense_backward(site):
         args.append("gb")
         call.append(site.pgrad(pslots["b"]))
         body += ["    for j in range(gb.shape[0]):", "        gb[j] = 0",
-                 "    for i in range(gy.shape[0]):", f"        for j in range({units}):",
+                 "    for i in range(gy.shape[0]):", "        for j in range(gy.shape[1]):",
                  "            gb[j] += gy[i, j]"]
     if want_x:
         args += ["W", "gx"]
@@ -198,9 +199,7 @@ def copy_backward(site):
     gx = site.input_grad(n, 0)
     if not gx:
         return None
-    body = ["    gf = g.reshape(-1)", "    gxf = gx.reshape(-1)",
-            "    for i in range(gf.size):", "        gxf[i] = gf[i]"]
-    return site.kernel(["g", "gx"], body, [site.grad(n), gx])
+    return site.kernel(["x", "y"], _COPY, [site.grad(n), gx])
 
 
 def add_backward(site):

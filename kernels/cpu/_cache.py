@@ -1,0 +1,78 @@
+"""Numba's on-disk cache, made to notice changes in the kernels a cached function calls.
+
+Numba keys a cached function by the content of its own source file only. A kernel compiled
+from conv.py has gemm of blas.py compiled into it; after blas.py changes, numba would still
+load the old code for conv.py's kernels (and for the generated modules', which call gemm):
+at best stale, at worst calling a symbol that now means something else (it crashed the
+float64 convolution tests once). Here every function of kernels/cpu and of the generated
+modules is keyed by its own file and by the content of all of kernels/cpu together, so a
+change to any kernel source recompiles whatever may have used it.
+
+It works by putting a locator first in numba's list (numba.core.caching.CacheImpl): it claims
+those files, lets numba's own locators choose the directory, and adds the stamp.
+"""
+from __future__ import annotations
+
+import functools
+import glob
+import hashlib
+import os
+
+from numba.core import caching
+
+KERNELS_DIR = os.path.dirname(os.path.abspath(__file__))
+GENERATED_PREFIX = "nngraph_gen_"     # file names of generated modules (codegen/cpu.py)
+
+
+@functools.lru_cache(maxsize=None)
+def kernels_stamp() -> str:
+    """Hash of the content of every kernels/cpu/*.py file."""
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(KERNELS_DIR, "*.py"))):
+        digest.update(os.path.basename(path).encode())
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+def _claims(py_file: str) -> bool:
+    path = os.path.abspath(py_file)
+    return os.path.dirname(path) == KERNELS_DIR or \
+        os.path.basename(path).startswith(GENERATED_PREFIX)
+
+
+class KernelsLocator(caching._CacheLocator):
+    """Numba's locator for the file, with kernels_stamp() added to its source stamp."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def ensure_cache_path(self):
+        self._inner.ensure_cache_path()
+
+    def get_cache_path(self):
+        return self._inner.get_cache_path()
+
+    def get_source_stamp(self):
+        return self._inner.get_source_stamp(), kernels_stamp()
+
+    def get_disambiguator(self):
+        return self._inner.get_disambiguator()
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not _claims(py_file):
+            return None
+        for other in caching.CacheImpl._locator_classes:
+            if other is not cls:
+                inner = other.from_function(py_func, py_file)
+                if inner is not None:
+                    return cls(inner)
+        return None
+
+
+def install() -> None:
+    """Put KernelsLocator first in numba's locator list (once)."""
+    classes = caching.CacheImpl._locator_classes
+    if KernelsLocator not in classes:
+        classes.insert(0, KernelsLocator)

@@ -1,0 +1,54 @@
+"""The second process of a parallel compile (see cpu_compile.py).
+
+Imports the kernels, then reads a pickled job from stdin: {"modules": {generated module name: file}, "calls": [(module,
+qualified name, argument types), ...]}, and compiles each call into numba's on-disk cache.
+A call that fails to compile is reported on stderr and skipped: the parent compiles it
+again on first use and raises the error there, where the user sees it.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pickle
+import sys
+
+
+def _module(name: str, paths: dict):
+    if name in sys.modules:
+        return sys.modules[name]
+    if name in paths:
+        spec = importlib.util.spec_from_file_location(name, paths[name])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(name)
+
+
+def main() -> int:
+    # Numba's own set-up first, while the parent compiles the BLAS wrappers, writes the
+    # generated module and records its calls (an empty stdin: it had nothing for us). The
+    # kernel modules come after the job: the parent has then put the BLAS wrappers, which
+    # they import, in the cache.
+    from numba.core.registry import cpu_target
+    cpu_target.typing_context.refresh()
+    cpu_target.target_context.refresh()
+    data = sys.stdin.buffer.read()
+    if not data:
+        return 0
+    job = pickle.loads(data)
+    failed = 0
+    for module, qualname, sig in job["calls"]:
+        try:
+            target = _module(module, job["modules"])
+            for part in qualname.split("."):
+                target = getattr(target, part)
+            target.compile(sig)
+        except Exception as exc:            # reported; the parent compiles it on first use
+            failed += 1
+            print(f"{module}.{qualname}{sig}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Compile a CPU program's kernels ahead of their first call, on two cores when there are two.
+
+Numba compiles a kernel the first time it is called, one kernel after another, on one core:
+LeNet-5's train, evaluate and predict need about 20 compiled functions, 8 s of compile on the
+2-core development machine. Here the calls a run would make are recorded first (the drivers
+run once over batch-of-one buffers with every kernel replaced by a recorder), and then the
+kernels are compiled for exactly those argument types: part in this process and part in a
+second Python process (`python -m nngraph.backends.compile_worker`), both writing numba's
+on-disk cache. When the worker is done this process finds its share in that cache, as any
+later process would.
+
+NNGRAPH_COMPILE_JOBS sets how many processes compile (1: this one alone); the default is 2
+when this process may run on two or more cores. The worker is only an accelerator: if it
+cannot start, fails or is slow, whatever it did not compile is compiled here on first call,
+exactly as without it. It is not started when the first kernel compiled here came from the
+cache: the rest is then in the cache too, and loading it takes well under a second.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import weakref
+
+import numba
+from numba.core.dispatcher import Dispatcher
+
+WORKER_TIMEOUT_S = 600.0
+"""How long to wait for the worker before going on without it."""
+
+# Rough cold compile seconds per kernel (2-core machine), for sharing the work out: the
+# convolution and recurrent kernels bring large helpers with them (im2col, the gate loops).
+_HEAVY_MODULES = {"nngraph.kernels.cpu.conv": 1.6, "nngraph.kernels.cpu.recurrent": 1.6}
+_LIBRARY_S, _GENERATED_S, _WORKER_START_S = 0.3, 0.25, 0.5
+
+
+def jobs() -> int:
+    """Processes that compile: NNGRAPH_COMPILE_JOBS, else 2 when two cores are available."""
+    value = os.environ.get("NNGRAPH_COMPILE_JOBS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise ValueError(f"NNGRAPH_COMPILE_JOBS={value!r}: give a whole number of "
+                             f"processes (1 compiles in this process only)") from None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
+
+
+class Recorder:
+    """Stands in for a kernel while a driver is recorded: notes the argument types."""
+
+    def __init__(self, dispatcher, calls):
+        self.dispatcher, self.calls = dispatcher, calls
+
+    def __call__(self, *args):
+        self.calls.append((self.dispatcher, tuple(numba.typeof(a) for a in args)))
+        return 0.0
+
+
+class _Module:
+    """A kernel module as a recorded driver sees it: its kernels are recorders."""
+
+    def __init__(self, module, calls):
+        self._module, self._calls = module, calls
+
+    def __getattr__(self, name):
+        value = getattr(self._module, name)
+        return Recorder(value, self._calls) if isinstance(value, Dispatcher) else value
+
+
+class _Runtime:
+    """`R` of a recorded driver: reference rules run nothing."""
+
+    def forward(self, n, xs, out):
+        pass
+
+    def loss(self, n, xs):
+        return 0.0
+
+    def backward(self, n, xs, y, gy, targets, pgrads):
+        pass
+
+
+def record(driver, views: dict, calls: list) -> None:
+    """Run `driver` (a generated train/evaluate/predict function) over `views` with each
+    kernel it calls replaced by a Recorder appending (dispatcher, argument types) to calls."""
+    names = {}
+    for name, value in driver.__globals__.items():
+        if isinstance(value, Dispatcher):
+            names[name] = Recorder(value, calls)
+        elif isinstance(value, types.ModuleType) and value.__name__.startswith("nngraph."):
+            names[name] = _Module(value, calls)
+        else:
+            names[name] = value
+    types.FunctionType(driver.__code__, names, driver.__name__)(views, _Runtime())
+
+
+def _where(dispatcher) -> tuple[str, str]:
+    fn = dispatcher.py_func
+    return fn.__module__, fn.__qualname__
+
+
+def _cost(dispatcher) -> float:
+    module = dispatcher.py_func.__module__
+    if module.startswith("nngraph.kernels."):
+        return _HEAVY_MODULES.get(module, _LIBRARY_S)
+    return _GENERATED_S
+
+
+def _compiled_here(dispatcher, sig) -> bool:
+    return tuple(sig) in dispatcher.overloads
+
+
+def share(calls: list) -> tuple[list, list]:
+    """(here, worker): the distinct calls split so both finish at about the same time.
+    Library kernels of one module stay together: they share helpers (im2col, the BLAS
+    wrapper) that would otherwise be compiled in both processes."""
+    groups: dict = {}
+    for dispatcher, sig in calls:
+        module, _ = _where(dispatcher)
+        key = module if module.startswith("nngraph.kernels.") else (module, id(dispatcher))
+        group = groups.setdefault(key, {})
+        group.setdefault((id(dispatcher), sig), (dispatcher, sig))
+    loads = {"here": 0.0, "worker": _WORKER_START_S}
+    parts: dict = {"here": [], "worker": []}
+    ranked = sorted(groups.values(), key=lambda g: -sum(_cost(d) for d, _ in g.values()))
+    for group in ranked:
+        side = min(loads, key=loads.get)
+        parts[side] += group.values()
+        loads[side] += sum(_cost(d) for d, _ in group.values())
+    return parts["here"], parts["worker"]
+
+
+def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = None,
+                  n_jobs: int | None = None) -> dict:
+    """Compile every (dispatcher, argument types) of `calls` not compiled yet in this
+    process; `module_paths` maps generated modules' names to their files (for the worker).
+    `worker`: one started earlier (see Worker), else one is started here if it pays.
+    Returns a report: {"jobs", "here", "worker", "worker_s", "worker_error"}."""
+    n_jobs = jobs() if n_jobs is None else n_jobs
+    todo = [(d, s) for d, s in calls if not _compiled_here(d, s)]
+    report = {"jobs": 1, "here": [], "worker": [], "worker_s": 0.0, "worker_error": None}
+    here, away = share(todo) if n_jobs > 1 and todo else (todo, [])
+    if away and worker is None:
+        # Nothing says this is a first compile: try the cheapest kernel here first. From the
+        # cache, the rest is there too and loads quickly here; else start a worker now.
+        probe = min(range(len(here)), key=lambda i: _cost(here[i][0])) if here else None
+        if probe is not None:
+            first, here = [here[probe]], here[:probe] + here[probe + 1:]
+            if _compile(first, report) == "cache":
+                here, away = here + away, []
+        if away:
+            worker = Worker()
+    if worker is not None and (not away or not worker.send(away, module_paths, report)):
+        worker.close()
+        here, away, worker = here + away, [], None
+    _compile(here, report)
+    if worker is not None:
+        worker.wait(report)
+        report["worker"] = [".".join(_where(d)) for d, _ in away]
+    return report
+
+
+def _compile(calls, report) -> str:
+    """Compile calls in this process; returns 'cache' when the first one was loaded from
+    numba's cache, else 'compiled'."""
+    how = "compiled"
+    for i, (dispatcher, sig) in enumerate(calls):
+        misses = sum(dispatcher.stats.cache_misses.values())
+        dispatcher.compile(sig)
+        if i == 0 and sum(dispatcher.stats.cache_misses.values()) == misses:
+            how = "cache"
+        report["here"].append(".".join(_where(dispatcher)))
+    return how
+
+
+class Worker:
+    """The second compiling process. Started before this process imports the kernels, it
+    imports them (and compiles the BLAS wrappers, if this is the first run) while this
+    process does the same, then waits for its share of the calls on stdin. Dropped without
+    a share (closed, or garbage-collected), it exits."""
+
+    def __init__(self):
+        self.proc, self.errors, self.started = None, tempfile.TemporaryFile(), time.perf_counter()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "nngraph.backends.compile_worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors)
+        except OSError as exc:
+            self.failure = f"could not start: {exc}"
+        else:
+            self.failure = None
+            weakref.finalize(self, _close, self.proc)
+
+    def send(self, calls, module_paths, report) -> bool:
+        """Give the worker its share; False (and report["worker_error"]) if it cannot take
+        it."""
+        if self.proc is not None and self.failure is None:
+            job = {"modules": module_paths, "calls": [(*_where(d), tuple(s)) for d, s in calls]}
+            try:
+                self.proc.stdin.write(pickle.dumps(job))
+                self.proc.stdin.close()
+                report["jobs"] = 2
+                return True
+            except OSError as exc:
+                self.failure = f"could not send the job: {exc}"
+        report["worker_error"] = self.failure
+        return False
+
+    def wait(self, report) -> None:
+        proc = self.proc
+        try:
+            proc.wait(timeout=WORKER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            report["worker_error"] = f"still compiling after {WORKER_TIMEOUT_S:.0f} s; stopped"
+        with self.errors:
+            self.errors.seek(0)
+            text = self.errors.read().decode(errors="replace").strip()
+        if report["worker_error"] is None and (proc.returncode != 0 or text):
+            report["worker_error"] = text[-2000:] or f"exit status {proc.returncode}"
+        report["worker_s"] = round(time.perf_counter() - self.started, 3)
+
+    def close(self) -> None:
+        """Let the worker go without a share."""
+        if self.proc is not None:
+            _close(self.proc)
+        self.errors.close()
+
+
+def _close(proc) -> None:
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
