@@ -69,7 +69,13 @@ class Model:
         """Layer state for a computation that must not move the running statistics."""
         return {k: {s: v.copy() for s, v in d.items()} for k, d in self.state.items()}
 
-    def _batch(self, data, labels: bool) -> dict:
+    def _batch(self, data, labels: bool, mode: str | None = None) -> dict:
+        """The checked batch. `mode` (train, evaluate, predict) names the run it is for: a
+        backend that compiles does it first, so that the checks' kernels are compiled with
+        the rest (and, on two cores, beside them)."""
+        prepare = getattr(self.executor, "prepare", None)
+        if mode and prepare:
+            prepare(mode, self.state)
         batch = as_batch(self.net, data, require_labels=labels)
         if self._recast_inputs:             # float inputs run in the model's dtype
             for name, arr in batch.items():
@@ -80,7 +86,7 @@ class Model:
     # ------------------------------------------------------------------ training
     def train_step(self, data) -> float:
         """One optimizer step on one batch; returns the loss before the update."""
-        return self._train_batch(self._batch(data, True), hits=False)[0]
+        return self._train_batch(self._batch(data, True, "train"), hits=False)[0]
 
     def _train_batch(self, batch: dict, hits: bool = True):
         """(loss, accuracy hits or None) for one validated batch; a non-finite loss leaves
@@ -97,7 +103,7 @@ class Model:
         """{'c1.W': gradient, ...} of the total loss for one batch; parameters unchanged."""
         self._need_losses("compute gradients")
         state = self._state_copy()
-        _, grads = self.executor.gradients(self.params, state, self._batch(data, True),
+        _, grads = self.executor.gradients(self.params, state, self._batch(data, True, "train"),
                                            [self.seed, self.step])
         return grads
 
@@ -132,7 +138,7 @@ class Model:
     # ------------------------------------------------------------------ inference
     def predict(self, data, batch_size: int = 256):
         """The network's outputs: an array for one output, a dict for several."""
-        batch = self._batch(data, labels=False)
+        batch = self._batch(data, labels=False, mode="predict")
         n = _batch_len(batch)
         if n <= batch_size:
             outs = self.executor.predict(self.params, self.state, batch)
@@ -145,7 +151,7 @@ class Model:
     def evaluate(self, data, batch_size: int = 256) -> dict:
         """{'loss': mean total loss, 'accuracy': fraction correct (classifiers only)}."""
         self._need_losses("evaluate")
-        batch = self._batch(data, labels=True)
+        batch = self._batch(data, labels=True, mode="evaluate")
         n = _batch_len(batch)
         total, correct, counted = 0.0, 0, 0
         for i in range(0, n, batch_size):

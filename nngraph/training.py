@@ -29,7 +29,7 @@ def fit(model, data=None, epochs=None, batch_size=None, validation=None,
         data, spec_val = load_training_data(net)
         validation = spec_val if validation is None else validation
         data = {k: v for k, v in data.items()}
-    train = model._batch(data, labels=True)
+    train = model._batch(data, labels=True, mode="train")
     if validation_split:
         train, split = _split_tail(train, validation_split)
         validation = split if validation is None else validation

@@ -133,3 +133,35 @@ losses:
     assert gen.drivers["train"].count("k_elu_epilogue(") == 2
     assert gen.drivers["train"].count("k_d_elu(") == 2
     test_cpu_matches_reference(str(path), "float64", 1e-9)
+
+
+def test_layers_of_different_sizes_share_kernels(tmp_path):
+    """Kernels read their extents from the arrays: two pooling layers and two dense+relu
+    layers of different sizes run one kernel each, named after the groups they serve and
+    listing them in the docstring, and the network still matches the reference."""
+    path = tmp_path / "shared.yaml"
+    path.write_text("""
+nngraph: 1
+name: shared
+inputs: {x: {shape: [1, 12, 12]}, label: {shape: [], dtype: int64}}
+layers:
+  - {op: conv2d, name: c1, filters: 2, kernel: 3, activation: relu}
+  - {op: maxpool2d, name: p1, size: 2}
+  - {op: conv2d, name: c2, filters: 3, kernel: 2, activation: relu}
+  - {op: maxpool2d, name: p2, size: 2}
+  - {op: flatten, name: flat}
+  - {op: dense, name: h1, units: 7, activation: relu}
+  - {op: dense, name: h2, units: 5, activation: relu}
+  - {op: dense, name: out, units: 3}
+losses:
+  - {op: softmax_cross_entropy, in: [out, label]}
+""")
+    model = nngraph.compile(str(path), backend="cpu", dtype="float64")
+    gen = model.executor.gen
+    assert {"k_p1_p2", "k_p1_p2_value", "k_h1_h2_relu", "k_d_h2_d_h1_relu", "k_flat"} \
+        <= set(gen.kernels), sorted(gen.kernels)
+    assert "p1 (maxpool2d" in gen.kernels["k_p1_p2"] and "p2 (maxpool2d" in gen.kernels["k_p1_p2"]
+    assert gen.drivers["train"].count("k_p1_p2(") == 2
+    assert gen.drivers["train"].count("k_flat(") == 2        # flatten and its backward
+    assert "k_p1(" not in gen.drivers["train"] and "k_p1(" not in model.executor.source
+    test_cpu_matches_reference(str(path), "float64", 1e-9)

@@ -633,3 +633,30 @@ def test_gemm_serial_restores_the_thread_setting():
     gemm_serial(1.0, a, False, b, False, 0.0, c)
     close(c, a.astype(np.float64) @ b, np.float32, "gemm_serial")
     assert threads_now() == before
+
+
+def test_gemm_refuses_mixed_dtypes():
+    import numba
+    from nngraph.kernels.cpu.blas import gemm
+    with pytest.raises(numba.core.errors.TypingError, match="one dtype"):
+        gemm(1.0, np.ones((2, 3), np.float32), False, np.ones((3, 2)), False, 0.0,
+             np.zeros((2, 2), np.float32))
+
+
+def test_cached_kernels_are_keyed_by_all_of_the_kernel_sources():
+    """numba keys a cached function by its own file; ours are also keyed by every file of
+    kernels/cpu, so that a kernel compiled with an older gemm is not loaded (_cache.py)."""
+    from nngraph.kernels.cpu import _cache, conv
+    from nngraph.kernels.cpu.blas import gemm
+    locator = conv.conv2d_forward._cache._impl.locator
+    assert isinstance(locator, _cache.KernelsLocator)
+    assert locator.get_source_stamp()[1] == _cache.kernels_stamp()
+    assert isinstance(gemm._cache._impl.locator, _cache.KernelsLocator)
+
+    import numba
+
+    @numba.njit(cache=True)
+    def elsewhere(x):              # not ours: numba's own locator, stamp unchanged
+        return x
+
+    assert not isinstance(elsewhere._cache._impl.locator, _cache.KernelsLocator)

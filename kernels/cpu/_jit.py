@@ -36,6 +36,6 @@ def _without_literals(dispatcher):
 
 def kernel(fn):
     """`@kernel` = numba.njit(cache=True, error_model='numpy', fastmath=FASTMATH), typed
-    without literal specialisation."""
+    without literal specialisation. Generated modules use it too."""
     return _without_literals(numba.njit(cache=True, error_model="numpy",
                                         fastmath=set(FASTMATH))(fn))

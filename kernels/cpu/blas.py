@@ -223,14 +223,8 @@ def _small_gemm(alpha, pa, lda, pb, ldb, beta, pc, ldc, m, n, k):
 
 # The loop is compiled on its own as a C-callable function for float32 and reached through a
 # named symbol: as a jitted callee of _product it was compiled twice (alone, then again inside
-# _product), 1.3 s of cold compile instead of 0.8 s.
+# _product), 1.3 s of cold compile instead of 0.8 s. See _bind().
 _SMALL_SYMBOL = "nngraph_small_sgemm"
-_f32p = types.CPointer(types.float32)
-llvm.add_symbol(_SMALL_SYMBOL, cfunc(types.void(types.float64, _f32p, types.intp, _f32p,
-                                                types.intp, types.float64, _f32p, types.intp,
-                                                types.intp, types.intp, types.intp),
-                                     cache=True, error_model="numpy",
-                                     fastmath=set(FASTMATH))(_small_gemm).address)
 
 
 @intrinsic
@@ -298,13 +292,34 @@ def _product(alpha, pa, ar, ac, as0, as1, trans_a, pb, br, bc, bs0, bs1, trans_b
 # into every kernel that calls gemm and optimised and compiled again with each (about 0.09 s
 # of cold compile per calling kernel; a trivial caller now costs what a plain loop does).
 _PRODUCT_SYMBOLS = {"s": "nngraph_product_s", "d": "nngraph_product_d"}
-for _kind, _real in (("s", types.float32), ("d", types.float64)):
-    _ptr, _i = types.CPointer(_real), types.intp
-    _compiled = cfunc(types.int32(types.float64, _ptr, _i, _i, _i, _i, types.boolean,
-                                  _ptr, _i, _i, _i, _i, types.boolean, types.float64,
-                                  _ptr, _i, _i, _i, _i, _i, types.boolean),
-                      cache=True, error_model="numpy", fastmath=set(FASTMATH))(_product)
-    llvm.add_symbol(_PRODUCT_SYMBOLS[_kind], _compiled.address)
+_REALS = {"s": types.float32, "d": types.float64}
+
+
+def _bind(kind: str) -> None:
+    """Compile (or load from numba's cache) the product for kind 's' (float32) or 'd'
+    (float64), with its loop, and bind their symbols.
+
+    Done at import, for both dtypes: compiled code refers to these symbols by name, so they
+    must be bound before any kernel that calls gemm is compiled or loaded from the cache.
+    (Binding them lazily, per dtype, was tried: on a first run the two compiling processes
+    then both compiled the product, where at import it overlaps the second process's
+    start-up; and the optimizers' float64 learning-rate arrays made float32 networks bind
+    float64 anyway.)"""
+    real, i = _REALS[kind], types.intp
+    ptr = types.CPointer(real)
+    options = dict(cache=True, error_model="numpy", fastmath=set(FASTMATH))
+    if kind == "s":
+        small = cfunc(types.void(types.float64, ptr, i, ptr, i, types.float64, ptr, i, i, i, i),
+                      **options)(_small_gemm)
+        llvm.add_symbol(_SMALL_SYMBOL, small.address)
+    product = cfunc(types.int32(types.float64, ptr, i, i, i, i, types.boolean,
+                                ptr, i, i, i, i, types.boolean, types.float64,
+                                ptr, i, i, i, i, i, types.boolean), **options)(_product)
+    llvm.add_symbol(_PRODUCT_SYMBOLS[kind], product.address)
+
+
+for _kind in _REALS:
+    _bind(_kind)
 
 
 @intrinsic

@@ -85,78 +85,112 @@ def _span(count, stride, offset, size):
 
 
 @kernel
-def _unfold(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw, adjoint):
+def _cell(k, m, h, w, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
+    """Where row k = (c, u, v) of a chunk's columns (m of them) meets x (H = h, W = w): its
+    channel c; the output rows and columns whose window cell (u, v) falls inside x; where
+    the first of them is in the row (offset in cols) and in x's plane (offset)."""
+    c, u, v = k // (kh * kw), k // kw % kh, k % kw
+    i0, i1 = _span(ho, sh, u * dh - pt, h)
+    j0, j1 = _span(wo, sw, v * dw - pl, w)
+    row = k * m + i0 * wo + j0
+    first = (i0 * sh + u * dh - pt) * w + j0 * sw + v * dw - pl
+    return c, i1 - i0, j1 - j0, row, first
+
+
+@kernel
+def _im2col(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
     """im2col of samples n0 .. n0+g of x (N, C, H, W), g = cols.shape[1] // (Ho*Wo):
 
         cols[(c, u, v), (n, i, j)] = x[n0 + n, c, i*sh + u*dh - pt, j*sw + v*dw - pl]
 
-    (0 outside x). adjoint=True runs col2im instead: x[n0:n0+g] = 0, then every column entry
-    is added into the x entry it was read from."""
+    (0 outside x)."""
     channels, h, w = x.shape[1], x.shape[2], x.shape[3]
     p = ho * wo
     m = cols.shape[1]
     plane = h * w
     xf, cf = x.reshape(x.size), cols.reshape(cols.size)
-    if adjoint:
-        zero = xf[n0 * channels * plane:n0 * channels * plane + (m // p) * channels * plane]
-        for i in range(zero.size):
-            zero[i] = 0
-    elif pt > 0 or pl > 0 or (ho - 1) * sh + (kh - 1) * dh >= h + pt \
+    if pt > 0 or pl > 0 or (ho - 1) * sh + (kh - 1) * dh >= h + pt \
             or (wo - 1) * sw + (kw - 1) * dw >= w + pl:
         for i in range(cf.size):           # padding: cells outside x stay 0
             cf[i] = 0
-    for c in range(channels):
-        for u in range(kh):
-            i0, i1 = _span(ho, sh, u * dh - pt, h)
-            for v in range(kw):
-                j0, j1 = _span(wo, sw, v * dw - pl, w)
-                if i0 == i1 or j0 == j1:
-                    continue
-                row = ((c * kh + u) * kw + v) * m + i0 * wo + j0
-                first = (i0 * sh + u * dh - pt) * w + j0 * sw + v * dw - pl
-                for n in range(m // p):
-                    src = ((n0 + n) * channels + c) * plane
-                    a = xf[src + first:src + plane]          # x from the window's first cell
-                    d = cf[row + n * p:row + (n + 1) * p]    # cols from the same cell
-                    for i in range(i1 - i0):
-                        ai, di = i * sh * w, i * wo
-                        if adjoint:
-                            for j in range(j1 - j0):
-                                a[np.uint64(ai + j * sw)] += d[np.uint64(di + j)]
-                        else:
-                            for j in range(j1 - j0):
-                                d[np.uint64(di + j)] = a[np.uint64(ai + j * sw)]
+    for k in range(channels * kh * kw):
+        c, rows, width, row, first = _cell(k, m, h, w, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
+        for n in range(m // p if rows and width else 0):
+            src = ((n0 + n) * channels + c) * plane
+            a = xf[src + first:src + plane]          # x from the window's first cell
+            d = cf[row + n * p:row + (n + 1) * p]    # cols from the same cell
+            for i in range(rows):
+                ai, di = i * sh * w, i * wo
+                for j in range(width):
+                    d[np.uint64(di + j)] = a[np.uint64(ai + j * sw)]
 
 
 @kernel
-def _channel_major(a, n0, buf, vec, gather, relu):
-    """Between the chunk's samples of a (N, F, ...) and buf (F, g*P), P = values per channel:
-    gather: buf[f, n*P + q] = a[n0 + n, f, q], and vec[f] += their sum;
-    else:   a[n0 + n, f, q] = buf[f, n*P + q] + vec[f], through relu (v if v > 0 else 0,
-            the generated activation's rule) when relu is set.
-    An empty vec is skipped."""
+def _col2im(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
+    """The adjoint of _im2col: x[n0:n0+g] = 0, then every entry of cols is added into the
+    entry of x it would have been read from. (Its own kernel, not a flag of _im2col: a
+    convolution's forward then compiles only the copy it runs, 0.35 s less.)"""
+    channels, h, w = x.shape[1], x.shape[2], x.shape[3]
+    p = ho * wo
+    m = cols.shape[1]
+    plane = h * w
+    xf, cf = x.reshape(x.size), cols.reshape(cols.size)
+    zero = xf[n0 * channels * plane:n0 * channels * plane + (m // p) * channels * plane]
+    for i in range(zero.size):
+        zero[i] = 0
+    for k in range(channels * kh * kw):
+        c, rows, width, row, first = _cell(k, m, h, w, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
+        for n in range(m // p if rows and width else 0):
+            src = ((n0 + n) * channels + c) * plane
+            a = xf[src + first:src + plane]
+            d = cf[row + n * p:row + (n + 1) * p]
+            for i in range(rows):
+                ai, di = i * sh * w, i * wo
+                for j in range(width):
+                    a[np.uint64(ai + j * sw)] += d[np.uint64(di + j)]
+
+
+@kernel
+def _to_nchw(a, n0, buf, bias, relu):
+    """a[n0 + n, f, q] = buf[f, n*P + q] + bias[f] (bias skipped when empty), through relu
+    (v if v > 0 else 0, the generated activation's rule) when relu is set; P = values per
+    channel, buf (F, g*P)."""
     f_count = a.shape[1]
     p = a.size // (a.shape[0] * f_count)
     af = a.reshape(a.size)
     for f in range(f_count):
         row = buf[f]
-        extra = vec[f] if vec.size else a.dtype.type(0)     # running sum, or the bias
+        extra = bias[f] if bias.size else a.dtype.type(0)
         for n in range(buf.shape[1] // p):
             plane = af[((n0 + n) * f_count + f) * p:((n0 + n) * f_count + f + 1) * p]
             part = row[n * p:(n + 1) * p]
-            if gather:
-                for q in range(p):
-                    part[q] = plane[q]
-                    extra += plane[q]
-            elif relu:
+            if relu:
                 for q in range(p):
                     v = part[q] + extra
                     plane[q] = v if v > 0 else 0
             else:
                 for q in range(p):
                     plane[q] = part[q] + extra
-        if gather and vec.size:
-            vec[f] = extra
+
+
+@kernel
+def _from_nchw(a, n0, buf, sums):
+    """buf[f, n*P + q] = a[n0 + n, f, q] for the chunk's samples, and sums[f] += their sum
+    (skipped when sums is empty)."""
+    f_count = a.shape[1]
+    p = a.size // (a.shape[0] * f_count)
+    af = a.reshape(a.size)
+    for f in range(f_count):
+        row = buf[f]
+        total = sums[f] if sums.size else a.dtype.type(0)
+        for n in range(buf.shape[1] // p):
+            plane = af[((n0 + n) * f_count + f) * p:((n0 + n) * f_count + f + 1) * p]
+            part = row[n * p:(n + 1) * p]
+            for q in range(p):
+                part[q] = plane[q]
+                total += plane[q]
+        if sums.size:
+            sums[f] = total
 
 
 @kernel
@@ -183,9 +217,9 @@ def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, sh, sw, pt, pb, pl, pr, d
     for n0 in range(0, n_batch, g):
         m, at = min(g, n_batch - n0) * p, ckk * n0 * p if keep else 0
         c, yb = cf[at:at + ckk * m].reshape(ckk, m), yf[:f_count * m].reshape(f_count, m)
-        _unfold(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw, False)
+        _im2col(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
         gemm(1.0, w2, False, c, False, 0.0, yb)
-        _channel_major(y, n0, yb, b, False, relu)
+        _to_nchw(y, n0, yb, b, relu)
 
 
 @kernel
@@ -195,8 +229,9 @@ def conv2d_backward(x, gy, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, d
     then gcols = W2.T @ gy and col2im into gx (gcols overwrites the chunk's cols).
 
     The columns: with x (N, C, H, W) given, im2col of x per chunk (cols then needs room for
-    one chunk); with x empty, cols must hold what conv2d_forward left there (saves an im2col,
-    0.27 ms for LeNet-5's first layer at batch 64).
+    one chunk); with x None (or empty), cols must hold what conv2d_forward left there (saves
+    an im2col, 0.27 ms for LeNet-5's first layer at batch 64). With None the im2col is not
+    even compiled in (numba drops the branches `x is not None` guards): 0.4 s less to compile.
 
     For more than 8 filters and fewer than 256 rows of cols, gw.T += cols @ gy.T (into a small
     array, copied to gw at the end) instead: MKL runs that form 3x faster (16 filters x 150,
@@ -206,15 +241,17 @@ def conv2d_backward(x, gy, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, d
     if w.shape[0] != f_count or (gw.size and gw.size != w.size) \
             or (gb.size and gb.size != f_count):
         raise ValueError("conv2d_backward: shapes of gy, w, gw and gb do not fit")
-    for size, shape in ((x.size, x.shape), (gx.size, gx.shape)):
-        if size and (shape[0] != n_batch or shape[1] != channels):
-            raise ValueError("conv2d_backward: x or gx does not fit gy and w")
-        if size:
-            check_geometry(shape[2], shape[3], ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
+    unfold = False
+    if x is not None:
+        unfold = x.size > 0
+        if unfold:
+            _check_input(x, n_batch, channels, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
+    if gx.size:
+        _check_input(gx, n_batch, channels, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
     ckk, p = channels * kh * kw, ho * wo
     g = max(1, min(n_batch, COLS_CHUNK // max(ckk * p, 1)))
     cf, gyf = cols.reshape(cols.size), gybuf.reshape(gybuf.size)
-    if cf.size < ckk * (g if x.size else n_batch) * p or gyf.size < f_count * g * p:
+    if cf.size < ckk * (g if unfold else n_batch) * p or gyf.size < f_count * g * p:
         raise ValueError("conv2d_backward: a scratch buffer is smaller than it needs")
     w2, gw2 = w.reshape(f_count, ckk), gw.reshape(gw.size // ckk, ckk)
     transposed = f_count > 8 and ckk < 256
@@ -222,11 +259,12 @@ def conv2d_backward(x, gy, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, d
     for f in range(gb.size):
         gb[f] = 0
     for n0 in range(0, n_batch, g):
-        m, at = min(g, n_batch - n0) * p, 0 if x.size else ckk * n0 * p
+        m, at = min(g, n_batch - n0) * p, 0 if unfold else ckk * n0 * p
         c, gyb = cf[at:at + ckk * m].reshape(ckk, m), gyf[:f_count * m].reshape(f_count, m)
-        _channel_major(gy, n0, gyb, gb, True, False)
-        if gw.size and x.size:
-            _unfold(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw, False)
+        _from_nchw(gy, n0, gyb, gb)
+        if x is not None:
+            if gw.size and unfold:
+                _im2col(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
         if gw.size:
             beta = 0.0 if n0 == 0 else 1.0
             if transposed:
@@ -235,10 +273,17 @@ def conv2d_backward(x, gy, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, d
                 gemm(1.0, gyb, False, c, True, beta, gw2)
         if gx.size:
             gemm(1.0, w2, True, gyb, False, 0.0, c)
-            _unfold(gx, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw, True)
+            _col2im(gx, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
     for k in range(gw2t.shape[0] if gw.size else 0):
         for f in range(f_count):
             gw2[f, k] = gw2t[k, f]
+
+
+@kernel
+def _check_input(x, n_batch, channels, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw):
+    if x.shape[0] != n_batch or x.shape[1] != channels:
+        raise ValueError("conv2d_backward: x or gx does not fit gy and w")
+    check_geometry(x.shape[2], x.shape[3], ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
 
 
 @kernel
@@ -246,7 +291,7 @@ def conv2d_transpose_forward(x, w, y, xbuf, gcols, sh, sw, pt, pb, pl, pr):
     """y (N, F, Ho, Wo) = conv2d_transpose(x (N, C, H, W), w (C, F, kh, kw)), no bias: the
     input gradient of the conv2d of weight w whose output is x. Scratch: xbuf >= C * g*H*W,
     gcols >= F*kh*kw * N*H*W values. pb, pr may be negative (see top)."""
-    conv2d_backward(y[:0], x, w, w[:0], y[0, 0, 0, :0], y, gcols, xbuf,
+    conv2d_backward(None, x, w, w[:0], y[0, 0, 0, :0], y, gcols, xbuf,
                     sh, sw, pt, pb, pl, pr, 1, 1)
 
 

@@ -1,7 +1,7 @@
 """The second process of a parallel compile (see cpu_compile.py).
 
 Imports the kernels, then reads a pickled job from stdin: {"modules": {generated module name: file}, "calls": [(module,
-qualified name, argument types), ...]}, and compiles each call into numba's on-disk cache.
+qualified name, argument types), ...]}, and compiles each call into numba's on-disk cache, printing "module.kernel seconds" for each.
 A call that fails to compile is reported on stderr and skipped: the parent compiles it
 again on first use and raises the error there, where the user sees it.
 """
@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import pickle
 import sys
+import time
 
 
 def _module(name: str, paths: dict):
@@ -43,7 +44,9 @@ def main() -> int:
             target = _module(module, job["modules"])
             for part in qualname.split("."):
                 target = getattr(target, part)
+            t0 = time.perf_counter()
             target.compile(sig)
+            print(f"{module}.{qualname} {time.perf_counter() - t0:.3f}", flush=True)
         except Exception as exc:            # reported; the parent compiles it on first use
             failed += 1
             print(f"{module}.{qualname}{sig}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -145,9 +145,12 @@ class CPUExecutor:
     _COMPILES = {"train": ("train", "evaluate", "predict"), "evaluate": ("evaluate", "predict"),
                  "predict": ("predict",)}
 
-    def _compile(self, mode):
+    def prepare(self, mode, state):
         """Compile, before their first call, the kernels of `mode` and of the modes that
         usually follow it, on two cores where there are two (see cpu_compile.py)."""
+        if mode in self.compiled:
+            return
+        self.state = state
         calls = []
         for m in self._COMPILES[mode]:
             if m in self.compiled:
@@ -178,9 +181,7 @@ class CPUExecutor:
         self.worker = None
 
     def _run(self, mode, arrays, state, batch, training, seed):
-        if mode not in self.compiled:
-            self.state = state
-            self._compile(mode)
+        self.prepare(mode, state)
         self._sync(arrays)
         self.state = state
         views = self._buffers(mode, batch)

@@ -34,7 +34,7 @@ WORKER_TIMEOUT_S = 600.0
 
 # Rough cold compile seconds per kernel (2-core machine), for sharing the work out: the
 # convolution and recurrent kernels bring large helpers with them (im2col, the gate loops).
-_HEAVY_MODULES = {"nngraph.kernels.cpu.conv": 1.6, "nngraph.kernels.cpu.recurrent": 1.6}
+_HEAVY_MODULES = {"nngraph.kernels.cpu.conv": 2.0, "nngraph.kernels.cpu.recurrent": 2.0}
 _LIBRARY_S, _GENERATED_S, _WORKER_START_S = 0.3, 0.25, 0.5
 
 
@@ -120,22 +120,17 @@ def _compiled_here(dispatcher, sig) -> bool:
 
 
 def share(calls: list) -> tuple[list, list]:
-    """(here, worker): the distinct calls split so both finish at about the same time.
-    Library kernels of one module stay together: they share helpers (im2col, the BLAS
-    wrapper) that would otherwise be compiled in both processes."""
-    groups: dict = {}
-    for dispatcher, sig in calls:
-        module, _ = _where(dispatcher)
-        key = module if module.startswith("nngraph.kernels.") else (module, id(dispatcher))
-        group = groups.setdefault(key, {})
-        group.setdefault((id(dispatcher), sig), (dispatcher, sig))
+    """(here, worker): the distinct calls split so both finish at about the same time,
+    costliest first, each to the process with less to do. A convolution's forward and
+    backward go to different processes although both then compile the im2col and BLAS
+    helpers: the two halves finish sooner than both kernels in one process."""
+    distinct = list({(id(d), s): (d, s) for d, s in calls}.values())
     loads = {"here": 0.0, "worker": _WORKER_START_S}
     parts: dict = {"here": [], "worker": []}
-    ranked = sorted(groups.values(), key=lambda g: -sum(_cost(d) for d, _ in g.values()))
-    for group in ranked:
+    for dispatcher, sig in sorted(distinct, key=lambda c: -_cost(c[0])):
         side = min(loads, key=loads.get)
-        parts[side] += group.values()
-        loads[side] += sum(_cost(d) for d, _ in group.values())
+        parts[side].append((dispatcher, sig))
+        loads[side] += _cost(dispatcher)
     return parts["here"], parts["worker"]
 
 
@@ -144,7 +139,8 @@ def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = Non
     """Compile every (dispatcher, argument types) of `calls` not compiled yet in this
     process; `module_paths` maps generated modules' names to their files (for the worker).
     `worker`: one started earlier (see Worker), else one is started here if it pays.
-    Returns a report: {"jobs", "here", "worker", "worker_s", "worker_error"}."""
+    Returns a report: {"jobs", "here": [(kernel, seconds)], "worker": [(kernel, seconds)],
+    "worker_s" (from its start to its end), "worker_error"}."""
     n_jobs = jobs() if n_jobs is None else n_jobs
     todo = [(d, s) for d, s in calls if not _compiled_here(d, s)]
     report = {"jobs": 1, "here": [], "worker": [], "worker_s": 0.0, "worker_error": None}
@@ -165,7 +161,6 @@ def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = Non
     _compile(here, report)
     if worker is not None:
         worker.wait(report)
-        report["worker"] = [".".join(_where(d)) for d, _ in away]
     return report
 
 
@@ -175,10 +170,11 @@ def _compile(calls, report) -> str:
     how = "compiled"
     for i, (dispatcher, sig) in enumerate(calls):
         misses = sum(dispatcher.stats.cache_misses.values())
+        t0 = time.perf_counter()
         dispatcher.compile(sig)
         if i == 0 and sum(dispatcher.stats.cache_misses.values()) == misses:
             how = "cache"
-        report["here"].append(".".join(_where(dispatcher)))
+        report["here"].append((".".join(_where(dispatcher)), round(time.perf_counter() - t0, 3)))
     return how
 
 
@@ -189,11 +185,12 @@ class Worker:
     a share (closed, or garbage-collected), it exits."""
 
     def __init__(self):
-        self.proc, self.errors, self.started = None, tempfile.TemporaryFile(), time.perf_counter()
+        self.proc, self.started = None, time.perf_counter()
+        self.errors, self.out = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nngraph.backends.compile_worker"],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors)
+                stdin=subprocess.PIPE, stdout=self.out, stderr=self.errors)
         except OSError as exc:
             self.failure = f"could not start: {exc}"
         else:
@@ -223,9 +220,13 @@ class Worker:
             proc.kill()
             proc.wait()
             report["worker_error"] = f"still compiling after {WORKER_TIMEOUT_S:.0f} s; stopped"
-        with self.errors:
+        with self.errors, self.out:
             self.errors.seek(0)
             text = self.errors.read().decode(errors="replace").strip()
+            self.out.seek(0)
+            for line in self.out.read().decode(errors="replace").splitlines():
+                name, _, seconds = line.rpartition(" ")
+                report["worker"].append((name, float(seconds)))
         if report["worker_error"] is None and (proc.returncode != 0 or text):
             report["worker_error"] = text[-2000:] or f"exit status {proc.returncode}"
         report["worker_s"] = round(time.perf_counter() - self.started, 3)
@@ -235,6 +236,7 @@ class Worker:
         if self.proc is not None:
             _close(self.proc)
         self.errors.close()
+        self.out.close()
 
 
 def _close(proc) -> None:

@@ -22,9 +22,6 @@ from ..passes.plan_memory import Buffer, plan_memory
 from . import cpu_rules
 from .scalar import scalar_code, uses
 
-FASTMATH = "{'nsz', 'arcp', 'contract', 'afn', 'reassoc'}"
-
-
 class Site:
     """What a rule sees of one group while the codegen assembles a driver."""
 
@@ -98,7 +95,7 @@ class Site:
 
     def njit(self, name, args, body, header):
         """Source of a generated helper kernel (epilogues around hand-written kernels)."""
-        return (f"@njit(cache=True, error_model='numpy', fastmath={FASTMATH})\n"
+        return ("@kernel\n"
                 f"def {name}({', '.join(args)}):\n    \"\"\"{header}\"\"\"\n" +
                 "\n".join(body) + "\n")
 
@@ -203,7 +200,7 @@ class CPUCodegen:
         args, body, call, returns = result
         name = f"k_{group.name}"
         header = self._header(group)
-        src = (f"@njit(cache=True, error_model='numpy', fastmath={FASTMATH})\n"
+        src = ("@kernel\n"
                f"def __KERNEL__({', '.join(args)}):\n    \"\"\"{header}\"\"\"\n" +
                "\n".join(body) + ("\n    return 0.0\n" if not returns else "\n"))
         name = self._add_kernel(name, src, "_eval" if mode != "train" else "_2")
@@ -316,15 +313,17 @@ class CPUCodegen:
                  "", "Fused groups:"]
         lines += [f"  {g.name:<28} {' + '.join(self.graph.nodes[n].get('fwd', n) for n in g.nodes)}"
                   for g in self.groups]
-        lines += ['"""', "import math", "", "import numpy as np", "from numba import njit", "",
+        lines += ['"""', "import math", "", "import numpy as np", "",
                   "from nngraph.kernels.cpu import conv as _conv, pool as _pool, "
                   "recurrent as _rec, norm as _norm, embedding as _emb",
-                  "from nngraph.kernels.cpu.blas import gemm", "",
+                  "from nngraph.kernels.cpu.blas import gemm",
+                  "from nngraph.kernels.cpu._jit import kernel   # njit, cached, fastmath "
+                  "without nnan/ninf", "",
                   f"_f = np.{self.dtype.name}",
                   "_none1, _none2 = np.zeros(0, _f), np.zeros((0, 0), _f)   # skipped outputs",
                   "_none3, _none4 = np.zeros((0, 0, 0), _f), np.zeros((0, 0, 0, 0), _f)",
                   "", "",
-                  f"@njit(cache=True, error_model='numpy', fastmath={FASTMATH})",
+                  "@kernel",
                   "def _add_into(a, b):", "    af = a.reshape(-1)", "    bf = b.reshape(-1)",
                   "    for i in range(af.size):", "        af[i] += bf[i]", "", ""]
         body = "\n\n".join(self.kernels.values())

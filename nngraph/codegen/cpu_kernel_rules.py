@@ -86,7 +86,7 @@ def conv2d_backward(site):
     cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")   # forward left them
     gybuf = site.scratch("gybuf", (f, ho * wo), layout="cols")
     geo = ", ".join(map(str, _conv_geometry(site, n)))
-    lines.append(f"_conv.conv2d_backward(_none4, {gy}, {site.param(d['params']['W'])}, {gw}, "
+    lines.append(f"_conv.conv2d_backward(None, {gy}, {site.param(d['params']['W'])}, {gw}, "
                  f"{gb}, {gx}, {cols}, {gybuf}, {geo})")
     return "direct", lines, kernels
 

@@ -1,0 +1,84 @@
+"""Compiling a CPU program on two processes (nngraph/backends/cpu_compile.py)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEC = os.path.join(ROOT, "specs", "lenet5.yaml")
+
+_CHILD = r"""
+import json, sys
+import numpy as np
+import nngraph
+model = nngraph.compile(sys.argv[1], backend="cpu", seed=0)
+rng = np.random.default_rng(0)
+x = rng.random((8, 1, 28, 28)).astype(np.float32)
+y = rng.integers(0, 10, 8)
+losses = [model.train_step((x, y)) for _ in range(2)]
+out = model.predict(x)
+report = model.executor.compile_report
+print(json.dumps({"losses": losses, "out": out.tolist(), "report": report}))
+"""
+
+
+def _run(tmp, jobs):
+    env = dict(os.environ, NNGRAPH_CACHE_DIR=os.path.join(tmp, "nngraph"),
+               NUMBA_CACHE_DIR=os.path.join(tmp, "numba"), NNGRAPH_COMPILE_JOBS=str(jobs))
+    proc = subprocess.run([sys.executable, "-c", _CHILD, SPEC], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_two_processes_compile_what_one_does(tmp_path):
+    """A first run with NNGRAPH_COMPILE_JOBS=2 shares the kernels between this process and
+    a worker, which reports no error; a second process finds everything in the cache and
+    starts no worker; both compute what a single-process compile computes (to float32
+    rounding: MKL's summation order may differ between processes with the alignment of the
+    arrays)."""
+    two = _run(str(tmp_path / "two"), 2)
+    report = two["report"]
+    assert report["jobs"] == 2 and report["worker_error"] is None, report
+    worker = {name.rsplit(".", 1)[1] for name, _ in report["worker"]}
+    here = {name.rsplit(".", 1)[1] for name, _ in report["here"]}
+    assert worker and here and not worker & here, report
+    assert {"conv2d_forward", "conv2d_backward"} <= worker | here
+    again = _run(str(tmp_path / "two"), 2)
+    assert again["report"]["jobs"] == 1 and not again["report"]["worker"], again["report"]
+    one = _run(str(tmp_path / "one"), 1)
+    assert one["report"]["jobs"] == 1 and not one["report"]["worker"]
+    for other in (again, one):
+        np.testing.assert_allclose(other["losses"], two["losses"], rtol=1e-6)
+        np.testing.assert_allclose(other["out"], two["out"], rtol=1e-5, atol=1e-7)
+
+
+def test_compile_jobs_setting_is_checked(monkeypatch):
+    from nngraph.backends import cpu_compile
+    monkeypatch.setenv("NNGRAPH_COMPILE_JOBS", "two")
+    with pytest.raises(ValueError, match="NNGRAPH_COMPILE_JOBS='two'"):
+        cpu_compile.jobs()
+    monkeypatch.setenv("NNGRAPH_COMPILE_JOBS", "1")
+    assert cpu_compile.jobs() == 1
+
+
+def test_a_worker_that_fails_leaves_the_compile_to_this_process():
+    """The worker is only an accelerator: a call it cannot compile is reported, and this
+    process compiles and runs it on first use."""
+    import numba
+    from nngraph.backends import cpu_compile
+
+    @numba.njit
+    def twice(x):
+        return 2 * x
+
+    report = {"worker_error": None, "worker": [], "jobs": 1}
+    worker = cpu_compile.Worker()
+    # A kernel the worker cannot import (defined here, in a test function).
+    assert worker.send([(twice, (numba.int64,))], {}, report)
+    worker.wait(report)
+    assert report["worker_error"] and "twice" in report["worker_error"], report
+    assert twice(21) == 42
