@@ -3,6 +3,7 @@
 - cache=True: compiled code is kept in __pycache__ next to the source and reused, and
   compiled again when any file of kernels/cpu changes (_cache.py).
 - error_model="numpy": no division-by-zero checks in the generated loops.
+- nogil=True: the CPU backend runs two halves of a batch on two threads (backends/cpu.py).
 - fastmath without 'nnan'/'ninf': reassociation (vectorised reductions), contraction (FMA),
   fast reciprocals, while isnan/isinf and NaN propagation keep working (NUMBA_NOTES.md).
 - No literal specialisation: numba compiles a jitted callee again for every combination of
@@ -35,7 +36,7 @@ def _without_literals(dispatcher):
 
 
 def kernel(fn):
-    """`@kernel` = numba.njit(cache=True, error_model='numpy', fastmath=FASTMATH), typed
-    without literal specialisation. Generated modules use it too."""
-    return _without_literals(numba.njit(cache=True, error_model="numpy",
+    """`@kernel` = numba.njit(cache=True, nogil=True, error_model='numpy',
+    fastmath=FASTMATH), typed without literal specialisation. Generated modules use it too."""
+    return _without_literals(numba.njit(cache=True, nogil=True, error_model="numpy",
                                         fastmath=set(FASTMATH))(fn))

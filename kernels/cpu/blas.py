@@ -103,11 +103,22 @@ def _bind() -> str:
     for kind, symbol in _SYMBOLS.items():
         llvm.add_symbol(symbol, entries[kind])
     llvm.add_symbol(_THREADS_SYMBOL, entries["threads"])
+    global _set_threads_local
+    _set_threads_local = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(entries["threads"])
     return name
 
 
 PROVIDER = _bind()
 """Which BLAS `gemm` calls in this process: 'mkl' or 'openblas'."""
+
+PER_THREAD = PROVIDER == "mkl"
+"""Whether the BLAS thread count can be set per calling thread (see threads_local)."""
+
+
+def threads_local(n: int) -> int:
+    """From Python: BLAS threads for products called from this thread (0: the global
+    setting); returns the previous value. Does nothing under OpenBLAS (PER_THREAD False)."""
+    return _set_threads_local(n)
 
 
 @intrinsic

@@ -196,3 +196,12 @@ def max_norm(p, seg_start, seg_rows, seg_cols, seg_by_column, seg_limit):
             factor = min(dt(1), limit / max(np.sqrt(sq), tiny))
             for q in range(length):
                 p[first + q * step] *= factor
+
+
+@kernel
+def mean_of_halves(g, g2, w, w2):
+    """g = w g + w2 g2: the gradient of a batch from the mean gradients of its two halves
+    (w, w2 = their shares of the batch)."""
+    a, b = g.dtype.type(w), g.dtype.type(w2)
+    for i in range(g.size):
+        g[i] = a * g[i] + b * g2[i]

@@ -47,11 +47,15 @@ def jobs() -> int:
         except ValueError:
             raise ValueError(f"NNGRAPH_COMPILE_JOBS={value!r}: give a whole number of "
                              f"processes (1 compiles in this process only)") from None
+    return 2 if cores() >= 2 else 1
+
+
+def cores() -> int:
+    """Cores this process may run on."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:
-        cores = os.cpu_count() or 1
-    return 2 if cores >= 2 else 1
+        return os.cpu_count() or 1
 
 
 class Recorder:

@@ -1,0 +1,84 @@
+"""A batch of a convolutional network runs as two halves on two threads (backends/cpu.py):
+it computes what one thread and the reference backend compute."""
+import os
+
+import numpy as np
+import pytest
+
+import nngraph
+from nngraph.backends import cpu as cpu_backend
+from test_backends import close, random_batch
+
+SPECS = os.path.join(os.path.dirname(__file__), "..", "specs")
+CONV = """
+nngraph: 1
+name: small_conv
+inputs: {x: {shape: [1, 10, 10]}, label: {shape: [], dtype: int64}}
+layers:
+  - {op: conv2d, filters: 3, kernel: 3, activation: relu}
+  - {op: maxpool2d, size: 2}
+  - {op: flatten}
+  - {op: dense, units: 6, activation: tanh}
+  - {op: dense, name: out, units: 4}
+losses:
+  - {op: softmax_cross_entropy, in: [out, label]}
+train: {optimizer: {type: sgd, lr: 0.1, momentum: 0.9}}
+"""
+N = 2 * cpu_backend.SPLIT_MIN + 3          # odd: halves of different sizes
+
+
+def _models(monkeypatch, spec, dtype):
+    models = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("NNGRAPH_THREADS", threads)
+        models[threads] = nngraph.compile(spec, backend="cpu", dtype=dtype, seed=3)
+    models["ref"] = nngraph.compile(spec, backend="reference", dtype=dtype, seed=3)
+    return models
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-9), ("float32", 1e-4)])
+def test_two_halves_compute_what_one_thread_computes(monkeypatch, dtype, rtol):
+    models = _models(monkeypatch, CONV, dtype)
+    for step in range(3):
+        batch = random_batch(models["ref"].net, N, dtype, seed=step)
+        results = {k: m._train_batch(m._batch(batch, True, "train")) for k, m in models.items()}
+        for k in ("1", "2"):
+            close(results[k][0], results["ref"][0], rtol)
+            if dtype == "float64":
+                np.testing.assert_array_equal(results[k][1], results["ref"][1])
+    assert models["2"].executor.split_modes == {"train": True}
+    assert models["1"].executor.split_modes == {"train": False}
+    for k in models["ref"].params:
+        close(models["2"].params[k], models["ref"].params[k], rtol * 10)
+        close(models["2"].params[k], models["1"].params[k], rtol * 10)
+    batch = random_batch(models["ref"].net, N, dtype, seed=9)
+    out = {k: m.predict(batch) for k, m in models.items()}
+    close(out["2"], out["ref"], rtol)
+    assert out["2"].shape == (N, 4)
+    scores = {k: m.evaluate(batch) for k, m in models.items()}
+    close(scores["2"]["loss"], scores["ref"]["loss"], rtol)
+    assert scores["2"]["accuracy"] == scores["ref"]["accuracy"]
+    grads = {k: m.gradients(batch) for k, m in models.items()}
+    for name in grads["ref"]:
+        close(grads["2"][name], grads["ref"][name], rtol * 10)
+    assert models["2"].executor.split_modes == {m: True for m in ("train", "predict",
+                                                                  "evaluate")}
+
+
+def test_networks_whose_results_depend_on_the_split_run_whole(monkeypatch):
+    """Dropout draws per batch and batchnorm averages over it: one thread for those, and
+    for networks without convolutions (MKL already uses both cores there)."""
+    monkeypatch.setenv("NNGRAPH_THREADS", "2")
+    dropout = CONV.replace("  - {op: flatten}", "  - {op: flatten}\n  - {op: dropout, rate: 0.5}")
+    dense = CONV.replace("  - {op: conv2d, filters: 3, kernel: 3, activation: relu}\n"
+                         "  - {op: maxpool2d, size: 2}\n", "")
+    for spec in (dropout, dense, os.path.join(SPECS, "vgg_blocks.yaml")):
+        model = nngraph.compile(spec, backend="cpu", seed=0)
+        model.train_step(random_batch(model.net, N, "float32"))
+        assert model.executor.split_modes == {"train": False}, spec[:60]
+
+
+def test_threads_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("NNGRAPH_THREADS", "4")
+    with pytest.raises(ValueError, match="NNGRAPH_THREADS='4': give 1 or 2"):
+        cpu_backend.threads()
