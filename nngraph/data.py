@@ -277,6 +277,11 @@ def as_batch(net, data, require_labels: bool = True) -> dict:
     values per sample agree with the declared shape and cast to the declared dtype.
     Label inputs are required only when `require_labels`. Raises DataError.
     """
+    feats = net.feature_inputs
+    if isinstance(data, np.ndarray) and len(feats) == 1 and not (require_labels and
+                                                                 net.label_inputs):
+        # predict(x), the call a latency-bound caller makes: nothing to name or match
+        return {feats[0]: fit_input(net, feats[0], data, f"input '{feats[0]}'")}
     named = _name_batch(net, data)
     for name in named:
         if name not in net.inputs:
@@ -369,7 +374,8 @@ def _all_finite(arr) -> bool:
     float32/float64, numpy for other widths."""
     if arr.dtype.char not in "fd":
         return bool(np.isfinite(arr).all())
-    return _checks().all_finite(np.ascontiguousarray(arr))
+    return (_check_module or _checks()).all_finite(
+        arr if arr.flags.c_contiguous else np.ascontiguousarray(arr))
 
 
 def _range(arr):
