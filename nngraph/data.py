@@ -278,10 +278,13 @@ def as_batch(net, data, require_labels: bool = True) -> dict:
     Label inputs are required only when `require_labels`. Raises DataError.
     """
     feats = net.feature_inputs
-    if isinstance(data, np.ndarray) and len(feats) == 1 and not (require_labels and
-                                                                 net.label_inputs):
-        # predict(x), the call a latency-bound caller makes: nothing to name or match
-        return {feats[0]: fit_input(net, feats[0], data, f"input '{feats[0]}'")}
+    if len(feats) == 1 and not (require_labels and net.label_inputs):
+        # predict(x) or predict({'x': x}), the calls a latency-bound caller makes: nothing
+        # to name or match
+        only = data if isinstance(data, np.ndarray) else \
+            data.get(feats[0]) if isinstance(data, dict) and len(data) == 1 else None
+        if only is not None:
+            return {feats[0]: fit_input(net, feats[0], only, f"input '{feats[0]}'")}
     named = _name_batch(net, data)
     for name in named:
         if name not in net.inputs:
