@@ -82,3 +82,27 @@ def test_threads_setting_is_checked(monkeypatch):
     monkeypatch.setenv("NNGRAPH_THREADS", "4")
     with pytest.raises(ValueError, match="NNGRAPH_THREADS='4': give 1 or 2"):
         cpu_backend.threads()
+
+
+def test_recurrent_network_halves_match(monkeypatch):
+    spec = os.path.join(SPECS, "lstm_sequence.yaml")
+    models = _models(monkeypatch, spec, "float64")
+    batch = random_batch(models["ref"].net, N, "float64")
+    losses = {k: m.train_step(batch) for k, m in models.items()}
+    assert models["2"].executor.split_modes["train"]
+    close(losses["2"], losses["ref"], 1e-9)
+    for k in models["ref"].params:
+        close(models["2"].params[k], models["ref"].params[k], 1e-8)
+    close(models["2"].predict(batch), models["ref"].predict(batch), 1e-9)
+
+
+def test_second_thread_returns_results_and_raises_errors():
+    from nngraph.backends.cpu_threads import second
+    pair = second()
+    assert pair.run_beside(lambda a: a * 2, 21, lambda: "mine") == ("mine", 42)
+
+    def fails(_):
+        raise ZeroDivisionError("in the second thread")
+    with pytest.raises(ZeroDivisionError, match="in the second thread"):
+        pair.run_beside(fails, None, lambda: 1)
+    assert pair.run_beside(lambda a: a, 5, lambda: 6) == (6, 5)      # still serving

@@ -7,7 +7,6 @@ random streams as the reference backend, so both backends compute the same numbe
 """
 from __future__ import annotations
 
-import concurrent.futures
 import math
 import os
 
@@ -17,22 +16,11 @@ from .. import optimizers
 from ..codegen.cpu import CPUCodegen, load_module, module_file
 from ..ops.base import RunContext
 from ..passes.fuse import _ident
-from . import cpu_compile
+from . import cpu_compile, cpu_threads
 
 
 SPLIT_MIN = 32
 """A batch runs as two halves on two threads from 2 * SPLIT_MIN samples on (see _splits)."""
-
-_pool = None
-
-
-def _second_thread():
-    """The one extra thread that runs the second half of a split batch."""
-    global _pool
-    if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nngraph-half")
-    return _pool
-
 
 def threads() -> int:
     """Threads a batch may run on: NNGRAPH_THREADS (1 or 2), else 2 when two cores are
@@ -229,19 +217,25 @@ class CPUExecutor:
     # ------------------------------------------------------------------ two threads
     def _splits(self, mode) -> bool:
         """Does `mode` run as two halves of the batch, one per core? When it pays and is
-        exact: two cores are there; the driver runs convolutions, whose kernels keep to one
-        core (LeNet-5: train step at batch 64 3.4 -> 2.4 ms, predict at 256 6.8 -> 3.5 ms;
-        networks of dense layers already use both cores through MKL, and lose the ~0.2 ms a
-        hand-over between threads costs here: MLP train step 0.31 -> 0.63 ms); MKL can be
-        told to stay on the calling thread; the driver calls compiled kernels only (the
-        reference rules are not thread-safe); no layer keeps state or draws random numbers
-        (batchnorm, dropout: their results would depend on the split); and every loss is a
-        mean over the batch."""
+        exact. It pays for drivers that run convolution or recurrent kernels, whose loops
+        keep to one core (2-core VM, one thread -> two: LeNet-5 train step at batch 64
+        3.0 -> 1.66 ms, predict at 256 5.2 -> 2.7 ms; LSTM predict at 256 10.4 -> 6.6 ms,
+        its train step unchanged). Networks of dense layers already keep both cores busy
+        in MKL, and two one-thread products at once ran no faster than one after the other
+        (the VM's two cores share their multiply-add units). It is exact when MKL can be
+        told to stay on the calling thread, the driver calls compiled kernels only (the
+        reference rules are not thread-safe), no layer keeps state or draws random numbers
+        (batchnorm, dropout: their results would depend on the split), and every loss is a
+        mean over the batch, and what is read after a run (outputs, loss inputs) is laid
+        out sample by sample, so that the halves' values join along the first axis."""
         if mode not in self.split_modes:
             g, prog, driver = self.program.graph, self.program, self.gen.drivers[mode]
+            layouts = {b.name: b.layout for b in self.gen.plans[mode][0]}
+            joined = set(self.loss_inputs) | set(prog.outputs.values())
             self.split_modes[mode] = (
                 self.threads >= 2 and self.blas.PER_THREAD and not prog.state
-                and "_conv." in driver and "R." not in driver
+                and all(layouts.get(self.names[n], "batch") == "batch" for n in joined)
+                and ("_conv." in driver or "_rec." in driver) and "R." not in driver
                 and not any(g.nodes[n].get("op") is not None and g.nodes[n]["op"].kind == "noise"
                             for n in g.nodes)
                 and all(g.nodes[l]["attrs"].get("reduction", "mean") == "mean"
@@ -270,9 +264,7 @@ class CPUExecutor:
             finally:
                 self.blas.threads_local(before)
 
-        second = _second_thread().submit(run, views1)
-        loss0 = run(views0)
-        loss1 = second.result()
+        loss0, loss1 = cpu_threads.second().run_beside(run, views1, lambda: run(views0))
         w0, w1 = half / n, (n - half) / n
         if mode == "train":
             self.optim.mean_of_halves(self.flat_grads, self.second_grads, w0, w1)

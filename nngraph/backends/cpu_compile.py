@@ -95,7 +95,9 @@ class _Runtime:
 
 def record(driver, views: dict, calls: list) -> None:
     """Run `driver` (a generated train/evaluate/predict function) over `views` with each
-    kernel it calls replaced by a Recorder appending (dispatcher, argument types) to calls."""
+    kernel it calls replaced by a Recorder appending (dispatcher, argument types) to calls.
+    Should the driver do something a recording cannot (it never has), the calls recorded
+    so far stand and the rest compile on first use, as without a recording."""
     names = {}
     for name, value in driver.__globals__.items():
         if isinstance(value, Dispatcher):
@@ -104,7 +106,10 @@ def record(driver, views: dict, calls: list) -> None:
             names[name] = _Module(value, calls)
         else:
             names[name] = value
-    types.FunctionType(driver.__code__, names, driver.__name__)(views, _Runtime())
+    try:
+        types.FunctionType(driver.__code__, names, driver.__name__)(views, _Runtime())
+    except Exception:           # noqa: BLE001 - only an accelerator; see the docstring
+        pass
 
 
 def _where(dispatcher) -> tuple[str, str]:
