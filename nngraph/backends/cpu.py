@@ -188,6 +188,9 @@ class CPUExecutor:
             if m == "train" and self._splits(m):
                 cpu_compile.Recorder(self.optim.mean_of_halves, calls)(
                     self.flat_grads, self.flat_grads, 0.5, 0.5)
+            if self._splits(m):
+                for kernel, args in cpu_threads.typical_calls():
+                    cpu_compile.Recorder(kernel, calls)(*args)
             if m == "train" and len(self.reg_start):
                 cpu_compile.Recorder(self.optim.regularize, calls)(
                     self.flat_params, self.flat_grads, self.reg_start, self.reg_end,

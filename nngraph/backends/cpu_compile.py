@@ -34,8 +34,8 @@ WORKER_TIMEOUT_S = 600.0
 
 # Rough cold compile seconds per kernel (2-core machine), for sharing the work out: the
 # convolution and recurrent kernels bring large helpers with them (im2col, the gate loops).
-_HEAVY_MODULES = {"nngraph.kernels.cpu.conv": 2.0, "nngraph.kernels.cpu.recurrent": 2.0}
-_LIBRARY_S, _GENERATED_S, _WORKER_START_S = 0.3, 0.25, 0.5
+_HEAVY_MODULES = {"nngraph.kernels.cpu.conv": 2.5, "nngraph.kernels.cpu.recurrent": 2.5}
+_LIBRARY_S, _GENERATED_S, _WORKER_START_S = 0.4, 0.25, 0.5
 
 
 def jobs() -> int:

@@ -64,6 +64,13 @@ class Second:
             return mine, self.result
 
 
+def typical_calls() -> list:
+    """(kernel, example arguments) of the hand-over, for compiling it ahead of first use."""
+    from ..kernels.cpu import sync
+    flags = np.zeros(2, np.int64)
+    return [(sync.wait_change, (flags, 0, 0, 1)), (sync.publish, (flags, 0, 0))]
+
+
 _second = None
 
 
