@@ -129,14 +129,13 @@ def _compiled_here(dispatcher, sig) -> bool:
 
 
 def share(calls: list) -> tuple[list, list]:
-    """(here, worker): the distinct calls split so both finish at about the same time,
+    """(here, worker): distinct calls split so that both finish at about the same time,
     costliest first, each to the process with less to do. A convolution's forward and
     backward go to different processes although both then compile the im2col and BLAS
     helpers: the two halves finish sooner than both kernels in one process."""
-    distinct = list({(id(d), s): (d, s) for d, s in calls}.values())
     loads = {"here": 0.0, "worker": _WORKER_START_S}
     parts: dict = {"here": [], "worker": []}
-    for dispatcher, sig in sorted(distinct, key=lambda c: -_cost(c[0])):
+    for dispatcher, sig in sorted(calls, key=lambda c: -_cost(c[0])):
         side = min(loads, key=loads.get)
         parts[side].append((dispatcher, sig))
         loads[side] += _cost(dispatcher)
@@ -151,7 +150,7 @@ def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = Non
     Returns a report: {"jobs", "here": [(kernel, seconds)], "worker": [(kernel, seconds)],
     "worker_s" (from its start to its end), "worker_error"}."""
     n_jobs = jobs() if n_jobs is None else n_jobs
-    todo = [(d, s) for d, s in calls if not _compiled_here(d, s)]
+    todo = list({(id(d), s): (d, s) for d, s in calls if not _compiled_here(d, s)}.values())
     report = {"jobs": 1, "here": [], "worker": [], "worker_s": 0.0, "worker_error": None}
     here, away = share(todo) if n_jobs > 1 and todo else (todo, [])
     if away and worker is None:
