@@ -37,6 +37,7 @@ class Model:
         self._recast_inputs = any(i.dtype.startswith("float") and i.dtype != self.dtype.name
                                   for i in net.inputs.values())
         self.backend = self.executor.name          # what really runs (see backends.executor)
+        self._prepare = getattr(self.executor, "prepare", None)
         rng = np.random.default_rng(self.seed)
         self.params = {k: initializers.initialize(p.init, p.spec.shape, rng, p.spec.fan_in,
                                                   p.spec.fan_out, self.dtype)
@@ -73,9 +74,8 @@ class Model:
         """The checked batch. `mode` (train, evaluate, predict) names the run it is for: a
         backend that compiles does it first, so that the checks' kernels are compiled with
         the rest (and, on two cores, beside them)."""
-        prepare = getattr(self.executor, "prepare", None)
-        if mode and prepare:
-            prepare(mode, self.state)
+        if mode and self._prepare:
+            self._prepare(mode, self.state)
         batch = as_batch(self.net, data, require_labels=labels)
         if self._recast_inputs:             # float inputs run in the model's dtype
             for name, arr in batch.items():

@@ -81,6 +81,8 @@ class CPUExecutor:
         self.compiled, self.compile_report = set(), None
         self.threads, self.split_modes, self.second_grads = threads(), {}, None
         self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
+        self.output_buffers = [(name, self.names[node]) for name, node in program.outputs.items()]
+        self.uses_reference = {m: "R." in d for m, d in self.gen.drivers.items()}
 
     def adopt(self, params: dict) -> dict:
         """Move initial parameters into flat storage; returns the views that replace them."""
@@ -135,8 +137,8 @@ class CPUExecutor:
             views[f"gp_{_ident(k)}"] = self.gviews[k]
         return views
 
-    def _buffers(self, mode, batch, part=0):
-        n = len(next(iter(batch.values())))
+    def _buffers(self, mode, batch, part=0, n=None):
+        n = len(next(iter(batch.values()))) if n is None else n
         key = (mode, n, part)
         if key not in self.bound:
             self.bound = {k: v for k, v in self.bound.items() if k[::2] != (mode, part)}
@@ -145,11 +147,13 @@ class CPUExecutor:
                 for k in self.program.params:
                     self.bound[key][f"gp_{_ident(k)}"] = self.second_gviews[k]
         views = self.bound[key]
-        for layer, arrays in self.state.items():
-            for sname, arr in arrays.items():
-                views[f"st_{_ident(layer)}_{sname}"] = arr
+        if self.state:
+            for layer, arrays in self.state.items():
+                for sname, arr in arrays.items():
+                    views[f"st_{_ident(layer)}_{sname}"] = arr
+        names = self.names
         for name, arr in batch.items():
-            views[self.names[name]] = arr
+            views[names[name]] = arr
         return views
 
     def _sync(self, arrays):
@@ -212,8 +216,9 @@ class CPUExecutor:
         n = len(next(iter(batch.values())))
         if n >= 2 * SPLIT_MIN and self._splits(mode):
             return self._run_halves(mode, batch, n)
-        views = self._buffers(mode, batch)
-        self.runtime.begin(arrays, state, training, seed)
+        views = self._buffers(mode, batch, 0, n)
+        if self.uses_reference[mode]:
+            self.runtime.begin(arrays, state, training, seed)
         loss = getattr(self.module, mode)(views, self.runtime)
         return loss, views
 
@@ -306,8 +311,7 @@ class CPUExecutor:
 
     def predict(self, arrays, state, batch):
         _, views = self._run("predict", arrays, state, batch, False, None)
-        return {name: np.array(views[self.names[node]])
-                for name, node in self.program.outputs.items()}
+        return {name: np.array(views[buffer]) for name, buffer in self.output_buffers}
 
 
 class _Reference:
