@@ -129,7 +129,7 @@ def cmd_bench(args) -> int:
 def random_batch(net, n: int, rng) -> dict:
     """Inputs shaped like the spec's: normal features, uniform [0, 1) float targets, and
     integers inside every bound an index input has (classes, vocabulary)."""
-    from .data import _index_bounds
+    from .batch import _index_bounds
     out = {}
     for name, d in net.inputs.items():
         shape = (n,) + tuple(d.shape)

@@ -1,6 +1,7 @@
 """Where training data comes from: the named datasets, and npz, CSV and inline data.
 
-Every source gives named numpy arrays; nngraph/data.py fits them to a network's inputs.
+Every source gives named numpy arrays; nngraph/data.py fits them to a network's inputs
+(with the checks of nngraph/batch.py).
 The named datasets return `(x, y)`:
 
     >>> from nngraph.datasets import load_dataset

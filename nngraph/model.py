@@ -16,7 +16,7 @@ import numpy as np
 
 from . import initializers
 from .backends import executor
-from .data import as_batch
+from .batch import as_batch
 from .errors import DataError
 from .graph import Network
 from .optimizers import Optimizer

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nngraph
-from nngraph.data import _index_bounds
+from nngraph.batch import _index_bounds
 
 SPECS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "specs", "*.yaml")) +
                glob.glob(os.path.join(os.path.dirname(__file__), "..", "specs", "*.json")))

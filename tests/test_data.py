@@ -8,7 +8,8 @@ import pytest
 
 import nngraph
 from nngraph import DataError, datasets
-from nngraph.data import as_batch, load_splits, load_training_data
+from nngraph.batch import as_batch
+from nngraph.data import load_splits, load_training_data
 from nngraph.spec.train_schema import DATASETS
 
 
