@@ -164,4 +164,7 @@ losses:
     assert gen.drivers["train"].count("k_p1_p2(") == 2
     assert gen.drivers["train"].count("k_flat(") == 2        # flatten and its backward
     assert "k_p1(" not in gen.drivers["train"] and "k_p1(" not in model.executor.source
+    # evaluate runs training's loss kernel, into a scratch gradient, rather than its own
+    losses = [k for k in gen.kernels if k.startswith("k_loss")]
+    assert len(losses) == 1 and f"{losses[0]}(" in gen.drivers["evaluate"], losses
     test_cpu_matches_reference(str(path), "float64", 1e-9)

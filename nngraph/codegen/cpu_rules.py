@@ -73,6 +73,20 @@ def add_forward(site):
 
 # ----------------------------------------------------------------------------- losses
 
+def _gradient_target(site, x):
+    """Where a loss kernel writes d loss / d x: the gradient buffer in training; in evaluate,
+    when training has the same kernel, a scratch buffer, so that evaluate runs that kernel
+    and has none of its own to compile (the gradient of a batch of logits costs next to
+    nothing beside the loss); None for a kernel without the gradient."""
+    if not site.has_grad(x):
+        return None
+    if len(site.group.nodes) > 1:
+        return site.grad(x)
+    if site.gen.mode == "evaluate":
+        return site.scratch("g", site.shape(x))
+    return None
+
+
 def softmax_xent_loss(site):
     """Loss and (in training) d loss / d logits in one pass over the logits."""
     n = site.group.anchor
@@ -81,7 +95,8 @@ def softmax_xent_loss(site):
     if len(site.shape(logits)) != 1 or site.node(label)["dtype"] not in ("int64", "int32"):
         return None
     mean = d["attrs"]["reduction"] == "mean"
-    train = len(site.group.nodes) > 1 and site.has_grad(logits)
+    into = _gradient_target(site, logits)
+    train = into is not None
     args = ["x", "t", "g"] if train else ["x", "t"]
     body = [
         "    n, k = x.shape",
@@ -106,7 +121,7 @@ def softmax_xent_loss(site):
             "        g[i, t[i]] -= scale",
         ]
     body += [f"    return total{' / n' if mean else ''}"]
-    call = [site.val(logits), site.val(label)] + ([site.grad(logits)] if train else [])
+    call = [site.val(logits), site.val(label)] + ([into] if train else [])
     return site.kernel(args, body, call, returns=True)
 
 
@@ -116,7 +131,8 @@ def squared_error_loss(site):
     pred, target = d["inputs"]
     mean = d["attrs"]["reduction"] == "mean"
     factor = float(d["attrs"]["factor"])
-    train = len(site.group.nodes) > 1 and site.has_grad(pred)
+    into = _gradient_target(site, pred)
+    train = into is not None
     args = ["x", "t", "g"] if train else ["x", "t"]
     body = [
         "    n = x.shape[0]",
@@ -132,7 +148,7 @@ def squared_error_loss(site):
     if train:
         body.append("        gf[i] = c * e")
     body.append(f"    return total{' / n' if mean else ''}")
-    call = [site.val(pred), site.val(target)] + ([site.grad(pred)] if train else [])
+    call = [site.val(pred), site.val(target)] + ([into] if train else [])
     return site.kernel(args, body, call, returns=True)
 
 
