@@ -106,3 +106,18 @@ def test_second_thread_returns_results_and_raises_errors():
     with pytest.raises(ZeroDivisionError, match="in the second thread"):
         pair.run_beside(fails, None, lambda: 1)
     assert pair.run_beside(lambda a: a, 5, lambda: 6) == (6, 5)      # still serving
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_second_thread():
+    from nngraph.backends.cpu_threads import second
+    assert second().run_beside(lambda a: a + 1, 1, lambda: 0) == (0, 2)
+    pid = os.fork()
+    if pid == 0:                                   # the child: exit status says it all
+        ok = False
+        try:
+            ok = second().run_beside(lambda a: a + 1, 2, lambda: 0) == (0, 3)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0

@@ -10,6 +10,7 @@ sleeps on an event until the next job.
 """
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -26,6 +27,7 @@ class Second:
         self.job = self.result = self.error = None
         self.wake = threading.Event()
         self.lock = threading.Lock()            # one caller at a time
+        self.pid = os.getpid()
         self.thread = threading.Thread(target=self._loop, name="nngraph-second", daemon=True)
         self.thread.start()
 
@@ -75,8 +77,9 @@ _second = None
 
 
 def second() -> Second:
-    """The process's second thread, started on first use."""
+    """The process's second thread, started on first use (again in a forked child, which
+    inherits the object but not the thread)."""
     global _second
-    if _second is None:
+    if _second is None or _second.pid != os.getpid():
         _second = Second()
     return _second
