@@ -168,7 +168,12 @@ def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = Non
     if worker is not None and (not away or not worker.send(away, module_paths, report)):
         worker.close()
         here, away, worker = here + away, [], None
-    _compile(here, report)
+    try:
+        _compile(here, report)
+    except BaseException:       # a kernel that does not compile: no worker left behind
+        if worker is not None:
+            worker.kill()
+        raise
     if worker is not None:
         worker.wait(report)
     return report
@@ -240,6 +245,14 @@ class Worker:
         if report["worker_error"] is None and (proc.returncode != 0 or text):
             report["worker_error"] = text[-2000:] or f"exit status {proc.returncode}"
         report["worker_s"] = round(time.perf_counter() - self.started, 3)
+
+    def kill(self) -> None:
+        """Stop the worker, whatever it is doing."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        self.errors.close()
+        self.out.close()
 
     def close(self) -> None:
         """Let the worker go without a share."""
