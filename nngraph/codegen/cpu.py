@@ -325,7 +325,7 @@ class CPUCodegen:
                   "", "",
                   "@kernel",
                   "def _add_into(a, b):", "    af = a.reshape(-1)", "    bf = b.reshape(-1)",
-                  "    for i in range(af.size):", "        af[i] += bf[i]", "", ""]
+                  "    for i in range(af.size):", "        af[i] += bf[i]", "", "", ""]
         body = "\n\n".join(self.kernels.values())
         drivers = "\n\n".join(self.drivers.values())
         return "\n".join(lines) + body + "\n\n" + drivers
