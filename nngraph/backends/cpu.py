@@ -83,6 +83,9 @@ class CPUExecutor:
         self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
         self.output_buffers = [(name, self.names[node]) for name, node in program.outputs.items()]
         self.uses_reference = {m: "R." in d for m, d in self.gen.drivers.items()}
+        # what is read after a run: the outputs and what the losses compare
+        self.read_after = sorted({self.names[n] for n in
+                                  set(self.loss_inputs) | set(program.outputs.values())})
 
     def adopt(self, params: dict) -> dict:
         """Move initial parameters into flat storage; returns the views that replace them."""
@@ -240,11 +243,11 @@ class CPUExecutor:
         if mode not in self.split_modes:
             g, prog, driver = self.program.graph, self.program, self.gen.drivers[mode]
             layouts = {b.name: b.layout for b in self.gen.plans[mode][0]}
-            joined = set(self.loss_inputs) | set(prog.outputs.values())
             self.split_modes[mode] = (
                 self.threads >= 2 and self.blas.PER_THREAD and not prog.state
-                and all(layouts.get(self.names[n], "batch") == "batch" for n in joined)
-                and ("_conv." in driver or "_rec." in driver) and "R." not in driver
+                and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
+                and ("_conv." in driver or "_rec." in driver)
+                and not self.uses_reference[mode]
                 and not any(g.nodes[n].get("op") is not None and g.nodes[n]["op"].kind == "noise"
                             for n in g.nodes)
                 and all(g.nodes[l]["attrs"].get("reduction", "mean") == "mean"
@@ -277,10 +280,8 @@ class CPUExecutor:
         w0, w1 = half / n, (n - half) / n
         if mode == "train":
             self.optim.mean_of_halves(self.flat_grads, self.second_grads, w0, w1)
-        names = [self.names[v] for v in
-                 set(self.loss_inputs) | set(self.program.outputs.values())]
-        joined = {name: np.concatenate([views0[name], views1[name]]) for name in names
-                  if name in views0}
+        joined = {name: np.concatenate([views0[name], views1[name]])
+                  for name in self.read_after if name in views0}
         return w0 * loss0 + w1 * loss1, joined
 
     def _values(self, views, nodes):
