@@ -37,7 +37,7 @@ WORKER_TIMEOUT_S = 600.0
 # (im2col, the gate loops). The worker starts while this process compiles the BLAS wrappers
 # and generates the module, so it is ready when its share comes: no head start is counted.
 _HEAVY_MODULES = {"nngraph.kernels.cpu.conv": 2.5, "nngraph.kernels.cpu.recurrent": 2.5}
-_LIBRARY_S, _GENERATED_S, _WORKER_START_S = 0.4, 0.25, 0.0
+_LIBRARY_S, _GENERATED_S = 0.4, 0.25
 
 
 def jobs() -> int:
@@ -135,7 +135,7 @@ def share(calls: list) -> tuple[list, list]:
     costliest first, each to the process with less to do. A convolution's forward and
     backward go to different processes although both then compile the im2col and BLAS
     helpers: the two halves finish sooner than both kernels in one process."""
-    loads = {"here": 0.0, "worker": _WORKER_START_S}
+    loads = {"here": 0.0, "worker": 0.0}
     parts: dict = {"here": [], "worker": []}
     for dispatcher, sig in sorted(calls, key=lambda c: -_cost(c[0])):
         side = min(loads, key=loads.get)
