@@ -203,9 +203,12 @@ class Worker:
         self.proc, self.started = None, time.perf_counter()
         self.errors, self.out = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         try:
+            # this process's import path, so that the worker imports the same nngraph (and
+            # the generated modules' imports resolve) however this one was started
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nngraph.backends.compile_worker"],
-                stdin=subprocess.PIPE, stdout=self.out, stderr=self.errors)
+                stdin=subprocess.PIPE, stdout=self.out, stderr=self.errors, env=env)
         except OSError as exc:
             self.failure = f"could not start: {exc}"
         else:
