@@ -64,7 +64,7 @@ def _pause(typingctx):
 @numba.njit(cache=True, nogil=True)
 def wait_change(flags, i, seen, spins):
     """flags[i] once it differs from `seen`, or `seen` after `spins` tries (a try is a
-    pause, ~50 ns)."""
+    pause instruction, ~15 ns on the development VM)."""
     for _ in range(spins):
         v = _load_acquire(flags, i)
         if v != seen:
