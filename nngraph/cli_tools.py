@@ -113,7 +113,8 @@ def cmd_bench(args) -> int:
     print(f"  first step   {first_s:9.3f} s   " +
           ("includes Numba's JIT, or loading its cache" if fused else "one step"))
     print(f"  step         {median * 1e3:9.3f} ms  median (min {min(times) * 1e3:.3f}, "
-          f"mean {statistics.fmean(times) * 1e3:.3f})")
+          f"mean {statistics.fmean(times) * 1e3:.3f})"
+          + ("; while profiled: run without --profile for speed" if profile else ""))
     print(f"  throughput   {batch_size / median:9,.0f} samples/s")
     if fused:
         from .kernels.cpu.blas import PROVIDER
@@ -190,6 +191,11 @@ class KernelProfile:
 
     def __enter__(self):
         m = self.module
+        # Timed calls go to one table in order: whole batches on this thread, not halves on
+        # two (the split the executor would make is put back on exit).
+        self.split_modes = getattr(self.ex, "split_modes", None)
+        if self.split_modes is not None:
+            self.ex.split_modes = {mode: False for mode in ("train", "evaluate", "predict")}
         modules = {}
         for callee in self.names:
             head, _, attr = callee.partition(".")
@@ -236,6 +242,8 @@ class KernelProfile:
         setattr(owner, name, value)
 
     def __exit__(self, *exc):
+        if self.split_modes is not None:
+            self.ex.split_modes = self.split_modes
         for owner, name, old in self.saved.values():
             if old is _ABSENT:
                 delattr(owner, name)           # an instance attribute shadowing a method
@@ -258,7 +266,10 @@ class KernelProfile:
                      f"{100 * other / total_s:.1f}"))
         rows.append(("all steps", "", "", f"{steps:,}", f"{total_s * 1e3:.3f}", "100.0"))
         per_step = sum(r[0] for r in self.rows.values()) / max(steps, 1)
-        return [f"profile: {per_step:.0f} timed calls per step"] + _table(rows, right={3, 4, 5})
+        split = any((self.split_modes or {}).values())
+        return ([f"profile: {per_step:.0f} timed calls per step"
+                 + (" (batches whole, on one thread, while timed)" if split else "")]
+                + _table(rows, right={3, 4, 5}))
 
 
 class _Proxy:

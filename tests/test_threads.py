@@ -121,3 +121,21 @@ def test_a_forked_child_gets_its_own_second_thread():
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+def test_profile_times_whole_batches_and_puts_the_split_back(monkeypatch):
+    """Timed kernels go to one table in call order: while profiled a batch runs whole."""
+    from nngraph.cli_tools import KernelProfile
+    monkeypatch.setenv("NNGRAPH_THREADS", "2")
+    model = nngraph.compile(CONV, backend="cpu", seed=0)
+    batch = random_batch(model.net, N, "float32")
+    model.train_step(batch)
+    assert model.executor.split_modes["train"]
+    with KernelProfile(model) as profile:
+        model.train_step(batch)
+    assert model.executor.split_modes["train"]              # put back
+    rows = profile.rows                        # (kernel, group) -> [calls, seconds, kind]
+    assert rows and all(group != "?" for (_, group) in rows), rows
+    driver_rows = {k: v for k, v in rows.items() if k[1] != "-"}     # not the update
+    assert all(calls == 1 for calls, _, _ in driver_rows.values()), rows
+    assert "one thread" in profile.report(1.0, 1)[0]
