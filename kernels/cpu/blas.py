@@ -234,7 +234,7 @@ def _small_gemm(alpha, pa, lda, pb, ldb, beta, pc, ldc, m, n, k):
 
 # The loop is compiled on its own as a C-callable function for float32 and reached through a
 # named symbol: as a jitted callee of _product it was compiled twice (alone, then again inside
-# _product), 1.3 s of cold compile instead of 0.8 s. See _bind().
+# _product), 1.3 s of cold compile instead of 0.8 s. See _bind_product().
 _SMALL_SYMBOL = "nngraph_small_sgemm"
 
 
@@ -306,7 +306,7 @@ _PRODUCT_SYMBOLS = {"s": "nngraph_product_s", "d": "nngraph_product_d"}
 _REALS = {"s": types.float32, "d": types.float64}
 
 
-def _bind(kind: str) -> None:
+def _bind_product(kind: str) -> None:
     """Compile (or load from numba's cache) the product for kind 's' (float32) or 'd'
     (float64), with its loop, and bind their symbols.
 
@@ -330,7 +330,7 @@ def _bind(kind: str) -> None:
 
 
 for _kind in _REALS:
-    _bind(_kind)
+    _bind_product(_kind)
 
 
 @intrinsic

@@ -150,14 +150,17 @@ class CPUExecutor:
                 for k in self.program.params:
                     self.bound[key][f"gp_{_ident(k)}"] = self.second_gviews[k]
         views = self.bound[key]
-        if self.state:
-            for layer, arrays in self.state.items():
-                for sname, arr in arrays.items():
-                    views[f"st_{_ident(layer)}_{sname}"] = arr
+        self._bind_state(views)
         names = self.names
         for name, arr in batch.items():
             views[names[name]] = arr
         return views
+
+    def _bind_state(self, views):
+        """Point the drivers' state names (batchnorm's running statistics) at self.state."""
+        for layer, arrays in self.state.items():
+            for sname, arr in arrays.items():
+                views[f"st_{_ident(layer)}_{sname}"] = arr
 
     def _sync(self, arrays):
         """Copy in any parameter a user replaced with a new array."""
@@ -185,9 +188,7 @@ class CPUExecutor:
             for name, inp in self.program.net.inputs.items():
                 dtype = self.dtype if inp.dtype.startswith("float") else np.dtype(inp.dtype)
                 views[self.names[name]] = np.zeros((1,) + tuple(inp.shape), dtype)
-            for layer, arrays in self.state.items():
-                for sname, arr in arrays.items():
-                    views[f"st_{_ident(layer)}_{sname}"] = arr
+            self._bind_state(views)
             cpu_compile.record(getattr(self.module, m), views, calls)
             if m == "train" and getattr(self, "opt", None) is not None:
                 kernel, args = self._update_call(self.opt, 0)
@@ -234,12 +235,12 @@ class CPUExecutor:
         its train step unchanged). Networks of dense layers already keep both cores busy
         in MKL, and on the development VM two one-thread products at once ran no faster
         than one after the other (128x784x128, 20 of each: 8.9 ms together, 4.0 ms for one
-        thread's 20 alone). It is exact when MKL can be
-        told to stay on the calling thread, the driver calls compiled kernels only (the
-        reference rules are not thread-safe), no layer keeps state or draws random numbers
-        (batchnorm, dropout: their results would depend on the split), and every loss is a
-        mean over the batch, and what is read after a run (outputs, loss inputs) is laid
-        out sample by sample, so that the halves' values join along the first axis."""
+        thread's 20 alone). It is exact when MKL can be told to stay on the calling thread,
+        the driver calls compiled kernels only (the reference rules are not thread-safe), no
+        layer keeps state or draws random numbers (batchnorm, dropout: their results would
+        depend on the split), every loss is a mean over the batch, and what is read after a
+        run (outputs, loss inputs) is laid out sample by sample, so that the halves' values
+        join along the first axis."""
         if mode not in self.split_modes:
             g, prog, driver = self.program.graph, self.program, self.gen.drivers[mode]
             layouts = {b.name: b.layout for b in self.gen.plans[mode][0]}

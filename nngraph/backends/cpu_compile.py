@@ -194,10 +194,11 @@ def _compile(calls, report) -> str:
 
 
 class Worker:
-    """The second compiling process. Started before this process imports the kernels, it
-    imports them (and compiles the BLAS wrappers, if this is the first run) while this
-    process does the same, then waits for its share of the calls on stdin. Dropped without
-    a share (closed, or garbage-collected), it exits."""
+    """The second compiling process. Started before this process imports the kernels (and so
+    compiles the BLAS wrappers on a first run), it sets numba up meanwhile, then waits for
+    its share of the calls on stdin; it imports the kernels once that comes, finding the
+    BLAS wrappers in the cache. Dropped without a share (closed, or garbage-collected), it
+    exits."""
 
     def __init__(self):
         self.proc, self.started = None, time.perf_counter()
@@ -254,8 +255,7 @@ class Worker:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
-        self.errors.close()
-        self.out.close()
+        self.close()
 
     def close(self) -> None:
         """Let the worker go without a share."""

@@ -135,13 +135,14 @@ def _unrolled_maxpool(site, n, name, geo, with_arg):
     taps = [(u, v) for u in range(kh) for v in range(kw)]
     names = [f"a{k}" for k in range(len(taps))]
     # Extents are read from the arrays, not written in: one compiled kernel then serves
-    # every pooling layer with this window and stride.
-    body = ["    width = x.shape[3]",
-            "    for n in range(x.shape[0]):", "        for c in range(y.shape[1]):",
-            "            for i in range(y.shape[2]):", f"                r = i * {sh}",
-            "                for j in range(y.shape[3]):", f"                    s = j * {sw}",
-            "                    base = r * width + s"]
+    # every pooling layer with this window and stride. Without the arg-max, no offsets.
+    body = (["    width = x.shape[3]"] if with_arg else []) + [
+        "    for n in range(x.shape[0]):", "        for c in range(y.shape[1]):",
+        "            for i in range(y.shape[2]):", f"                r = i * {sh}",
+        "                for j in range(y.shape[3]):", f"                    s = j * {sw}"]
     pad = " " * 20
+    if with_arg:
+        body.append(f"{pad}base = r * width + s")
     for name_k, (u, v) in zip(names, taps):
         body.append(f"{pad}{name_k} = x[n, c, r + {u}, s + {v}]")
     best = names[0]
@@ -150,7 +151,6 @@ def _unrolled_maxpool(site, n, name, geo, with_arg):
     body.append(f"{pad}best = {best}")
     nan = " | ".join(f"({a} != {a})" for a in names)
     if not with_arg:
-        body = [line for line in body if "base = " not in line and "width = " not in line]
         body += [f"{pad}if {nan}:", f"{pad}    best = {' + '.join(names)}   # NaN",
                  f"{pad}y[n, c, i, j] = best"]
         return site.njit(name, ["x", "y"], body,
