@@ -19,13 +19,17 @@ _KINDS = {"U": "text", "S": "bytes", "O": "Python objects", "c": "complex number
           "M": "dates", "m": "time spans", "V": "records"}
 
 
-def as_batch(net, data, require_labels: bool = True) -> dict:
+def as_batch(net, data, require_labels: bool = True, unscanned=frozenset()) -> dict:
     """Check user data against the network's inputs; {input name: C-contiguous array}.
 
     `data` is {input name: array}, a single array (networks with one feature input) or a
     tuple (x, y) for the first feature and first label input. Arrays are reshaped where the
     values per sample agree with the declared shape and cast to the declared dtype.
     Label inputs are required only when `require_labels`. Raises DataError.
+
+    Inputs named in `unscanned` are not scanned for NaN and infinity when they are passed
+    as they run (declared dtype, C-contiguous): the caller checks them on the way and then
+    calls refuse_non_finite (the CPU backend's predict, see codegen Site.check_input).
     """
     feats = net.feature_inputs
     if len(feats) == 1 and not (require_labels and net.label_inputs):
@@ -34,7 +38,8 @@ def as_batch(net, data, require_labels: bool = True) -> dict:
         only = data if isinstance(data, np.ndarray) else \
             data.get(feats[0]) if isinstance(data, dict) and len(data) == 1 else None
         if only is not None:
-            return {feats[0]: fit_input(net, feats[0], only, f"input '{feats[0]}'")}
+            return {feats[0]: fit_input(net, feats[0], only, f"input '{feats[0]}'",
+                                        feats[0] not in unscanned)}
     named = _name_batch(net, data)
     for name in named:
         if name not in net.inputs:
@@ -48,7 +53,7 @@ def as_batch(net, data, require_labels: bool = True) -> dict:
         why = " (labels are needed to train and evaluate)" if missing[0] in labels else ""
         raise DataError(f"missing input '{missing[0]}' {_expected(net.inputs[missing[0]])}"
                         f"{why}; got {have}. The network's inputs are {_signature(net)}")
-    batch = {n: fit_input(net, n, named[n], f"input '{n}'")
+    batch = {n: fit_input(net, n, named[n], f"input '{n}'", n not in unscanned)
              for n in net.inputs if named.get(n) is not None}
     if len(batch) > 1:
         _same_batch_size(batch, "the inputs")
@@ -79,8 +84,10 @@ def _name_batch(net, data) -> dict:
     return {feats[0]: data}
 
 
-def fit_input(net, name: str, value, what: str) -> np.ndarray:
-    """One array fitted to input `name`: numeric, reshaped, finite, cast, contiguous."""
+def fit_input(net, name: str, value, what: str, scan: bool = True) -> np.ndarray:
+    """One array fitted to input `name`: numeric, reshaped, finite, cast, contiguous. Without
+    `scan`, an array already in the declared dtype and C-contiguous is not checked for NaN
+    and infinity (the caller does it another way)."""
     d = net.inputs[name]
     if isinstance(value, np.ndarray):
         arr = value
@@ -97,10 +104,12 @@ def fit_input(net, name: str, value, what: str) -> np.ndarray:
         arr = _fit_shape(arr, d, what, _want(d))
     if not d.dtype.startswith("float"):
         return np.ascontiguousarray(_check_integers(net, name, arr, what), dtype=d.dtype)
+    if arr.dtype == d.dtype and arr.flags.c_contiguous:
+        if scan and not _all_finite(arr):
+            _refuse_non_finite(arr, d, what)
+        return arr
     if arr.dtype.kind == "f" and not _all_finite(arr):
         _refuse_non_finite(arr, d, what)
-    if arr.dtype == d.dtype and arr.flags.c_contiguous:
-        return arr
     with np.errstate(over="ignore"):
         fitted = np.ascontiguousarray(arr, dtype=d.dtype)
     if fitted.dtype.itemsize < arr.dtype.itemsize and not _all_finite(fitted):
@@ -136,6 +145,12 @@ def _range(arr):
     if arr.dtype not in (np.int64, np.int32) or not arr.flags.c_contiguous:
         return arr.min(), arr.max()
     return _checks().int_range(arr)
+
+
+def refuse_non_finite(net, name: str, arr: np.ndarray) -> None:
+    """Raise the DataError of fit_input if float input `name`'s array holds NaN or infinity."""
+    if not _all_finite(arr):
+        _refuse_non_finite(arr, net.inputs[name], f"input '{name}'")
 
 
 def _refuse_non_finite(arr, d, what):

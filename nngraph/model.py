@@ -38,6 +38,10 @@ class Model:
                                   for i in net.inputs.values())
         self.backend = self.executor.name          # what really runs (see backends.executor)
         self._prepare = getattr(self.executor, "prepare", None)
+        # inputs the backend's predict checks for NaN and infinity itself, on the way; not
+        # where float inputs are cast to the model's dtype (the error would show the copy)
+        self._scanned_by_predict = () if self._recast_inputs else \
+            getattr(self.executor, "checks_finite", ())
         rng = np.random.default_rng(self.seed)
         self.params = {k: initializers.initialize(p.init, p.spec.shape, rng, p.spec.fan_in,
                                                   p.spec.fan_out, self.dtype)
@@ -76,7 +80,8 @@ class Model:
         the rest (and, on two cores, beside them)."""
         if mode and self._prepare:
             self._prepare(mode, self.state)
-        batch = as_batch(self.net, data, require_labels=labels)
+        batch = as_batch(self.net, data, require_labels=labels,
+                         unscanned=self._scanned_by_predict if mode == "predict" else ())
         if self._recast_inputs:             # float inputs run in the model's dtype
             for name, arr in batch.items():
                 if arr.dtype.kind == "f" and arr.dtype != self.dtype:
@@ -143,8 +148,13 @@ class Model:
         if n <= batch_size:
             outs = self.executor.predict(self.params, self.state, batch)
         else:
-            parts = [self.executor.predict(self.params, self.state, _slice(batch, i, batch_size))
-                     for i in range(0, n, batch_size)]
+            try:
+                parts = [self.executor.predict(self.params, self.state,
+                                               _slice(batch, i, batch_size))
+                         for i in range(0, n, batch_size)]
+            except DataError:   # a part's input check failed: say it of the whole array
+                as_batch(self.net, data, require_labels=False)
+                raise
             outs = {k: np.concatenate([p[k] for p in parts]) for k in self.program.outputs}
         return next(iter(outs.values())) if len(outs) == 1 else outs
 

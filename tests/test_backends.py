@@ -168,3 +168,46 @@ losses:
     losses = [k for k in gen.kernels if k.startswith("k_loss")]
     assert len(losses) == 1 and f"{losses[0]}(" in gen.drivers["evaluate"], losses
     test_cpu_matches_reference(str(path), "float64", 1e-9)
+
+
+def test_predict_checks_inputs_in_the_first_dense_layer(tmp_path):
+    """predict's first dense layers report NaN and infinity in their results instead of a
+    scan of the input; a bad value anywhere (batch 1, mid-batch, in a later part of a
+    split call) still gets the input's DataError about the whole array, and NaN that comes
+    from a parameter instead is no input error. One input feeds a dense layer with bias and
+    activation, the other one without either (a loop of its own, only for the check)."""
+    from nngraph.errors import DataError
+    path = tmp_path / "two_inputs.yaml"
+    path.write_text("""
+nngraph: 1
+name: checked
+inputs: {a: {shape: [6]}, b: {shape: [3]}}
+layers:
+  - {op: dense, name: ha, in: a, units: 4, activation: tanh}
+  - {op: dense, name: hb, in: b, units: 4, use_bias: false}
+  - {op: add, name: s, in: [ha, hb]}
+  - {op: dense, name: out, units: 2}
+outputs: [out]
+""")
+    model = nngraph.compile(str(path), backend="cpu", dtype="float32")
+    assert model.executor.checks_finite == {"a", "b"}
+    predict = model.executor.gen.drivers["predict"]
+    assert predict.count("unfit += ") == 2, predict
+    rng = np.random.default_rng(0)
+    data = {"a": rng.random((7, 6), np.float32), "b": rng.random((7, 3), np.float32)}
+    ref = nngraph.compile(str(path), backend="reference", dtype="float32")
+    ref.params = {k: np.array(v) for k, v in model.params.items()}
+    close(model.predict(data, batch_size=3), ref.predict(data), 1e-5)
+    for name, (i, j), bad, what in [("a", (0, 0), np.nan, "1 NaN"),
+                                    ("b", (4, 2), np.inf, "1 infinite"),
+                                    ("a", (6, 5), -np.inf, "1 infinite")]:
+        for n in (1, 7):
+            x = {k: v[:n].copy() for k, v in data.items()}
+            x[name][min(i, n - 1), j] = bad
+            first = min(i, n - 1)
+            with pytest.raises(DataError, match=rf"input '{name}': expected finite float32 "
+                               rf"values, got {what} \(the first in sample {first} of "
+                               rf"\({n}, {x[name].shape[1]}\) float32\)"):
+                model.predict(x, batch_size=3)
+    model.params["ha.W"][0, 0] = np.nan          # not an input error: NaN comes out
+    assert np.isnan(model.predict(data)).all()

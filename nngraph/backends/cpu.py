@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from .. import optimizers
+from ..batch import refuse_non_finite
 from ..codegen.cpu import CPUCodegen, load_module, module_file
 from ..ops.base import RunContext
 from ..passes.fuse import _ident
@@ -83,6 +84,9 @@ class CPUExecutor:
         self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
         self.output_buffers = [(name, self.names[node]) for name, node in program.outputs.items()]
         self.uses_reference = {m: "R." in d for m, d in self.gen.drivers.items()}
+        # inputs that predict's kernels check for NaN and infinity on the way (see
+        # Site.check_input): the batch checks skip their own scan of them
+        self.checks_finite = frozenset(self.gen.checked_inputs)
         # what is read after a run: the outputs and what the losses compare
         self.read_after = sorted({self.names[n] for n in
                                   set(self.loss_inputs) | set(program.outputs.values())})
@@ -316,7 +320,10 @@ class CPUExecutor:
         return loss, self._values(views, self.loss_inputs)
 
     def predict(self, arrays, state, batch):
-        _, views = self._run("predict", arrays, state, batch, False, None)
+        unfit, views = self._run("predict", arrays, state, batch, False, None)
+        if unfit:       # NaN or infinity came out of a layer that reads an input: which?
+            for name in self.checks_finite:
+                refuse_non_finite(self.program.net, name, batch[name])
         return {name: np.array(views[buffer]) for name, buffer in self.output_buffers}
 
 

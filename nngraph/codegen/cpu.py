@@ -28,6 +28,7 @@ class Site:
     def __init__(self, gen, group: Group, index: int):
         self.gen, self.group, self.index = gen, group, index
         self.post: list[str] = []
+        self.unfit = False                  # the kernel's result adds to predict's count
 
     # names of things
     def node(self, n):
@@ -74,6 +75,22 @@ class Site:
         self.post.append(f"_add_into({target}, {scratch})")
         return scratch
 
+    def check_input(self, n) -> bool:
+        """Does this kernel's count of non-finite results stand in for the scan of input `n`
+        for NaN and infinity? In predict, for a float network input read by a dense layer:
+        each of its output rows sums a product with every value of the input row, and a
+        NaN or an infinity in a sum of products (with any weights, zero included) makes the
+        sum NaN or infinite, so the row's count is nonzero. The driver returns the total;
+        a nonzero total sends the batch to the full check (CPUExecutor.predict), which tells
+        a bad input from non-finite parameters."""
+        d = self.node(n)
+        if self.gen.mode != "predict" or d["kind"] != "input" \
+                or not (d.get("dtype") or "float").startswith("float"):
+            return False
+        self.unfit = True
+        self.gen.checked_inputs.add(n)
+        return True
+
     def keeps_pre(self, epi) -> bool:
         """Does the fused activation's backward need its input (the pre-activation)?"""
         return uses(self.node(epi)["op"].scalar[1], "x")
@@ -110,6 +127,7 @@ class CPUCodegen:
         self.kernels_by_code: dict = {}           # name -> (code, docstrings, names asked)
         self.drivers: dict[str, str] = {}
         self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)
+        self.checked_inputs: set = set()          # inputs predict's kernels check (check_input)
         for mode in ("train", "evaluate", "predict"):
             self._driver(mode)
         self._rename(self._shared_names())
@@ -205,7 +223,7 @@ class CPUCodegen:
                "\n".join(body) + ("\n    return 0.0\n" if not returns else "\n"))
         name = self._add_kernel(name, src, "_eval" if mode != "train" else "_2")
         target = "loss += {w!r} * ".format(w=self.graph.nodes[group.anchor]["attrs"]["weight"]) \
-            if group.kind == "loss" else ""
+            if group.kind == "loss" else "unfit += " if site.unfit else ""
         return [f"    {target}{name}({', '.join(call)})"] + [f"    {p}" for p in site.post]
 
     def _add_kernel(self, name, src, suffix="_2"):
@@ -301,9 +319,11 @@ class CPUCodegen:
         params = sorted(n for n in self.uses if n.startswith(("p_", "gp_", "st_")))
         head = [f"def {mode}(B, R):",
                 f"    \"\"\"{mode} driver: {len(lines)} calls.\"\"\"",
-                "    loss = 0.0"]
+                "    loss = 0.0" if mode != "predict" else
+                "    unfit = 0   # how many kernels that check inputs saw NaN or infinity"]
         head += [f"    {n} = B[{n!r}]" for n in data + params + names]
-        return "\n".join(head + lines + ["    return loss", ""])
+        result = "loss" if mode != "predict" else "unfit"
+        return "\n".join(head + lines + [f"    return {result}", ""])
 
     # ------------------------------------------------------------------ module
     def source(self) -> str:
