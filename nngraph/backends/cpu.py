@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from operator import is_
 
 import numpy as np
 
@@ -62,6 +63,7 @@ class CPUExecutor:
             self.gviews[key] = self.flat_grads[offset:offset + size].reshape(shape)
             self.segments[key] = (offset, offset + size)
             offset += size
+        self.pview_list = list(self.pviews.values())
         self.trainable = {k: p for k, p in infos.items() if p.trainable}
         seg = list(self.segments.values())
         self.seg_start = np.array([a for a, _ in seg], np.int64)
@@ -147,14 +149,15 @@ class CPUExecutor:
     def _buffers(self, mode, batch, part=0, n=None):
         n = len(next(iter(batch.values()))) if n is None else n
         key = (mode, n, part)
-        if key not in self.bound:
+        views = self.bound.get(key)
+        if views is None:
             self.bound = {k: v for k, v in self.bound.items() if k[::2] != (mode, part)}
-            self.bound[key] = self._views(mode, n)
+            views = self.bound[key] = self._views(mode, n)
             if part:                    # the second half's gradients go to their own array
                 for k in self.program.params:
-                    self.bound[key][f"gp_{_ident(k)}"] = self.second_gviews[k]
-        views = self.bound[key]
-        self._bind_state(views)
+                    views[f"gp_{_ident(k)}"] = self.second_gviews[k]
+        if self.state:
+            self._bind_state(views)
         names = self.names
         for name, arr in batch.items():
             views[names[name]] = arr
@@ -168,6 +171,8 @@ class CPUExecutor:
 
     def _sync(self, arrays):
         """Copy in any parameter a user replaced with a new array."""
+        if len(arrays) == len(self.pviews) and all(map(is_, arrays.values(), self.pview_list)):
+            return                          # the usual case, at C speed (0.3 us, not 0.9)
         for k, v in arrays.items():
             if v is not self.pviews[k]:
                 self.pviews[k][...] = v
