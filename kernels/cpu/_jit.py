@@ -35,8 +35,12 @@ def _without_literals(dispatcher):
     return dispatcher
 
 
-def kernel(fn):
+def kernel(fn=None, *, inline=False):
     """`@kernel` = numba.njit(cache=True, nogil=True, error_model='numpy',
-    fastmath=FASTMATH), typed without literal specialisation. Generated modules use it too."""
+    fastmath=FASTMATH), typed without literal specialisation. Generated modules use it too.
+    `@kernel(inline=True)`: inlined into its jitted callers (numba's inline='always')."""
+    if fn is None:
+        return lambda f: kernel(f, inline=inline)
     return _without_literals(numba.njit(cache=True, nogil=True, error_model="numpy",
-                                        fastmath=set(FASTMATH))(fn))
+                                        fastmath=set(FASTMATH),
+                                        inline="always" if inline else "never")(fn))

@@ -58,7 +58,7 @@ COLS_CHUNK = 1 << 16
 """Values of im2col columns per chunk (256 KiB in float32)."""
 
 
-@kernel
+@kernel(inline=True)
 def check_geometry(h, w, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw):
     """Raise ValueError unless (ho, wo) is the output size of the window geometry."""
     eh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
@@ -67,7 +67,7 @@ def check_geometry(h, w, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw):
         raise ValueError("window geometry: the output buffer does not have the output size")
 
 
-@kernel
+@kernel(inline=True)
 def _span(count, stride, offset, size):
     """The range [j0, j1) of j in [0, count) with 0 <= j*stride + offset < size."""
     j0 = 0
@@ -84,7 +84,7 @@ def _span(count, stride, offset, size):
     return j0, j1
 
 
-@kernel
+@kernel(inline=True)
 def _im2col(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
     """im2col of samples n0 .. n0+g of x (N, C, H, W), g = cols.shape[1] // (Ho*Wo):
 
@@ -118,7 +118,7 @@ def _im2col(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
                             cf[np.uint64(di + j)] = xf[np.uint64(ai + j * sw)]
 
 
-@kernel
+@kernel(inline=True)
 def _col2im(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
     """The adjoint of _im2col: x[n0:n0+g] = 0, then every entry of cols is added into the
     entry of x it would have been read from. (Its own kernel, not a flag of _im2col: a
@@ -147,7 +147,7 @@ def _col2im(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
                             xf[np.uint64(ai + j * sw)] += cf[np.uint64(di + j)]
 
 
-@kernel
+@kernel(inline=True)
 def _to_nchw(a, n0, buf, bias, relu):
     """a[n0 + n, f, q] = buf[f, n*P + q] + bias[f] (bias skipped when empty), through relu
     (v if v > 0 else 0, the generated activation's rule) when relu is set; P = values per
@@ -170,7 +170,7 @@ def _to_nchw(a, n0, buf, bias, relu):
                     plane[q] = part[q] + extra
 
 
-@kernel
+@kernel(inline=True)
 def _from_nchw(a, n0, buf, sums):
     """buf[f, n*P + q] = a[n0 + n, f, q] for the chunk's samples, and sums[f] += their sum
     (skipped when sums is empty)."""
@@ -276,7 +276,7 @@ def conv2d_backward(x, gy, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, d
             gw2[f, k] = gw2t[k, f]
 
 
-@kernel
+@kernel(inline=True)
 def _check_input(x, n_batch, channels, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw):
     if x.shape[0] != n_batch or x.shape[1] != channels:
         raise ValueError("conv2d_backward: x or gx does not fit gy and w")
