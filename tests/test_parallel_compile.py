@@ -14,22 +14,24 @@ _CHILD = r"""
 import json, sys
 import numpy as np
 import nngraph
-model = nngraph.compile(sys.argv[1], backend="cpu", seed=0)
+from nngraph.kernels.cpu import blas
+model = nngraph.compile(sys.argv[1], backend="cpu", seed=0, dtype=sys.argv[2])
 rng = np.random.default_rng(0)
-x = rng.random((8, 1, 28, 28)).astype(np.float32)
+x = rng.random((8,) + model.net.inputs["image"].shape).astype(sys.argv[2])
 y = rng.integers(0, 10, 8)
 losses = [model.train_step((x, y)) for _ in range(2)]
 out = model.predict(x)
 report = model.executor.compile_report
-print(json.dumps({"losses": losses, "out": out.tolist(), "report": report}))
+print(json.dumps({"losses": losses, "out": out.tolist(), "report": report,
+                  "bound": sorted(blas._bound)}))
 """
 
 
-def _run(tmp, jobs):
+def _run(tmp, jobs, spec=SPEC, dtype="float32"):
     env = dict(os.environ, NNGRAPH_CACHE_DIR=os.path.join(tmp, "nngraph"),
                NUMBA_CACHE_DIR=os.path.join(tmp, "numba"), NNGRAPH_COMPILE_JOBS=str(jobs))
-    proc = subprocess.run([sys.executable, "-c", _CHILD, SPEC], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", _CHILD, spec, dtype], env=env,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -54,6 +56,20 @@ def test_two_processes_compile_what_one_does(tmp_path):
     for other in (again, one):
         np.testing.assert_allclose(other["losses"], two["losses"], rtol=1e-6)
         np.testing.assert_allclose(other["out"], two["out"], rtol=1e-5, atol=1e-7)
+    # a float32 network binds the float32 product alone, compiled or loaded from the cache
+    assert two["bound"] == again["bound"] == one["bound"] == ["s"]
+
+
+def test_float64_products_are_bound_before_cached_kernels_call_them(tmp_path):
+    """A float64 network binds the float64 product when its kernels are compiled, and, in a
+    second process, before they are loaded from numba's cache (which would otherwise link
+    code calling an unbound symbol): the same numbers both times."""
+    spec = os.path.join(ROOT, "specs", "mnist_mlp.yaml")
+    first = _run(str(tmp_path), 1, spec, "float64")
+    again = _run(str(tmp_path), 1, spec, "float64")
+    assert first["bound"] == again["bound"] == ["d"]
+    np.testing.assert_allclose(again["losses"], first["losses"], rtol=1e-12)
+    np.testing.assert_allclose(again["out"], first["out"], rtol=1e-12)
 
 
 def test_compile_jobs_setting_is_checked(monkeypatch):

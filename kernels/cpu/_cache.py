@@ -10,6 +10,9 @@ change to any kernel source recompiles whatever may have used it.
 
 It works by putting a locator first in numba's list (numba.core.caching.CacheImpl): it claims
 those files, lets numba's own locators choose the directory, and adds the stamp.
+
+Before numba rebuilds one of these functions from its cache, the functions registered with
+before_load() see its compiled code: blas.py binds there the symbols that it calls by name.
 """
 from __future__ import annotations
 
@@ -71,8 +74,42 @@ class KernelsLocator(caching._CacheLocator):
         return None
 
 
+_BEFORE_LOAD: list = []
+
+
+def before_load(fn) -> None:
+    """Run fn(code) before any function this module claims is loaded from numba's cache;
+    code is the list of byte strings in the cached library (its object code), or None when
+    numba stored it in a form this module does not know (then assume it calls anything)."""
+    _BEFORE_LOAD.append(fn)
+
+
+class KernelsCacheImpl(caching.CompileResultCacheImpl):
+    """Numba's cache of compiled functions, running the before_load functions before it
+    rebuilds one that KernelsLocator located."""
+
+    def rebuild(self, target_context, payload):
+        if isinstance(self._locator, KernelsLocator):
+            code = _blobs(payload[0]) if isinstance(payload, tuple) and payload else None
+            for fn in _BEFORE_LOAD:
+                fn(code or None)
+        return super().rebuild(target_context, payload)
+
+
+def _blobs(value) -> list:
+    """The byte strings in nested tuples (numba's serialised library: name, kind, (object
+    code, bitcode))."""
+    if isinstance(value, (bytes, bytearray)):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [b for v in value for b in _blobs(v)]
+    return []
+
+
 def install() -> None:
-    """Put KernelsLocator first in numba's locator list (once)."""
+    """Put KernelsLocator first in numba's locator list and KernelsCacheImpl in place of
+    numba's cache implementation for jitted functions (once)."""
     classes = caching.CacheImpl._locator_classes
     if KernelsLocator not in classes:
         classes.insert(0, KernelsLocator)
+    caching.FunctionCache._impl_class = KernelsCacheImpl
