@@ -28,7 +28,7 @@ class Site:
     def __init__(self, gen, group: Group, index: int):
         self.gen, self.group, self.index = gen, group, index
         self.post: list[str] = []
-        self.unfit = False                  # the kernel's result adds to predict's count
+        self.unfit = False                  # the kernel's result adds to predict's `unfit`
 
     # names of things
     def node(self, n):
@@ -76,13 +76,13 @@ class Site:
         return scratch
 
     def check_input(self, n) -> bool:
-        """Does this kernel's count of non-finite results stand in for the scan of input `n`
+        """Does this kernel's note of non-finite results stand in for the scan of input `n`
         for NaN and infinity? In predict, for a float network input read by a dense layer:
         each of its output rows sums a product with every value of the input row, and a
         NaN or an infinity in a sum of products (with any weights, zero included) makes the
-        sum NaN or infinite, so the row's count is nonzero. The driver returns the total;
-        a nonzero total sends the batch to the full check (CPUExecutor.predict), which tells
-        a bad input from non-finite parameters."""
+        sum NaN or infinite, so the kernel notes it. The driver returns how many kernels
+        did; a nonzero total sends the batch to the full check (CPUExecutor.predict), which
+        tells a bad input from non-finite parameters."""
         d = self.node(n)
         if self.gen.mode != "predict" or d["kind"] != "input" \
                 or not (d.get("dtype") or "float").startswith("float"):
