@@ -211,3 +211,31 @@ outputs: [out]
                 model.predict(x, batch_size=3)
     model.params["ha.W"][0, 0] = np.nan          # not an input error: NaN comes out
     assert np.isnan(model.predict(data)).all()
+
+
+@pytest.mark.parametrize("stride,checked", [(1, True), (2, False)])
+def test_predict_checks_inputs_in_the_first_convolution(tmp_path, stride, checked):
+    """A stride-1 convolution reads every input value, so it checks its input on the way,
+    corners included (valid padding); with stride 2 some values reach no output and the
+    input is scanned as before. Either way a NaN or infinity anywhere is a DataError."""
+    from nngraph.errors import DataError
+    path = tmp_path / "conv.yaml"
+    path.write_text(f"""
+nngraph: 1
+name: conv_checked
+inputs: {{image: {{shape: [2, 7, 7]}}}}
+layers:
+  - {{op: conv2d, name: c, filters: 3, kernel: 2, stride: {stride}, activation: relu}}
+  - {{op: flatten}}
+  - {{op: dense, name: out, units: 2}}
+outputs: [out]
+""")
+    model = nngraph.compile(str(path), backend="cpu", dtype="float32")
+    assert model.executor.checks_finite == ({"image"} if checked else set())
+    rng = np.random.default_rng(1)
+    for n, at in [(1, (0, 1, 6, 6)), (70, (69, 0, 0, 0)), (70, (3, 1, 6, 0))]:
+        x = rng.random((n, 2, 7, 7), np.float32)
+        model.predict(x)
+        x[at] = np.inf
+        with pytest.raises(DataError, match=rf"got 1 infinite \(the first in sample {at[0]} "):
+            model.predict(x)

@@ -49,6 +49,8 @@ each chunk's columns and product then stay in one core's cache (LeNet-5 batch 25
 the batch was measured slower (a whole-batch im2col of LeNet-5 batch 64: 1.07 ms serial vs
 2.87 ms prange).
 """
+import math
+
 import numpy as np
 
 from ._jit import kernel
@@ -151,10 +153,11 @@ def _col2im(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
 def _to_nchw(a, n0, buf, bias, relu):
     """a[n0 + n, f, q] = buf[f, n*P + q] + bias[f] (bias skipped when empty), through relu
     (v if v > 0 else 0, the generated activation's rule) when relu is set; P = values per
-    channel, buf (F, g*P)."""
+    channel, buf (F, g*P). Returns whether any value before relu was NaN or infinite."""
     f_count = a.shape[1]
     p = a.size // (a.shape[0] * f_count)
     af = a.reshape(a.size)
+    bad = False
     for f in range(f_count):
         row = buf[f]
         extra = bias[f] if bias.size else a.dtype.type(0)
@@ -164,10 +167,14 @@ def _to_nchw(a, n0, buf, bias, relu):
             if relu:
                 for q in range(p):
                     v = part[q] + extra
+                    bad |= not (abs(v) < math.inf)
                     plane[q] = v if v > 0 else 0
             else:
                 for q in range(p):
-                    plane[q] = part[q] + extra
+                    v = part[q] + extra
+                    bad |= not (abs(v) < math.inf)
+                    plane[q] = v
+    return bad
 
 
 @kernel(inline=True)
@@ -193,11 +200,13 @@ def _from_nchw(a, n0, buf, sums):
 @kernel
 def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, sh, sw, pt, pb, pl, pr, dh, dw):
     """y (N, F, Ho, Wo) = conv2d(x (N, C, H, W), w (F, C, kh, kw)) + b (F,), b optional, then
-    relu when relu is set. Per chunk: im2col, one GEMM, bias (and relu) applied in the copy
-    back to NCHW, which saves a pass over y (LeNet-5 at batch 256: 0.26-0.39 ms). keep: every chunk's
-    columns go to their own block of cols, for conv2d_backward; else each chunk reuses the
-    first block, which stays in cache (LeNet-5 at batch 256: 3.3 ms instead of 5.2 ms for the
-    two layers, one thread)."""
+    relu when relu is set; returns whether any value before relu was NaN or infinite (with
+    stride 1 and no dilation every value of x reaches one: predict's input check, see codegen
+    Site.check_input). Per chunk: im2col, one GEMM, bias (and relu) applied in the copy
+    back to NCHW, which saves a pass over y (LeNet-5 at batch 256: 0.26-0.39 ms). keep:
+    every chunk's columns go to their own block of cols, for conv2d_backward; else each
+    chunk reuses the first block, which stays in cache (LeNet-5 at batch 256: 3.3 ms
+    instead of 5.2 ms for the two layers, one thread)."""
     n_batch, channels, h, wd = x.shape
     f_count, _, kh, kw = w.shape
     ho, wo = y.shape[2], y.shape[3]
@@ -211,12 +220,14 @@ def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, sh, sw, pt, pb, pl, pr, d
     if cf.size < ckk * (n_batch if keep else g) * p or yf.size < f_count * g * p:
         raise ValueError("conv2d_forward: a scratch buffer is smaller than it needs")
     w2 = w.reshape(f_count, ckk)
+    bad = False
     for n0 in range(0, n_batch, g):
         m, at = min(g, n_batch - n0) * p, ckk * n0 * p if keep else 0
         c, yb = cf[at:at + ckk * m].reshape(ckk, m), yf[:f_count * m].reshape(f_count, m)
         _im2col(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
         gemm(1.0, w2, False, c, False, 0.0, yb)
-        _to_nchw(y, n0, yb, b, relu)
+        bad |= _to_nchw(y, n0, yb, b, relu)
+    return bad
 
 
 @kernel
