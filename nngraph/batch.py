@@ -104,12 +104,11 @@ def fit_input(net, name: str, value, what: str, scan: bool = True) -> np.ndarray
         arr = _fit_shape(arr, d, what, _want(d))
     if not d.dtype.startswith("float"):
         return np.ascontiguousarray(_check_integers(net, name, arr, what), dtype=d.dtype)
-    if arr.dtype == d.dtype and arr.flags.c_contiguous:
-        if scan and not _all_finite(arr):
-            _refuse_non_finite(arr, d, what)
-        return arr
-    if arr.dtype.kind == "f" and not _all_finite(arr):
+    ready = arr.dtype == d.dtype and arr.flags.c_contiguous
+    if (scan or not ready) and arr.dtype.kind == "f" and not _all_finite(arr):
         _refuse_non_finite(arr, d, what)
+    if ready:
+        return arr
     with np.errstate(over="ignore"):
         fitted = np.ascontiguousarray(arr, dtype=d.dtype)
     if fitted.dtype.itemsize < arr.dtype.itemsize and not _all_finite(fitted):

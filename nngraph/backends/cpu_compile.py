@@ -34,10 +34,13 @@ WORKER_TIMEOUT_S = 600.0
 
 # Rough cold compile seconds per kernel (2-core machine, both processes compiling), for
 # sharing the work out: the convolution and recurrent kernels bring large helpers with them
-# (im2col, the gate loops). The worker starts while this process compiles the BLAS wrappers
-# and generates the module, so it is ready when its share comes: no head start is counted.
-_HEAVY_MODULES = {"nngraph.kernels.cpu.conv": 2.5, "nngraph.kernels.cpu.recurrent": 2.5}
-_LIBRARY_S, _GENERATED_S = 0.4, 0.25
+# (im2col, the gate loops); the spin-wait and check kernels are a few lines (LeNet-5: 0.04-
+# 0.09 s each, against 0.25-0.32 s for the pooling backward and the optimizer). The worker
+# starts while this process compiles the BLAS wrappers and generates the module, so it is
+# ready when its share comes: no head start is counted.
+_MODULE_S = {"nngraph.kernels.cpu.conv": 2.5, "nngraph.kernels.cpu.recurrent": 2.5,
+             "nngraph.kernels.cpu.sync": 0.08, "nngraph.kernels.cpu.check": 0.08}
+_LIBRARY_S, _GENERATED_S = 0.3, 0.25
 
 
 def jobs() -> int:
@@ -122,7 +125,7 @@ def _where(dispatcher) -> tuple[str, str]:
 def _cost(dispatcher) -> float:
     module = dispatcher.py_func.__module__
     if module.startswith("nngraph.kernels."):
-        return _HEAVY_MODULES.get(module, _LIBRARY_S)
+        return _MODULE_S.get(module, _LIBRARY_S)
     return _GENERATED_S
 
 
