@@ -38,10 +38,10 @@ class Model:
                                   for i in net.inputs.values())
         self.backend = self.executor.name          # what really runs (see backends.executor)
         self._prepare = getattr(self.executor, "prepare", None)
-        # inputs the backend's predict checks for NaN and infinity itself, on the way; not
+        # {mode: inputs the backend checks for NaN and infinity itself, on the way}; not
         # where float inputs are cast to the model's dtype (the error would show the copy)
-        self._scanned_by_predict = () if self._recast_inputs else \
-            getattr(self.executor, "checks_finite", ())
+        self._scanned_by = {} if self._recast_inputs else \
+            getattr(self.executor, "checks_finite", {})
         rng = np.random.default_rng(self.seed)
         self.params = {k: initializers.initialize(p.init, p.spec.shape, rng, p.spec.fan_in,
                                                   p.spec.fan_out, self.dtype)
@@ -81,7 +81,7 @@ class Model:
         if mode and self._prepare:
             self._prepare(mode, self.state)
         batch = as_batch(self.net, data, require_labels=labels,
-                         unscanned=self._scanned_by_predict if mode == "predict" else ())
+                         unscanned=self._scanned_by.get(mode, ()))
         if self._recast_inputs:             # float inputs run in the model's dtype
             for name, arr in batch.items():
                 if arr.dtype.kind == "f" and arr.dtype != self.dtype:

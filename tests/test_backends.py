@@ -190,7 +190,7 @@ layers:
 outputs: [out]
 """)
     model = nngraph.compile(str(path), backend="cpu", dtype="float32")
-    assert model.executor.checks_finite == {"a", "b"}
+    assert model.executor.checks_finite["predict"] == {"a", "b"}
     predict = model.executor.gen.drivers["predict"]
     assert predict.count("unfit += ") == 2, predict
     rng = np.random.default_rng(0)
@@ -231,7 +231,7 @@ layers:
 outputs: [out]
 """)
     model = nngraph.compile(str(path), backend="cpu", dtype="float32")
-    assert model.executor.checks_finite == ({"image"} if checked else set())
+    assert model.executor.checks_finite["predict"] == ({"image"} if checked else set())
     rng = np.random.default_rng(1)
     for n, at in [(1, (0, 1, 6, 6)), (70, (69, 0, 0, 0)), (70, (3, 1, 6, 0))]:
         x = rng.random((n, 2, 7, 7), np.float32)
@@ -239,3 +239,43 @@ outputs: [out]
         x[at] = np.inf
         with pytest.raises(DataError, match=rf"got 1 infinite \(the first in sample {at[0]} "):
             model.predict(x)
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_train_step_checks_inputs_in_the_first_layer(tmp_path, norm):
+    """In training the first dense layer checks its input too: a NaN or infinity makes the
+    driver's loss NaN, so there is no update, and the step raises the input's DataError
+    with parameters, optimizer slots and step count as they were; gradients() too. A
+    network with state (batchnorm's running statistics, which the NaN would reach) scans
+    its input first instead, and its statistics stay as they were."""
+    from nngraph.errors import DataError
+    path = tmp_path / "train.yaml"
+    path.write_text(f"""
+nngraph: 1
+name: train_checked
+inputs: {{x: {{shape: [5]}}, y: {{shape: [], dtype: int64}}}}
+layers:
+  - {{op: dense, name: h, units: 4, activation: relu}}
+{"  - {op: batchnorm, name: bn}" if norm else ""}
+  - {{op: dense, name: out, units: 3}}
+losses:
+  - {{op: softmax_cross_entropy, in: [out, y]}}
+train:
+  optimizer: {{type: sgd, lr: 0.1, momentum: 0.9}}
+""")
+    model = nngraph.compile(str(path), backend="cpu", dtype="float32")
+    assert model.executor.checks_finite["train"] == (set() if norm else {"x"})
+    rng = np.random.default_rng(2)
+    x, y = rng.random((6, 5), np.float32), rng.integers(0, 3, 6)
+    model.train_step((x, y))
+    kept = [{k: np.array(v) for k, v in d.items()} for d in
+            (model.params, model.opt_state, *model.state.values())]
+    step = model.step
+    x[4, 2] = np.nan
+    for call in (model.train_step, model.gradients):
+        with pytest.raises(DataError, match=r"input 'x': expected finite float32 values, "
+                                            r"got 1 NaN \(the first in sample 4 of"):
+            call((x, y))
+    now = [model.params, model.opt_state, *model.state.values()]
+    assert model.step == step and all(np.array_equal(a[k], b[k]) for a, b in zip(kept, now)
+                                      for k in a)

@@ -89,9 +89,9 @@ class CPUExecutor:
         self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
         self.output_buffers = [(name, self.names[node]) for name, node in program.outputs.items()]
         self.uses_reference = {m: "R." in d for m, d in self.gen.drivers.items()}
-        # inputs that predict's kernels check for NaN and infinity on the way (see
+        # {mode: inputs that its kernels check for NaN and infinity on the way} (see
         # Site.check_input): the batch checks skip their own scan of them
-        self.checks_finite = frozenset(self.gen.checked_inputs)
+        self.checks_finite = {m: frozenset(v) for m, v in self.gen.checked_inputs.items()}
         # what is read after a run: the outputs and what the losses compare
         self.read_after = sorted({self.names[n] for n in
                                   set(self.loss_inputs) | set(program.outputs.values())})
@@ -301,8 +301,15 @@ class CPUExecutor:
         names = self.names
         return {n: views[names[n]] for n in nodes if names[n] in views}
 
+    def _refuse_unfit(self, mode, batch):
+        """The DataError for an input that `mode`'s kernels check, if one is not finite."""
+        for name in self.checks_finite[mode]:
+            refuse_non_finite(self.program.net, name, batch[name])
+
     def _backprop(self, arrays, state, batch, seed):
         loss, views = self._run("train", arrays, state, batch, True, seed)
+        if not math.isfinite(loss):     # the loss of a batch with NaN in an input is NaN
+            self._refuse_unfit("train", batch)
         if len(self.reg_start):
             loss += self.optim.regularize(self.flat_params, self.flat_grads, self.reg_start,
                                      self.reg_end, self.reg_l1, self.reg_l2)
@@ -330,8 +337,7 @@ class CPUExecutor:
     def predict(self, arrays, state, batch):
         unfit, views = self._run("predict", arrays, state, batch, False, None)
         if unfit:       # NaN or infinity came out of a layer that reads an input: which?
-            for name in self.checks_finite:
-                refuse_non_finite(self.program.net, name, batch[name])
+            self._refuse_unfit("predict", batch)
         return {name: np.array(views[buffer]) for name, buffer in self.output_buffers}
 
 

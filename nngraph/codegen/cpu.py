@@ -77,18 +77,21 @@ class Site:
 
     def check_input(self, n) -> bool:
         """Does this kernel's note of non-finite results stand in for the scan of input `n`
-        for NaN and infinity? In predict, for a float network input read by a dense layer:
-        each of its output rows sums a product with every value of the input row, and a
-        NaN or an infinity in a sum of products (with any weights, zero included) makes the
-        sum NaN or infinite, so the kernel notes it. The driver returns how many kernels
+        for NaN and infinity? For a float network input read by a dense layer: each of its
+        output rows sums a product with every value of the input row, and a NaN or an
+        infinity in a sum of products (with any weights, zero included) makes the sum NaN
+        or infinite, so the kernel notes it. In predict the driver returns how many kernels
         did; a nonzero total sends the batch to the full check (CPUExecutor.predict), which
-        tells a bad input from non-finite parameters."""
+        tells a bad input from non-finite parameters. In training the driver then returns a
+        NaN loss, which means no update and the same check (CPUExecutor._backprop); not for
+        networks with state (batchnorm's running statistics would take the NaN in)."""
         d = self.node(n)
-        if self.gen.mode != "predict" or d["kind"] != "input" \
-                or not (d.get("dtype") or "float").startswith("float"):
+        mode = self.gen.mode
+        if mode == "evaluate" or (mode == "train" and self.gen.program.state) \
+                or d["kind"] != "input" or not (d.get("dtype") or "float").startswith("float"):
             return False
         self.unfit = True
-        self.gen.checked_inputs.add(n)
+        self.gen.checked_inputs[mode].add(n)
         return True
 
     def keeps_pre(self, epi) -> bool:
@@ -127,7 +130,8 @@ class CPUCodegen:
         self.kernels_by_code: dict = {}           # name -> (code, docstrings, names asked)
         self.drivers: dict[str, str] = {}
         self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)
-        self.checked_inputs: set = set()          # inputs predict's kernels check (check_input)
+        # inputs that the kernels of predict and train check (Site.check_input)
+        self.checked_inputs: dict = {"train": set(), "predict": set()}
         for mode in ("train", "evaluate", "predict"):
             self._driver(mode)
         self._rename(self._shared_names())
@@ -318,12 +322,20 @@ class CPUCodegen:
         data = sorted(n for n in self.uses if n.startswith("v_") and n not in names)
         params = sorted(n for n in self.uses if n.startswith(("p_", "gp_", "st_")))
         head = [f"def {mode}(B, R):",
-                f"    \"\"\"{mode} driver: {len(lines)} calls.\"\"\"",
-                "    loss = 0.0" if mode != "predict" else
-                "    unfit = 0   # how many kernels that check inputs saw NaN or infinity"]
+                f"    \"\"\"{mode} driver: {len(lines)} calls.\"\"\""]
+        checks = mode in self.checked_inputs and any("unfit += " in line for line in lines)
+        if mode != "predict":
+            head.append("    loss = 0.0")
+        if mode == "predict" or checks:
+            head.append("    unfit = 0   # how many kernels that check inputs saw NaN or infinity")
         head += [f"    {n} = B[{n!r}]" for n in data + params + names]
-        result = "loss" if mode != "predict" else "unfit"
-        return "\n".join(head + lines + [f"    return {result}", ""])
+        if mode == "predict":
+            tail = ["    return unfit"]
+        elif checks:
+            tail = ["    return loss if not unfit else math.nan   # no update: see Site.check_input"]
+        else:
+            tail = ["    return loss"]
+        return "\n".join(head + lines + tail + [""])
 
     # ------------------------------------------------------------------ module
     def source(self) -> str:

@@ -17,7 +17,7 @@ from .scalar import loop_nest
 def dense_forward(site):
     """y = act(x W + b): BLAS into y, then one loop for bias and activation that also notes
     whether any value of x W + b is NaN or infinite, which the kernel returns. Where x is a
-    network input, predict's driver adds it up (see Site.check_input)."""
+    network input, the driver adds it up (see Site.check_input)."""
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
     if len(site.shape(d["inputs"][0])) != 1:
