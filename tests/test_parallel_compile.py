@@ -45,6 +45,7 @@ def test_two_processes_compile_what_one_does(tmp_path):
     two = _run(str(tmp_path / "two"), 2)
     report = two["report"]
     assert report["jobs"] == 2 and report["worker_error"] is None, report
+    assert report["worker_start"] == "fork"     # a process with one Python thread forks
     worker = {name.rsplit(".", 1)[1] for name, _ in report["worker"]}
     here = {name.rsplit(".", 1)[1] for name, _ in report["here"]}
     assert worker and here and not worker & here, report
@@ -81,9 +82,11 @@ def test_compile_jobs_setting_is_checked(monkeypatch):
     assert cpu_compile.jobs() == 1
 
 
-def test_a_worker_that_fails_leaves_the_compile_to_this_process():
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_worker_that_fails_leaves_the_compile_to_this_process(monkeypatch, fork):
     """The worker is only an accelerator: a call it cannot compile is reported, and this
-    process compiles and runs it on first use."""
+    process compiles and runs it on first use; forked or started as a new Python process
+    (this process runs other Python threads under pytest-xdist: the count is set here)."""
     import numba
     from nngraph.backends import cpu_compile
 
@@ -91,8 +94,10 @@ def test_a_worker_that_fails_leaves_the_compile_to_this_process():
     def twice(x):
         return 2 * x
 
+    monkeypatch.setattr(cpu_compile.threading, "active_count", lambda: 1 if fork else 2)
     report = {"worker_error": None, "worker": [], "jobs": 1}
     worker = cpu_compile.Worker()
+    assert isinstance(worker.proc, cpu_compile._Forked) == fork
     # A kernel the worker cannot import (defined here, in a test function).
     assert worker.send([(twice, (numba.int64,))], {}, report)
     worker.wait(report)

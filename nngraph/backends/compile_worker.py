@@ -1,7 +1,8 @@
 """The second process of a parallel compile (see cpu_compile.py).
 
-Imports the kernels, then reads a pickled job from stdin: {"modules": {generated module name: file}, "calls": [(module,
-qualified name, argument types), ...]}, and compiles each call into numba's on-disk cache, printing "module.kernel seconds" for each.
+Reads a pickled job from stdin (or, forked, from a pipe): {"modules": {generated module
+name: file}, "calls": [(module, qualified name, argument types), ...]}, imports the kernels
+and compiles each call into numba's on-disk cache, printing "module.kernel seconds" for each.
 A call that fails to compile is reported on stderr and skipped: the parent compiles it
 again on first use and raises the error there, where the user sees it.
 """
@@ -34,7 +35,12 @@ def main() -> int:
     from numba.core.registry import cpu_target
     cpu_target.typing_context.refresh()
     cpu_target.target_context.refresh()
-    data = sys.stdin.buffer.read()
+    return compile_job(sys.stdin.buffer.read(), sys.stdout, sys.stderr)
+
+
+def compile_job(data: bytes, out, err) -> int:
+    """Compile the pickled job `data` (nothing when it is empty), one line per kernel on
+    `out`, failures on `err`; returns the exit status."""
     if not data:
         return 0
     job = pickle.loads(data)
@@ -46,10 +52,11 @@ def main() -> int:
                 target = getattr(target, part)
             t0 = time.perf_counter()
             target.compile(sig)
-            print(f"{module}.{qualname} {time.perf_counter() - t0:.3f}", flush=True)
+            print(f"{module}.{qualname} {time.perf_counter() - t0:.3f}", file=out, flush=True)
         except Exception as exc:            # reported; the parent compiles it on first use
             failed += 1
-            print(f"{module}.{qualname}{sig}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"{module}.{qualname}{sig}: {type(exc).__name__}: {exc}", file=err,
+                  flush=True)
     return 1 if failed else 0
 
 

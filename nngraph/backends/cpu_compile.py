@@ -5,8 +5,8 @@ LeNet-5's train, evaluate and predict need about 20 compiled functions, 8 s of c
 2-core development machine. Here the calls a run would make are recorded first (the drivers
 run once over batch-of-one buffers with every kernel replaced by a recorder), and then the
 kernels are compiled for exactly those argument types: part in this process and part in a
-second Python process (`python -m nngraph.backends.compile_worker`), both writing numba's
-on-disk cache. When the worker is done this process finds its share in that cache, as any
+second process (a fork of this one, else `python -m nngraph.backends.compile_worker`), both
+writing numba's on-disk cache. When the worker is done this process finds its share in that cache, as any
 later process would.
 
 NNGRAPH_COMPILE_JOBS sets how many processes compile (1: this one alone); the default is 2
@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 import types
 import weakref
 
@@ -153,7 +156,8 @@ def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = Non
     process; `module_paths` maps generated modules' names to their files (for the worker).
     `worker`: one started earlier (see Worker), else one is started here if it pays.
     Returns a report: {"jobs", "here": [(kernel, seconds)], "worker": [(kernel, seconds)],
-    "worker_s" (from its start to its end), "worker_error"}."""
+    "worker_s" (from its start to its end), "worker_error", and with a worker "worker_start"
+    ("fork" or "python": how it was started)}."""
     n_jobs = jobs() if n_jobs is None else n_jobs
     todo = list({(id(d), s): (d, s) for d, s in calls if not _compiled_here(d, s)}.values())
     report = {"jobs": 1, "here": [], "worker": [], "worker_s": 0.0, "worker_error": None}
@@ -198,21 +202,25 @@ def _compile(calls, report) -> str:
 
 class Worker:
     """The second compiling process. Started before this process imports the kernels (and so
-    compiles the BLAS wrappers on a first run), it sets numba up meanwhile, then waits for
-    its share of the calls on stdin; it imports the kernels once that comes, finding the
-    BLAS wrappers in the cache. Dropped without a share (closed, or garbage-collected), it
+    compiles the BLAS wrappers on a first run), it waits for its share of the calls on
+    stdin; it imports the kernels once that comes, finding the BLAS wrappers in the cache.
+    It is a fork of this process where it can be (_Forked), else a new Python process that
+    sets numba up meanwhile. Dropped without a share (closed, or garbage-collected), it
     exits."""
 
     def __init__(self):
         self.proc, self.started = None, time.perf_counter()
         self.errors, self.out = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         try:
-            # this process's import path, so that the worker imports the same nngraph (and
-            # the generated modules' imports resolve) however this one was started
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nngraph.backends.compile_worker"],
-                stdin=subprocess.PIPE, stdout=self.out, stderr=self.errors, env=env)
+            if hasattr(os, "fork") and threading.active_count() == 1:
+                self.proc = _Forked(self.out, self.errors)
+            else:
+                # this process's import path, so that the worker imports the same nngraph
+                # (and the generated modules' imports resolve) however this one was started
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "nngraph.backends.compile_worker"],
+                    stdin=subprocess.PIPE, stdout=self.out, stderr=self.errors, env=env)
         except OSError as exc:
             self.failure = f"could not start: {exc}"
         else:
@@ -228,6 +236,7 @@ class Worker:
                 self.proc.stdin.write(pickle.dumps(job))
                 self.proc.stdin.close()
                 report["jobs"] = 2
+                report["worker_start"] = "fork" if isinstance(self.proc, _Forked) else "python"
                 return True
             except OSError as exc:
                 self.failure = f"could not send the job: {exc}"
@@ -264,8 +273,63 @@ class Worker:
         """Let the worker go without a share."""
         if self.proc is not None:
             _close(self.proc)
+            if isinstance(self.proc, _Forked):  # no share: it ends at once; reap it
+                try:
+                    self.proc.wait(timeout=10.0)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
         self.errors.close()
         self.out.close()
+
+
+class _Forked:
+    """The worker as a fork of this process, for the parts of subprocess.Popen that Worker
+    uses. Forked, it starts with numba imported and set up (a new Python process spends
+    ~1.2 s on that before it can take its share). Only forked while this process runs one
+    Python thread, so that no lock another thread holds is copied into the child held."""
+
+    def __init__(self, out, errors):
+        read, write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:                       # the worker
+            status = 1
+            try:
+                os.close(write)
+                os.dup2(out.fileno(), 1)
+                os.dup2(errors.fileno(), 2)
+                sys.stdout = open(1, "w", closefd=False)
+                sys.stderr = open(2, "w", closefd=False)
+                from . import compile_worker
+                with open(read, "rb") as job:
+                    status = compile_worker.compile_job(job.read(), sys.stdout, sys.stderr)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(status)
+        os.close(read)
+        self.stdin, self.returncode = open(write, "wb"), None
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+            elif time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("compile worker", timeout)
+            else:
+                time.sleep(0.005)
+        return self.returncode
+
+    def kill(self):
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _close(proc) -> None:
