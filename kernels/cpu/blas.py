@@ -336,6 +336,11 @@ def bind_product(kind: str) -> None:
     llvm.add_symbol(_PRODUCT_SYMBOLS[kind], product.address)
 
 
+def bound_products() -> set:
+    """The kinds ('s', 'd') whose product this process has bound."""
+    return set(_bound)
+
+
 def _before_load(code) -> None:
     """Bind the products that a kernel about to be loaded from numba's cache calls (its
     object code names their symbols), or all of them when its code is not known."""

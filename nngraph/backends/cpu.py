@@ -50,9 +50,6 @@ class CPUExecutor:
         self.module, self.path = load_module(name, self.source)
         from ..kernels.cpu import blas, check, optim  # after the worker started: they compile
         self.blas, self.check, self.optim = blas, check, optim
-        # The product for this dtype now, while the worker starts: it then loads it from the
-        # cache instead of compiling it too.
-        blas.bind_product("s" if self.dtype == np.float32 else "d")
         self.runtime = _Reference(program)
         self.arenas, self.bound = {}, {}
         infos = program.params

@@ -44,6 +44,7 @@ WORKER_TIMEOUT_S = 600.0
 _MODULE_S = {"nngraph.kernels.cpu.conv": 2.5, "nngraph.kernels.cpu.recurrent": 2.5,
              "nngraph.kernels.cpu.sync": 0.08, "nngraph.kernels.cpu.check": 0.08}
 _LIBRARY_S, _GENERATED_S = 0.3, 0.25
+_PRODUCTS_S = 0.8           # the float32 BLAS product and its small-matrix loop (blas.py)
 
 
 def jobs() -> int:
@@ -132,21 +133,37 @@ def _cost(dispatcher) -> float:
     return _GENERATED_S
 
 
+def _products_bound() -> bool:
+    from ..kernels.cpu import blas
+    return bool(blas.bound_products())
+
+
 def _compiled_here(dispatcher, sig) -> bool:
     return tuple(sig) in dispatcher.overloads
 
 
-def share(calls: list) -> tuple[list, list]:
+def _calls_gemm(dispatcher) -> bool:
+    return any(name in ("gemm", "gemm_serial") for name in dispatcher.py_func.__code__.co_names)
+
+
+def share(calls: list, products_bound: bool = True) -> tuple[list, list]:
     """(here, worker): distinct calls split so that both finish at about the same time,
     costliest first, each to the process with less to do. A convolution's forward and
     backward go to different processes although both then compile the im2col and BLAS
-    helpers: the two halves finish sooner than both kernels in one process."""
-    loads = {"here": 0.0, "worker": 0.0}
+    helpers: the two halves finish sooner than both kernels in one process.
+
+    When the BLAS products are not compiled yet (`products_bound` False), this process
+    compiles them with its first kernel that calls gemm, and the worker starts with the
+    kernels that do not: it finds them in the cache when it reaches its first that does."""
+    loads = {"here": 0.0 if products_bound or not any(_calls_gemm(d) for d, _ in calls)
+             else _PRODUCTS_S, "worker": 0.0}
     parts: dict = {"here": [], "worker": []}
     for dispatcher, sig in sorted(calls, key=lambda c: -_cost(c[0])):
         side = min(loads, key=loads.get)
         parts[side].append((dispatcher, sig))
         loads[side] += _cost(dispatcher)
+    if not products_bound:
+        parts["worker"].sort(key=lambda c: _calls_gemm(c[0]))
     return parts["here"], parts["worker"]
 
 
@@ -161,7 +178,7 @@ def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = Non
     n_jobs = jobs() if n_jobs is None else n_jobs
     todo = list({(id(d), s): (d, s) for d, s in calls if not _compiled_here(d, s)}.values())
     report = {"jobs": 1, "here": [], "worker": [], "worker_s": 0.0, "worker_error": None}
-    here, away = share(todo) if n_jobs > 1 and todo else (todo, [])
+    here, away = share(todo, _products_bound()) if n_jobs > 1 and todo else (todo, [])
     if away and worker is None:
         # Nothing says this is a first compile: try the cheapest kernel here first. From the
         # cache, the rest is there too and loads quickly here; else start a worker now.
