@@ -318,8 +318,9 @@ def bind_product(kind: str) -> None:
     Compiled code refers to these symbols by name, so they must be bound before a kernel
     that calls gemm is compiled or loaded from numba's cache. Compiling one types
     _call_product, which binds the product for its dtype; before numba loads any kernel of
-    ours from its cache, _cache.py has the ones it calls bound (_before_load). So a float32 network, compiled
-    cold, never compiles the float64 product (0.36 s in each compiling process)."""
+    ours from its cache, _cache.py has the ones it calls bound (_before_load). So a float32
+    network, compiled cold, never compiles the float64 product (0.36 s in each compiling
+    process)."""
     if kind in _bound:
         return
     _bound.add(kind)

@@ -28,10 +28,9 @@ def _module(name: str, paths: dict):
 
 
 def main() -> int:
-    # Numba's own set-up first, while the parent compiles the BLAS wrappers, writes the
-    # generated module and records its calls (an empty stdin: it had nothing for us). The
-    # kernel modules come after the job: the parent has then put the BLAS wrappers, which
-    # they import, in the cache.
+    # Numba's own set-up first, while the parent writes the generated module and records
+    # its calls (an empty stdin: it had nothing for us). The kernel modules come after the
+    # job.
     from numba.core.registry import cpu_target
     cpu_target.typing_context.refresh()
     cpu_target.target_context.refresh()

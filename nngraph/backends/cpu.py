@@ -48,7 +48,7 @@ class CPUExecutor:
         first_time = not os.path.exists(module_file(name, self.source)[1])
         self.worker = cpu_compile.Worker() if first_time and cpu_compile.jobs() > 1 else None
         self.module, self.path = load_module(name, self.source)
-        from ..kernels.cpu import blas, check, optim  # after the worker started: they compile
+        from ..kernels.cpu import blas, check, optim
         self.blas, self.check, self.optim = blas, check, optim
         self.runtime = _Reference(program)
         self.arenas, self.bound = {}, {}

@@ -6,8 +6,8 @@ LeNet-5's train, evaluate and predict need about 20 compiled functions, 8 s of c
 run once over batch-of-one buffers with every kernel replaced by a recorder), and then the
 kernels are compiled for exactly those argument types: part in this process and part in a
 second process (a fork of this one, else `python -m nngraph.backends.compile_worker`), both
-writing numba's on-disk cache. When the worker is done this process finds its share in that cache, as any
-later process would.
+writing numba's on-disk cache. When the worker is done this process finds its share in that
+cache, as any later process would.
 
 NNGRAPH_COMPILE_JOBS sets how many processes compile (1: this one alone); the default is 2
 when this process may run on two or more cores. The worker is only an accelerator: if it
@@ -39,8 +39,8 @@ WORKER_TIMEOUT_S = 600.0
 # sharing the work out: the convolution and recurrent kernels bring large helpers with them
 # (im2col, the gate loops); the spin-wait and check kernels are a few lines (LeNet-5: 0.04-
 # 0.09 s each, against 0.25-0.32 s for the pooling backward and the optimizer). The worker
-# starts while this process compiles the BLAS wrappers and generates the module, so it is
-# ready when its share comes: no head start is counted.
+# is started while this process generates the module, so it is ready when its share comes:
+# no head start is counted.
 _MODULE_S = {"nngraph.kernels.cpu.conv": 2.5, "nngraph.kernels.cpu.recurrent": 2.5,
              "nngraph.kernels.cpu.sync": 0.08, "nngraph.kernels.cpu.check": 0.08}
 _LIBRARY_S, _GENERATED_S = 0.3, 0.25
@@ -143,6 +143,7 @@ def _compiled_here(dispatcher, sig) -> bool:
 
 
 def _calls_gemm(dispatcher) -> bool:
+    """Does the kernel's own code name gemm (so that compiling it binds a BLAS product)?"""
     return any(name in ("gemm", "gemm_serial") for name in dispatcher.py_func.__code__.co_names)
 
 
@@ -218,12 +219,11 @@ def _compile(calls, report) -> str:
 
 
 class Worker:
-    """The second compiling process. Started before this process imports the kernels (and so
-    compiles the BLAS wrappers on a first run), it waits for its share of the calls on
-    stdin; it imports the kernels once that comes, finding the BLAS wrappers in the cache.
-    It is a fork of this process where it can be (_Forked), else a new Python process that
-    sets numba up meanwhile. Dropped without a share (closed, or garbage-collected), it
-    exits."""
+    """The second compiling process. Started as soon as this process knows a network is
+    new, it waits for its share of the calls on stdin and imports the kernels once that
+    comes (see share() for the BLAS products). It is a fork of this process where it can be
+    (_Forked), else a new Python process that sets numba up meanwhile. Dropped without a
+    share (closed, or garbage-collected), it exits."""
 
     def __init__(self):
         self.proc, self.started = None, time.perf_counter()
