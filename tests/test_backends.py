@@ -163,6 +163,9 @@ losses:
     assert "p1 (maxpool2d" in gen.kernels["k_p1_p2"] and "p2 (maxpool2d" in gen.kernels["k_p1_p2"]
     assert gen.drivers["train"].count("k_p1_p2(") == 2
     assert gen.drivers["train"].count("k_flat(") == 2        # flatten and its backward
+    rng = np.random.default_rng(0)
+    model.train_step((rng.random((4, 1, 12, 12)), rng.integers(0, 3, 4)))
+    assert len(model.executor.module.k_flat.signatures) == 1   # one compile serves both
     assert "k_p1(" not in gen.drivers["train"] and "k_p1(" not in model.executor.source
     # evaluate runs training's loss kernel, into a scratch gradient, rather than its own
     losses = [k for k in gen.kernels if k.startswith("k_loss")]

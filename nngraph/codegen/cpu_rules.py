@@ -62,12 +62,18 @@ def copy_forward(site):
     """flatten / reshape: the same values in a new shape."""
     n = site.group.nodes[0]
     d = site.node(n)
-    return site.kernel(["x", "y"], _COPY, [site.val(d["inputs"][0]), site.val(n)])
+    return site.kernel(_COPY_ARGS, _COPY, [site.val(d["inputs"][0]), site.val(n), "True"])
 
 
-# flatten / reshape and their backward: one kernel serves them all
-_COPY = ["    yf = y.reshape(-1)", "    xf = x.reshape(-1)",
-         "    for i in range(xf.size):", "        yf[i] = xf[i]"]
+# flatten / reshape and their backward: one kernel serves them all. Its arrays come in the
+# same order both ways (a shaped as the op's input, b as its output), so that one compiled
+# signature serves both directions (a signature each: 0.12-0.2 s more cold compile).
+_COPY_ARGS = ["a", "b", "forward"]
+_COPY = ["    af = a.reshape(-1)", "    bf = b.reshape(-1)",
+         "    if forward:",
+         "        for i in range(af.size):", "            bf[i] = af[i]",
+         "    else:",
+         "        for i in range(af.size):", "            af[i] = bf[i]"]
 
 
 def add_forward(site):
@@ -225,7 +231,7 @@ def copy_backward(site):
     gx = site.input_grad(n, 0)
     if not gx:
         return None
-    return site.kernel(["x", "y"], _COPY, [site.grad(n), gx])
+    return site.kernel(_COPY_ARGS, _COPY, [gx, site.grad(n), "False"])
 
 
 def add_backward(site):
