@@ -28,7 +28,7 @@ class Site:
     def __init__(self, gen, group: Group, index: int):
         self.gen, self.group, self.index = gen, group, index
         self.post: list[str] = []
-        self.unfit = False                  # the kernel's result adds to predict's `unfit`
+        self.unfit = False          # the kernel's result adds to the driver's `unfit`
 
     # names of things
     def node(self, n):
@@ -323,7 +323,7 @@ class CPUCodegen:
         params = sorted(n for n in self.uses if n.startswith(("p_", "gp_", "st_")))
         head = [f"def {mode}(B, R):",
                 f"    \"\"\"{mode} driver: {len(lines)} calls.\"\"\""]
-        checks = mode in self.checked_inputs and any("unfit += " in line for line in lines)
+        checks = bool(self.checked_inputs.get(mode))
         if mode != "predict":
             head.append("    loss = 0.0")
         if mode == "predict" or checks:
