@@ -78,6 +78,16 @@ def test_networks_whose_results_depend_on_the_split_run_whole(monkeypatch):
         assert not any(model.executor.split_modes.values()), spec[:60]
 
 
+def test_a_batch_splits_from_twice_split_min_on(monkeypatch):
+    monkeypatch.setenv("NNGRAPH_THREADS", "2")
+    model = nngraph.compile(CONV, backend="cpu", seed=0)
+    for n, parts in ((2 * cpu_backend.SPLIT_MIN - 1, {0}), (2 * cpu_backend.SPLIT_MIN, {0, 1})):
+        model.executor.bound = {}
+        out = model.predict(random_batch(model.net, n, "float32"))
+        assert out.shape == (n, 4)
+        assert {key[2] for key in model.executor.bound} == parts, n
+
+
 def test_threads_setting_is_checked(monkeypatch):
     monkeypatch.setenv("NNGRAPH_THREADS", "4")
     with pytest.raises(ValueError, match="NNGRAPH_THREADS='4': give 1 or 2"):
