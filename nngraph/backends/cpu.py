@@ -228,7 +228,8 @@ class CPUExecutor:
 
     def _run(self, mode, arrays, state, batch, training, seed):
         """(loss, {buffer name: array}) of one run of a driver over the batch."""
-        self.prepare(mode, state)
+        if mode not in self.compiled:
+            self.prepare(mode, state)
         self._sync(arrays)
         self.state = state
         n = len(next(iter(batch.values())))
@@ -341,7 +342,10 @@ class CPUExecutor:
         unfit, views = self._run("predict", arrays, state, batch, False, None)
         if unfit:       # NaN or infinity came out of a layer that reads an input: which?
             self._refuse_unfit("predict", batch)
-        return {name: np.array(views[buffer]) for name, buffer in self.output_buffers}
+        if len(self.output_buffers) == 1:   # the usual case, without a comprehension's frame
+            name, buffer = self.output_buffers[0]
+            return {name: views[buffer].copy()}
+        return {name: views[buffer].copy() for name, buffer in self.output_buffers}
 
 
 class _Reference:
