@@ -51,18 +51,24 @@ def _keep_threads(n):
     return 0
 
 
-def _mkl_library():
-    """ctypes handle of libmkl_rt from the `mkl` wheel (or a system oneMKL), or None."""
+def load_library(pattern: str, fallbacks: list):
+    """ctypes handle (global symbols) of the first library that loads: files matching
+    `pattern` in this Python's lib directory (where the `mkl` and `intel-openmp` wheels put
+    theirs), then the names in `fallbacks` (the system's search path); None if none does."""
     roots = [sys.prefix, os.path.dirname(os.path.dirname(sys.executable))]
     names = [p for root in dict.fromkeys(roots)
-             for p in sorted(glob.glob(os.path.join(root, "lib", "libmkl_rt.so*")))]
-    names += ["libmkl_rt.so.2", "libmkl_rt.so"]
-    for name in names:
+             for p in sorted(glob.glob(os.path.join(root, "lib", pattern)))]
+    for name in names + fallbacks:
         try:
             return ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
         except OSError:
             continue
     return None
+
+
+def _mkl_library():
+    """ctypes handle of libmkl_rt from the `mkl` wheel (or a system oneMKL), or None."""
+    return load_library("libmkl_rt.so*", ["libmkl_rt.so.2", "libmkl_rt.so"])
 
 
 def _mkl_entries():

@@ -29,6 +29,11 @@ LeNet-5 train at batch 8 0.72 -> 0.62, 16 1.22 -> 0.93, 32 1.53 -> 0.93, predict
 2.4 -> 1.9, 32 5.1 -> 4.35, predict at 32 2.16 -> 1.43. At batch 4 the hand-over costs
 more than it saves (LeNet-5 train 0.23 -> 0.37)."""
 
+TEAM_MIN = 32_768
+"""The optimizer update runs on MKL's threads from this many parameters on (see
+_team_update)."""
+
+
 def threads() -> int:
     """Threads a batch may run on: NNGRAPH_THREADS (1 or 2), else 2 when two cores are
     available to this process."""
@@ -84,7 +89,7 @@ class CPUExecutor:
                          if "max_norm" in p.regularizer}
         g = program.graph
         self.loss_inputs = {i for l in program.losses for i in g.nodes[l]["inputs"]}
-        self.slots = {}
+        self.slots, self.team_updates = {}, {}
         self.state = {}
         self.compiled, self.compile_report = set(), None
         self.threads, self.split_modes, self.second_grads = threads(), {}, None
@@ -109,6 +114,7 @@ class CPUExecutor:
         so the update is one fused pass; returns views named like Optimizer.init_state's."""
         self.opt = opt
         self.slots = {slot: np.zeros_like(self.flat_params) for slot in opt.slots}
+        self.team_updates = {}          # {update kernel: TeamUpdate or None}, per slot arrays
         views = {}
         for key in self.trainable:
             lo, hi = self.segments[key]
@@ -120,9 +126,28 @@ class CPUExecutor:
 
     def _update(self, opt, t):
         kernel, args = self._update_call(opt, t)
-        kernel(*args)
+        on_team = self.team_updates.get(kernel, False)
+        if on_team is False:
+            on_team = self.team_updates[kernel] = self._team_update(kernel, args)
+        if on_team is None:
+            kernel(*args)
+        else:
+            on_team.run(args, self.threads)
         for k, limit in self.max_norm.items():
             optimizers.apply_max_norm(self.pviews[k], limit, self.pviews[k].shape)
+
+    def _team_task(self, kernel, args):
+        """The task that runs the update on the BLAS's own threads (kernels/cpu/team.py)
+        where that pays, else None: from TEAM_MIN parameters, when training runs whole
+        batches (its products keep MKL's threads awake; beside the halves of a split batch
+        they sleep)."""
+        if self.threads < 2 or self.flat_params.size < TEAM_MIN or self._splits("train"):
+            return None
+        return self.optim.TeamUpdate.task_for(kernel, args)
+
+    def _team_update(self, kernel, args):
+        task = self._team_task(kernel, args)
+        return None if task is None else self.optim.TeamUpdate(kernel, args)
 
     def _update_call(self, opt, t):
         """(kernel, arguments) of the optimizer update for step t."""
@@ -206,7 +231,11 @@ class CPUExecutor:
             cpu_compile.record(getattr(self.module, m), views, calls)
             if m == "train" and getattr(self, "opt", None) is not None:
                 kernel, args = self._update_call(self.opt, 0)
-                cpu_compile.Recorder(kernel, calls)(*args)
+                task = self._team_task(kernel, args)
+                if task is None:
+                    cpu_compile.Recorder(kernel, calls)(*args)
+                else:
+                    calls.append((task, ()))
             if m == "train" and self._splits(m):
                 cpu_compile.Recorder(self.optim.mean_of_halves, calls)(
                     self.flat_grads, self.flat_grads, 0.5, 0.5)

@@ -127,6 +127,8 @@ def _where(dispatcher) -> tuple[str, str]:
 
 
 def _cost(dispatcher) -> float:
+    if hasattr(dispatcher, "COMPILE_S"):        # a task of kernels/cpu/team.py
+        return dispatcher.COMPILE_S
     module = dispatcher.py_func.__module__
     if module.startswith("nngraph.kernels."):
         return _MODULE_S.get(module, _LIBRARY_S)
