@@ -6,3 +6,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 # pytest-xdist already keeps both cores busy: a second compiling process per model would
 # only compete with the other test worker (test_parallel_compile.py turns it on).
 os.environ.setdefault("NNGRAPH_COMPILE_JOBS", "1")
+
+# nngraph's kernels load before any test module imports PyTorch (an oracle of many tests),
+# as in a process that runs nngraph alone: MKL then takes its own Intel OpenMP threads, on
+# which the optimizer update can run too (kernels/cpu/team.py). PyTorch's GNU OpenMP, loaded
+# first, would become MKL's.
+from nngraph.kernels.cpu import team  # noqa: E402,F401

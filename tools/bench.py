@@ -35,9 +35,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_cases as bc          # noqa: E402
 import bench_timing as bt         # noqa: E402
-import peers                      # noqa: E402
-
 import nngraph                    # noqa: E402
+# nngraph's kernels load before PyTorch, as in a process that runs nngraph alone: MKL then
+# takes its own Intel OpenMP threads. With PyTorch's GNU OpenMP loaded first, MKL runs on
+# that instead and nngraph keeps its update off MKL's threads (kernels/cpu/team.py).
+from nngraph.kernels.cpu import team  # noqa: E402,F401
+import peers                      # noqa: E402
 
 GROUPS = ("mlp.train", "mlp.infer", "mlp.flops", "lenet.train", "lenet.infer",
           "lenet.compile", "lstm.train")

@@ -22,7 +22,7 @@ class Settings:
     latency_calls: int = 400      # batch-1 calls timed per repeat (at least)
     gemm_calls: int = 20
     compile_warm_runs: int = 3    # second-process compiles; the median is reported
-    settle_s: float = 0.2         # idle pause before each timed repeat (see throughput)
+    settle_s: float = 0.3         # idle pause before each timed repeat (see throughput)
 
 
 FULL = Settings()
@@ -34,7 +34,8 @@ def throughput(contenders: dict, items: dict, batch: int, s: Settings) -> dict:
     """Samples/s of each contender {name: fn(item)} over its list of `items[name]`, cycled.
     Repeats alternate between contenders so that drift in machine load hits all alike. Each
     repeat starts with a short idle pause, so that the thread pool the previous contender
-    used (OpenBLAS, OpenMP, ORT all spin a while after work) is asleep, and one untimed call."""
+    used is asleep (OpenBLAS, OpenMP, ORT all spin a while after work: Intel OpenMP, which
+    MKL runs on, for 200 ms), and one untimed call."""
     for name, fn in contenders.items():
         for i in range(s.warmup_steps):
             fn(items[name][i % len(items[name])])

@@ -51,16 +51,23 @@ def _keep_threads(n):
     return 0
 
 
-def load_library(pattern: str, fallbacks: list):
+def load_library(pattern: str, fallbacks: list, loaded_only: bool = False):
     """ctypes handle (global symbols) of the first library that loads: files matching
     `pattern` in this Python's lib directory (where the `mkl` and `intel-openmp` wheels put
-    theirs), then the names in `fallbacks` (the system's search path); None if none does."""
+    theirs), then the names in `fallbacks` (the system's search path); None if none does.
+    `loaded_only`: only a library this process has loaded already, its symbols left where
+    they were (a library loaded as another's dependency stays out of the global scope, where
+    its symbols would take the place of same-named ones that later libraries need: Intel
+    OpenMP's GOMP_* entry points, PyTorch's GNU OpenMP)."""
     roots = [sys.prefix, os.path.dirname(os.path.dirname(sys.executable))]
     names = [p for root in dict.fromkeys(roots)
              for p in sorted(glob.glob(os.path.join(root, "lib", pattern)))]
+    if loaded_only and not hasattr(os, "RTLD_NOLOAD"):
+        return None
+    mode = ctypes.RTLD_LOCAL | os.RTLD_NOLOAD if loaded_only else ctypes.RTLD_GLOBAL
     for name in names + fallbacks:
         try:
-            return ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+            return ctypes.CDLL(name, mode=mode)
         except OSError:
             continue
     return None

@@ -10,8 +10,8 @@ cores, as numba's prange would bring one (the update ran 80x slower with it, opt
 The update is memory-bound: an MLP's 109k float32 parameters, gradients and momentum are
 1.3 MB, read from L3 after the products have filled the caches, and one core's share of the
 L3 bandwidth limits it. On the 2-core development VM, MLP 784-128-64-10 at batch 64: the
-update took 50-59 us on one thread after a step's products and 37-44 us on the team; a
-whole training step went from 373 to 328 us (median of 15 runs of 50 steps, interleaved).
+update took 61 us on one thread after a step's products and 26 us on the team (medians of
+15 x 100); a whole training step 274-381 -> 245-354 us (medians of 15 x 50, interleaved).
 
 A task is a C-callable function (numba cfunc) with the signature of an outlined OpenMP
 region, void(int32 *global_tid, int32 *bound_tid, int64 *job), which every thread of the
@@ -20,8 +20,9 @@ atomic counter (take), so every part runs once however many threads the team rea
 (one, say, when the runtime is busy elsewhere). Tasks are compiled when first run, cached
 on disk like the kernels.
 
-Only with MKL as the BLAS (blas.PROVIDER) on its default Intel threading layer and a
-libiomp5 that loads; AVAILABLE is False otherwise and callers run their loops serially.
+Only with MKL as the BLAS (blas.PROVIDER) on its Intel threading layer, with at least two
+threads; AVAILABLE is False otherwise and callers run their loops serially. MKL takes GNU
+OpenMP instead when that is loaded first (`import torch` before nngraph's kernels).
 """
 from __future__ import annotations
 
@@ -53,11 +54,21 @@ JOB_WORDS = _PART0 + PARTS * _PART_WORDS
 
 
 def _runtime():
-    """ctypes handle of the Intel OpenMP runtime that MKL runs its products on, or None."""
-    layer = os.environ.get("MKL_THREADING_LAYER", "").strip().lower()
-    if blas.PROVIDER != "mkl" or layer not in ("", "intel"):
+    """ctypes handle of the Intel OpenMP runtime that MKL runs its products on, or None.
+
+    MKL chooses its threading layer when first asked about threads: Intel OpenMP unless
+    MKL_THREADING_LAYER says otherwise or GNU OpenMP is in the process already (PyTorch
+    brings its libgomp). On GNU's, a team of Intel's would be a second pool of threads
+    beside MKL's: measured with PyTorch imported first, the MLP's update took 0.1-3.8 ms
+    instead of 0.04 ms after each product. So only MKL's Intel layer, loaded, will do."""
+    if blas.PROVIDER != "mkl":
         return None
-    return blas.load_library("libiomp5.so", ["libiomp5.so"])
+    mkl = blas.load_library("libmkl_rt.so*", ["libmkl_rt.so.2", "libmkl_rt.so"])
+    if mkl is None or mkl.MKL_Get_Max_Threads() < 2:     # also makes MKL choose its layer
+        return None
+    if blas.load_library("libmkl_intel_thread.so*", [], loaded_only=True) is None:
+        return None
+    return blas.load_library("libiomp5.so", ["libiomp5.so"], loaded_only=True)
 
 
 class _Ident(ctypes.Structure):
