@@ -38,13 +38,18 @@ WORKER_TIMEOUT_S = 600.0
 # Rough cold compile seconds per kernel (2-core machine, both processes compiling), for
 # sharing the work out: the convolution and recurrent kernels bring large helpers with them
 # (im2col, the gate loops); the spin-wait and check kernels are a few lines (LeNet-5: 0.04-
-# 0.09 s each, against 0.25-0.32 s for the pooling backward and the optimizer). The worker
-# is started while this process generates the module, so it is ready when its share comes:
-# no head start is counted.
+# 0.09 s each, against 0.25-0.32 s for the pooling backward and the optimizer). Per kernel
+# where one module's differ: LeNet-5's convolution backward 2.7-3.4 s, its forward 2.4-3.4
+# s, the BLAS products 1.0-1.4 s, the mean of two halves' gradients 0.1 s (with these
+# estimates instead of 2.5 s for both convolutions and 0.8 s for the products, cold LeNet-5
+# compiles took 4.8-6.8 s against 4.9-8.0 s in six paired runs). The worker is started while
+# this process generates the module, so it is ready when its share comes: no head start is
+# counted.
 _MODULE_S = {"nngraph.kernels.cpu.conv": 2.5, "nngraph.kernels.cpu.recurrent": 2.5,
              "nngraph.kernels.cpu.sync": 0.08, "nngraph.kernels.cpu.check": 0.08}
+_KERNEL_S = {"conv2d_forward": 2.4, "conv2d_backward": 3.0, "mean_of_halves": 0.1}
 _LIBRARY_S, _GENERATED_S = 0.3, 0.25
-_PRODUCTS_S = 0.8           # the float32 BLAS product and its small-matrix loop (blas.py)
+_PRODUCTS_S = 1.1           # the float32 BLAS product and its small-matrix loop (blas.py)
 
 
 def jobs() -> int:
@@ -131,7 +136,7 @@ def _cost(dispatcher) -> float:
         return dispatcher.COMPILE_S
     module = dispatcher.py_func.__module__
     if module.startswith("nngraph.kernels."):
-        return _MODULE_S.get(module, _LIBRARY_S)
+        return _KERNEL_S.get(dispatcher.py_func.__name__, _MODULE_S.get(module, _LIBRARY_S))
     return _GENERATED_S
 
 
