@@ -62,6 +62,11 @@ class KernelsLocator(caching._CacheLocator):
     def get_disambiguator(self):
         return self._inner.get_disambiguator()
 
+    @property
+    def _py_file(self):
+        """The source file, which numba's "cannot cache" warning names."""
+        return self._inner._py_file
+
     @classmethod
     def from_function(cls, py_func, py_file):
         if not _claims(py_file):

@@ -211,69 +211,43 @@ def mean_of_halves(g, g2, w, w2):
 
 
 # ------------------------------------------------------------------- on the BLAS's team
-# Each update as a task of team.py: the threads of MKL's team take the parts of the flat
-# arrays and run the serial kernel on each (float32; the scalars as team_scalars lays them
-# out). Per element the arithmetic is the serial kernel's, so the results are the same bits.
 
-@team.task
-def _sgd_plain_task(global_tid, bound_tid, job):
-    j = team.words(job)
-    s, p, g = team.scalars(j), team.array(j, 0, np.float32), team.array(j, 1, np.float32)
-    k = team.take(j)
-    while k < team.PARTS:
-        lo, hi, start, end, rates = team.part(j, k)
-        _sgd_plain(p[lo:hi], g[lo:hi], start, end, rates, s[0])
+def _team_task(kind: int, name: str) -> team.Task:
+    """Update kernel `kind` (0 sgd, 1 sgd with momentum, 2 rmsprop, 3 adagrad, 4 adam) as a
+    task of team.py, named `name` in this module: the threads of MKL's team take the parts
+    of the flat arrays and run the serial kernel on each (float32; the scalars as
+    TeamUpdate.run lays them out). Per element the arithmetic is the serial kernel's, so the
+    results are the same bits. `kind` is a constant of the compiled code: numba drops the
+    other kernels' branches, and keys the cached task by it."""
+    def task(global_tid, bound_tid, job):
+        j = team.words(job)
+        s, p, g = team.scalars(j), team.array(j, 0, np.float32), team.array(j, 1, np.float32)
+        a, b = team.array(j, 2, np.float32), team.array(j, 3, np.float32)
         k = team.take(j)
+        while k < team.PARTS:
+            lo, hi, start, end, rates = team.part(j, k)
+            ps, gs, sa, sb = p[lo:hi], g[lo:hi], a[lo:hi], b[lo:hi]
+            if kind == 0:
+                _sgd_plain(ps, gs, start, end, rates, s[0])
+            elif kind == 1:
+                _sgd_momentum(ps, gs, sa, start, end, rates, s[0], s[1], s[2] != 0)
+            elif kind == 2:
+                rmsprop_update(ps, gs, sa, start, end, rates, s[0], s[1], s[2])
+            elif kind == 3:
+                adagrad_update(ps, gs, sa, start, end, rates, s[0], s[1])
+            else:
+                adam_update(ps, gs, sa, sb, start, end, rates, s[0], s[1], s[2], s[3],
+                            np.int64(s[4]))
+            k = team.take(j)
+    task.__name__ = task.__qualname__ = name    # found by name here (cpu_compile's worker)
+    return team.Task(task)
 
 
-@team.task
-def _sgd_momentum_task(global_tid, bound_tid, job):
-    j = team.words(job)
-    s, p, g = team.scalars(j), team.array(j, 0, np.float32), team.array(j, 1, np.float32)
-    v = team.array(j, 2, np.float32)
-    k = team.take(j)
-    while k < team.PARTS:
-        lo, hi, start, end, rates = team.part(j, k)
-        _sgd_momentum(p[lo:hi], g[lo:hi], v[lo:hi], start, end, rates, s[0], s[1], s[2] != 0)
-        k = team.take(j)
-
-
-@team.task
-def _rmsprop_task(global_tid, bound_tid, job):
-    j = team.words(job)
-    s, p, g = team.scalars(j), team.array(j, 0, np.float32), team.array(j, 1, np.float32)
-    sq = team.array(j, 2, np.float32)
-    k = team.take(j)
-    while k < team.PARTS:
-        lo, hi, start, end, rates = team.part(j, k)
-        rmsprop_update(p[lo:hi], g[lo:hi], sq[lo:hi], start, end, rates, s[0], s[1], s[2])
-        k = team.take(j)
-
-
-@team.task
-def _adagrad_task(global_tid, bound_tid, job):
-    j = team.words(job)
-    s, p, g = team.scalars(j), team.array(j, 0, np.float32), team.array(j, 1, np.float32)
-    sq = team.array(j, 2, np.float32)
-    k = team.take(j)
-    while k < team.PARTS:
-        lo, hi, start, end, rates = team.part(j, k)
-        adagrad_update(p[lo:hi], g[lo:hi], sq[lo:hi], start, end, rates, s[0], s[1])
-        k = team.take(j)
-
-
-@team.task
-def _adam_task(global_tid, bound_tid, job):
-    j = team.words(job)
-    s, p, g = team.scalars(j), team.array(j, 0, np.float32), team.array(j, 1, np.float32)
-    m, v = team.array(j, 2, np.float32), team.array(j, 3, np.float32)
-    k = team.take(j)
-    while k < team.PARTS:
-        lo, hi, start, end, rates = team.part(j, k)
-        adam_update(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], start, end, rates, s[0], s[1],
-                    s[2], s[3], np.int64(s[4]))
-        k = team.take(j)
-
+_sgd_plain_task = _team_task(0, "_sgd_plain_task")
+_sgd_momentum_task = _team_task(1, "_sgd_momentum_task")
+_rmsprop_task = _team_task(2, "_rmsprop_task")
+_adagrad_task = _team_task(3, "_adagrad_task")
+_adam_task = _team_task(4, "_adam_task")
 
 _TASKS = {_sgd_plain: _sgd_plain_task, _sgd_momentum: _sgd_momentum_task,
           rmsprop_update: _rmsprop_task, adagrad_update: _adagrad_task,

@@ -47,7 +47,7 @@ TASK = types.void(types.CPointer(types.int32), types.CPointer(types.int32),
 """A task's signature: OpenMP's global and team thread numbers (unused), then the job."""
 
 # The job's int64 words: [0] the counter that parts are taken with, [1] the length of the
-# arrays, [2:6] their addresses (0 for fewer), [6] the address of the float64 scalars, then
+# arrays, [2:6] their addresses (the first again for fewer), [6] the address of the float64 scalars, then
 # per part: lo, hi, segments, and the addresses of its seg_start, seg_end and seg_lr.
 _ARRAYS, _SCALARS, _PART0, _PART_WORDS = 2, 6, 8, 6
 JOB_WORDS = _PART0 + PARTS * _PART_WORDS
@@ -135,8 +135,8 @@ class Job:
         self.arrays, self.scalars = list(arrays), np.zeros(8)
         self.words = np.zeros(JOB_WORDS, np.int64)
         self.words[1] = n
-        for i, a in enumerate(arrays):
-            self.words[_ARRAYS + i] = a.ctypes.data
+        for i in range(4):                      # p stands in for arrays there are not
+            self.words[_ARRAYS + i] = arrays[i if i < len(arrays) else 0].ctypes.data
         self.words[_SCALARS] = self.scalars.ctypes.data
         self.tables = []
         for k in range(PARTS):
@@ -182,9 +182,9 @@ def words(job):
 
 
 class Task:
-    """`@task`: a function with TASK's signature, compiled as a C-callable function on
-    first use, or ahead of it by backends/cpu_compile.py, to which it looks like a kernel
-    with one signature, () (py_func, overloads, stats, compile)."""
+    """A function with TASK's signature, compiled as a C-callable function on first use,
+    or ahead of it by backends/cpu_compile.py, to which it looks like a kernel with one
+    signature, () (py_func, overloads, stats, compile)."""
 
     COMPILE_S = 0.8
     """Rough cold compile seconds (with the kernel it calls), for cpu_compile.share."""
@@ -206,9 +206,6 @@ class Task:
                 self.stats.cache_misses[()] = 1
             self.address = ctypes.c_void_p(self.compiled.address)
         return self.compiled
-
-
-task = Task
 
 
 def run(task: Task, job: Job, threads: int) -> None:
