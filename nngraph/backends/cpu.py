@@ -29,9 +29,11 @@ LeNet-5 train at batch 8 0.72 -> 0.62, 16 1.22 -> 0.93, 32 1.53 -> 0.93, predict
 2.4 -> 1.9, 32 5.1 -> 4.35, predict at 32 2.16 -> 1.43. At batch 4 the hand-over costs
 more than it saves (LeNet-5 train 0.23 -> 0.37)."""
 
-TEAM_MIN = 32_768
-"""The optimizer update runs on MKL's threads from this many parameters on (see
-_team_update)."""
+TEAM_MIN = 40_000
+"""The optimizer update runs on MKL's threads from this many parameters on (see _team_task).
+Train steps of 784-U-10 MLPs at batch 64, median us, one thread -> the team: 6,370
+parameters 135 -> 151, 25,450 110 -> 116, 31,810 204 -> 211, 38,170 203 -> 205, 50,890
+187 -> 150; 784-128-64-10 (109,386) ~325 -> ~298."""
 
 
 def threads() -> int:
@@ -277,10 +279,10 @@ class CPUExecutor:
         keep to one core (2-core VM, one thread -> two: LeNet-5 train step at batch 64
         3.0 -> 1.66 ms, predict at 256 5.2 -> 2.7 ms; LSTM predict at 256 10.4 -> 6.6 ms,
         train step at 32 5.1 -> 3.2-4.4 ms: the per-step products of 16 rows each on one
-        thread beat MKL's two threads on 32 rows). Networks of dense layers already keep both cores busy
-        in MKL, and on the development VM two one-thread products at once ran no faster
-        than one after the other (128x784x128, 20 of each: 8.9 ms together, 4.0 ms for one
-        thread's 20 alone). It is exact when MKL can be told to stay on the calling thread,
+        thread beat MKL's two threads on 32 rows). Networks of dense layers already keep
+        both cores busy in MKL, and on the development VM two one-thread products at once
+        ran no faster than one after the other (128x784x128, 20 of each: 8.9 ms together,
+        4.0 ms for one thread's 20 alone). It is exact when MKL can be told to stay on the calling thread,
         the driver calls compiled kernels only (the reference rules are not thread-safe), no
         layer keeps state or draws random numbers (batchnorm, dropout: their results would
         depend on the split), every loss is a mean over the batch, and what is read after a
