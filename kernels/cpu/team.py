@@ -47,8 +47,9 @@ TASK = types.void(types.CPointer(types.int32), types.CPointer(types.int32),
 """A task's signature: OpenMP's global and team thread numbers (unused), then the job."""
 
 # The job's int64 words: [0] the counter that parts are taken with, [1] the length of the
-# arrays, [2:6] their addresses (the first again for fewer), [6] the address of the float64 scalars, then
-# per part: lo, hi, segments, and the addresses of its seg_start, seg_end and seg_lr.
+# arrays, [2:6] their addresses (the first again for fewer), [6] the address of the float64
+# scalars, then per part: lo, hi, segments, and the addresses of its seg_start, seg_end and
+# seg_lr.
 _ARRAYS, _SCALARS, _PART0, _PART_WORDS = 2, 6, 8, 6
 JOB_WORDS = _PART0 + PARTS * _PART_WORDS
 
@@ -186,8 +187,9 @@ class Task:
     or ahead of it by backends/cpu_compile.py, to which it looks like a kernel with one
     signature, () (py_func, overloads, stats, compile)."""
 
-    COMPILE_S = 0.8
-    """Rough cold compile seconds (with the kernel it calls), for cpu_compile.share."""
+    COMPILE_S = 1.2
+    """Rough cold compile seconds (with the kernel it calls; the MLP's sgd task took 1.25-
+    1.37 s in the compile worker), for cpu_compile.share."""
 
     def __init__(self, fn):
         self.py_func, self.compiled = fn, None

@@ -282,12 +282,12 @@ class CPUExecutor:
         thread beat MKL's two threads on 32 rows). Networks of dense layers already keep
         both cores busy in MKL, and on the development VM two one-thread products at once
         ran no faster than one after the other (128x784x128, 20 of each: 8.9 ms together,
-        4.0 ms for one thread's 20 alone). It is exact when MKL can be told to stay on the calling thread,
-        the driver calls compiled kernels only (the reference rules are not thread-safe), no
-        layer keeps state or draws random numbers (batchnorm, dropout: their results would
-        depend on the split), every loss is a mean over the batch, and what is read after a
-        run (outputs, loss inputs) is laid out sample by sample, so that the halves' values
-        join along the first axis."""
+        4.0 ms for one thread's 20 alone). It is exact when MKL can be told to stay on the
+        calling thread, the driver calls compiled kernels only (the reference rules are not
+        thread-safe), no layer keeps state or draws random numbers (batchnorm, dropout:
+        their results would depend on the split), every loss is a mean over the batch, and
+        what is read after a run (outputs, loss inputs) is laid out sample by sample, so
+        that the halves' values join along the first axis."""
         if mode not in self.split_modes:
             g, prog, driver = self.program.graph, self.program, self.gen.drivers[mode]
             layouts = {b.name: b.layout for b in self.gen.plans[mode][0]}
