@@ -144,7 +144,7 @@ class Model:
     def predict(self, data, batch_size: int = 256):
         """The network's outputs: an array for one output, a dict for several."""
         batch = self._batch(data, labels=False, mode="predict")
-        n = len(next(iter(batch.values())))
+        n = _batch_len(batch)
         if n <= batch_size:
             outs = self.executor.predict(self.params, self.state, batch)
         else:

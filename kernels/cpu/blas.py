@@ -73,13 +73,13 @@ def load_library(pattern: str, fallbacks: list, loaded_only: bool = False):
     return None
 
 
-def _mkl_library():
+def mkl_library():
     """ctypes handle of libmkl_rt from the `mkl` wheel (or a system oneMKL), or None."""
     return load_library("libmkl_rt.so*", ["libmkl_rt.so.2", "libmkl_rt.so"])
 
 
 def _mkl_entries():
-    lib = _mkl_library()
+    lib = mkl_library()
     if lib is None:
         return None
     entries = {kind: ctypes.cast(getattr(lib, f"{kind}gemm_"), ctypes.c_void_p).value

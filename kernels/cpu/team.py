@@ -64,7 +64,7 @@ def _runtime():
     instead of 0.04 ms after each product. So only MKL's Intel layer, loaded, will do."""
     if blas.PROVIDER != "mkl":
         return None
-    mkl = blas.load_library("libmkl_rt.so*", ["libmkl_rt.so.2", "libmkl_rt.so"])
+    mkl = blas.mkl_library()
     if mkl is None or mkl.MKL_Get_Max_Threads() < 2:     # also makes MKL choose its layer
         return None
     if blas.load_library("libmkl_intel_thread.so*", [], loaded_only=True) is None:

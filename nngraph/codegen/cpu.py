@@ -215,6 +215,8 @@ class CPUCodegen:
             return self._fallback(site, mode)
         if result[0] == "direct":              # calls of hand-written kernels, plus epilogues
             _, lines, kernels = result
+            if site.unfit:                     # the first line calls the checking kernel
+                lines = [f"unfit += {lines[0]}"] + lines[1:]
             for name, src in kernels.items():
                 final = self._add_kernel(name, src.replace(f"def {name}(", "def __KERNEL__("))
                 lines = [line.replace(f"{name}(", f"{final}(") for line in lines]
