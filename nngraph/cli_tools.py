@@ -54,7 +54,8 @@ def describe(net, gen, calls: dict, module: str | None = None) -> str:
     lines.append(f"spec     {net.file or '(not from a file)'}")
     lines += [f"module   {module}"] if module else []
     lines.append(f"groups   {len(calls)} fused groups: " + ", ".join(
-        f"{runs.count(r)} {r}" for r in ("generated", "hand-written", "reference")))
+        f"{runs.count(r)} {r}" for r in ("generated", "hand-written", "reference", "view")
+        if r != "view" or r in runs))
     for mode in ("train", "evaluate", "predict"):
         floats, ints = arena_bytes(gen, mode)
         lines.append(f"arena    {mode:<9}{_bytes(floats + ints):>10} per sample "
@@ -69,6 +70,8 @@ def describe(net, gen, calls: dict, module: str | None = None) -> str:
               "hand-written   kernels/cpu (conv, pooling, ...) with generated epilogues",
               "reference      the op's numpy rule, called from the driver: correct, slow; a "
               "rule in nngraph/codegen/cpu_rules.py makes it fast",
+              "view           nothing runs: the output is a view of the input (flatten, "
+              "reshape)",
               "arena          all intermediate buffers of one step, reused when lifetimes "
               "allow; multiply by the batch size"]
     return "\n".join(lines) + "\n"

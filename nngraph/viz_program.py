@@ -26,6 +26,7 @@ RUNS = {
     "generated": ("#ecfdf3", "#22a05a", "generated njit kernel"),
     "hand-written": ("#eaf2ff", "#3b82f6", "hand-written kernel (kernels/cpu)"),
     "reference": ("#fff0f0", "#dc4444", "reference rule (numpy, from the driver)"),
+    "view": ("#f5f5f5", "#9ca3af", "a view of its input (no kernel, no copy)"),
 }
 GRAD = "#7c3aed"                      # gradients and backward rules
 VJP_FILL = "#f1ebff"
@@ -164,6 +165,8 @@ class _Picture:
         callees = list(dict.fromkeys(c.callees))
         if c.runs == "generated":
             rows = [f"<b>{_esc(k)}</b>" for k in callees] + [_small("generated", border)]
+        elif c.runs == "view":
+            rows = [f"<b>{_esc(name)}</b>", _small("a view, no copy", border)]
         elif c.runs == "reference":
             ops = sorted({self.graph.nodes[n]["op"].name for n in c.reference_nodes})
             rows = [f"<b>{_esc(name)}</b>", _small("reference rule: " + ", ".join(ops), border)]
@@ -185,7 +188,7 @@ class _Picture:
         if self.fused:
             runs = [c.runs for c in self.calls.values()
                     if self.backward or c.group.kind != "backward"]
-            what.append(f"{len(runs)} fused kernels: " + ", ".join(
+            what.append(f"{len(runs)} fused groups: " + ", ".join(
                 f"{runs.count(r)} {r}" for r in RUNS if runs.count(r)))
         if self.backward:
             vjps = sum(1 for b in self.back if b.startswith("vjp:"))

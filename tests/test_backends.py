@@ -61,6 +61,52 @@ def test_cpu_matches_reference(path, dtype, rtol):
         close(cpu.params[k], ref.params[k], rtol * 10)
 
 
+def test_flatten_is_a_view_of_its_input_or_a_copy(tmp_path):
+    """A flatten of a layer's output runs nothing: its values and gradients are the
+    layer's, reshaped, in the same memory. Two flattens of one output are two views of it;
+    the second gradient that reaches the output is copied and added. A flatten of a network
+    input is a copy (the input is the caller's array), one kernel for both directions.
+    All three match the reference."""
+    views = tmp_path / "views.yaml"
+    views.write_text("""
+nngraph: 1
+name: views
+inputs: {x: {shape: [1, 6, 6]}, label: {shape: [], dtype: int64}}
+layers:
+  - {op: conv2d, name: c1, filters: 2, kernel: 3, activation: relu}
+  - {op: flatten, name: f1}
+  - {op: flatten, name: f2, in: c1}
+  - {op: add, name: both, in: [f1, f2]}
+  - {op: dense, name: out, units: 3}
+losses:
+  - {op: softmax_cross_entropy, in: [out, label]}
+""")
+    gen = nngraph.compile(str(views), backend="cpu", dtype="float64").executor.gen
+    train = gen.drivers["train"]
+    assert "# v_f1: a view of v_c1_relu (no copy)" in train
+    assert "# v_f2: a view of v_c1_relu (no copy)" in train
+    assert train.count("a view of g_c1_relu") == 1, train     # the first gradient
+    assert "_add_into(g_c1_relu, " in train                   # the second, copied and added
+    buffers = {b.name: b for b in gen.plans["train"][0]}
+    assert buffers["v_f1"].offset == buffers["v_f2"].offset == buffers["v_c1_relu"].offset
+    test_cpu_matches_reference(str(views), "float64", 1e-9)
+
+    copy = tmp_path / "copy.yaml"
+    copy.write_text("""
+nngraph: 1
+name: copy
+inputs: {x: {shape: [2, 3]}, label: {shape: [], dtype: int64}}
+layers:
+  - {op: flatten, name: flat}
+  - {op: dense, name: out, units: 3}
+losses:
+  - {op: softmax_cross_entropy, in: [out, label]}
+""")
+    gen = nngraph.compile(str(copy), backend="cpu", dtype="float64").executor.gen
+    assert "k_flat(v_x, v_flat, True)" in gen.drivers["train"], gen.drivers["train"]
+    test_cpu_matches_reference(str(copy), "float64", 1e-9)
+
+
 def test_unrolled_maxpool_keeps_the_reference_rules_for_ties_and_nan():
     from nngraph.ops import REGISTRY, RunContext, make_attrs
     spec = """
@@ -136,9 +182,10 @@ losses:
 
 
 def test_layers_of_different_sizes_share_kernels(tmp_path):
-    """Kernels read their extents from the arrays: two pooling layers and two dense+relu
-    layers of different sizes run one kernel each, named after the groups they serve and
-    listing them in the docstring, and the network still matches the reference."""
+    """Kernels read their extents from the arrays: two pooling layers and three dense
+    layers of different sizes (two with relu, the logits without, relu switched by an
+    argument) run one kernel each way, named after the groups they serve and listing them
+    in the docstring, and the network still matches the reference."""
     path = tmp_path / "shared.yaml"
     path.write_text("""
 nngraph: 1
@@ -158,14 +205,14 @@ losses:
 """)
     model = nngraph.compile(str(path), backend="cpu", dtype="float64")
     gen = model.executor.gen
-    assert {"k_p1_p2", "k_p1_p2_value", "k_h1_h2_relu", "k_d_h2_d_h1_relu", "k_flat"} \
+    assert {"k_p1_p2", "k_p1_p2_value", "k_h1_relu_h2_relu_out", "k_d_out_d_h2_relu_d_h1_relu"} \
         <= set(gen.kernels), sorted(gen.kernels)
+    dense = [line for line in gen.drivers["train"].splitlines() if "k_h1_relu_h2_relu_out(" in line]
+    assert [line.endswith(", True)") for line in dense] == [True, True, False], dense
     assert "p1 (maxpool2d" in gen.kernels["k_p1_p2"] and "p2 (maxpool2d" in gen.kernels["k_p1_p2"]
     assert gen.drivers["train"].count("k_p1_p2(") == 2
-    assert gen.drivers["train"].count("k_flat(") == 2        # flatten and its backward
     rng = np.random.default_rng(0)
     model.train_step((rng.random((4, 1, 12, 12)), rng.integers(0, 3, 4)))
-    assert len(model.executor.module.k_flat.signatures) == 1   # one compile serves both
     assert "k_p1(" not in gen.drivers["train"] and "k_p1(" not in model.executor.source
     # evaluate runs training's loss kernel, into a scratch gradient, rather than its own
     losses = [k for k in gen.kernels if k.startswith("k_loss")]

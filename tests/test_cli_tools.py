@@ -96,7 +96,7 @@ def test_emit_writes_a_module_that_imports_and_has_every_kernel(tiny, tiny_calls
     assert "module   tiny_pool_float32.py" in index
     for name, c in tiny_calls.items():
         assert re.search(rf"^  {re.escape(name)}\s+{c.group.kind}\s+{c.runs}\s", index, re.M)
-    assert "groups   11 fused groups: 7 generated, 2 hand-written, 2 reference" in index
+    assert "groups   11 fused groups: 5 generated, 2 hand-written, 2 reference, 2 view" in index
     assert re.search(r"^arena    train\s+[\d.,]+ (B|KiB) per sample \([\d,]+ float32\)", index,
                      re.M)
 
@@ -228,7 +228,7 @@ def test_viz_fused_draws_one_cluster_per_kernel(tiny, tiny_calls, tmp_path):
     assert "<b>k_hidden_tanh</b>" in source and "<b>k_logits</b>" in source
     assert "reference rule: avgpool2d" in source
     assert "kernels/cpu conv2d_forward" in source
-    assert "6 fused kernels: 4 generated, 1 hand-written, 1 reference" in source
+    assert "6 fused groups: 3 generated, 1 hand-written, 1 reference, 1 view" in source
     assert "vjp:" not in source and "grad:" not in source
 
 
@@ -249,7 +249,7 @@ def test_viz_fused_backward_has_backward_clusters(tiny, tiny_calls, tmp_path):
     source = _dot(tiny, tmp_path, "--fused", "--backward")
     assert sorted(re.findall(r"subgraph cluster_group_(\w+)", source)) == sorted(tiny_calls)
     assert "<b>k_d_hidden_tanh</b>" in source and "kernels/cpu conv2d_backward" in source
-    assert "11 fused kernels: 7 generated, 2 hand-written, 2 reference" in source
+    assert "11 fused groups: 5 generated, 2 hand-written, 2 reference, 2 view" in source
 
 
 @needs_dot

@@ -94,6 +94,23 @@ class Site:
         self.gen.checked_inputs[mode].add(n)
         return True
 
+    def alias(self, name, base) -> bool:
+        """Make buffer `name` a view of buffer `base` in its own shape, so that nothing has to
+        copy one into the other, when both are buffers of the arena holding as many values
+        per sample (a network input is the caller's array, and a scratch buffer may have
+        another layout). True when it is done. Only its producer writes a value buffer, and a
+        gradient buffer is only written before its one reader (a first contribution, see
+        input_grad), so the two names never hold different values while both are used."""
+        gen = self.gen
+        shapes = [gen._shape_of(b) for b in (name, base)]
+        if None in shapes or name in gen.shapes or base in gen.shapes \
+                or int(np.prod(shapes[0])) != int(np.prod(shapes[1])):
+            return False
+        gen.aliases[name] = gen.aliases.get(base, base)
+        self.gen.use(name, self.index)
+        self.gen.use(base, self.index)
+        return True
+
     def keeps_pre(self, epi) -> bool:
         """Does the fused activation's backward need its input (the pre-activation)?"""
         return uses(self.node(epi)["op"].scalar[1], "x")
@@ -160,7 +177,7 @@ class CPUCodegen:
     # ------------------------------------------------------------------ drivers
     def _driver(self, mode):
         self.mode = mode
-        self.uses, self.shapes, self.contributions = {}, {}, {}
+        self.uses, self.shapes, self.contributions, self.aliases = {}, {}, {}, {}
         prog, g = self.program, self.graph
         if mode == "predict":
             wanted = set(prog.eval_order(list(prog.outputs.values())))
@@ -189,7 +206,8 @@ class CPUCodegen:
                                                             "float")
             if shape is None:
                 continue
-            buffers.append(Buffer(name, shape, min(idx), max(idx), layout=layout, kind=kind))
+            buffers.append(Buffer(name, shape, min(idx), max(idx), layout=layout, kind=kind,
+                                  alias_of=self.aliases.get(name)))
         sizes = {kind: plan_memory([b for b in buffers if b.kind == kind])
                  for kind in ("float", "int")}
         self.plans[mode] = (buffers, sizes)
@@ -324,7 +342,8 @@ class CPUCodegen:
         data = sorted(n for n in self.uses if n.startswith("v_") and n not in names)
         params = sorted(n for n in self.uses if n.startswith(("p_", "gp_", "st_")))
         head = [f"def {mode}(B, R):",
-                f"    \"\"\"{mode} driver: {len(lines)} calls.\"\"\""]
+                f"    \"\"\"{mode} driver: "
+                f"{sum(not line.lstrip().startswith('#') for line in lines)} calls.\"\"\""]
         checks = bool(self.checked_inputs.get(mode))
         if mode != "predict":
             head.append("    loss = 0.0")

@@ -4,10 +4,11 @@
     >>> calls["c1_relu"].runs, calls["c1_relu"].callees
     ('hand-written', ['_conv.conv2d_forward', 'k_c1_relu_epilogue'])
 
-A group runs one of three kinds of code:
+A group runs one of three kinds of code, or none:
     generated      njit kernels of the generated module (`k_<group>...`)
     hand-written   a kernel of kernels/cpu (`_conv.`, `_pool.`), with generated epilogues
     reference      the op's numpy reference rule, called from the driver (`R.forward`, ...)
+    view           nothing: its output is a view of its input (flatten, reshape)
 The pictures (viz_program), `nngraph compile` and `nngraph bench --profile` all use this.
 """
 from __future__ import annotations
@@ -38,6 +39,8 @@ class GroupCalls:
     @property
     def runs(self) -> str:
         callees = self.callees
+        if not callees and self.lines and all(line.startswith("#") for line in self.lines):
+            return "view"
         if any(c.startswith("R.") for c in callees):
             return "reference"
         if any("." in c for c in callees):
@@ -55,6 +58,8 @@ class GroupCalls:
 
     def describe(self) -> str:
         """One line: 'k_logits', '_conv.conv2d_forward + k_c1_relu_epilogue', 'R.forward(pool)'."""
+        if self.runs == "view":
+            return "; ".join(line.lstrip("# ") for line in self.lines)
         parts = []
         for line, callee in zip(self.lines, self.callees):
             node = _NODE.search(line)

@@ -4,7 +4,9 @@ Every buffer a step needs (layer outputs, gradients, kernel scratch) holds `per_
 values for each sample of the batch, so offsets are planned once in per-sample units and
 scaled by the batch size at run time: buffer b of a batch of N samples is
 arena[offset_b * N : (offset_b + size_b) * N]. Two buffers share space when their lifetimes
-(first write .. last read, in schedule positions) do not overlap.
+(first write .. last read, in schedule positions) do not overlap. A buffer with `alias_of`
+has no space of its own: it is another buffer's values in its own shape (a flatten's output
+is its input), and that buffer lives as long as either is used.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class Buffer:
                             # time: (shape[0], N) + shape[1:];  rows: (N * shape[0],) + shape[1:]
                             # fixed: shape, whatever N is (per-channel statistics)
     kind: str = "float"     # float buffers and int buffers (arg-max indices) live apart
+    alias_of: str | None = None     # the buffer whose space this one views
 
     def view(self, arena, n):
         block = arena[self.offset * n:(self.offset + self.size) * n]
@@ -46,8 +49,13 @@ class Buffer:
 def plan_memory(buffers: list[Buffer]) -> int:
     """Assign offsets (first fit, largest first); returns the arena's per-sample size.
     Call it once per arena (float and int buffers separately)."""
+    bases = {b.name: b for b in buffers if b.alias_of is None}
+    aliases = [b for b in buffers if b.alias_of is not None]
+    for a in aliases:
+        base = bases[a.alias_of]
+        base.first, base.last = min(base.first, a.first), max(base.last, a.last)
     placed: list[Buffer] = []
-    for b in sorted(buffers, key=lambda b: (-b.size, b.first)):
+    for b in sorted(bases.values(), key=lambda b: (-b.size, b.first)):
         busy = sorted((p.offset, p.offset + p.size) for p in placed
                       if not (p.last < b.first or b.last < p.first))
         offset = 0
@@ -57,4 +65,6 @@ def plan_memory(buffers: list[Buffer]) -> int:
             offset = max(offset, hi)
         b.offset = offset
         placed.append(b)
+    for a in aliases:
+        a.offset = bases[a.alias_of].offset
     return max((b.offset + b.size for b in buffers), default=0)
