@@ -103,3 +103,23 @@ def test_a_worker_that_fails_leaves_the_compile_to_this_process(monkeypatch, for
     worker.wait(report)
     assert report["worker_error"] and "twice" in report["worker_error"], report
     assert twice(21) == 42
+
+
+def test_the_worker_takes_the_calls_left_and_waits_for_the_products():
+    """Both processes take calls from one list, each the next one not taken yet; the
+    worker takes none that compiles the BLAS products until this process has them in the
+    cache."""
+    from nngraph.backends import compile_worker, cpu_compile
+    claims = cpu_compile.Claims()
+    try:
+        job = {"calls": ["a", "b", "c", "d"], "claims": claims.path,
+               "gemm": [True, False, True, False]}
+        assert claims.take(3)                       # this process took "d"
+        taken = compile_worker._taken(job)
+        assert next(taken) == "b"                   # "a" would compile the products
+        claims.set_products()
+        assert list(taken) == ["a", "c"]
+        assert not any(claims.take(i) for i in range(4))
+    finally:
+        claims.remove()
+    assert not os.path.exists(claims.path)

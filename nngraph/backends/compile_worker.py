@@ -3,6 +3,9 @@
 Reads a pickled job from stdin (or, forked, from a pipe): {"modules": {generated module
 name: file}, "calls": [(module, qualified name, argument types), ...]}, imports the kernels
 and compiles each call into numba's on-disk cache, printing "module.kernel seconds" for each.
+With "claims" (a directory, see cpu_compile.Claims) and "gemm" (per call: does it compile
+the BLAS products?), it compiles only the calls it takes before the parent does, and takes
+none that compiles the products until the parent says they are in the cache.
 A call that fails to compile is reported on stderr and skipped: the parent compiles it
 again on first use and raises the error there, where the user sees it.
 """
@@ -44,7 +47,7 @@ def compile_job(data: bytes, out, err) -> int:
         return 0
     job = pickle.loads(data)
     failed = 0
-    for module, qualname, sig in job["calls"]:
+    for module, qualname, sig in _taken(job):
         try:
             target = _module(module, job["modules"])
             for part in qualname.split("."):
@@ -57,6 +60,26 @@ def compile_job(data: bytes, out, err) -> int:
             print(f"{module}.{qualname}{sig}: {type(exc).__name__}: {exc}", file=err,
                   flush=True)
     return 1 if failed else 0
+
+
+def _taken(job):
+    """The job's calls this process is to compile, each as it is taken."""
+    calls = job["calls"]
+    if "claims" not in job:
+        yield from calls
+        return
+    from .cpu_compile import PRODUCTS_WAIT_S, Claims
+    claims, gemm = Claims(job["claims"]), job["gemm"]
+    pending, deadline = list(range(len(calls))), time.monotonic() + PRODUCTS_WAIT_S
+    while pending:
+        ready = claims.products() or time.monotonic() > deadline
+        index = next((i for i in pending if ready or not gemm[i]), None)
+        if index is None:
+            time.sleep(0.005)
+            continue
+        pending.remove(index)
+        if claims.take(index):
+            yield calls[index]
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ Numba compiles a kernel the first time it is called, one kernel after another, o
 LeNet-5's train, evaluate and predict need about 20 compiled functions, 8 s of compile on the
 2-core development machine. Here the calls a run would make are recorded first (the drivers
 run once over batch-of-one buffers with every kernel replaced by a recorder), and then the
-kernels are compiled for exactly those argument types: part in this process and part in a
-second process (a fork of this one, else `python -m nngraph.backends.compile_worker`), both
-writing numba's on-disk cache. When the worker is done this process finds its share in that
-cache, as any later process would.
+kernels are compiled for exactly those argument types by this process and a second one (a
+fork of this one, else `python -m nngraph.backends.compile_worker`), both writing numba's
+on-disk cache. The two take the calls from one list, costliest first, each taking the next
+one as it gets free (Claims), so they finish within about one kernel of each other. When the
+worker is done this process finds the worker's kernels in that cache, as any later process
+would.
 
 NNGRAPH_COMPILE_JOBS sets how many processes compile (1: this one alone); the default is 2
 when this process may run on two or more cores. The worker is only an accelerator: if it
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,26 +33,26 @@ import types
 import weakref
 
 import numba
+from numba.core import types as nbtypes
 from numba.core.dispatcher import Dispatcher
 
 WORKER_TIMEOUT_S = 600.0
 """How long to wait for the worker before going on without it."""
 
-# Rough cold compile seconds per kernel (2-core machine, both processes compiling), for
-# sharing the work out: the convolution and recurrent kernels bring large helpers with them
-# (im2col, the gate loops); the spin-wait and check kernels are a few lines (LeNet-5: 0.04-
-# 0.09 s each, against 0.25-0.32 s for the pooling backward and the optimizer). Per kernel
-# where one module's differ: LeNet-5's convolution backward 2.7-3.4 s, its forward 2.4-3.4
-# s, the BLAS products 1.0-1.4 s, the mean of two halves' gradients 0.1 s (with these
-# estimates instead of 2.5 s for both convolutions and 0.8 s for the products, cold LeNet-5
-# compiles took 4.8-6.8 s against 4.9-8.0 s in six paired runs). The worker is started while
-# this process generates the module, so it is ready when its share comes: no head start is
-# counted.
+# Rough cold compile seconds per kernel (2-core machine, both processes compiling), which
+# order the list the two processes take calls from, costliest first: the last calls taken
+# are then short, and neither process waits long for the other at the end. The convolution
+# and recurrent kernels bring large helpers with them (im2col, the gate loops): LeNet-5's
+# convolution forward and backward 1.8-3.5 s each; the spin-wait and check kernels are a few
+# lines (0.04-0.15 s), the pooling backward and the optimizer 0.25-0.6 s.
 _MODULE_S = {"nngraph.kernels.cpu.conv": 2.5, "nngraph.kernels.cpu.recurrent": 2.5,
              "nngraph.kernels.cpu.sync": 0.08, "nngraph.kernels.cpu.check": 0.08}
-_KERNEL_S = {"conv2d_forward": 2.4, "conv2d_backward": 3.0, "mean_of_halves": 0.1}
+_KERNEL_S = {"mean_of_halves": 0.1}
 _LIBRARY_S, _GENERATED_S = 0.3, 0.25
-_PRODUCTS_S = 1.1           # the float32 BLAS product and its small-matrix loop (blas.py)
+
+PRODUCTS_WAIT_S = 10.0
+"""How long the worker waits for this process to compile the BLAS products before it takes
+a call that would compile them itself."""
 
 
 def jobs() -> int:
@@ -140,11 +143,6 @@ def _cost(dispatcher) -> float:
     return _GENERATED_S
 
 
-def _products_bound() -> bool:
-    from ..kernels.cpu import blas
-    return bool(blas.bound_products())
-
-
 def _compiled_here(dispatcher, sig) -> bool:
     return tuple(sig) in dispatcher.overloads
 
@@ -154,25 +152,48 @@ def _calls_gemm(dispatcher) -> bool:
     return any(name in ("gemm", "gemm_serial") for name in dispatcher.py_func.__code__.co_names)
 
 
-def share(calls: list, products_bound: bool = True) -> tuple[list, list]:
-    """(here, worker): distinct calls split so that both finish at about the same time,
-    costliest first, each to the process with less to do. A convolution's forward and
-    backward go to different processes although both then compile the im2col and BLAS
-    helpers: the two halves finish sooner than both kernels in one process.
+def _product_kinds(calls) -> set:
+    """The BLAS products ('s', 'd') that compiling `calls` binds and this process has not:
+    the dtype of the first float array argument of each kernel that calls gemm."""
+    from ..kernels.cpu import blas
+    kinds = set()
+    for dispatcher, sig in calls:
+        if not _calls_gemm(dispatcher):
+            continue
+        floats = [a.dtype for a in sig if isinstance(a, nbtypes.Array)
+                  and a.dtype in (nbtypes.float32, nbtypes.float64)]
+        if floats:
+            kinds.add("s" if floats[0] == nbtypes.float32 else "d")
+    return kinds - blas.bound_products()
 
-    When the BLAS products are not compiled yet (`products_bound` False), this process
-    compiles them with its first kernel that calls gemm, and the worker starts with the
-    kernels that do not: it finds them in the cache when it reaches its first that does."""
-    loads = {"here": 0.0 if products_bound or not any(_calls_gemm(d) for d, _ in calls)
-             else _PRODUCTS_S, "worker": 0.0}
-    parts: dict = {"here": [], "worker": []}
-    for dispatcher, sig in sorted(calls, key=lambda c: -_cost(c[0])):
-        side = min(loads, key=loads.get)
-        parts[side].append((dispatcher, sig))
-        loads[side] += _cost(dispatcher)
-    if not products_bound:
-        parts["worker"].sort(key=lambda c: _calls_gemm(c[0]))
-    return parts["here"], parts["worker"]
+
+class Claims:
+    """Which process compiles which call of one list: the first to create a call's marker
+    file takes it (O_EXCL makes that atomic between processes), so each process takes the
+    next call when it is free. The marker `products` says that the BLAS products are in
+    numba's cache: until then the worker takes no call that would compile them, which this
+    process does first (a second compile of them would cost the worker ~1 s)."""
+
+    def __init__(self, path: str | None = None):
+        self.path = path or tempfile.mkdtemp(prefix="nngraph-claims-")
+
+    def take(self, index: int) -> bool:
+        try:
+            os.close(os.open(os.path.join(self.path, str(index)),
+                             os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+    def set_products(self) -> None:
+        with open(os.path.join(self.path, "products"), "w"):
+            pass
+
+    def products(self) -> bool:
+        return os.path.exists(os.path.join(self.path, "products"))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = None,
@@ -186,28 +207,42 @@ def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = Non
     n_jobs = jobs() if n_jobs is None else n_jobs
     todo = list({(id(d), s): (d, s) for d, s in calls if not _compiled_here(d, s)}.values())
     report = {"jobs": 1, "here": [], "worker": [], "worker_s": 0.0, "worker_error": None}
-    here, away = share(todo, _products_bound()) if n_jobs > 1 and todo else (todo, [])
-    if away and worker is None:
+    todo.sort(key=lambda c: -_cost(c[0]))
+    if n_jobs < 2 or len(todo) < 2:
+        if worker is not None:
+            worker.close()
+        _compile(todo, report)
+        return report
+    if worker is None:
         # Nothing says this is a first compile: try the cheapest kernel here first. From the
         # cache, the rest is there too and loads quickly here; else start a worker now.
-        probe = min(range(len(here)), key=lambda i: _cost(here[i][0])) if here else None
-        if probe is not None:
-            first, here = [here[probe]], here[:probe] + here[probe + 1:]
-            if _compile(first, report) == "cache":
-                here, away = here + away, []
-        if away:
-            worker = Worker()
-    if worker is not None and (not away or not worker.send(away, module_paths, report)):
-        worker.close()
-        here, away, worker = here + away, [], None
+        if _compile(todo[-1:], report) == "cache":
+            _compile(todo[:-1], report)
+            return report
+        todo, worker = todo[:-1], Worker()
+    claims = Claims()
     try:
-        _compile(here, report)
-    except BaseException:       # a kernel that does not compile: no worker left behind
-        if worker is not None:
+        if not worker.send(todo, module_paths, report, claims):
+            worker.close()
+            _compile(todo, report)
+            return report
+        try:
+            from ..kernels.cpu import blas
+            for kind in sorted(_product_kinds(todo)):
+                t0 = time.perf_counter()
+                blas.bind_product(kind)
+                report["here"].append((f"nngraph.kernels.cpu.blas.product_{kind}",
+                                       round(time.perf_counter() - t0, 3)))
+            claims.set_products()
+            for i, call in enumerate(todo):
+                if claims.take(i):
+                    _compile([call], report)
+        except BaseException:   # a kernel that does not compile: no worker left behind
             worker.kill()
-        raise
-    if worker is not None:
+            raise
         worker.wait(report)
+    finally:
+        claims.remove()
     return report
 
 
@@ -227,10 +262,9 @@ def _compile(calls, report) -> str:
 
 class Worker:
     """The second compiling process. Started as soon as this process knows a network is
-    new, it waits for its share of the calls on stdin and imports the kernels once that
-    comes (see share() for the BLAS products). It is a fork of this process where it can be
-    (_Forked), else a new Python process that sets numba up meanwhile. Dropped without a
-    share (closed, or garbage-collected), it exits."""
+    new, it waits for the calls on stdin and imports the kernels once they come. It is a
+    fork of this process where it can be (_Forked), else a new Python process that sets
+    numba up meanwhile. Dropped without calls (closed, or garbage-collected), it exits."""
 
     def __init__(self):
         self.proc, self.started = None, time.perf_counter()
@@ -251,11 +285,14 @@ class Worker:
             self.failure = None
             weakref.finalize(self, _close, self.proc)
 
-    def send(self, calls, module_paths, report) -> bool:
-        """Give the worker its share; False (and report["worker_error"]) if it cannot take
-        it."""
+    def send(self, calls, module_paths, report, claims: Claims | None = None) -> bool:
+        """Give the worker the calls (all of them, or with `claims` those it takes first);
+        False (and report["worker_error"]) if it cannot take them."""
         if self.proc is not None and self.failure is None:
             job = {"modules": module_paths, "calls": [(*_where(d), tuple(s)) for d, s in calls]}
+            if claims is not None:
+                job["claims"] = claims.path
+                job["gemm"] = [_calls_gemm(d) for d, _ in calls]
             try:
                 self.proc.stdin.write(pickle.dumps(job))
                 self.proc.stdin.close()
