@@ -64,9 +64,9 @@ def test_cpu_matches_reference(path, dtype, rtol):
 def test_flatten_is_a_view_of_its_input_or_a_copy(tmp_path):
     """A flatten of a layer's output runs nothing: its values and gradients are the
     layer's, reshaped, in the same memory. Two flattens of one output are two views of it;
-    the second gradient that reaches the output is copied and added. A flatten of a network
-    input is a copy (the input is the caller's array), one kernel for both directions.
-    All three match the reference."""
+    the second gradient that reaches the output is copied and added. A flatten of a reshape
+    views the layer's output too. A flatten of a network input is a copy (the input is the
+    caller's array). All match the reference."""
     views = tmp_path / "views.yaml"
     views.write_text("""
 nngraph: 1
@@ -90,6 +90,25 @@ losses:
     buffers = {b.name: b for b in gen.plans["train"][0]}
     assert buffers["v_f1"].offset == buffers["v_f2"].offset == buffers["v_c1_relu"].offset
     test_cpu_matches_reference(str(views), "float64", 1e-9)
+
+    chain = tmp_path / "chain.yaml"          # a view of a view, both ways
+    chain.write_text("""
+nngraph: 1
+name: chain
+inputs: {x: {shape: [1, 6, 6]}, label: {shape: [], dtype: int64}}
+layers:
+  - {op: conv2d, name: c1, filters: 2, kernel: 3, activation: relu}
+  - {op: reshape, name: r1, shape: [4, 8]}
+  - {op: flatten, name: f1}
+  - {op: dense, name: out, units: 3}
+losses:
+  - {op: softmax_cross_entropy, in: [out, label]}
+""")
+    gen = nngraph.compile(str(chain), backend="cpu", dtype="float64").executor.gen
+    buffers = {b.name: b for b in gen.plans["train"][0]}
+    assert buffers["g_f1"].alias_of == buffers["g_r1"].alias_of == "g_c1_relu"
+    assert buffers["v_f1"].alias_of == buffers["v_r1"].alias_of == "v_c1_relu"
+    test_cpu_matches_reference(str(chain), "float64", 1e-9)
 
     copy = tmp_path / "copy.yaml"
     copy.write_text("""

@@ -106,9 +106,9 @@ class Site:
         if None in shapes or name in gen.shapes or base in gen.shapes \
                 or int(np.prod(shapes[0])) != int(np.prod(shapes[1])):
             return False
-        gen.aliases[name] = gen.aliases.get(base, base)
-        self.gen.use(name, self.index)
-        self.gen.use(base, self.index)
+        gen.aliases[name] = base
+        gen.use(name, self.index)
+        gen.use(base, self.index)
         return True
 
     def keeps_pre(self, epi) -> bool:
@@ -207,11 +207,21 @@ class CPUCodegen:
             if shape is None:
                 continue
             buffers.append(Buffer(name, shape, min(idx), max(idx), layout=layout, kind=kind,
-                                  alias_of=self.aliases.get(name)))
+                                  alias_of=self._alias_root(name)))
         sizes = {kind: plan_memory([b for b in buffers if b.kind == kind])
                  for kind in ("float", "int")}
         self.plans[mode] = (buffers, sizes)
         self.drivers[mode] = self._driver_source(mode, lines, buffers)
+
+    def _alias_root(self, name):
+        """The buffer whose space `name` views, following views of views (a reshape's
+        output flattened: the backward makes the later view first); None for a buffer of
+        its own."""
+        if name not in self.aliases:
+            return None
+        while name in self.aliases:
+            name = self.aliases[name]
+        return name
 
     def _shape_of(self, name):
         """Shape of a node's value or gradient buffer; None for input data (not arena)."""
