@@ -29,7 +29,7 @@ def dense_forward(site):
     args = ["x", "W"] + (["b"] if has_b else []) + (["pre"] if pre else []) + ["y"]
     body = ["    gemm(1.0, x, False, W, False, 0.0, y)"]
     checks = site.check_input(d["inputs"][0])
-    switch = _relu_switch(site, epi)
+    switch = bool(has_b or epi or checks) and _relu_switch(site, epi)
     if has_b or epi or checks:
         # not math.isfinite(v): numba computes it from v - v, which reassociation folds
         # to 0 once v is a sum (0.3 us on 256x128, against 3 us for a count)
@@ -44,7 +44,6 @@ def dense_forward(site):
         body += ["    bad = False"] + loop_nest(["y.shape[0]", "y.shape[1]"], inner) + \
             ["    return bad"]
     else:
-        switch = False
         body.append("    return False")
     call = [site.val(d["inputs"][0]), site.param(d["params"]["W"])] + \
         ([site.param(d["params"]["b"])] if has_b else []) + ([pre] if pre else []) + [out]
