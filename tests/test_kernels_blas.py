@@ -244,3 +244,34 @@ def test_cached_kernels_are_keyed_by_all_of_the_kernel_sources():
         return x
 
     assert not isinstance(elsewhere._cache._impl.locator, _cache.KernelsLocator)
+
+
+def test_ir_inlining_copies_blocks_with_one_scope_per_copy():
+    """numba deep-copies an IR block by block before it inlines it; _inline.py shares one
+    memo between the blocks of one copy (one scope copy, not one per block), and each copy,
+    of the original or of a copy, shares nothing with another."""
+    import io
+
+    from numba.core import inline_closurecall
+    from numba.core.compiler import run_frontend
+
+    from nngraph.kernels.cpu import _inline, conv
+    copier = inline_closurecall.copy
+    assert isinstance(copier, _inline._BlockCopier)
+    original = run_frontend(conv._im2col.py_func)
+    blocks = list(original.blocks.values())
+    first = [copier.deepcopy(b) for b in blocks]
+    second = [copier.deepcopy(b) for b in blocks]
+    of_copy = [copier.deepcopy(b) for b in first]
+    def dump(block):
+        out = io.StringIO()
+        block.dump(out)
+        return out.getvalue()
+    for copy in (first, second, of_copy):
+        assert len({id(b.scope) for b in copy}) == 1
+        assert [dump(b) for b in copy] == [dump(b) for b in blocks]
+    scopes = [blocks[0].scope, first[0].scope, second[0].scope, of_copy[0].scope]
+    assert len({id(s) for s in scopes}) == 4
+    statements = [id(s) for copy in (blocks, first, second, of_copy) for b in copy
+                  for s in b.body]
+    assert len(set(statements)) == len(statements)

@@ -80,10 +80,21 @@ def test_conv2d(dtype, shape, attrs):
     close(y, y_ref, dtype, "y")
     for x_given in (empty(dtype, 4), x):         # the forward's columns, then recomputed ones
         gw, gb, gx = np.empty_like(p["W"]), np.empty(f, dtype), np.empty_like(x)
-        conv.conv2d_backward(x_given, gy, p["W"], gw, gb, gx, cols, ybuf, *geo)
+        conv.conv2d_backward(x_given, gy, empty(dtype, 4), p["W"], gw, gb, gx, cols, ybuf, *geo)
         close(gx, gx_ref, dtype, "gx")
         close(gw, gp["W"], dtype, "gW")
         close(gb, gp["b"], dtype, "gb")
+    # the gradient of relu(conv): gy taken through relu's rule first, in place
+    gy_relu = np.where(y_relu > 0, gy, 0).astype(dtype)
+    ctx = RunContext()
+    REGISTRY["conv2d"].forward(ctx, a, [x], p)
+    (gx_relu,), gp_relu = REGISTRY["conv2d"].backward(ctx, a, [x], p, y_ref, gy_relu)
+    gw, gb, gx = np.empty_like(p["W"]), np.empty(f, dtype), np.empty_like(x)
+    conv.conv2d_backward(x, gy, y_relu, p["W"], gw, gb, gx, cols, ybuf, *geo)
+    assert np.array_equal(gy, gy_relu)
+    close(gx, gx_relu, dtype, "gx through relu")
+    close(gw, gp_relu["W"], dtype, "gW through relu")
+    close(gb, gp_relu["b"], dtype, "gb through relu")
 
 
 def test_conv2d_optional_outputs_and_bad_geometry():
@@ -94,8 +105,8 @@ def test_conv2d_optional_outputs_and_bad_geometry():
     conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, False,
                         1, 1, 0, 0, 0, 0, 1, 1)
     gw = np.empty_like(w)
-    conv.conv2d_backward(x, np.ones_like(y), w, gw, empty(np.float64), empty(np.float64, 4),
-                         cols, ybuf, 1, 1, 0, 0, 0, 0, 1, 1)
+    conv.conv2d_backward(x, np.ones_like(y), empty(np.float64, 4), w, gw, empty(np.float64),
+                         empty(np.float64, 4), cols, ybuf, 1, 1, 0, 0, 0, 0, 1, 1)
     op, a = REGISTRY["conv2d"], make_attrs("conv2d", filters=4, kernel=3, use_bias=False)
     ctx = RunContext()
     op.forward(ctx, a, [x], {"W": w})
@@ -128,8 +139,8 @@ def test_conv1d_as_conv2d_of_height_1(attrs):
     conv.conv2d_forward(x4, w4, p["b"], y.reshape(n, f, 1, lo), cols, ybuf, False, False, *geo)
     close(y, y_ref, dtype, "y")
     gw, gb, gx = np.empty_like(w4), np.empty(f, dtype), np.empty_like(x)
-    conv.conv2d_backward(x4, gy.reshape(n, f, 1, lo), w4, gw, gb, gx.reshape(2, 2, 1, 11),
-                         cols, ybuf, *geo)
+    conv.conv2d_backward(x4, gy.reshape(n, f, 1, lo), empty(dtype, 4), w4, gw, gb,
+                         gx.reshape(2, 2, 1, 11), cols, ybuf, *geo)
     close(gx, gx_ref, dtype, "gx")
     close(gw.reshape(p["W"].shape), gp["W"], dtype, "gW")
 

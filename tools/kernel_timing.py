@@ -82,7 +82,7 @@ def conv_case(n, c, h, f, k):
 
     def ours_both():
         conv.conv2d_forward(x, w, b, y, cols, ybuf, True, False, *geo)
-        conv.conv2d_backward(no_x, gy, w, gw, gb, gx, cols, gybuf, *geo)
+        conv.conv2d_backward(no_x, gy, no_x, w, gw, gb, gx, cols, gybuf, *geo)
     ref_fwd, ref_both = _reference("conv2d", dict(filters=f, kernel=k), [x],
                                    {"W": w, "b": b}, gy)
     tx, tw, tgy = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(gy)
@@ -236,9 +236,9 @@ def _compile_calls():
                                                        z(2, 3, 3, 3), z(4, 18), z(3, 18), True,
                                                        False, *geo)),
         ("conv2d_backward", lambda: conv.conv2d_backward(z(2, 1, 4, 4), z(2, 3, 3, 3),
-                                                         z(3, 1, 2, 2), z(3, 1, 2, 2), z(3),
-                                                         z(2, 1, 4, 4), z(4, 18), z(3, 18),
-                                                         *geo)),
+                                                         z(0, 0, 0, 0), z(3, 1, 2, 2),
+                                                         z(3, 1, 2, 2), z(3), z(2, 1, 4, 4),
+                                                         z(4, 18), z(3, 18), *geo)),
         ("conv2d_transpose_forward", lambda: conv.conv2d_transpose_forward(
             z(2, 3, 3, 3), z(3, 1, 2, 2), z(2, 1, 4, 4), z(3, 18), z(4, 18), 1, 1, 0, 0, 0, 0)),
         ("conv2d_transpose_backward", lambda: conv.conv2d_transpose_backward(
@@ -342,11 +342,11 @@ def _compile_child():
     @numba.njit
     def lenet_like(x, w, b, y, cols, ybuf, gy, gw, gb, gx, gybuf, py, arg, pgx, logits,
                    labels, glog, p, g, v, s0, s1, lr):
-        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, False, 1, 1, 0, 0, 0, 0, 1, 1)
+        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, True, 1, 1, 0, 0, 0, 0, 1, 1)
         pool.maxpool2d_forward(y, py, arg, 2, 2, 2, 2, 0, 0, 0, 0)
         loss, _ = softmax.softmax_cross_entropy(logits, labels, glog, True, 1.0)
         pool.maxpool2d_backward(py, arg, pgx)
-        conv.conv2d_backward(x[:0], gy, w, gw, gb, gx, cols, gybuf, 1, 1, 0, 0, 0, 0, 1, 1)
+        conv.conv2d_backward(x[:0], gy, y, w, gw, gb, gx, cols, gybuf, 1, 1, 0, 0, 0, 0, 1, 1)
         optim._sgd_momentum(p, g, v, s0, s1, lr, 0.1, 0.9, False)    # what sgd_update calls
         return loss
     z = lambda *sh: np.zeros(sh, F32)                                   # noqa: E731

@@ -2,6 +2,8 @@
 
 - cache=True: compiled code is kept in __pycache__ next to the source and reused, and
   compiled again when any file of kernels/cpu changes (_cache.py).
+- inline=True helpers are inlined by numba without its quadratic copy of their IR
+  (_inline.py).
 - error_model="numpy": no division-by-zero checks in the generated loops.
 - nogil=True: the CPU backend runs two halves of a batch on two threads (backends/cpu.py).
 - fastmath without 'nnan'/'ninf': reassociation (vectorised reductions), contraction (FMA),
@@ -17,9 +19,10 @@ Kernels are compiled lazily, once per dtype signature; float32 and float64 are b
 import numba
 from numba.core import types
 
-from . import _cache
+from . import _cache, _inline
 
 _cache.install()      # cached kernels notice changes in the kernels they call
+_inline.install()
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 

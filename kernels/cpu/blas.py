@@ -204,11 +204,11 @@ def _row_major(rows, cols, s0, s1, trans):
     row-major matrix: itself when its rows are contiguous, else its transpose when its
     columns are; ok is False for other strides."""
     if cols <= 1 or s1 == 1:
-        ld = s0 if rows > 1 else cols
-        return True, trans, max(ld, cols, 1)
+        ld = s0 if rows > 1 and s0 > cols else cols
+        return True, trans, ld if ld > 1 else 1
     if rows <= 1 or s0 == 1:
-        ld = s1 if cols > 1 else rows
-        return True, not trans, max(ld, rows, 1)
+        ld = s1 if cols > 1 and s1 > rows else rows
+        return True, not trans, ld if ld > 1 else 1
     return False, trans, 0
 
 
@@ -293,7 +293,8 @@ def _product(alpha, pa, ar, ac, as0, as1, trans_a, pb, br, bc, bs0, bs1, trans_b
         return _OK
     if n > 1 and cs1 != item:
         return _C_ROWS
-    ldc = max(cs0 // item if m > 1 else n, n, 1)
+    ldc = cs0 // item if m > 1 and cs0 // item > n else n
+    ldc = ldc if ldc > 1 else 1
     if k == 0:
         c = carray(pc, (m, ldc))
         for i in range(m):

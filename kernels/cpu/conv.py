@@ -215,14 +215,15 @@ def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, sh, sw, pt, pb, pl, pr, d
             or (b.size and b.size != f_count):
         raise ValueError("conv2d_forward: shapes of x, w, b and y do not fit")
     ckk, p = channels * kh * kw, ho * wo
-    g = max(1, min(n_batch, COLS_CHUNK // (ckk * p)))
+    g = COLS_CHUNK // (ckk * p) if ckk * p > 0 else n_batch    # samples per chunk, 1..N
+    g = 1 if g < 1 else n_batch if g > n_batch else g
     cf, yf = cols.reshape(cols.size), ybuf.reshape(ybuf.size)
     if cf.size < ckk * (n_batch if keep else g) * p or yf.size < f_count * g * p:
         raise ValueError("conv2d_forward: a scratch buffer is smaller than it needs")
     w2 = w.reshape(f_count, ckk)
     bad = False
     for n0 in range(0, n_batch, g):
-        m, at = min(g, n_batch - n0) * p, ckk * n0 * p if keep else 0
+        m, at = (g if n0 + g <= n_batch else n_batch - n0) * p, ckk * n0 * p if keep else 0
         c, yb = cf[at:at + ckk * m].reshape(ckk, m), yf[:f_count * m].reshape(f_count, m)
         _im2col(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
         gemm(1.0, w2, False, c, False, 0.0, yb)
@@ -231,10 +232,14 @@ def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, sh, sw, pt, pb, pl, pr, d
 
 
 @kernel
-def conv2d_backward(x, gy, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, dh, dw):
+def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, dh, dw):
     """From gy (N, F, Ho, Wo): gw (F, C, kh, kw), gb (F,), gx (N, C, H, W), each skipped when
     given with size 0. Per chunk: gy to channel-major (summed into gb), gw += gy @ cols.T,
     then gcols = W2.T @ gy and col2im into gx (gcols overwrites the chunk's cols).
+
+    y: when the forward applied relu (conv2d_forward(..., relu=True)), its output y, and gy
+    the gradient of that output: gy is first taken through relu in place (gy where y > 0,
+    else 0). Size 0: no relu.
 
     The columns: with x (N, C, H, W) given, im2col of x per chunk (cols then needs room for
     one chunk); with x None (or empty), cols must hold what conv2d_forward left there (saves
@@ -247,8 +252,8 @@ def conv2d_backward(x, gy, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, d
     n_batch, f_count, ho, wo = gy.shape
     channels, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     if w.shape[0] != f_count or (gw.size and gw.size != w.size) \
-            or (gb.size and gb.size != f_count):
-        raise ValueError("conv2d_backward: shapes of gy, w, gw and gb do not fit")
+            or (gb.size and gb.size != f_count) or (y.size and y.size != gy.size):
+        raise ValueError("conv2d_backward: shapes of gy, y, w, gw and gb do not fit")
     unfold = False
     if x is not None:
         unfold = x.size > 0
@@ -257,17 +262,23 @@ def conv2d_backward(x, gy, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, d
     if gx.size:
         _check_input(gx, n_batch, channels, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
     ckk, p = channels * kh * kw, ho * wo
-    g = max(1, min(n_batch, COLS_CHUNK // max(ckk * p, 1)))
+    g = COLS_CHUNK // (ckk * p) if ckk * p > 0 else n_batch    # samples per chunk, 1..N
+    g = 1 if g < 1 else n_batch if g > n_batch else g
     cf, gyf = cols.reshape(cols.size), gybuf.reshape(gybuf.size)
     if cf.size < ckk * (g if unfold else n_batch) * p or gyf.size < f_count * g * p:
         raise ValueError("conv2d_backward: a scratch buffer is smaller than it needs")
     w2, gw2 = w.reshape(f_count, ckk), gw.reshape(gw.size // ckk, ckk)
     transposed = f_count > 8 and ckk < 256
     gw2t = np.empty((ckk if transposed else 0, f_count), gw.dtype)
+    if y.size:                          # through relu, in place
+        gf, yf = gy.reshape(gy.size), y.reshape(y.size)
+        for i in range(gf.size):
+            if not yf[i] > 0:
+                gf[i] = 0
     for f in range(gb.size):
         gb[f] = 0
     for n0 in range(0, n_batch, g):
-        m, at = min(g, n_batch - n0) * p, 0 if unfold else ckk * n0 * p
+        m, at = (g if n0 + g <= n_batch else n_batch - n0) * p, 0 if unfold else ckk * n0 * p
         c, gyb = cf[at:at + ckk * m].reshape(ckk, m), gyf[:f_count * m].reshape(f_count, m)
         _from_nchw(gy, n0, gyb, gb)
         if x is not None:
@@ -299,7 +310,7 @@ def conv2d_transpose_forward(x, w, y, xbuf, gcols, sh, sw, pt, pb, pl, pr):
     """y (N, F, Ho, Wo) = conv2d_transpose(x (N, C, H, W), w (C, F, kh, kw)), no bias: the
     input gradient of the conv2d of weight w whose output is x. Scratch: xbuf >= C * g*H*W,
     gcols >= F*kh*kw * N*H*W values. pb, pr may be negative (see top)."""
-    conv2d_backward(None, x, w, w[:0], y[0, 0, 0, :0], y, gcols, xbuf,
+    conv2d_backward(None, x, x[:0], w, w[:0], y[0, 0, 0, :0], y, gcols, xbuf,
                     sh, sw, pt, pb, pl, pr, 1, 1)
 
 
@@ -312,7 +323,8 @@ def conv2d_transpose_backward(x, w, gy, gw, gb, gx, xbuf, cols, gxbuf, sh, sw, p
         conv2d_forward(gy, w, gb[:0], gx, cols, gxbuf, False, False, sh, sw, pt, pb, pl, pr, 1,
                        1)
     if gw.size:
-        conv2d_backward(gy, x, w, gw, gb[:0], gx[:0], cols, xbuf, sh, sw, pt, pb, pl, pr, 1, 1)
+        conv2d_backward(gy, x, x[:0], w, gw, gb[:0], gx[:0], cols, xbuf,
+                        sh, sw, pt, pb, pl, pr, 1, 1)
     if gb.size:
         g3 = gy.reshape(gy.shape[0], gy.shape[1], gy.size // (gy.shape[0] * gy.shape[1]))
         for f in range(gy.shape[1]):

@@ -29,10 +29,13 @@ def _activation_epilogue(site, name, epi, pre):
                      f"{what} over a conv output" + (", from pre" if pre else ", in place"))
 
 
-def _plain_relu(site, epi) -> bool:
-    """Is the fused activation relu, whose rule conv2d_forward applies itself?"""
+def _kernel_relu(site, epi) -> bool:
+    """Is the fused activation relu, which conv2d_forward applies in its copy back and
+    conv2d_backward takes the gradient through on its way in (no kernel of ours for either)?"""
+    if not epi or site.keeps_pre(epi):
+        return False
     op = site.node(epi)["op"]
-    return op.name == "relu" and op.scalar[0] == "x if x > 0 else 0"
+    return op.name == "relu" and op.scalar == ("x if x > 0 else 0", "gy if y > 0 else 0")
 
 
 def conv2d_forward(site):
@@ -48,7 +51,7 @@ def conv2d_forward(site):
     ybuf = site.scratch("ybuf", (f, ho * wo), layout="cols")
     geo = ", ".join(map(str, _conv_geometry(site, n)))
     keep = site.gen.mode == "train"                # the backward reads the columns
-    relu = bool(epi) and not pre and _plain_relu(site, epi)    # applied by the kernel
+    relu = _kernel_relu(site, epi)
     # with stride 1 and no dilation every input value reaches an output, so the kernel's
     # note of non-finite values can stand in for the scan of a network input
     if tuple(d["attrs"].stride) == (1, 1) and tuple(d["attrs"].dilation) == (1, 1):
@@ -72,7 +75,8 @@ def conv2d_backward(site):
     kh, kw = d["attrs"].kernel
     gy = site.grad(epi or n)
     lines, kernels = [], {}
-    if epi:
+    relu_out = site.val(epi) if _kernel_relu(site, epi) else "_none4"
+    if epi and not _kernel_relu(site, epi):
         what = site.node(epi)["op"].name
         name = f"k_d_{what}"
         names = {"gy": "gyf[i]", "y": "yf[i]", "x": "xf[i]"}
@@ -90,8 +94,8 @@ def conv2d_backward(site):
     cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")   # forward left them
     gybuf = site.scratch("gybuf", (f, ho * wo), layout="cols")
     geo = ", ".join(map(str, _conv_geometry(site, n)))
-    lines.append(f"_conv.conv2d_backward(None, {gy}, {site.param(d['params']['W'])}, {gw}, "
-                 f"{gb}, {gx}, {cols}, {gybuf}, {geo})")
+    lines.append(f"_conv.conv2d_backward(None, {gy}, {relu_out}, "
+                 f"{site.param(d['params']['W'])}, {gw}, {gb}, {gx}, {cols}, {gybuf}, {geo})")
     return "direct", lines, kernels
 
 
