@@ -275,3 +275,41 @@ def test_ir_inlining_copies_blocks_with_one_scope_per_copy():
     statements = [id(s) for copy in (blocks, first, second, of_copy) for b in copy
                   for s in b.body]
     assert len(set(statements)) == len(statements)
+
+
+def test_our_functions_get_o1_function_passes_and_the_same_machine_code():
+    """_passes.py runs LLVM's function passes at O1 on modules of nngraph's functions (the O3
+    module pipeline follows); the machine code must come out as it does after O3 ones."""
+    import re
+    import types
+
+    import numba
+    from llvmlite import binding as llvm
+    from numba.core import codegen
+
+    from nngraph.kernels.cpu import _passes, pool
+    assert codegen.CPUCodeLibrary._nngraph_passes
+
+    def module(name):
+        return llvm.parse_assembly(f'define void @"{name}"() {{\n  ret void\n}}')
+    assert _passes._ours(module("_ZN7nngraph7kernels3cpu4conv14conv2d_forwardE"))
+    assert not _passes._ours(module("_ZN5numba2np8arrayobj4implE"))
+
+    def instructions(level):
+        """Machine code of a fresh copy of pool.maxpool2d_backward in a module named as ours
+        (its loops differ after O0 function passes: the knob is wired)."""
+        kernel = pool.maxpool2d_backward.py_func
+        copy = types.FunctionType(kernel.__code__, {**kernel.__globals__,
+                                                    "__name__": "nngraph_test_passes"})
+        _passes.FUNCTION_OPT = level
+        try:
+            fn = numba.njit(sig, fastmath=True, error_model="numpy")(copy)
+        finally:
+            _passes.FUNCTION_OPT = 1
+        asm = fn.inspect_asm(sig)          # instructions, symbols (named per copy) blanked
+        return [re.sub(r"_ZN\S+", "symbol", line) for line in asm.splitlines()
+                if line.startswith("\t") and not line.startswith("\t.")]
+    sig = (numba.float32[:, :, :, ::1], numba.int64[:, :, :, ::1], numba.float32[:, :, :, ::1])
+    o0, o1, o3 = instructions(0), instructions(1), instructions(3)
+    assert o1 == o3
+    assert o0 != o3

@@ -3,7 +3,8 @@
 - cache=True: compiled code is kept in __pycache__ next to the source and reused, and
   compiled again when any file of kernels/cpu changes (_cache.py).
 - inline=True helpers are inlined by numba without its quadratic copy of their IR
-  (_inline.py).
+  (_inline.py), and LLVM's per-function passes run at O1 before the O3 module pipeline
+  (_passes.py).
 - error_model="numpy": no division-by-zero checks in the generated loops.
 - nogil=True: the CPU backend runs two halves of a batch on two threads (backends/cpu.py).
 - fastmath without 'nnan'/'ninf': reassociation (vectorised reductions), contraction (FMA),
@@ -19,10 +20,11 @@ Kernels are compiled lazily, once per dtype signature; float32 and float64 are b
 import numba
 from numba.core import types
 
-from . import _cache, _inline
+from . import _cache, _inline, _passes
 
 _cache.install()      # cached kernels notice changes in the kernels they call
 _inline.install()
+_passes.install()
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
