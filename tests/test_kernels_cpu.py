@@ -80,7 +80,8 @@ def test_conv2d(dtype, shape, attrs):
     close(y, y_ref, dtype, "y")
     for x_given in (empty(dtype, 4), x):         # the forward's columns, then recomputed ones
         gw, gb, gx = np.empty_like(p["W"]), np.empty(f, dtype), np.empty_like(x)
-        conv.conv2d_backward(x_given, gy, empty(dtype, 4), p["W"], gw, gb, gx, cols, ybuf, *geo)
+        conv.conv2d_backward(x_given, gy, empty(dtype, 4), p["W"], gw, gb, gx, cols, ybuf,
+                             np.empty(ckk * f, dtype), *geo)
         close(gx, gx_ref, dtype, "gx")
         close(gw, gp["W"], dtype, "gW")
         close(gb, gp["b"], dtype, "gb")
@@ -90,7 +91,7 @@ def test_conv2d(dtype, shape, attrs):
     REGISTRY["conv2d"].forward(ctx, a, [x], p)
     (gx_relu,), gp_relu = REGISTRY["conv2d"].backward(ctx, a, [x], p, y_ref, gy_relu)
     gw, gb, gx = np.empty_like(p["W"]), np.empty(f, dtype), np.empty_like(x)
-    conv.conv2d_backward(x, gy, y_relu, p["W"], gw, gb, gx, cols, ybuf, *geo)
+    conv.conv2d_backward(x, gy, y_relu, p["W"], gw, gb, gx, cols, ybuf, empty(dtype), *geo)
     assert np.array_equal(gy, gy_relu)
     close(gx, gx_relu, dtype, "gx through relu")
     close(gw, gp_relu["W"], dtype, "gW through relu")
@@ -106,7 +107,8 @@ def test_conv2d_optional_outputs_and_bad_geometry():
                         1, 1, 0, 0, 0, 0, 1, 1)
     gw = np.empty_like(w)
     conv.conv2d_backward(x, np.ones_like(y), empty(np.float64, 4), w, gw, empty(np.float64),
-                         empty(np.float64, 4), cols, ybuf, 1, 1, 0, 0, 0, 0, 1, 1)
+                         empty(np.float64, 4), cols, ybuf, empty(np.float64),
+                         1, 1, 0, 0, 0, 0, 1, 1)
     op, a = REGISTRY["conv2d"], make_attrs("conv2d", filters=4, kernel=3, use_bias=False)
     ctx = RunContext()
     op.forward(ctx, a, [x], {"W": w})
@@ -140,7 +142,7 @@ def test_conv1d_as_conv2d_of_height_1(attrs):
     close(y, y_ref, dtype, "y")
     gw, gb, gx = np.empty_like(w4), np.empty(f, dtype), np.empty_like(x)
     conv.conv2d_backward(x4, gy.reshape(n, f, 1, lo), empty(dtype, 4), w4, gw, gb,
-                         gx.reshape(2, 2, 1, 11), cols, ybuf, *geo)
+                         gx.reshape(2, 2, 1, 11), cols, ybuf, empty(dtype), *geo)
     close(gx, gx_ref, dtype, "gx")
     close(gw.reshape(p["W"].shape), gp["W"], dtype, "gW")
 
@@ -175,7 +177,7 @@ def test_conv2d_transpose(dtype, attrs):
     gw, gb, gx = np.empty_like(p["W"]), np.empty(2, dtype), np.empty_like(x)
     conv.conv2d_transpose_backward(x, p["W"], gy, gw, gb, gx, np.empty((3, nhw), dtype),
                                    np.empty((2 * kh * kw, nhw), dtype),
-                                   np.empty((3, nhw), dtype), *geo)
+                                   np.empty((3, nhw), dtype), empty(dtype), *geo)
     close(gx, gx_ref, dtype, "gx")
     close(gw, gp["W"], dtype, "gW")
     close(gb, gp["b"], dtype, "gb")

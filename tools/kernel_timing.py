@@ -74,7 +74,7 @@ def conv_case(n, c, h, f, k):
     # cols keeps every chunk's columns (keep=True) for the backward, which then gets x empty
     cols, ybuf = np.empty((c * k * k, n * ho * ho), F32), np.empty((f, n * ho * ho), F32)
     gw, gb, gx = np.empty_like(w), np.empty(f, F32), np.empty_like(x)
-    gybuf, no_x = np.empty_like(ybuf), x[:0]
+    gybuf, no_x, gwt = np.empty_like(ybuf), x[:0], np.empty(c * k * k * f, F32)
     geo = (1, 1, 0, 0, 0, 0, 1, 1)
 
     def ours_fwd():
@@ -82,7 +82,7 @@ def conv_case(n, c, h, f, k):
 
     def ours_both():
         conv.conv2d_forward(x, w, b, y, cols, ybuf, True, False, *geo)
-        conv.conv2d_backward(no_x, gy, no_x, w, gw, gb, gx, cols, gybuf, *geo)
+        conv.conv2d_backward(no_x, gy, no_x, w, gw, gb, gx, cols, gybuf, gwt, *geo)
     ref_fwd, ref_both = _reference("conv2d", dict(filters=f, kernel=k), [x],
                                    {"W": w, "b": b}, gy)
     tx, tw, tgy = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(gy)
@@ -238,12 +238,12 @@ def _compile_calls():
         ("conv2d_backward", lambda: conv.conv2d_backward(z(2, 1, 4, 4), z(2, 3, 3, 3),
                                                          z(0, 0, 0, 0), z(3, 1, 2, 2),
                                                          z(3, 1, 2, 2), z(3), z(2, 1, 4, 4),
-                                                         z(4, 18), z(3, 18), *geo)),
+                                                         z(4, 18), z(3, 18), z(0), *geo)),
         ("conv2d_transpose_forward", lambda: conv.conv2d_transpose_forward(
             z(2, 3, 3, 3), z(3, 1, 2, 2), z(2, 1, 4, 4), z(3, 18), z(4, 18), 1, 1, 0, 0, 0, 0)),
         ("conv2d_transpose_backward", lambda: conv.conv2d_transpose_backward(
             z(2, 3, 3, 3), z(3, 1, 2, 2), z(2, 1, 4, 4), z(3, 1, 2, 2), z(1), z(2, 3, 3, 3),
-            z(3, 18), z(4, 18), z(3, 18), 1, 1, 0, 0, 0, 0)),
+            z(3, 18), z(4, 18), z(3, 18), z(0), 1, 1, 0, 0, 0, 0)),
         ("maxpool2d_forward", lambda: pool.maxpool2d_forward(
             z(1, 1, 4, 4), z(1, 1, 2, 2), np.zeros((1, 1, 2, 2), np.int32), 2, 2, 2, 2, 0, 0, 0,
             0)),
@@ -346,7 +346,8 @@ def _compile_child():
         pool.maxpool2d_forward(y, py, arg, 2, 2, 2, 2, 0, 0, 0, 0)
         loss, _ = softmax.softmax_cross_entropy(logits, labels, glog, True, 1.0)
         pool.maxpool2d_backward(py, arg, pgx)
-        conv.conv2d_backward(x[:0], gy, y, w, gw, gb, gx, cols, gybuf, 1, 1, 0, 0, 0, 0, 1, 1)
+        conv.conv2d_backward(x[:0], gy, y, w, gw, gb, gx, cols, gybuf, b[:0],
+                             1, 1, 0, 0, 0, 0, 1, 1)
         optim._sgd_momentum(p, g, v, s0, s1, lr, 0.1, 0.9, False)    # what sgd_update calls
         return loss
     z = lambda *sh: np.zeros(sh, F32)                                   # noqa: E731

@@ -232,7 +232,7 @@ def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, sh, sw, pt, pb, pl, pr, d
 
 
 @kernel
-def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr, dh, dw):
+def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, gwt, sh, sw, pt, pb, pl, pr, dh, dw):
     """From gy (N, F, Ho, Wo): gw (F, C, kh, kw), gb (F,), gx (N, C, H, W), each skipped when
     given with size 0. Per chunk: gy to channel-major (summed into gb), gw += gy @ cols.T,
     then gcols = W2.T @ gy and col2im into gx (gcols overwrites the chunk's cols).
@@ -246,9 +246,11 @@ def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr
     an im2col, 0.27 ms for LeNet-5's first layer at batch 64). With None the im2col is not
     even compiled in (numba drops the branches `x is not None` guards): 0.4 s less to compile.
 
-    For more than 8 filters and fewer than 256 rows of cols, gw.T += cols @ gy.T (into a small
-    array, copied to gw at the end) instead: MKL runs that form 3x faster (16 filters x 150,
-    inner 436, one thread: 39 us against 115 us), while for 3-8 filters it is 3-8x slower."""
+    For more than 8 filters and fewer than 256 rows of cols, gw.T += cols @ gy.T (into gwt,
+    C*kh*kw x F values of scratch, copied to gw at the end) instead, when gwt has the room:
+    MKL runs that form 3x faster (16 filters x 150, inner 436, one thread: 39 us against
+    115 us), while for 3-8 filters it is 3-8x slower. (gwt is the caller's, not np.empty's:
+    allocating here cost 0.2 s of compile in each process.)"""
     n_batch, f_count, ho, wo = gy.shape
     channels, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     if w.shape[0] != f_count or (gw.size and gw.size != w.size) \
@@ -268,8 +270,8 @@ def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, sh, sw, pt, pb, pl, pr
     if cf.size < ckk * (g if unfold else n_batch) * p or gyf.size < f_count * g * p:
         raise ValueError("conv2d_backward: a scratch buffer is smaller than it needs")
     w2, gw2 = w.reshape(f_count, ckk), gw.reshape(gw.size // ckk, ckk)
-    transposed = f_count > 8 and ckk < 256
-    gw2t = np.empty((ckk if transposed else 0, f_count), gw.dtype)
+    transposed = f_count > 8 and ckk < 256 and gwt.size >= ckk * f_count
+    gw2t = gwt.reshape(gwt.size)[:ckk * f_count if transposed else 0].reshape(-1, f_count)
     if y.size:                          # through relu, in place
         gf, yf = gy.reshape(gy.size), y.reshape(y.size)
         for i in range(gf.size):
@@ -310,20 +312,22 @@ def conv2d_transpose_forward(x, w, y, xbuf, gcols, sh, sw, pt, pb, pl, pr):
     """y (N, F, Ho, Wo) = conv2d_transpose(x (N, C, H, W), w (C, F, kh, kw)), no bias: the
     input gradient of the conv2d of weight w whose output is x. Scratch: xbuf >= C * g*H*W,
     gcols >= F*kh*kw * N*H*W values. pb, pr may be negative (see top)."""
-    conv2d_backward(None, x, x[:0], w, w[:0], y[0, 0, 0, :0], y, gcols, xbuf,
+    conv2d_backward(None, x, x[:0], w, w[:0], y[0, 0, 0, :0], y, gcols, xbuf, xbuf[:0],
                     sh, sw, pt, pb, pl, pr, 1, 1)
 
 
 @kernel
-def conv2d_transpose_backward(x, w, gy, gw, gb, gx, xbuf, cols, gxbuf, sh, sw, pt, pb, pl, pr):
+def conv2d_transpose_backward(x, w, gy, gw, gb, gx, xbuf, cols, gxbuf, gwt,
+                              sh, sw, pt, pb, pl, pr):
     """From gy (N, F, Ho, Wo): gw (C, F, kh, kw), gb (F,), gx (N, C, H, W), each skipped when
     size 0: gx is the conv2d of gy, gw that conv2d's weight gradient for output gradient x.
-    Scratch: xbuf and gxbuf >= C * g*H*W, cols >= F*kh*kw * g*H*W values."""
+    Scratch: xbuf and gxbuf >= C * g*H*W, cols >= F*kh*kw * g*H*W values, gwt as
+    conv2d_backward's (F*kh*kw * C values, or empty)."""
     if gx.size:
         conv2d_forward(gy, w, gb[:0], gx, cols, gxbuf, False, False, sh, sw, pt, pb, pl, pr, 1,
                        1)
     if gw.size:
-        conv2d_backward(gy, x, x[:0], w, gw, gb[:0], gx[:0], cols, xbuf,
+        conv2d_backward(gy, x, x[:0], w, gw, gb[:0], gx[:0], cols, xbuf, gwt,
                         sh, sw, pt, pb, pl, pr, 1, 1)
     if gb.size:
         g3 = gy.reshape(gy.shape[0], gy.shape[1], gy.size // (gy.shape[0] * gy.shape[1]))
