@@ -7,6 +7,9 @@
   (_passes.py).
 - error_model="numpy": no division-by-zero checks in the generated loops.
 - nogil=True: the CPU backend runs two halves of a batch on two threads (backends/cpu.py).
+- no_cfunc_wrapper=True: no C-callable wrapper, which numba otherwise compiles with every
+  function (for `dispatcher.ctypes` and first-class function values, neither used here):
+  ~10 ms of each kernel's compile.
 - fastmath without 'nnan'/'ninf': reassociation (vectorised reductions), contraction (FMA),
   fast reciprocals, while isnan/isinf and NaN propagation keep working (NUMBA_NOTES.md).
 - No literal specialisation: numba compiles a jitted callee again for every combination of
@@ -47,5 +50,5 @@ def kernel(fn=None, *, inline=False):
     if fn is None:
         return lambda f: kernel(f, inline=inline)
     return _without_literals(numba.njit(cache=True, nogil=True, error_model="numpy",
-                                        fastmath=set(FASTMATH),
+                                        fastmath=set(FASTMATH), no_cfunc_wrapper=True,
                                         inline="always" if inline else "never")(fn))
