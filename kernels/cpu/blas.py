@@ -33,7 +33,6 @@ import sys
 
 import llvmlite.binding as llvm
 from llvmlite import ir
-import numba
 from numba import carray, cfunc
 from numba.core import cgutils, errors, types
 from numba.extending import intrinsic
@@ -198,7 +197,7 @@ _N, _T = ord("N"), ord("T")
 _OK, _NO_CHAIN, _C_ROWS, _STRIDES = 0, 1, 2, 3
 
 
-@numba.njit(error_model="numpy", fastmath=set(FASTMATH))
+@kernel(inline=True)        # into _product: 0.1 s less to compile than a function of its own
 def _row_major(rows, cols, s0, s1, trans):
     """(ok, transposed?, leading dimension) of a matrix with element strides s0, s1 read as a
     row-major matrix: itself when its rows are contiguous, else its transpose when its
