@@ -35,11 +35,12 @@ def int_range(arr: np.ndarray) -> tuple[int, int]:
 
 @kernel
 def _min_max(flat):
+    """(Selects, not min() and max(): numba compiles a function for each of those.)"""
     lo = hi = flat[0]
     for i in range(1, flat.size):
         v = flat[i]
-        lo = min(lo, v)
-        hi = max(hi, v)
+        lo = v if v < lo else lo
+        hi = v if v > hi else hi
     return lo, hi
 
 
