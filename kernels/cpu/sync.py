@@ -9,10 +9,11 @@ hands).
 """
 import platform
 
-import numba
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
+
+from ._jit import kernel
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
@@ -61,7 +62,7 @@ def _pause(typingctx):
     return sig, codegen
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def wait_change(flags, i, seen, spins):
     """flags[i] once it differs from `seen`, or `seen` after `spins` tries (a try is a
     pause instruction, ~15 ns on the development VM)."""
@@ -73,7 +74,7 @@ def wait_change(flags, i, seen, spins):
     return seen
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def publish(flags, i, value):
     """flags[i] = value, after everything this thread wrote before."""
     _store_release(flags, i, value)
