@@ -35,11 +35,13 @@ def as_batch(net, data, require_labels: bool = True, unscanned=frozenset()) -> d
     if len(feats) == 1 and not (require_labels and net.label_inputs):
         # predict(x) or predict({'x': x}), the calls a latency-bound caller makes: nothing
         # to name or match
+        name = feats[0]
         only = data if isinstance(data, np.ndarray) else \
-            data.get(feats[0]) if isinstance(data, dict) and len(data) == 1 else None
+            data.get(name) if isinstance(data, dict) and len(data) == 1 else None
         if only is not None:
-            return {feats[0]: fit_input(net, feats[0], only, f"input '{feats[0]}'",
-                                        feats[0] not in unscanned)}
+            if name in unscanned and _runs_as_is(net.inputs[name], only):
+                return {name: only}
+            return {name: fit_input(net, name, only, f"input '{name}'", name not in unscanned)}
     named = _name_batch(net, data)
     for name in named:
         if name not in net.inputs:
@@ -82,6 +84,20 @@ def _name_batch(net, data) -> dict:
         raise DataError(f"got a single array, but this network has {len(feats)} feature "
                         f"inputs ({', '.join(feats)}); pass a dict {{input name: array}}")
     return {feats[0]: data}
+
+
+_DTYPES: dict = {}
+
+
+def _runs_as_is(d, arr) -> bool:
+    """Is arr already as the kernels take input d: an ndarray of the declared dtype, (N,) +
+    shape with N > 0, C-contiguous? fit_input would return it unchanged (when it need not
+    scan it); this asks in 0.3 us what fit_input does in 0.8 (batch-1 predict: 14 us)."""
+    dtype = _DTYPES.get(d.dtype)
+    if dtype is None:
+        dtype = _DTYPES[d.dtype] = np.dtype(d.dtype)
+    return type(arr) is np.ndarray and arr.dtype is dtype and arr.shape[1:] == d.shape \
+        and len(arr) > 0 and arr.flags.c_contiguous
 
 
 def fit_input(net, name: str, value, what: str, scan: bool = True) -> np.ndarray:

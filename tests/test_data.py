@@ -360,6 +360,32 @@ def test_as_batch_accepts_every_form(net):
     assert labels.tolist() == [1, 2] and labels.dtype == np.int64
 
 
+def test_an_input_the_kernels_scan_runs_as_it_is_only_when_it_fits_exactly(net):
+    """With the input in `unscanned` (the CPU backend's predict checks it in its kernels), an
+    array already of the declared dtype, shape and layout is passed on as it is, NaN
+    included; anything else is still fitted (cast, made contiguous) or refused."""
+    scan_in_kernels = frozenset({"image"})
+
+    def fit(x):
+        return as_batch(net, {"image": x}, require_labels=False,
+                        unscanned=scan_in_kernels)["image"]
+    exact = np.zeros((3, 1, 28, 28), np.float32)
+    exact[0, 0, 0, 0] = np.nan
+    assert fit(exact) is exact
+    wide = np.ones((3, 1, 28, 56), np.float32)[..., ::2]             # not contiguous
+    swapped = np.ones((3, 1, 28, 28), ">f4")                         # not native order
+    flat = np.ones((3, 784), np.float32)                             # reshaped
+    for x in (wide, swapped, flat):
+        got = fit(x)
+        assert got is not x and got.dtype == np.float32 and got.flags.c_contiguous
+        assert got.shape == (3, 1, 28, 28) and np.array_equal(got.reshape(3, -1),
+                                                              x.reshape(3, -1))
+    with pytest.raises(DataError, match="image"):
+        fit(np.zeros((0, 1, 28, 28), np.float32))
+    with pytest.raises(DataError, match="NaN"):
+        fit(exact.astype(np.float64))                    # cast, so scanned here
+
+
 IMAGES = np.zeros((4, 1, 28, 28), np.float32)
 LABELS = np.arange(4)
 
