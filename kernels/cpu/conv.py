@@ -59,6 +59,11 @@ from .blas import gemm_serial as gemm
 COLS_CHUNK = 1 << 16
 """Values of im2col columns per chunk (256 KiB in float32)."""
 
+GWT_FILTERS, GWT_ROWS = 8, 256
+"""conv2d_backward takes the weight gradient through its transpose (scratch gwt) for more
+than GWT_FILTERS filters and fewer than GWT_ROWS rows of cols (C*kh*kw): codegen plans gwt
+by the same rule."""
+
 
 @kernel(inline=True)
 def check_geometry(h, w, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw):
@@ -270,7 +275,7 @@ def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, gwt, sh, sw, pt, pb, p
     if cf.size < ckk * (g if unfold else n_batch) * p or gyf.size < f_count * g * p:
         raise ValueError("conv2d_backward: a scratch buffer is smaller than it needs")
     w2, gw2 = w.reshape(f_count, ckk), gw.reshape(gw.size // ckk, ckk)
-    transposed = f_count > 8 and ckk < 256 and gwt.size >= ckk * f_count
+    transposed = f_count > GWT_FILTERS and ckk < GWT_ROWS and gwt.size >= ckk * f_count
     gw2t = gwt.reshape(gwt.size)[:ckk * f_count if transposed else 0].reshape(-1, f_count)
     if y.size:                          # through relu, in place
         gf, yf = gy.reshape(gy.size), y.reshape(y.size)

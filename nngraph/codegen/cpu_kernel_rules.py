@@ -75,8 +75,9 @@ def conv2d_backward(site):
     kh, kw = d["attrs"].kernel
     gy = site.grad(epi or n)
     lines, kernels = [], {}
-    relu_out = site.val(epi) if _kernel_relu(site, epi) else "_none4"
-    if epi and not _kernel_relu(site, epi):
+    relu = _kernel_relu(site, epi)
+    relu_out = site.val(epi) if relu else "_none4"
+    if epi and not relu:
         what = site.node(epi)["op"].name
         name = f"k_d_{what}"
         names = {"gy": "gyf[i]", "y": "yf[i]", "x": "xf[i]"}
@@ -93,10 +94,11 @@ def conv2d_backward(site):
     gx = site.input_grad(n, 0) or "_none4"
     cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")   # forward left them
     gybuf = site.scratch("gybuf", (f, ho * wo), layout="cols")
-    # the weight gradient's transpose, for the filter and window sizes where MKL runs that
-    # form faster (conv.conv2d_backward)
+    # the weight gradient's transpose, where conv2d_backward takes that form (MKL runs it
+    # faster for these filter and window sizes)
+    from ..kernels.cpu.conv import GWT_FILTERS, GWT_ROWS
     gwt = site.scratch("gwt", (c * kh * kw * f,), layout="fixed") \
-        if "W" in slots and f > 8 and c * kh * kw < 256 else "_none1"
+        if "W" in slots and f > GWT_FILTERS and c * kh * kw < GWT_ROWS else "_none1"
     geo = ", ".join(map(str, _conv_geometry(site, n)))
     lines.append(f"_conv.conv2d_backward(None, {gy}, {relu_out}, "
                  f"{site.param(d['params']['W'])}, {gw}, {gb}, {gx}, {cols}, {gybuf}, {gwt}, "
