@@ -306,8 +306,9 @@ def test_our_functions_get_o1_function_passes_and_the_same_machine_code():
             fn = numba.njit(sig, fastmath=True, error_model="numpy")(copy)
         finally:
             _passes.FUNCTION_OPT = 1
-        asm = fn.inspect_asm(sig)          # instructions, symbols (named per copy) blanked
-        return [re.sub(r"_ZN\S+", "symbol", line) for line in asm.splitlines()
+        asm = fn.inspect_asm(sig)          # instructions; symbols (named per copy) and
+        return [re.sub(r"\.LBB\w+", "label", re.sub(r"_ZN\S+", "symbol", line))  # labels
+                for line in asm.splitlines()          # (numbered by block order) blanked
                 if line.startswith("\t") and not line.startswith("\t.")]
     sig = (numba.float32[:, :, :, ::1], numba.int64[:, :, :, ::1], numba.float32[:, :, :, ::1])
     o0, o1, o3 = instructions(0), instructions(1), instructions(3)

@@ -437,3 +437,34 @@ def test_lstm_without_bias_or_input_gradient():
                             np.empty((2, h)), np.empty((2, h)))
     close(gw, gp["W"], dtype, "gW")
     close(gu, gp["U"], dtype, "gU")
+
+
+def test_flat_and_rows_views():
+    """_views.flat / rows: views of the same memory in the new shape (what the kernels write
+    through them lands in the array), rows leaves out a partial last row and gives (0, 0) for
+    a width below 1, and arrays that are not C-contiguous are refused at compile time."""
+    import numba
+
+    from nngraph.kernels.cpu._views import flat, rows
+
+    @numba.njit
+    def views(a, width):
+        f = flat(a)
+        m = rows(f, width)
+        f[0] = -1.0
+        m[m.shape[0] - 1, m.shape[1] - 1] = -2.0
+        return f.shape, m.shape, m.strides
+
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    assert views(a, 5) == ((24,), (4, 5), (20, 4))
+    assert a.reshape(-1)[0] == -1 and a.reshape(-1)[19] == -2 and a.reshape(-1)[23] == 23
+    b = np.arange(6.0)
+    assert views(b, 6) == ((6,), (1, 6), (48, 8))
+
+    @numba.njit
+    def empty(a, width):
+        return rows(flat(a), width).shape
+
+    assert empty(b, 0) == (0, 0) and empty(b, -3) == (0, 0) and empty(b, 7) == (0, 7)
+    with pytest.raises(numba.core.errors.TypingError, match="C-contiguous"):
+        empty(np.ones((4, 4))[:, ::2], 2)

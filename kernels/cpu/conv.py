@@ -54,6 +54,7 @@ import math
 import numpy as np
 
 from ._jit import kernel
+from ._views import flat, rows
 from .blas import gemm_serial as gemm
 
 COLS_CHUNK = 1 << 16
@@ -104,7 +105,7 @@ def _im2col(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
     p = ho * wo
     m = cols.shape[1]
     plane = h * w
-    xf, cf = x.reshape(x.size), cols.reshape(cols.size)
+    xf, cf = flat(x), flat(cols)
     if pt > 0 or pl > 0 or (ho - 1) * sh + (kh - 1) * dh >= h + pt \
             or (wo - 1) * sw + (kw - 1) * dw >= w + pl:
         for i in range(cf.size):           # padding: cells outside x stay 0
@@ -134,7 +135,7 @@ def _col2im(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
     p = ho * wo
     m = cols.shape[1]
     plane = h * w
-    xf, cf = x.reshape(x.size), cols.reshape(cols.size)
+    xf, cf = flat(x), flat(cols)
     zero = xf[n0 * channels * plane:n0 * channels * plane + (m // p) * channels * plane]
     for i in range(zero.size):
         zero[i] = 0
@@ -161,7 +162,7 @@ def _to_nchw(a, n0, buf, bias, relu):
     channel, buf (F, g*P). Returns whether any value before relu was NaN or infinite."""
     f_count = a.shape[1]
     p = a.size // (a.shape[0] * f_count)
-    af = a.reshape(a.size)
+    af = flat(a)
     bad = False
     for f in range(f_count):
         row = buf[f]
@@ -188,7 +189,7 @@ def _from_nchw(a, n0, buf, sums):
     (skipped when sums is empty)."""
     f_count = a.shape[1]
     p = a.size // (a.shape[0] * f_count)
-    af = a.reshape(a.size)
+    af = flat(a)
     for f in range(f_count):
         row = buf[f]
         total = sums[f] if sums.size else a.dtype.type(0)
@@ -222,14 +223,14 @@ def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, sh, sw, pt, pb, pl, pr, d
     ckk, p = channels * kh * kw, ho * wo
     g = COLS_CHUNK // (ckk * p) if ckk * p > 0 else n_batch    # samples per chunk, 1..N
     g = 1 if g < 1 else n_batch if g > n_batch else g
-    cf, yf = cols.reshape(cols.size), ybuf.reshape(ybuf.size)
+    cf, yf = flat(cols), flat(ybuf)
     if cf.size < ckk * (n_batch if keep else g) * p or yf.size < f_count * g * p:
         raise ValueError("conv2d_forward: a scratch buffer is smaller than it needs")
-    w2 = w.reshape(f_count, ckk)
+    w2 = rows(flat(w), ckk)
     bad = False
     for n0 in range(0, n_batch, g):
         m, at = (g if n0 + g <= n_batch else n_batch - n0) * p, ckk * n0 * p if keep else 0
-        c, yb = cf[at:at + ckk * m].reshape(ckk, m), yf[:f_count * m].reshape(f_count, m)
+        c, yb = rows(cf[at:at + ckk * m], m), rows(yf[:f_count * m], m)
         _im2col(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
         gemm(1.0, w2, False, c, False, 0.0, yb)
         bad |= _to_nchw(y, n0, yb, b, relu)
@@ -271,14 +272,14 @@ def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, gwt, sh, sw, pt, pb, p
     ckk, p = channels * kh * kw, ho * wo
     g = COLS_CHUNK // (ckk * p) if ckk * p > 0 else n_batch    # samples per chunk, 1..N
     g = 1 if g < 1 else n_batch if g > n_batch else g
-    cf, gyf = cols.reshape(cols.size), gybuf.reshape(gybuf.size)
+    cf, gyf = flat(cols), flat(gybuf)
     if cf.size < ckk * (g if unfold else n_batch) * p or gyf.size < f_count * g * p:
         raise ValueError("conv2d_backward: a scratch buffer is smaller than it needs")
-    w2, gw2 = w.reshape(f_count, ckk), gw.reshape(gw.size // ckk, ckk)
+    w2, gw2 = rows(flat(w), ckk), rows(flat(gw), ckk)
     transposed = f_count > GWT_FILTERS and ckk < GWT_ROWS and gwt.size >= ckk * f_count
-    gw2t = gwt.reshape(gwt.size)[:ckk * f_count if transposed else 0].reshape(-1, f_count)
+    gw2t = rows(flat(gwt)[:ckk * f_count if transposed else 0], f_count)
     if y.size:                          # through relu, in place
-        gf, yf = gy.reshape(gy.size), y.reshape(y.size)
+        gf, yf = flat(gy), flat(y)
         for i in range(gf.size):
             if not yf[i] > 0:
                 gf[i] = 0
@@ -286,7 +287,7 @@ def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, gwt, sh, sw, pt, pb, p
         gb[f] = 0
     for n0 in range(0, n_batch, g):
         m, at = (g if n0 + g <= n_batch else n_batch - n0) * p, 0 if unfold else ckk * n0 * p
-        c, gyb = cf[at:at + ckk * m].reshape(ckk, m), gyf[:f_count * m].reshape(f_count, m)
+        c, gyb = rows(cf[at:at + ckk * m], m), rows(gyf[:f_count * m], m)
         _from_nchw(gy, n0, gyb, gb)
         if x is not None:
             if gw.size and unfold:

@@ -49,6 +49,7 @@ import numpy as np
 
 from ._jit import kernel
 from ._math import tanh
+from ._views import flat, rows
 from .blas import gemm
 
 
@@ -72,7 +73,7 @@ def _project(x, w, xt, out):
         for i in range(n):
             for j in range(f):
                 xt[t, i, j] = x[i, t, j]
-    gemm(1.0, xt.reshape(steps * n, f), False, w, False, 0.0, out.reshape(steps * n, w.shape[1]))
+    gemm(1.0, rows(flat(xt), f), False, w, False, 0.0, rows(flat(out), w.shape[1]))
 
 
 @kernel
@@ -131,13 +132,14 @@ def _weight_grads(w, xt, hs, d, dx, gx, gw, gu, gb):
     """gU = sum_t h_{t-1}^T d_t, gW = xt^T dx, gb = sum dx, gx = dx W^T: one pass each over
     all steps."""
     steps, n, f = xt.shape
-    rows, g = steps * n, d.shape[2]
-    gemm(1.0, hs[:steps].reshape(rows, hs.shape[2]), True, d.reshape(rows, g), False, 0.0, gu)
-    gemm(1.0, xt.reshape(rows, f), True, dx.reshape(rows, g), False, 0.0, gw)
-    _column_sums(dx.reshape(rows, g), gb)
+    g = d.shape[2]
+    d2, dx2 = rows(flat(d), g), rows(flat(dx), g)
+    gemm(1.0, rows(flat(hs[:steps]), hs.shape[2]), True, d2, False, 0.0, gu)
+    gemm(1.0, rows(flat(xt), f), True, dx2, False, 0.0, gw)
+    _column_sums(dx2, gb)
     if gx.size:
         gxt = np.empty((steps, n, f), xt.dtype)
-        gemm(1.0, dx.reshape(rows, g), False, w, True, 0.0, gxt.reshape(rows, f))
+        gemm(1.0, dx2, False, w, True, 0.0, rows(flat(gxt), f))
         for t in range(steps):
             for i in range(n):
                 for j in range(f):
@@ -318,4 +320,4 @@ def gru_backward(w, u, xt, hs, gates, un, gy, gx, gw, gu, gb, gbu, d, dx, gh):
         if t > 0:
             _back_through_u(d[t], ut, 1.0, gh)
     _weight_grads(w, xt, hs, d, dx, gx, gw, gu, gb)
-    _column_sums(d.reshape(steps * n, d.shape[2]), gbu)
+    _column_sums(rows(flat(d), d.shape[2]), gbu)

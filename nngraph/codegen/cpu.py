@@ -380,6 +380,8 @@ class CPUCodegen:
                   "from nngraph.kernels.cpu import conv as _conv, pool as _pool, "
                   "recurrent as _rec, norm as _norm, embedding as _emb",
                   "from nngraph.kernels.cpu.blas import gemm",
+                  "from nngraph.kernels.cpu._views import flat as _flat   # a.reshape(-1), "
+                  "C-contiguous a",
                   "from nngraph.kernels.cpu._jit import kernel   # njit, cached, fastmath "
                   "without nnan/ninf", "",
                   f"_f = np.{self.dtype.name}",
@@ -387,7 +389,7 @@ class CPUCodegen:
                   "_none3, _none4 = np.zeros((0, 0, 0), _f), np.zeros((0, 0, 0, 0), _f)",
                   "", "",
                   "@kernel",
-                  "def _add_into(a, b):", "    af = a.reshape(-1)", "    bf = b.reshape(-1)",
+                  "def _add_into(a, b):", "    af = _flat(a)", "    bf = _flat(b)",
                   "    for i in range(af.size):", "        af[i] += bf[i]", "", "", ""]
         body = "\n\n".join(self.kernels.values())
         drivers = "\n\n".join(self.drivers.values())

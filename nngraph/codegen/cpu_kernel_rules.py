@@ -22,7 +22,7 @@ def _activation_epilogue(site, name, epi, pre):
     the activation's backward needs its input, y = act(pre). Named by the activation: the
     codegen keeps one kernel for every conv whose activation code is the same."""
     source = "pref" if pre else "yf"
-    body = ["    yf = y.reshape(-1)"] + (["    pref = pre.reshape(-1)"] if pre else []) + \
+    body = ["    yf = _flat(y)"] + (["    pref = _flat(pre)"] if pre else []) + \
            ["    for i in range(yf.size):", f"        yf[i] = {site.act(epi, f'{source}[i]')}"]
     what = site.node(epi)["op"].name
     return site.njit(name, ["y"] + (["pre"] if pre else []), body,
@@ -81,7 +81,7 @@ def conv2d_backward(site):
         what = site.node(epi)["op"].name
         name = f"k_d_{what}"
         names = {"gy": "gyf[i]", "y": "yf[i]", "x": "xf[i]"}
-        body = ["    gyf = gy.reshape(-1)", "    yf = y.reshape(-1)", "    xf = x.reshape(-1)",
+        body = ["    gyf = _flat(gy)", "    yf = _flat(y)", "    xf = _flat(x)",
                 "    for i in range(gyf.size):",
                 f"        gyf[i] = {site.act_grad(epi, names)}"]
         kernels[name] = site.njit(name, ["gy", "y", "x"], body,

@@ -71,7 +71,7 @@ def elementwise_forward(site):
     d = site.node(n)
     if d["op"].scalar is None or len(d["inputs"]) != 1:
         return None
-    body = ["xf = x.reshape(-1)", "yf = y.reshape(-1)",
+    body = ["xf = _flat(x)", "yf = _flat(y)",
             "for i in range(xf.size):",
             f"    yf[i] = {site.act(n, 'xf[i]')}"]
     return site.kernel(["x", "y"], ["    " + b for b in body],
@@ -98,7 +98,7 @@ def _view_note(name, base):
 # same order both ways (a shaped as the op's input, b as its output), so that one compiled
 # signature serves both directions (a signature each: 0.12-0.2 s more cold compile).
 _COPY_ARGS = ["a", "b", "forward"]
-_COPY = ["    af = a.reshape(-1)", "    bf = b.reshape(-1)",
+_COPY = ["    af = _flat(a)", "    bf = _flat(b)",
          "    if forward:",
          "        for i in range(af.size):", "            bf[i] = af[i]",
          "    else:",
@@ -111,8 +111,8 @@ def add_forward(site):
     k = len(d["inputs"])
     args = [f"x{j}" for j in range(k)] + ["y"]
     total = " + ".join(f"x{j}f[i]" for j in range(k))
-    body = [f"    x{j}f = x{j}.reshape(-1)" for j in range(k)] + [
-        "    yf = y.reshape(-1)", "    for i in range(yf.size):", f"        yf[i] = {total}"]
+    body = [f"    x{j}f = _flat(x{j})" for j in range(k)] + [
+        "    yf = _flat(y)", "    for i in range(yf.size):", f"        yf[i] = {total}"]
     return site.kernel(args, body, [site.val(i) for i in d["inputs"]] + [site.val(n)])
 
 
@@ -181,12 +181,12 @@ def squared_error_loss(site):
     args = ["x", "t", "g"] if train else ["x", "t"]
     body = [
         "    n = x.shape[0]",
-        "    xf = x.reshape(-1)", "    tf = t.reshape(-1)",
+        "    xf = _flat(x)", "    tf = _flat(t)",
         "    total = 0.0",
         f"    c = _f({2 * factor * float(d['attrs']['weight'])!r}){' / n' if mean else ''}",
     ]
     if train:
-        body.append("    gf = g.reshape(-1)")
+        body.append("    gf = _flat(g)")
     body += ["    for i in range(xf.size):",
              "        e = xf[i] - tf[i]",
              f"        total += _f({factor!r}) * e * e"]
@@ -256,8 +256,8 @@ def elementwise_backward(site):
     if d["op"].scalar is None or not gx:
         return None
     names = {"gy": "gyf[i]", "y": "yf[i]", "x": "xf[i]"}
-    body = ["    gyf = gy.reshape(-1)", "    yf = y.reshape(-1)", "    xf = x.reshape(-1)",
-            "    gxf = gx.reshape(-1)", "    for i in range(gyf.size):",
+    body = ["    gyf = _flat(gy)", "    yf = _flat(y)", "    xf = _flat(x)",
+            "    gxf = _flat(gx)", "    for i in range(gyf.size):",
             f"        gxf[i] = {site.act_grad(n, names)}"]
     return site.kernel(["gy", "y", "x", "gx"], body,
                        [site.grad(n), site.val(n), site.val(d["inputs"][0]), gx])
@@ -284,7 +284,7 @@ def add_backward(site):
     if not targets:
         return None
     args = ["g"] + [f"gx{j}" for j in range(len(targets))]
-    body = ["    gf = g.reshape(-1)"] + [f"    gx{j}f = gx{j}.reshape(-1)"
+    body = ["    gf = _flat(g)"] + [f"    gx{j}f = _flat(gx{j})"
                                          for j in range(len(targets))]
     body += ["    for i in range(gf.size):"] + [f"        gx{j}f[i] = gf[i]"
                                                 for j in range(len(targets))]
