@@ -314,3 +314,47 @@ def test_our_functions_get_o1_function_passes_and_the_same_machine_code():
     o0, o1, o3 = instructions(0), instructions(1), instructions(3)
     assert o1 == o3
     assert o0 != o3
+
+
+def test_typing_shortcuts_keep_numba_s_answers(monkeypatch):
+    """_typing.py: the array-operator template answers None for scalars without its ufunc
+    search and still types arrays (in-place operators on them too); numba's error text is
+    marked up as before, without wrapping sys.stdout on the way."""
+    import operator
+    import sys
+
+    import numba
+    from numba.core import errors, types
+    from numba.core.typing import npydecl
+
+    from nngraph.kernels.cpu import _typing  # noqa: F401 (installed by _jit)
+    assert npydecl.NumpyRulesArrayOperator._nngraph_scalars
+    ctx = numba.core.registry.cpu_target.typing_context
+    add = next(c for c in npydecl.NumpyRulesArrayOperator.__subclasses__()
+               if getattr(c, "key", None) is operator.add)(ctx)
+    arrays = add.generic((types.float64[::1], types.float64[::1]), {})
+    assert arrays is not None and arrays.return_type.ndim == 1
+    def no_search(*args):
+        raise AssertionError("searched a ufunc loop for scalars")
+    with monkeypatch.context() as m:
+        m.setattr(npydecl, "ufunc_find_matching_loop", no_search)
+        assert add.generic((types.int64, types.float32), {}) is None
+        assert add.generic((types.float64, types.Optional(types.float64)), {}) is None
+
+    @numba.njit
+    def mixed(a, b, x):
+        a += b
+        return a * x + 1, x * 2 - 1
+
+    out, scalar = mixed(np.ones(3), np.arange(3.0), 2.0)
+    assert out.tolist() == [3.0, 5.0, 7.0] and scalar == 3.0
+
+    stdout = sys.stdout
+    text = errors.termcolor().errmsg("no type for this")
+    assert sys.stdout is stdout and "no type for this" in text
+
+    @numba.njit
+    def wrong(a):
+        return a + "text"
+    with pytest.raises(errors.TypingError, match="No implementation of function"):
+        wrong(np.ones(2))

@@ -5,6 +5,7 @@
 - inline=True helpers are inlined by numba without its quadratic copy of their IR
   (_inline.py), and LLVM's per-function passes run at O1 before the O3 module pipeline
   (_passes.py).
+- numba's typing skips two pieces of work whose results it throws away (_typing.py).
 - error_model="numpy": no division-by-zero checks in the generated loops.
 - nogil=True: the CPU backend runs two halves of a batch on two threads (backends/cpu.py).
 - no_cfunc_wrapper=True: no C-callable wrapper, which numba otherwise compiles with every
@@ -23,11 +24,12 @@ Kernels are compiled lazily, once per dtype signature; float32 and float64 are b
 import numba
 from numba.core import types
 
-from . import _cache, _inline, _passes
+from . import _cache, _inline, _passes, _typing
 
 _cache.install()      # cached kernels notice changes in the kernels they call
 _inline.install()
 _passes.install()
+_typing.install()
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
