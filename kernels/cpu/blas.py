@@ -341,7 +341,7 @@ def bind_product(kind: str) -> None:
     _bound.add(kind)
     real, i = _REALS[kind], types.intp
     ptr = types.CPointer(real)
-    options = dict(cache=True, error_model="numpy", fastmath=set(FASTMATH))
+    options = dict(cache=True, error_model="numpy", fastmath=set(FASTMATH), _nrt=True)
     if kind == "s":
         small = cfunc(types.void(types.float64, ptr, i, ptr, i, types.float64, ptr, i, i, i, i),
                       **options)(_small_gemm)

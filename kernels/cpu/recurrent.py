@@ -127,7 +127,7 @@ def _column_sums(a, out):
                 out[j] += a[r, j]
 
 
-@kernel
+@kernel(nrt=True)
 def _weight_grads(w, xt, hs, d, dx, gx, gw, gu, gb):
     """gU = sum_t h_{t-1}^T d_t, gW = xt^T dx, gb = sum dx, gx = dx W^T: one pass each over
     all steps."""
@@ -167,7 +167,7 @@ def rnn_forward(x, w, u, b, y, xt, hs):
         _output(y, hs, t)
 
 
-@kernel
+@kernel(nrt=True)
 def rnn_backward(w, u, xt, hs, gy, gx, gw, gu, gb, d, gh):
     """d_t = (gy_t + d_{t+1} U^T) (1 - h_t^2)."""
     steps = xt.shape[0]
@@ -223,7 +223,7 @@ def lstm_forward(x, w, u, b, y, xt, hs, cs, tcs, gates):
         _output(y, hs, t)
 
 
-@kernel
+@kernel(nrt=True)
 def lstm_backward(w, u, xt, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d, gh, gc):
     """With dh = gy_t + d_{t+1} U^T and dc carried in gc from step t+1, per sample:
     dc += dh o (1 - tanh_c^2); d = (dc g i (1 - i), dc c_{t-1} f (1 - f), dc i (1 - g^2),
@@ -293,7 +293,7 @@ def gru_forward(x, w, u, b, bu, y, xw, xt, hs, gates, un):
         _output(y, hs, t)
 
 
-@kernel
+@kernel(nrt=True)
 def gru_backward(w, u, xt, hs, gates, un, gy, gx, gw, gu, gb, gbu, d, dx, gh):
     """Per step and sample: dx = dL/d(x W + b) (r, z, n), d = dL/d(h U + bu) (r, z, r dn);
     dh_{t-1} = dh_t z + d_t U^T accumulates in gh (the direct path, then a beta = 1 GEMM)."""
