@@ -397,20 +397,21 @@ def test_recurrent(dtype, name, sequences):
     gh, gc = np.empty((n, h), dtype), np.empty((n, h), dtype)
     gx, gw, gu, gb = (np.empty_like(x), np.empty_like(p["W"]), np.empty_like(p["U"]),
                       np.empty_like(p["b"]))
+    ut, gxt = np.empty((g * h, h), dtype), np.empty_like(xt)      # backward's scratch
     if name == "rnn":
         recurrent.rnn_forward(x, p["W"], p["U"], p["b"], y, xt, hs)
-        recurrent.rnn_backward(p["W"], p["U"], xt, hs, gy3, gx, gw, gu, gb, d, gh)
+        recurrent.rnn_backward(p["W"], p["U"], xt, hs, gy3, gx, gw, gu, gb, d, gh, ut, gxt)
     elif name == "lstm":
         cs, tcs = np.empty_like(hs), np.empty((steps, n, h), dtype)
         recurrent.lstm_forward(x, p["W"], p["U"], p["b"], y, xt, hs, cs, tcs, gates)
         recurrent.lstm_backward(p["W"], p["U"], xt, hs, cs, tcs, gates, gy3, gx, gw, gu, gb,
-                                d, gh, gc)
+                                d, gh, gc, ut, gxt)
     else:
         un, gbu = np.empty((steps, n, h), dtype), np.empty_like(p["bu"])
         xw, dx = np.empty_like(gates), np.empty_like(d)
         recurrent.gru_forward(x, p["W"], p["U"], p["b"], p["bu"], y, xw, xt, hs, gates, un)
         recurrent.gru_backward(p["W"], p["U"], xt, hs, gates, un, gy3, gx, gw, gu, gb, gbu,
-                               d, dx, gh)
+                               d, dx, gh, ut, gxt)
         close(gbu, gp["bu"], dtype, "gbu")
     close(y.reshape(y_ref.shape), y_ref, dtype, "y")
     close(gx, gx_ref, dtype, "gx")
@@ -434,9 +435,20 @@ def test_lstm_without_bias_or_input_gradient():
     gw, gu = np.empty_like(p["W"]), np.empty_like(p["U"])
     recurrent.lstm_backward(p["W"], p["U"], xt, hs, cs, tcs, gates, gy.reshape(2, 1, h),
                             empty(dtype, 3), gw, gu, empty(dtype), np.empty((3, 2, 4 * h)),
-                            np.empty((2, h)), np.empty((2, h)))
+                            np.empty((2, h)), np.empty((2, h)), np.empty((4 * h, h)),
+                            empty(dtype, 3))
     close(gw, gp["W"], dtype, "gW")
     close(gu, gp["U"], dtype, "gU")
+    with pytest.raises(ValueError, match="ut must be"):      # scratch of the wrong shape
+        recurrent.lstm_backward(p["W"], p["U"], xt, hs, cs, tcs, gates, gy.reshape(2, 1, h),
+                                empty(dtype, 3), gw, gu, empty(dtype), np.empty((3, 2, 4 * h)),
+                                np.empty((2, h)), np.empty((2, h)), np.empty((h, 4 * h)),
+                                empty(dtype, 3))
+    with pytest.raises(ValueError, match="gxt must"):
+        recurrent.lstm_backward(p["W"], p["U"], xt, hs, cs, tcs, gates, gy.reshape(2, 1, h),
+                                np.empty((2, 3, 4)), gw, gu, empty(dtype),
+                                np.empty((3, 2, 4 * h)), np.empty((2, h)), np.empty((2, h)),
+                                np.empty((4 * h, h)), np.empty((3, 2, 5)))
 
 
 def test_flat_and_rows_views():

@@ -173,13 +173,15 @@ def lstm_case(n, steps, f, h):
     gates, d = np.empty((steps, n, 4 * h), F32), np.empty((steps, n, 4 * h), F32)
     gh, gc = np.empty((n, h), F32), np.empty((n, h), F32)
     gx, gw, gu, gb = np.empty_like(x), np.empty_like(w), np.empty_like(u), np.empty_like(b)
+    ut, gxt = np.empty((4 * h, h), F32), np.empty_like(xt)
 
     def ours_fwd():
         recurrent.lstm_forward(x, w, u, b, y, xt, hs, cs, tcs, gates)
 
     def ours_both():
         ours_fwd()
-        recurrent.lstm_backward(w, u, xt, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d, gh, gc)
+        recurrent.lstm_backward(w, u, xt, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d, gh, gc,
+                                ut, gxt)
     attrs = dict(units=h, return_sequences=True)
     ref_fwd, ref_both = _reference("lstm", attrs, [x], {"W": w, "U": u, "b": b}, gy)
     lstm = torch.nn.LSTM(f, h, batch_first=True)
@@ -284,19 +286,21 @@ def _compile_calls():
                                                       z(2, 3, 5), z(3, 2, 4), z(4, 2, 5))),
         ("rnn_backward", lambda: recurrent.rnn_backward(
             z(4, 5), z(5, 5), z(3, 2, 4), z(4, 2, 5), z(2, 3, 5), z(2, 3, 4), z(4, 5), z(5, 5),
-            z(5), z(3, 2, 5), z(2, 5))),
+            z(5), z(3, 2, 5), z(2, 5), z(5, 5), z(3, 2, 4))),
         ("lstm_forward", lambda: recurrent.lstm_forward(
             z(2, 3, 4), z(4, 20), z(5, 20), z(20), z(2, 3, 5), z(3, 2, 4), z(4, 2, 5),
             z(4, 2, 5), z(3, 2, 5), z(3, 2, 20))),
         ("lstm_backward", lambda: recurrent.lstm_backward(
             z(4, 20), z(5, 20), z(3, 2, 4), z(4, 2, 5), z(4, 2, 5), z(3, 2, 5), z(3, 2, 20),
-            z(2, 3, 5), z(2, 3, 4), z(4, 20), z(5, 20), z(20), z(3, 2, 20), z(2, 5), z(2, 5))),
+            z(2, 3, 5), z(2, 3, 4), z(4, 20), z(5, 20), z(20), z(3, 2, 20), z(2, 5), z(2, 5),
+            z(20, 5), z(3, 2, 4))),
         ("gru_forward", lambda: recurrent.gru_forward(
             z(2, 3, 4), z(4, 15), z(5, 15), z(15), z(15), z(2, 3, 5), z(3, 2, 15), z(3, 2, 4),
             z(4, 2, 5), z(3, 2, 15), z(3, 2, 5))),
         ("gru_backward", lambda: recurrent.gru_backward(
             z(4, 15), z(5, 15), z(3, 2, 4), z(4, 2, 5), z(3, 2, 15), z(3, 2, 5), z(2, 3, 5),
-            z(2, 3, 4), z(4, 15), z(5, 15), z(15), z(15), z(3, 2, 15), z(3, 2, 15), z(2, 5))),
+            z(2, 3, 4), z(4, 15), z(5, 15), z(15), z(15), z(3, 2, 15), z(3, 2, 15), z(2, 5),
+            z(15, 5), z(3, 2, 4))),
         ("sgd_update, momentum 0", lambda: optim.sgd_update(z(4), z(4), z(0), *seg, 0.1, 0.0,
                                                             False)),
         ("sgd_update, momentum", lambda: optim.sgd_update(z(4), z(4), z(4), *seg, 0.1, 0.9,

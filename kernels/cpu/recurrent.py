@@ -25,8 +25,10 @@ Saved by forward for backward:
     un    (T, N, H)     h_{t-1} U_n + bu_n, before r scales it        gru
 Scratch: GRU's xw (T, N, 3H), x W + b; backward's d (T, N, G*H), the gradient of the
 pre-activations (for GRU of h U + bu only), GRU's dx (T, N, 3H), that of x W + b (its n part
-is dn where d has r dn), gh and LSTM's gc (N, H). gx may have size 0 (input needs no
-gradient: after an embedding), gb/gbu size 0 when there is no bias.
+is dn where d has r dn), gh and LSTM's gc (N, H), ut (G*H, H) for U^T, and gxt (T, N, F)
+for gx time-major (size 0 when gx is). gx may have size 0 (input needs no gradient: after an
+embedding), gb/gbu size 0 when there is no bias. No kernel allocates: all of them run
+without numba's reference counting (_jit.py).
 
 Measured on the 2-core machine, float32, N 32, T 32, F 16, H 128 (LSTM), per call:
 - Every gate loop runs j from 0 over a slice of one gate (z[2*H:3*H] and the like). An index
@@ -45,8 +47,6 @@ Measured on the 2-core machine, float32, N 32, T 32, F 16, H 128 (LSTM), per cal
   two threads make them sensitive to other processes: h @ U ran ~3x slower while another
   process kept a core busy, and the backward's product with U^T ~25x (see _back_through_u).
 """
-import numpy as np
-
 from ._jit import kernel
 from ._math import tanh
 from ._views import flat, rows
@@ -117,6 +117,17 @@ def _back_through_u(d, ut, beta, gh):
     gemm(1.0, d[half:], False, ut, False, beta, gh[half:])
 
 
+@kernel(inline=True)
+def _transpose_into(u, ut):
+    """ut = U^T, contiguous (see _back_through_u); written row by row."""
+    if ut.shape[0] != u.shape[1] or ut.shape[1] != u.shape[0]:
+        raise ValueError("recurrent backward: ut must be (G*H, H), U transposed")
+    for j in range(ut.shape[0]):
+        row = ut[j]
+        for i in range(row.shape[0]):
+            row[i] = u[i, j]
+
+
 @kernel
 def _column_sums(a, out):
     """out = the sum of the rows of a (R, K); nothing when out has size 0 (no bias)."""
@@ -127,10 +138,10 @@ def _column_sums(a, out):
                 out[j] += a[r, j]
 
 
-@kernel(nrt=True)
-def _weight_grads(w, xt, hs, d, dx, gx, gw, gu, gb):
-    """gU = sum_t h_{t-1}^T d_t, gW = xt^T dx, gb = sum dx, gx = dx W^T: one pass each over
-    all steps."""
+@kernel
+def _weight_grads(w, xt, hs, d, dx, gx, gw, gu, gb, gxt):
+    """gU = sum_t h_{t-1}^T d_t, gW = xt^T dx, gb = sum dx, gx = dx W^T (through gxt, of
+    xt's shape): one pass each over all steps."""
     steps, n, f = xt.shape
     g = d.shape[2]
     d2, dx2 = rows(flat(d), g), rows(flat(dx), g)
@@ -138,7 +149,8 @@ def _weight_grads(w, xt, hs, d, dx, gx, gw, gu, gb):
     gemm(1.0, rows(flat(xt), f), True, dx2, False, 0.0, gw)
     _column_sums(dx2, gb)
     if gx.size:
-        gxt = np.empty((steps, n, f), xt.dtype)
+        if gxt.shape != xt.shape:
+            raise ValueError("recurrent backward: gxt must have xt's shape (T, N, F)")
         gemm(1.0, dx2, False, w, True, 0.0, rows(flat(gxt), f))
         for t in range(steps):
             for i in range(n):
@@ -167,12 +179,12 @@ def rnn_forward(x, w, u, b, y, xt, hs):
         _output(y, hs, t)
 
 
-@kernel(nrt=True)
-def rnn_backward(w, u, xt, hs, gy, gx, gw, gu, gb, d, gh):
+@kernel
+def rnn_backward(w, u, xt, hs, gy, gx, gw, gu, gb, d, gh, ut, gxt):
     """d_t = (gy_t + d_{t+1} U^T) (1 - h_t^2)."""
     steps = xt.shape[0]
     one = xt.dtype.type(1)
-    ut = u.T.copy()
+    _transpose_into(u, ut)
     gh[...] = 0
     for t in range(steps - 1, -1, -1):
         _add_state_grad(gh, gy, t, steps)
@@ -182,7 +194,7 @@ def rnn_backward(w, u, xt, hs, gy, gx, gw, gu, gb, d, gh):
                 dr[j] = ghr[j] * (one - hr[j] * hr[j])
         if t > 0:
             _back_through_u(d[t], ut, 0.0, gh)
-    _weight_grads(w, xt, hs, d, d, gx, gw, gu, gb)
+    _weight_grads(w, xt, hs, d, d, gx, gw, gu, gb, gxt)
 
 
 # ---------------------------------------------------------------------------------- lstm
@@ -223,15 +235,15 @@ def lstm_forward(x, w, u, b, y, xt, hs, cs, tcs, gates):
         _output(y, hs, t)
 
 
-@kernel(nrt=True)
-def lstm_backward(w, u, xt, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d, gh, gc):
+@kernel
+def lstm_backward(w, u, xt, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d, gh, gc, ut, gxt):
     """With dh = gy_t + d_{t+1} U^T and dc carried in gc from step t+1, per sample:
     dc += dh o (1 - tanh_c^2); d = (dc g i (1 - i), dc c_{t-1} f (1 - f), dc i (1 - g^2),
     dh tanh_c o (1 - o)) for i, f, g, o; dc_{t-1} = dc f."""
     steps, n = xt.shape[0], xt.shape[1]
     units = u.shape[0]
     one = xt.dtype.type(1)
-    ut = u.T.copy()
+    _transpose_into(u, ut)
     gh[...] = 0
     gc[...] = 0
     for t in range(steps - 1, -1, -1):
@@ -252,7 +264,7 @@ def lstm_backward(w, u, xt, hs, cs, tcs, gates, gy, gx, gw, gu, gb, d, gh, gc):
                 dc[j] = dcj * fg
         if t > 0:
             _back_through_u(d[t], ut, 0.0, gh)
-    _weight_grads(w, xt, hs, d, d, gx, gw, gu, gb)
+    _weight_grads(w, xt, hs, d, d, gx, gw, gu, gb, gxt)
 
 
 # ----------------------------------------------------------------------------------- gru
@@ -293,14 +305,14 @@ def gru_forward(x, w, u, b, bu, y, xw, xt, hs, gates, un):
         _output(y, hs, t)
 
 
-@kernel(nrt=True)
-def gru_backward(w, u, xt, hs, gates, un, gy, gx, gw, gu, gb, gbu, d, dx, gh):
+@kernel
+def gru_backward(w, u, xt, hs, gates, un, gy, gx, gw, gu, gb, gbu, d, dx, gh, ut, gxt):
     """Per step and sample: dx = dL/d(x W + b) (r, z, n), d = dL/d(h U + bu) (r, z, r dn);
     dh_{t-1} = dh_t z + d_t U^T accumulates in gh (the direct path, then a beta = 1 GEMM)."""
     steps, n = xt.shape[0], xt.shape[1]
     units = u.shape[0]
     one = xt.dtype.type(1)
-    ut = u.T.copy()
+    _transpose_into(u, ut)
     gh[...] = 0
     for t in range(steps - 1, -1, -1):
         _add_state_grad(gh, gy, t, steps)
@@ -319,5 +331,5 @@ def gru_backward(w, u, xt, hs, gates, un, gy, gx, gw, gu, gb, gbu, d, dx, gh):
                 dh[j] = dhj * zg
         if t > 0:
             _back_through_u(d[t], ut, 1.0, gh)
-    _weight_grads(w, xt, hs, d, dx, gx, gw, gu, gb)
+    _weight_grads(w, xt, hs, d, dx, gx, gw, gu, gb, gxt)
     _column_sums(rows(flat(d), d.shape[2]), gbu)

@@ -275,6 +275,9 @@ def recurrent_backward(site):
     args.append(site.scratch("gh", (h,)))
     if kind == "lstm":
         args.append(site.scratch("gc", (h,)))
+    args.append(site.scratch("ut", (gh, h), layout="fixed"))
+    args.append(site.scratch("gxt", (steps, site.shape(d["inputs"][0])[1]), layout="time")
+                if gx != "_none3" else "_none3")
     if "W" not in grad or "U" not in grad:
         return None                      # a partly frozen recurrent layer: reference rule
     return "direct", [f"_rec.{kind}_backward({', '.join(args)})"], {}
