@@ -170,16 +170,10 @@ def _to_nchw(a, n0, buf, bias, relu):
         for n in range(buf.shape[1] // p):
             plane = af[((n0 + n) * f_count + f) * p:((n0 + n) * f_count + f + 1) * p]
             part = row[n * p:(n + 1) * p]
-            if relu:
-                for q in range(p):
-                    v = part[q] + extra
-                    bad |= not (abs(v) < math.inf)
-                    plane[q] = v if v > 0 else 0
-            else:
-                for q in range(p):
-                    v = part[q] + extra
-                    bad |= not (abs(v) < math.inf)
-                    plane[q] = v
+            for q in range(p):
+                v = part[q] + extra
+                bad |= not (abs(v) < math.inf)
+                plane[q] = v if v > 0 or not relu else 0
     return bad
 
 
