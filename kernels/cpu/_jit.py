@@ -17,8 +17,10 @@
   counts of the arrays both read (weights, biases). None of our kernels keeps an array
   beyond its call, so none needs them: without, conv2d_forward's LLVM IR went from 7149 to
   5633 lines before optimisation, LeNet-5's batch-256 predict from 2.09-2.22 ms to 1.83-1.86
-  ms and its training step from 1.42-1.48 to 1.33-1.41 ms (paired runs). Kernels that
-  allocate arrays (np.empty, .copy()) say `@kernel(nrt=True)`; the BLAS products, C
+  ms (1.85-1.9 ms before the views of _views.py, whose counts had cost the rest) and its
+  training step from 1.42-1.48 to 1.33-1.41 ms (1.39-1.43 before the views; paired runs). A kernel that
+  allocated arrays (np.empty, .copy()) would say `@kernel(nrt=True)`; none does now (the
+  recurrent kernels take U^T and gx's scratch from codegen). The BLAS products, C
   callbacks compiled while a kernel is being typed, set _nrt=True themselves, as numba would
   otherwise give them the typed kernel's setting.
 - fastmath without 'nnan'/'ninf': reassociation (vectorised reductions), contraction (FMA),
