@@ -199,6 +199,11 @@ class KernelProfile:
         self.split_modes = getattr(self.ex, "split_modes", None)
         if self.split_modes is not None:
             self.ex.split_modes = {mode: False for mode in ("train", "evaluate", "predict")}
+        # and through the module's names, which are swapped below, not past them (a direct
+        # driver calls the kernels it was built with: cpu_direct.py)
+        self.direct = getattr(self.ex, "direct", None)
+        if self.direct is not None:
+            self.ex.direct = {mode: None for mode in ("train", "evaluate", "predict")}
         modules = {}
         for callee in self.names:
             head, _, attr = callee.partition(".")
@@ -247,6 +252,8 @@ class KernelProfile:
     def __exit__(self, *exc):
         if self.split_modes is not None:
             self.ex.split_modes = self.split_modes
+        if self.direct is not None:
+            self.ex.direct = self.direct
         for owner, name, old in self.saved.values():
             if old is _ABSENT:
                 delattr(owner, name)           # an instance attribute shadowing a method

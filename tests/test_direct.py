@@ -1,0 +1,61 @@
+"""Drivers that call their kernels without numba's dispatcher (backends/cpu_direct.py):
+built after a mode's first run, used only for batches typed as the one they were built for,
+and the same numbers as the dispatcher's calls."""
+import numba
+import numpy as np
+
+import nngraph
+from nngraph.backends import cpu_direct
+from test_threads import CONV, N
+
+
+def test_predict_and_train_go_direct_with_the_same_numbers():
+    model = nngraph.compile(CONV, backend="cpu", seed=3)
+    twin = nngraph.compile(CONV, backend="cpu", seed=3)
+    ex = model.executor
+    rng = np.random.default_rng(0)
+    for step in range(4):
+        x = rng.standard_normal((N, 1, 10, 10)).astype(np.float32)
+        batch = {"x": x, "label": rng.integers(0, 4, N)}
+        assert model.train_step(batch) == twin.train_step(batch)
+        assert np.array_equal(model.predict(x), twin.predict(x))
+        twin.executor.direct = {m: None for m in ("train", "evaluate", "predict")}
+    assert ex.direct["train"] is not None and ex.direct["predict"] is not None
+    straight = ex.direct["predict"].driver.__globals__
+    assert type(straight["k_out"]).__name__ == "builtin_function_or_method"   # entry point
+    for k in model.params:
+        assert np.array_equal(model.params[k], twin.params[k])
+
+
+def test_batches_typed_otherwise_go_through_the_dispatchers():
+    model = nngraph.compile(CONV, backend="cpu", seed=3)
+    ex = model.executor
+    x = np.random.default_rng(1).standard_normal((3, 1, 10, 10)).astype(np.float32)
+    for _ in range(3):
+        want = model.predict(x)
+    direct = ex.direct["predict"]
+    assert direct.fits({"x": x})
+    frozen = x.copy()
+    frozen.setflags(write=False)            # numba types a read-only array apart
+    assert not direct.fits({"x": frozen})
+    assert not direct.fits({"x": x.astype(np.float64)}) and not direct.fits({})
+    assert np.array_equal(model.predict(frozen), want)
+
+
+twice = numba.njit(lambda a: a.sum())
+once = numba.njit(lambda a: a[0])
+
+
+def _driver(B, R):                  # a driver names its kernels as globals, like these
+    return twice(B["a"]) + twice(B["b"]) + once(B["a"])
+
+
+def test_a_kernel_called_with_two_signatures_keeps_its_dispatcher():
+    driver = _driver
+    views = {"a": np.ones(3, np.float32), "b": np.ones(3)}
+    driver(views, None)
+    direct = cpu_direct.direct(driver, views, {"a": views["a"]})
+    names = direct.driver.__globals__
+    assert names["twice"] is twice and names["once"] is not once
+    assert direct.driver(views, None) == driver(views, None) == 7.0
+    assert cpu_direct.direct(driver, views, {"a": np.ones((4, 2))[:, 0]}) is None  # strided
