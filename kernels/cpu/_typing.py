@@ -39,8 +39,8 @@ def _involves_array(args) -> bool:
 def install() -> None:
     """Once per process; leaves a numba whose internals differ from the ones described as
     they are."""
-    operator = npydecl.NumpyRulesArrayOperator
-    if not getattr(operator, "_nngraph_scalars", False):
+    operator = getattr(npydecl, "NumpyRulesArrayOperator", None)
+    if operator is not None and not getattr(operator, "_nngraph_scalars", False):
         generic = operator.generic
 
         def scalar_first(self, args, kws):
