@@ -480,3 +480,30 @@ def test_flat_and_rows_views():
     assert empty(b, 0) == (0, 0) and empty(b, -3) == (0, 0) and empty(b, 7) == (0, 7)
     with pytest.raises(numba.core.errors.TypingError, match="C-contiguous"):
         empty(np.ones((4, 4))[:, ::2], 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_copy_and_add_runs(dtype):
+    """_views.copy_run / add_run: count values from src[start:] to dst[at:] (added there),
+    in vectors of 8 and then one by one, nothing outside the run touched; arrays of two
+    dtypes are refused at compile time."""
+    import numba
+
+    from nngraph.kernels.cpu._views import add_run, copy_run
+
+    @numba.njit
+    def runs(dst, at, src, start, count, add):
+        if add:
+            add_run(dst, at, src, start, count)
+        else:
+            copy_run(dst, at, src, start, count)
+
+    src = np.arange(1, 41, dtype=dtype)
+    for count in (0, 3, 8, 11, 24, 29):
+        for add in (False, True):
+            dst, want = np.full(40, 7, dtype), np.full(40, 7, dtype)
+            runs(dst, 2, src, 5, count, add)
+            want[2:2 + count] = (want[2:2 + count] if add else 0) + src[5:5 + count]
+            assert np.array_equal(dst, want), (count, add)
+    with pytest.raises(numba.core.errors.TypingError, match="one dtype"):
+        runs(np.zeros(4, np.float32), 0, np.zeros(4), 0, 4, False)

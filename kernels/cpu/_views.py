@@ -1,5 +1,6 @@
 """Views of C-contiguous arrays, for the kernels' flat loops: `flat(a)` is a.reshape(-1) and
-`rows(a, n)` is a 1-D a as (a.size // n, n), without numba's reshape.
+`rows(a, n)` is a 1-D a as (a.size // n, n), without numba's reshape; and short runs of
+values copied or added in vectors of 8 (copy_run, add_run: im2col's and col2im's rows).
 
 numba lowers every `a.reshape(...)` into a call of a compiled helper that normalises the
 shape (compiled once per process) and a call of its C routine that works out the strides,
@@ -19,7 +20,8 @@ Both are views (they share a's memory and keep it alive, as reshape does) and ca
 rows() of a with n < 1 is an empty (0, 0) view, and a.size values that do not fill the last
 row leave it out.
 """
-from numba.core import errors, types
+from llvmlite import ir
+from numba.core import cgutils, errors, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
@@ -72,3 +74,66 @@ def rows(typingctx, a, n):
 
     return out(a, n), codegen
 
+
+
+def _runs(name, add):
+    """An intrinsic dst[at:at + count] (+)= src[start:start + count] for 1-D C-contiguous
+    arrays of one dtype, eight values at a time (one unaligned vector load, and store, each),
+    then one by one. No bounds checks: the caller's indices must be in range, as for the
+    kernels' unchecked indexing. LLVM's own vectorised loop needs at least 32-64 values
+    before its vector body runs at all, and im2col's runs are one output row long (8-28
+    values in LeNet-5)."""
+
+    def run(typingctx, dst, at, src, start, count):
+        for a in (dst, src):
+            _contiguous(a, name)
+        if dst.ndim != 1 or src.ndim != 1 or dst.dtype != src.dtype \
+                or not all(isinstance(i, types.Integer) for i in (at, start, count)):
+            raise errors.TypingError(f"{name}: two 1-D arrays of one dtype and three integers")
+
+        def codegen(context, builder, signature, args):
+            d = make_array(dst)(context, builder, args[0])
+            s = make_array(src)(context, builder, args[2])
+            intp = context.get_value_type(types.intp)
+            at_, start_, count_ = (context.cast(builder, args[k], signature.args[k], types.intp)
+                                   for k in (1, 3, 4))
+            to = builder.gep(d.data, [at_], inbounds=True)
+            frm = builder.gep(s.data, [start_], inbounds=True)
+            item = context.get_data_type(dst.dtype)
+            align = context.get_abi_sizeof(item)
+
+            def move(k, vector):
+                kind = vector.as_pointer() if vector is not None else None
+                a = builder.gep(frm, [k], inbounds=True)
+                b = builder.gep(to, [k], inbounds=True)
+                if kind is not None:
+                    a, b = builder.bitcast(a, kind), builder.bitcast(b, kind)
+                value = builder.load(a, align=align)
+                if add:
+                    value = builder.fadd(builder.load(b, align=align), value)
+                builder.store(value, b, align=align)
+
+            blocks = builder.sdiv(count_, intp(8))
+            with cgutils.for_range(builder, blocks) as loop:
+                move(builder.mul(loop.index, intp(8)), ir.VectorType(item, 8))
+            done = builder.mul(blocks, intp(8))
+            with cgutils.for_range(builder, builder.sub(count_, done)) as loop:
+                move(builder.add(done, loop.index), None)
+            return context.get_dummy_value()
+
+        return types.void(dst, at, src, start, count), codegen
+
+    run.__name__ = run.__qualname__ = name
+    return intrinsic(run)
+
+
+# Measured with LeNet-5's layers (float32, one thread, interleaved A/B against the plain loop):
+# im2col of 24-value rows 432 -> 301 us for 128 samples, 4.3 -> 3.2 us for one; of 8-value
+# rows 608 -> 484 and 5.8 -> 4.5 us. conv2d_forward 6-17% faster at batch 1, 32 and 128,
+# conv2d_backward 4-6% at 32 (col2im); their LLVM IR grew by 14-17%.
+copy_run = _runs("copy_run", add=False)
+"""copy_run(dst, at, src, start, count): dst[at:at + count] = src[start:start + count]."""
+
+add_run = _runs("add_run", add=True)
+"""add_run(dst, at, src, start, count): dst[at:at + count] += src[start:start + count]
+(float arrays)."""
