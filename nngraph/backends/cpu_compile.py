@@ -86,15 +86,31 @@ class Recorder:
         return 0.0
 
 
-class _Module:
-    """A kernel module as a recorded driver sees it: its kernels are recorders."""
+class _Namespace:
+    """A kernel module as a driver sees it, its kernels replaced (looked up once each)."""
 
-    def __init__(self, module, calls):
-        self._module, self._calls = module, calls
+    def __init__(self, module, replace):
+        self._module, self._replace = module, replace
 
     def __getattr__(self, name):
         value = getattr(self._module, name)
-        return Recorder(value, self._calls) if isinstance(value, Dispatcher) else value
+        if isinstance(value, Dispatcher):
+            value = self._replace(value)
+        setattr(self, name, value)
+        return value
+
+
+def with_kernels(driver, replace):
+    """`driver` (a generated train/evaluate/predict function) with each kernel it names,
+    globally or as module.kernel, replaced by replace(kernel)."""
+    names = {}
+    for name, value in driver.__globals__.items():
+        if isinstance(value, Dispatcher):
+            value = replace(value)
+        elif isinstance(value, types.ModuleType) and value.__name__.startswith("nngraph."):
+            value = _Namespace(value, replace)
+        names[name] = value
+    return types.FunctionType(driver.__code__, names, driver.__name__)
 
 
 class _Runtime:
@@ -115,16 +131,8 @@ def record(driver, views: dict, calls: list) -> None:
     kernel it calls replaced by a Recorder appending (dispatcher, argument types) to calls.
     Should the driver do something a recording cannot (it never has), the calls recorded
     so far stand and the rest compile on first use, as without a recording."""
-    names = {}
-    for name, value in driver.__globals__.items():
-        if isinstance(value, Dispatcher):
-            names[name] = Recorder(value, calls)
-        elif isinstance(value, types.ModuleType) and value.__name__.startswith("nngraph."):
-            names[name] = _Module(value, calls)
-        else:
-            names[name] = value
     try:
-        types.FunctionType(driver.__code__, names, driver.__name__)(views, _Runtime())
+        with_kernels(driver, lambda d: Recorder(d, calls))(views, _Runtime())
     except Exception:           # noqa: BLE001 - only an accelerator; see the docstring
         pass
 

@@ -21,53 +21,7 @@ keeps state (running statistics, which users may replace with any array).
 """
 from __future__ import annotations
 
-import types
-
-import numba
-from numba.core.dispatcher import Dispatcher
-
-from .cpu_compile import _Runtime
-
-
-class _Calls:
-    """Stands in for one kernel while the driver is recorded: notes its argument types."""
-
-    def __init__(self, dispatcher, seen: dict):
-        self.dispatcher, self.seen = dispatcher, seen
-
-    def __call__(self, *args):
-        self.seen.setdefault(self.dispatcher, set()).add(tuple(numba.typeof(a) for a in args))
-        return 0.0
-
-
-class _Namespace:
-    """A kernel module's attributes, some of them replaced."""
-
-    def __init__(self, module, replace):
-        self._module, self._replace = module, replace
-
-    def __getattr__(self, name):
-        value = getattr(self._module, name)
-        if isinstance(value, Dispatcher):
-            value = self._replace(value)
-        setattr(self, name, value)          # looked up once
-        return value
-
-
-def _kernels_module(value) -> bool:
-    return isinstance(value, types.ModuleType) and value.__name__.startswith("nngraph.kernels.")
-
-
-def _with(driver, replace):
-    """`driver` with each kernel it names (globally or as module.kernel) replaced."""
-    names = {}
-    for name, value in driver.__globals__.items():
-        if isinstance(value, Dispatcher):
-            value = replace(value)
-        elif _kernels_module(value):
-            value = _Namespace(value, replace)
-        names[name] = value
-    return types.FunctionType(driver.__code__, names, driver.__name__)
+from .cpu_compile import Recorder, _Runtime, with_kernels
 
 
 class Direct:
@@ -97,12 +51,14 @@ def direct(driver, views: dict, batch: dict) -> Direct | None:
     straight."""
     if driver.__closure__ or not all(arr.flags.carray for arr in batch.values()):
         return None                     # (a wrapper, such as KernelProfile's)
-    seen: dict = {}
-    recording = _with(driver, lambda d: _Calls(d, seen))
+    calls: list = []
     try:
-        recording(views, _Runtime())
+        with_kernels(driver, lambda d: Recorder(d, calls))(views, _Runtime())
     except Exception:           # noqa: BLE001 - only an accelerator: keep the dispatchers
         return None
+    seen: dict = {}
+    for dispatcher, signature in calls:
+        seen.setdefault(dispatcher, set()).add(signature)
     entries = {}
     for dispatcher, signatures in seen.items():
         if len(signatures) == 1:
@@ -111,5 +67,5 @@ def direct(driver, views: dict, batch: dict) -> Direct | None:
                 entries[dispatcher] = compiled.entry_point
     if not entries:
         return None
-    return Direct(_with(driver, lambda d: entries.get(d, d)),
+    return Direct(with_kernels(driver, lambda d: entries.get(d, d)),
                   {key: (arr.dtype, arr.ndim) for key, arr in batch.items()})
