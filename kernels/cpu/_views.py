@@ -16,9 +16,9 @@ without it (_jit.py), and that predict takes 1.84-1.85 ms.
 maxpool2d_backward, which was the first to compile a reshape in its process, went from
 0.59 to 0.21 s.
 
-Both are views (they share a's memory and keep it alive, as reshape does) and cannot fail:
-rows() of a with n < 1 is an empty (0, 0) view, and a.size values that do not fill the last
-row leave it out.
+flat() and rows() give views (they share a's memory and keep it alive, as reshape does)
+and cannot fail: rows() of a with n < 1 is an empty (0, 0) view, and a.size values that do
+not fill the last row leave it out.
 """
 from llvmlite import ir
 from numba.core import cgutils, errors, types
@@ -75,7 +75,6 @@ def rows(typingctx, a, n):
     return out(a, n), codegen
 
 
-
 def _runs(name, add):
     """An intrinsic dst[at:at + count] (+)= src[start:start + count] for 1-D C-contiguous
     arrays of one dtype, eight values at a time (one unaligned vector load, and store, each),
@@ -103,11 +102,11 @@ def _runs(name, add):
             align = context.get_abi_sizeof(item)
 
             def move(k, vector):
-                kind = vector.as_pointer() if vector is not None else None
                 a = builder.gep(frm, [k], inbounds=True)
                 b = builder.gep(to, [k], inbounds=True)
-                if kind is not None:
-                    a, b = builder.bitcast(a, kind), builder.bitcast(b, kind)
+                if vector is not None:
+                    a, b = builder.bitcast(a, vector.as_pointer()), \
+                        builder.bitcast(b, vector.as_pointer())
                 value = builder.load(a, align=align)
                 if add:
                     value = builder.fadd(builder.load(b, align=align), value)
