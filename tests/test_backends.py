@@ -201,8 +201,8 @@ losses:
 
 
 def test_layers_of_different_sizes_share_kernels(tmp_path):
-    """Kernels read their extents from the arrays: two pooling layers and three dense
-    layers of different sizes (two with relu, the logits without, relu switched by an
+    """Kernels read their extents from the arrays: two pooling layers (in training) and three
+    dense layers of different sizes (two with relu, the logits without, relu switched by an
     argument) run one kernel each way, named after the groups they serve and listing them
     in the docstring, and the network still matches the reference."""
     path = tmp_path / "shared.yaml"
@@ -224,8 +224,10 @@ losses:
 """)
     model = nngraph.compile(str(path), backend="cpu", dtype="float64")
     gen = model.executor.gen
-    assert {"k_p1_p2", "k_p1_p2_value", "k_h1_relu_h2_relu_out", "k_d_out_d_h2_relu_d_h1_relu"} \
+    assert {"k_p1_p2", "k_h1_relu_h2_relu_out", "k_d_out_d_h2_relu_d_h1_relu"} \
         <= set(gen.kernels), sorted(gen.kernels)
+    # evaluate and predict pool in the convs' copy back (test_predict_pools_in_the_conv...)
+    assert "k_p1_p2_value" not in gen.kernels and gen.drivers["predict"].count("# and p") == 2
     dense = [line for line in gen.drivers["train"].splitlines() if "k_h1_relu_h2_relu_out(" in line]
     assert [line.endswith(", True)") for line in dense] == [True, True, False], dense
     assert "p1 (maxpool2d" in gen.kernels["k_p1_p2"] and "p2 (maxpool2d" in gen.kernels["k_p1_p2"]
@@ -348,3 +350,51 @@ train:
     now = [model.params, model.opt_state, *model.state.values()]
     assert model.step == step and all(np.array_equal(a[k], b[k]) for a, b in zip(kept, now)
                                       for k in a)
+
+
+def test_predict_pools_in_the_conv_copy_back(tmp_path):
+    """evaluate and predict pool a conv's output in the conv kernel's copy back when a 2x2
+    pooling at stride 2 alone reads it (relu or no activation, even output); training keeps
+    the pooling kernel, whose arg-max the backward reads. Results as the reference's, and
+    the input still checked on the way."""
+    from nngraph.errors import DataError
+    path = tmp_path / "pooled.yaml"
+    path.write_text("""
+nngraph: 1
+name: pooled
+inputs: {image: {shape: [2, 9, 9]}, label: {shape: [], dtype: int64}}
+layers:
+  - {op: conv2d, name: a, filters: 3, kernel: 2, activation: relu}
+  - {op: maxpool2d, name: pa, size: 2}
+  - {op: conv2d, name: b, filters: 2, kernel: 1, activation: tanh}
+  - {op: maxpool2d, name: pb, size: 2}
+  - {op: conv2d, name: c, in: pa, filters: 2, kernel: 1}
+  - {op: maxpool2d, name: pc, size: 2}
+  - {op: conv2d, name: d, in: pa, filters: 2, kernel: 2, activation: relu}
+  - {op: maxpool2d, name: pd, size: 2}
+  - {op: flatten, name: fb, in: pb}
+  - {op: flatten, name: fc, in: pc}
+  - {op: flatten, name: fd, in: pd}
+  - {op: concat, name: cat, in: [fb, fc, fd]}
+  - {op: dense, name: out, units: 3}
+outputs: [out]
+losses:
+  - {op: softmax_cross_entropy, in: [out, label]}
+""")
+    model = nngraph.compile(str(path), backend="cpu", dtype="float64")
+    drivers = model.executor.gen.drivers
+    # a: relu, c: no activation, pooled; b: tanh, d: an odd output (3x3), apart
+    for mode in ("evaluate", "predict"):
+        pooled = [line for line in drivers[mode].splitlines() if "# and" in line]
+        assert [line.split("# and ")[1] for line in pooled] == \
+            ["pa (maxpool2d 2x2)", "pc (maxpool2d 2x2)"], drivers[mode]
+        assert "_value(v_b_tanh, v_pb)" in drivers[mode] and "(v_d_relu, v_pd)" in drivers[mode]
+    assert "# and" not in drivers["train"]
+    test_cpu_matches_reference(str(path), "float64", 1e-9)
+    test_cpu_matches_reference(str(path), "float32", 1e-4)
+    model32 = nngraph.compile(str(path), backend="cpu", dtype="float32")
+    x = np.random.default_rng(2).random((5, 2, 9, 9), np.float32)
+    model32.predict(x)
+    x[4, 1, 8, 8] = np.nan
+    with pytest.raises(DataError, match=r"got 1 NaN \(the first in sample 4 "):
+        model32.predict(x)

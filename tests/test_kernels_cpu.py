@@ -74,9 +74,9 @@ def test_conv2d(dtype, shape, attrs):
     cols, ybuf = np.empty((ckk, n * ho * wo), dtype), np.empty((f, n * ho * wo), dtype)
     y = np.empty_like(y_ref)
     y_relu = np.empty_like(y_ref)                # relu applied in the copy back
-    conv.conv2d_forward(x, p["W"], p["b"], y_relu, cols, ybuf, True, True, *geo)
+    conv.conv2d_forward(x, p["W"], p["b"], y_relu, cols, ybuf, True, True, 1, *geo)
     close(y_relu, np.maximum(y_ref, 0), dtype, "relu(y)")
-    conv.conv2d_forward(x, p["W"], p["b"], y, cols, ybuf, True, False, *geo)
+    conv.conv2d_forward(x, p["W"], p["b"], y, cols, ybuf, True, False, 1, *geo)
     close(y, y_ref, dtype, "y")
     for x_given in (empty(dtype, 4), x):         # the forward's columns, then recomputed ones
         gw, gb, gx = np.empty_like(p["W"]), np.empty(f, dtype), np.empty_like(x)
@@ -98,12 +98,39 @@ def test_conv2d(dtype, shape, attrs):
     close(gb, gp_relu["b"], dtype, "gb through relu")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_pools_in_its_copy_back(dtype):
+    """pool=2: the 2x2 max pooling at stride 2 of what pool=1 writes, to the bit, with the
+    pooling's rules for NaN (it wins, unless relu made it 0 first) and infinities; the
+    note of non-finite values is pool=1's. Chunks of several samples, a short last one."""
+    rng = np.random.default_rng(3)
+    x, w = randn(rng, (70, 2, 9, 9), dtype), randn(rng, (3, 2, 2, 2), dtype)
+    b, op = randn(rng, (3,), dtype), REGISTRY["maxpool2d"]
+    cols, ybuf = np.empty(8 * 70 * 64, dtype), np.empty(3 * 70 * 64, dtype)
+    geo = (1, 1, 0, 0, 0, 0, 1, 1)
+    for bad in (None, np.nan, np.inf, -np.inf):
+        if bad is not None:
+            x[rng.integers(70), rng.integers(2), rng.integers(9), rng.integers(9)] = bad
+        for relu in (False, True):
+            y, pooled = np.empty((70, 3, 8, 8), dtype), np.empty((70, 3, 4, 4), dtype)
+            noted = conv.conv2d_forward(x, w, b, y, cols, ybuf, False, relu, 1, *geo)
+            assert conv.conv2d_forward(x, w, b, pooled, cols, ybuf, False, relu, 2,
+                                       *geo) == noted == (bad is not None)
+            with np.errstate(invalid="ignore"):
+                want = op.forward(RunContext(), make_attrs(op, size=2), [y], {})
+            np.testing.assert_array_equal(pooled, want)
+    with pytest.raises(ValueError, match="pool"):
+        conv.conv2d_forward(x, w, b, pooled, cols, ybuf, True, False, 2, *geo)   # keep
+    with pytest.raises(ValueError, match="pool"):
+        conv.conv2d_forward(x, w, b, pooled, cols, ybuf, False, False, 3, *geo)
+
+
 def test_conv2d_optional_outputs_and_bad_geometry():
     rng = np.random.default_rng(1)
     x, w = randn(rng, (2, 3, 5, 5), np.float64), randn(rng, (4, 3, 3, 3), np.float64)
     y = np.empty((2, 4, 3, 3))
     cols, ybuf = np.empty((27, 18)), np.empty((4, 18))
-    conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, False,
+    conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, False, 1,
                         1, 1, 0, 0, 0, 0, 1, 1)
     gw = np.empty_like(w)
     conv.conv2d_backward(x, np.ones_like(y), empty(np.float64, 4), w, gw, empty(np.float64),
@@ -115,11 +142,11 @@ def test_conv2d_optional_outputs_and_bad_geometry():
     _, gp = op.backward(ctx, a, [x], {"W": w}, y, np.ones_like(y))
     close(gw, gp["W"], np.float64, "gW")
     with pytest.raises(ValueError, match="geometry"):
-        conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, False,
+        conv.conv2d_forward(x, w, empty(np.float64), y, cols, ybuf, True, False, 1,
                             1, 1, 1, 1, 0, 0, 1, 1)
     with pytest.raises(ValueError, match="scratch"):
         conv.conv2d_forward(x, w, empty(np.float64), y, np.empty((27, 8)), ybuf, False, False,
-                            1, 1, 0, 0, 0, 0, 1, 1)
+                            1, 1, 1, 0, 0, 0, 0, 1, 1)
 
 
 @pytest.mark.parametrize("attrs", [dict(filters=3, kernel=3),
@@ -138,7 +165,8 @@ def test_conv1d_as_conv2d_of_height_1(attrs):
     cols, ybuf = np.empty((2 * a.kernel[0], n * lo), dtype), np.empty((f, n * lo), dtype)
     y = np.empty_like(y_ref)
     x4 = x.reshape(2, 2, 1, 11)
-    conv.conv2d_forward(x4, w4, p["b"], y.reshape(n, f, 1, lo), cols, ybuf, False, False, *geo)
+    conv.conv2d_forward(x4, w4, p["b"], y.reshape(n, f, 1, lo), cols, ybuf, False, False, 1,
+                        *geo)
     close(y, y_ref, dtype, "y")
     gw, gb, gx = np.empty_like(w4), np.empty(f, dtype), np.empty_like(x)
     conv.conv2d_backward(x4, gy.reshape(n, f, 1, lo), empty(dtype, 4), w4, gw, gb,

@@ -78,10 +78,10 @@ def conv_case(n, c, h, f, k):
     geo = (1, 1, 0, 0, 0, 0, 1, 1)
 
     def ours_fwd():
-        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, False, *geo)
+        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, False, 1, *geo)
 
     def ours_both():
-        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, False, *geo)
+        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, False, 1, *geo)
         conv.conv2d_backward(no_x, gy, no_x, w, gw, gb, gx, cols, gybuf, gwt, *geo)
     ref_fwd, ref_both = _reference("conv2d", dict(filters=f, kernel=k), [x],
                                    {"W": w, "b": b}, gy)
@@ -236,7 +236,7 @@ def _compile_calls():
         ("gemm", lambda: blas.gemm(1.0, z(2, 3), False, z(3, 4), False, 0.0, z(2, 4))),
         ("conv2d_forward", lambda: conv.conv2d_forward(z(2, 1, 4, 4), z(3, 1, 2, 2), z(3),
                                                        z(2, 3, 3, 3), z(4, 18), z(3, 18), True,
-                                                       False, *geo)),
+                                                       False, 1, *geo)),
         ("conv2d_backward", lambda: conv.conv2d_backward(z(2, 1, 4, 4), z(2, 3, 3, 3),
                                                          z(0, 0, 0, 0), z(3, 1, 2, 2),
                                                          z(3, 1, 2, 2), z(3), z(2, 1, 4, 4),
@@ -346,7 +346,7 @@ def _compile_child():
     @numba.njit
     def lenet_like(x, w, b, y, cols, ybuf, gy, gw, gb, gx, gybuf, py, arg, pgx, logits,
                    labels, glog, p, g, v, s0, s1, lr):
-        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, True, 1, 1, 0, 0, 0, 0, 1, 1)
+        conv.conv2d_forward(x, w, b, y, cols, ybuf, True, True, 1, 1, 1, 0, 0, 0, 0, 1, 1)
         pool.maxpool2d_forward(y, py, arg, 2, 2, 2, 2, 0, 0, 0, 0)
         loss, _ = softmax.softmax_cross_entropy(logits, labels, glog, True, 1.0)
         pool.maxpool2d_backward(py, arg, pgx)

@@ -183,6 +183,39 @@ def _to_nchw(a, n0, buf, bias, relu):
     return bad
 
 
+@kernel
+def _max2(a, b, relu):
+    """The larger of a and b, a NaN winning as in the pooling kernels; with relu, which maps
+    NaN to 0 before the pooling, a NaN loses. | rather than `or`: a select, no branch."""
+    return a if (a > b) | ((b != b) if relu else (a != a)) else b
+
+
+@kernel(inline=True)
+def _to_nchw_pool2(a, n0, buf, bias, relu, wo):
+    """_to_nchw's values pooled over 2x2 windows at stride 2 on the way: a[n0 + n, f, i, j]
+    = relu(max(buf's window at (2i, 2j) of sample n) + bias[f]), which is the max over the
+    window of relu(value + bias), as both are non-decreasing. wo: the width before pooling
+    (even, as the height). Returns whether any value before pooling was NaN or infinite,
+    from the sum of each window (one test, not four): a sum that overflows says so too,
+    which costs only the full scan of predict's input check, which then finds nothing."""
+    f_count, hp, wp = a.shape[1], a.shape[2], a.shape[3]
+    af, bf, bad = flat(a), flat(buf), False
+    for f in range(f_count):
+        extra = bias[f] if bias.size else a.dtype.type(0)
+        for n in range(buf.shape[1] // (4 * hp * wp)):
+            at = ((n0 + n) * f_count + f) * hp * wp
+            for i in range(hp):
+                top = np.uint64(f * buf.shape[1] + (n * hp * 2 + i * 2) * wo)
+                for j in range(wp):
+                    k = top + np.uint64(2 * j)
+                    a0, a1 = bf[k], bf[k + np.uint64(1)]
+                    a2, a3 = bf[k + np.uint64(wo)], bf[k + np.uint64(wo + 1)]
+                    bad |= not (abs(a0 + a1 + a2 + a3) < math.inf)
+                    v = _max2(_max2(a0, a1, relu), _max2(a2, a3, relu), relu) + extra
+                    af[at + i * wp + j] = v if v > 0 or not relu else 0
+    return bad
+
+
 @kernel(inline=True)
 def _from_nchw(a, n0, buf, sums):
     """buf[f, n*P + q] = a[n0 + n, f, q] for the chunk's samples, and sums[f] += their sum
@@ -204,7 +237,8 @@ def _from_nchw(a, n0, buf, sums):
 
 
 @kernel
-def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, sh, sw, pt, pb, pl, pr, dh, dw):
+def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, pool, sh, sw, pt, pb, pl, pr, dh,
+                   dw):
     """y (N, F, Ho, Wo) = conv2d(x (N, C, H, W), w (F, C, kh, kw)) + b (F,), b optional, then
     relu when relu is set; returns whether any value before relu was NaN or infinite (with
     stride 1 and no dilation every value of x reaches one: predict's input check, see codegen
@@ -212,10 +246,18 @@ def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, sh, sw, pt, pb, pl, pr, d
     back to NCHW, which saves a pass over y (LeNet-5 at batch 256: 0.26-0.39 ms). keep:
     every chunk's columns go to their own block of cols, for conv2d_backward; else each
     chunk reuses the first block, which stays in cache (LeNet-5 at batch 256: 3.3 ms
-    instead of 5.2 ms for the two layers, one thread)."""
+    instead of 5.2 ms for the two layers, one thread).
+
+    pool: 1, or 2 for a 2x2 max pooling at stride 2 applied in the copy back, y then being
+    (N, F, Ho/2, Wo/2) with Ho and Wo even; not with keep (the backward reads the unpooled
+    output). Where predict and evaluate pool a conv's output and nothing else reads it: at
+    batch 128 on one thread, LeNet-5's first layer took 94 us for its pooled copy back
+    against 78 us for the copy back and 127 us for the pooling kernel after it."""
     n_batch, channels, h, wd = x.shape
     f_count, _, kh, kw = w.shape
-    ho, wo = y.shape[2], y.shape[3]
+    if pool != 1 and (pool != 2 or keep):
+        raise ValueError("conv2d_forward: pool is 1, or 2 without keep")
+    ho, wo = y.shape[2] * pool, y.shape[3] * pool
     check_geometry(h, wd, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
     if w.shape[1] != channels or y.shape[0] != n_batch or y.shape[1] != f_count \
             or (b.size and b.size != f_count):
@@ -233,7 +275,8 @@ def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, sh, sw, pt, pb, pl, pr, d
         c, yb = rows(cf[at:at + ckk * m], m), rows(yf[:f_count * m], m)
         _im2col(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
         gemm(1.0, w2, False, c, False, 0.0, yb)
-        bad |= _to_nchw(y, n0, yb, b, relu)
+        bad |= _to_nchw(y, n0, yb, b, relu) if pool == 1 else \
+            _to_nchw_pool2(y, n0, yb, b, relu, wo)
     return bad
 
 
@@ -330,8 +373,8 @@ def conv2d_transpose_backward(x, w, gy, gw, gb, gx, xbuf, cols, gxbuf, gwt,
     Scratch: xbuf and gxbuf >= C * g*H*W, cols >= F*kh*kw * g*H*W values, gwt as
     conv2d_backward's (F*kh*kw * C values, or empty)."""
     if gx.size:
-        conv2d_forward(gy, w, gb[:0], gx, cols, gxbuf, False, False, sh, sw, pt, pb, pl, pr, 1,
-                       1)
+        conv2d_forward(gy, w, gb[:0], gx, cols, gxbuf, False, False, 1, sh, sw, pt, pb, pl, pr,
+                       1, 1)
     if gw.size:
         conv2d_backward(gy, x, x[:0], w, gw, gb[:0], gx[:0], cols, xbuf, gwt,
                         sh, sw, pt, pb, pl, pr, 1, 1)

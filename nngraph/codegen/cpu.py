@@ -19,7 +19,7 @@ import numpy as np
 from .. import __version__
 from ..passes.fuse import Group, _ident, fuse
 from ..passes.plan_memory import Buffer, plan_memory
-from . import cpu_rules
+from . import cpu_kernel_rules, cpu_rules
 from .scalar import scalar_code, uses
 
 class Site:
@@ -184,11 +184,19 @@ class CPUCodegen:
         else:
             wanted = set(prog.eval_order(list(prog.losses) + list(prog.outputs.values())))
         lines, index = [], 0
+        pooled = self._pooled_convs() if mode != "train" else {}
+        merged = {pool for pool in pooled.values()}
         for group in self.groups:
             if group.kind == "backward" and mode != "train":
                 continue
             if group.kind != "backward" and not set(group.nodes) & wanted:
                 continue
+            if group.anchor in merged and group.kind == "forward":
+                continue                        # pooled in the conv's copy back
+            if group.name in pooled:
+                group = Group(group.name, "forward", group.nodes + [pooled[group.name]],
+                              anchor=group.anchor, epilogue=group.epilogue,
+                              meta={"pool": pooled[group.name]})
             if mode != "train" and group.kind == "loss":
                 group = Group(group.name, "loss", group.nodes[:1], anchor=group.anchor)
             lines += self._emit(group, index, mode)
@@ -212,6 +220,31 @@ class CPUCodegen:
                  for kind in ("float", "int")}
         self.plans[mode] = (buffers, sizes)
         self.drivers[mode] = self._driver_source(mode, lines, buffers)
+
+    def _pooled_convs(self) -> dict:
+        """{conv group name: maxpool node} for evaluate and predict: a conv2d whose output
+        (after relu, or none) only a 2x2 max pooling at stride 2 reads writes the pooled
+        values in its copy back (kernels/cpu/conv.py conv2d_forward's `pool`), and the
+        pooling kernel does not run. Training keeps them apart: the backward reads the
+        conv's output and the pooling's arg-max."""
+        g, prog = self.graph, self.program
+        read_after = set(prog.outputs.values()) | {i for l in prog.losses
+                                                   for i in g.nodes[l]["inputs"]}
+        pools = {grp.anchor: grp for grp in self.groups
+                 if grp.kind == "forward" and grp.nodes == [grp.anchor]}
+        out = {}
+        for index, grp in enumerate(self.groups):
+            if grp.kind != "forward" or g.nodes[grp.anchor].get("kind") != "layer":
+                continue
+            last = grp.epilogue or grp.anchor
+            users = [c for c in g.successors(last)
+                     if g.nodes[c].get("kind") in ("layer", "loss")]
+            if len(users) != 1 or last in read_after or users[0] not in pools:
+                continue
+            if cpu_kernel_rules.pools_in_copy_back(Site(self, grp, index),
+                                            Site(self, pools[users[0]], index)):
+                out[grp.name] = users[0]
+        return out
 
     def _alias_root(self, name):
         """The buffer whose space `name` views, following views of views (a reshape's

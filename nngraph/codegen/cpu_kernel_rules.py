@@ -46,7 +46,8 @@ def conv2d_forward(site):
     kh, kw = d["attrs"].kernel
     b = site.param(d["params"]["b"]) if "b" in d["params"] else "_none1"
     pre = site.val(n) if epi and site.keeps_pre(epi) else None
-    out = site.val(epi or n)
+    pool = site.group.meta.get("pool")          # pooled in the copy back (pools_in_copy_back)
+    out = site.val(pool or epi or n)
     cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")
     ybuf = site.scratch("ybuf", (f, ho * wo), layout="cols")
     geo = ", ".join(map(str, _conv_geometry(site, n)))
@@ -58,13 +59,30 @@ def conv2d_forward(site):
         site.check_input(d["inputs"][0])
     lines = [f"_conv.conv2d_forward({site.val(d['inputs'][0])}, "
              f"{site.param(d['params']['W'])}, {b}, {pre or out}, {cols}, {ybuf}, {keep}, "
-             f"{relu}, {geo})"]
+             f"{relu}, {2 if pool else 1}, {geo})" + (f"   # and {pool} (maxpool2d 2x2)"
+                                                     if pool else "")]
     kernels = {}
     if epi and not relu:
         name = f"k_{site.node(epi)['op'].name}_epilogue"
         kernels[name] = _activation_epilogue(site, name, epi, pre)
         lines.append(f"{name}({', '.join([out] + ([pre] if pre else []))})")
     return "direct", lines, kernels
+
+
+def pools_in_copy_back(site, pool_site) -> bool:
+    """Can conv2d_forward pool the output of conv group `site` in its copy back, for the
+    maxpool2d group `pool_site` that reads it alone? For a conv2d with relu (the kernel's)
+    or no activation, an even output height and width, and a 2x2 pooling at stride 2
+    without padding."""
+    n, epi = site.group.anchor, site.group.epilogue
+    if site.node(n)["op"].name != "conv2d" or (epi and not _kernel_relu(site, epi)):
+        return False
+    p = pool_site.group.anchor
+    if site.node(p)["op"].name != "maxpool2d" or site.node(p)["inputs"] != [epi or n]:
+        return False
+    _, ho, wo = site.shape(n)
+    return ho % 2 == 0 and wo % 2 == 0 and _pool_geometry(pool_site, p) == (2, 2, 2, 2, 0, 0,
+                                                                             0, 0)
 
 
 def conv2d_backward(site):
