@@ -38,6 +38,8 @@ class Model:
                                   for i in net.inputs.values())
         self.backend = self.executor.name          # what really runs (see backends.executor)
         self._prepare = getattr(self.executor, "prepare", None)
+        self._quick_predict = None if self._recast_inputs else \
+            getattr(self.executor, "quick_predict", None)
         # {mode: inputs the backend checks for NaN and infinity itself, on the way}; not
         # where float inputs are cast to the model's dtype (the error would show the copy)
         self._scanned_by = {} if self._recast_inputs else \
@@ -143,6 +145,10 @@ class Model:
     # ------------------------------------------------------------------ inference
     def predict(self, data, batch_size: int = 256):
         """The network's outputs: an array for one output, a dict for several."""
+        if self._quick_predict is not None:       # a repeat of the last call's kind
+            out = self._quick_predict(self.params, data, batch_size)
+            if out is not None:
+                return out
         batch = self._batch(data, labels=False, mode="predict")
         n = _batch_len(batch)
         if n <= batch_size:

@@ -2,6 +2,7 @@
 built after a mode's first run, used only for batches typed as the one they were built for,
 and the same numbers as the dispatcher's calls."""
 import numba
+import pytest
 import numpy as np
 
 import nngraph
@@ -59,3 +60,37 @@ def test_a_kernel_called_with_two_signatures_keeps_its_dispatcher():
     assert names["twice"] is twice and names["once"] is not once
     assert direct.driver(views, None) == driver(views, None) == 7.0
     assert cpu_direct.direct(driver, views, {"a": np.ones((4, 2))[:, 0]}) is None  # strided
+
+
+def test_a_repeated_predict_takes_the_quick_way_and_leaves_it_when_anything_differs():
+    """Model.predict repeats the last call's direct run (CPUExecutor.quick_predict) for an
+    array of the same dtype and shape, and goes the usual way, with its checks and
+    conversions, for anything else: the numbers are the usual way's throughout."""
+    from nngraph.errors import DataError
+    model = nngraph.compile(CONV, backend="cpu", seed=3)
+    usual = nngraph.compile(CONV, backend="cpu", seed=3)
+    usual._quick_predict = None
+    ex, rng = model.executor, np.random.default_rng(2)
+    x = rng.standard_normal((5, 1, 10, 10)).astype(np.float32)
+    for _ in range(3):
+        assert np.array_equal(model.predict({"x": x}), usual.predict({"x": x}))
+    assert ex.quick is not None and ex.quick_predict(model.params, x, 256) is not None
+    frozen = x.copy()
+    frozen.setflags(write=False)
+    others = [x[:4], x.astype(np.float64), x[:, :, ::-1, :], frozen, x.reshape(5, 100),
+              [list(s) for s in x[:2]]]
+    for other in others:                         # fewer samples, a cast, a strided view,
+        assert ex.quick_predict(model.params, other, 256) is None   # read-only, a reshape
+        assert np.array_equal(model.predict(other), usual.predict(other))
+    assert ex.quick_predict(model.params, x, 4) is None        # a smaller batch_size
+    model.params["out.W"][0, 0] += 1.0           # edited in place: seen
+    usual.params["out.W"][0, 0] += 1.0
+    assert np.array_equal(model.predict(x), usual.predict(x))
+    model.params["out.W"] = model.params["out.W"] * 2          # replaced: copied in
+    usual.params["out.W"] = usual.params["out.W"] * 2
+    assert ex.quick_predict(model.params, x, 256) is None
+    assert np.array_equal(model.predict(x), usual.predict(x))
+    bad = x.copy()
+    bad[3, 0, 9, 9] = np.nan
+    with pytest.raises(DataError, match=r"got 1 NaN \(the first in sample 3 "):
+        model.predict(bad)
