@@ -392,6 +392,11 @@ losses:
     assert "# and" not in drivers["train"]
     test_cpu_matches_reference(str(path), "float64", 1e-9)
     test_cpu_matches_reference(str(path), "float32", 1e-4)
+    ref = nngraph.compile(str(path), backend="reference", dtype="float64")
+    batch = random_batch(model.net, 7, "float64", seed=4)
+    got, want = model.evaluate(batch), ref.evaluate(batch)
+    assert got["accuracy"] == want["accuracy"]
+    close(got["loss"], want["loss"], 1e-9)
     model32 = nngraph.compile(str(path), backend="cpu", dtype="float32")
     x = np.random.default_rng(2).random((5, 2, 9, 9), np.float32)
     model32.predict(x)
