@@ -390,6 +390,12 @@ losses:
             ["pa (maxpool2d 2x2)", "pc (maxpool2d 2x2)"], drivers[mode]
         assert "_value(v_b_tanh, v_pb)" in drivers[mode] and "(v_d_relu, v_pd)" in drivers[mode]
     assert "# and" not in drivers["train"]
+    from nngraph.cli_tools import describe
+    from nngraph.codegen.cpu_calls import codegen, group_calls
+    gen = codegen(model.program, "float64")
+    index = describe(model.net, gen, group_calls(model.program, gen=gen))
+    assert "evaluate and predict: a_relu also pools pa in its copy back" in index, index
+    assert "evaluate and predict: c also pools pc" in index and " b_tanh also" not in index
     test_cpu_matches_reference(str(path), "float64", 1e-9)
     test_cpu_matches_reference(str(path), "float32", 1e-4)
     ref = nngraph.compile(str(path), backend="reference", dtype="float64")
