@@ -185,7 +185,7 @@ class CPUCodegen:
             wanted = set(prog.eval_order(list(prog.losses) + list(prog.outputs.values())))
         lines, index = [], 0
         pooled = self._pooled_convs() if mode != "train" else {}
-        merged = {pool for pool in pooled.values()}
+        merged = set(pooled.values())
         for group in self.groups:
             if group.kind == "backward" and mode != "train":
                 continue
@@ -241,8 +241,8 @@ class CPUCodegen:
                      if g.nodes[c].get("kind") in ("layer", "loss")]
             if len(users) != 1 or last in read_after or users[0] not in pools:
                 continue
-            if cpu_kernel_rules.pools_in_copy_back(Site(self, grp, index),
-                                            Site(self, pools[users[0]], index)):
+            pool_site = Site(self, pools[users[0]], index)
+            if cpu_kernel_rules.pools_in_copy_back(Site(self, grp, index), pool_site):
                 out[grp.name] = users[0]
         return out
 
