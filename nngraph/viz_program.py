@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import graphviz
 
-from .codegen.cpu_calls import group_calls
+from .codegen.cpu_calls import codegen, group_calls
 from .graph import Network, show_shape
 from .program import build_program
 from .viz import FONT, RANKDIRS, STYLE, _esc, _small, node_style
@@ -53,7 +53,11 @@ class _Picture:
         self.net, self.fused, self.backward = net, fused, backward
         self.program = prog = build_program(net)
         self.graph = g = prog.graph
-        self.calls = group_calls(prog, dtype) if fused else {}
+        gen = codegen(prog, dtype) if fused else None
+        self.calls = group_calls(prog, dtype, gen=gen) if fused else {}
+        # {conv group: the pooling it also does in evaluate and predict} (codegen/cpu.py)
+        self.pools = {group.name: group.meta["pool"] for group, _ in gen.emitted["predict"]
+                      if group.meta.get("pool")} if fused else {}
         self.forward = [n for n in g.nodes if g.nodes[n]["kind"] not in ("grad", "vjp")]
         self.back = list(prog.backward) if backward else []
         self.ids = {n: f"n{i}" for i, n in enumerate(self.forward + self.back)}
@@ -176,6 +180,11 @@ class _Picture:
                 else _small(f"+ {k}", RUNS["generated"][1]) for k in callees]
         if c.group.kind == "loss" and len(c.group.nodes) > 1 and not self.backward:
             rows.append(_small("(and the loss's gradient)", "#4b5563"))
+        if name in self.pools:
+            rows.append(_small(f"(evaluate, predict: and {self.pools[name]})", "#4b5563"))
+        pooled_in = [conv for conv, pool in self.pools.items() if pool == c.group.anchor]
+        if pooled_in:
+            rows.append(_small(f"(evaluate, predict: in {pooled_in[0]})", "#4b5563"))
         label_id = f"L{len(self.labels)}"
         left = '<br align="left"/>'
         cluster.node(label_id, label="<" + left.join(rows) + left + ">", shape="plaintext",

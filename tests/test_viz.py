@@ -140,6 +140,9 @@ def test_fused_and_backward_draw_the_program(convnet, tmp_path):
         assert "lowered program" in source and "<b>c1:relu</b>" in source
         assert ("cluster_group_" in source) == bool(flags.get("fused"))
         assert ("vjp:c1" in source) == bool(flags.get("backward"))
+        # evaluate and predict pool c1's output in its kernel (codegen/cpu.py _pooled_convs)
+        assert ("(evaluate, predict: and" in source) == bool(flags.get("fused"))
+        assert ("(evaluate, predict: in c1_relu)" in source) == bool(flags.get("fused"))
 
 
 def test_loss_weight_shows_when_not_the_default(convnet):
