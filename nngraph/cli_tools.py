@@ -66,14 +66,9 @@ def describe(net, gen, calls: dict, module: str | None = None) -> str:
     for name, c in calls.items():
         rows.append((name, c.group.kind, c.runs, " + ".join(c.group.nodes), c.describe()))
     lines += _table(rows)
-    pooled: dict = {}                   # merges that only evaluate and predict make
-    for mode in ("evaluate", "predict"):
-        for group, _ in gen.emitted[mode]:
-            if group.meta.get("pool"):
-                pooled.setdefault((group.name, group.meta["pool"]), []).append(mode)
-    lines += [""] * bool(pooled) + [
-        f"{' and '.join(modes)}: {name} also pools {pool} in its copy back ({pool} runs no "
-        f"kernel of its own there)" for (name, pool), modes in pooled.items()]
+    lines += [""] * bool(gen.pooled) + [   # merges that only evaluate and predict make
+        f"evaluate and predict: {name} also pools {pool} in its copy back ({pool} runs no "
+        f"kernel of its own there)" for name, pool in gen.pooled.items()]
     lines += ["", "generated      njit kernels of the module, one per group (k_<group>)",
               "hand-written   kernels/cpu (conv, pooling, ...) with generated epilogues",
               "reference      the op's numpy rule, called from the driver: correct, slow; a "

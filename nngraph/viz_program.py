@@ -56,8 +56,7 @@ class _Picture:
         gen = codegen(prog, dtype) if fused else None
         self.calls = group_calls(prog, dtype, gen=gen) if fused else {}
         # {conv group: the pooling it also does in evaluate and predict} (codegen/cpu.py)
-        self.pools = {group.name: group.meta["pool"] for group, _ in gen.emitted["predict"]
-                      if group.meta.get("pool")} if fused else {}
+        self.pools = gen.pooled if fused else {}
         self.forward = [n for n in g.nodes if g.nodes[n]["kind"] not in ("grad", "vjp")]
         self.back = list(prog.backward) if backward else []
         self.ids = {n: f"n{i}" for i, n in enumerate(self.forward + self.back)}

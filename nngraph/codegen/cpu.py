@@ -144,6 +144,7 @@ class CPUCodegen:
         self.dtype = np.dtype(dtype)
         self.needs_grad = self.graph.graph["needs_grad"]
         self.groups = fuse(self.graph, program.forward, program.backward, program.losses)
+        self.pooled = self._pooled_convs()      # {conv group: maxpool node} (see there)
         self.kernels_by_code: dict = {}           # name -> (code, docstrings, names asked)
         self.drivers: dict[str, str] = {}
         self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)
@@ -184,7 +185,7 @@ class CPUCodegen:
         else:
             wanted = set(prog.eval_order(list(prog.losses) + list(prog.outputs.values())))
         lines, index = [], 0
-        pooled = self._pooled_convs() if mode != "train" else {}
+        pooled = self.pooled if mode != "train" else {}
         merged = set(pooled.values())
         for group in self.groups:
             if group.kind == "backward" and mode != "train":
