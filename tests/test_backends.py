@@ -352,6 +352,62 @@ train:
                                       for k in a)
 
 
+def test_evaluate_and_predict_run_padded_convolutions_on_whole_rows(tmp_path):
+    """evaluate and predict run conv2d_forward_wide for a padded conv of stride 1 (here the
+    first layer, which also checks the input, and one that pools in its copy back);
+    conv2d_forward for a 1x1 and an unpadded 3x3 conv, a strided and a dilated one, and
+    for everything in training. Results as the reference's."""
+    from nngraph.errors import DataError
+    path = tmp_path / "wide.yaml"
+    path.write_text("""
+nngraph: 1
+name: wide
+inputs: {image: {shape: [2, 9, 10]}, label: {shape: [], dtype: int64}}
+layers:
+  - {op: conv2d, name: a, filters: 3, kernel: 3, padding: same, activation: relu}
+  - {op: conv2d, name: b, filters: 4, kernel: [3, 2], padding: same}
+  - {op: conv2d, name: c, filters: 3, kernel: 1, activation: tanh}
+  - {op: conv2d, name: d, filters: 3, kernel: 3}
+  - {op: conv2d, name: e, in: c, filters: 2, kernel: 3, stride: 2, padding: 1}
+  - {op: conv2d, name: f, in: c, filters: 2, kernel: 3, dilation: 2, padding: 2}
+  - {op: conv2d, name: g, in: a, filters: 2, kernel: [2, 3], padding: 1, activation: relu}
+  - {op: maxpool2d, name: pg, size: 2}
+  - {op: flatten, name: fd, in: d}
+  - {op: flatten, name: fe, in: e}
+  - {op: flatten, name: ff, in: f}
+  - {op: flatten, name: fg, in: pg}
+  - {op: concat, name: cat, in: [fd, fe, ff, fg]}
+  - {op: dense, name: out, units: 3}
+outputs: [out]
+losses:
+  - {op: softmax_cross_entropy, in: [out, label]}
+""")
+    model = nngraph.compile(str(path), backend="cpu", dtype="float64")
+    drivers = model.executor.gen.drivers
+
+    def calls(mode, kernel):
+        return sorted(line.split("(")[1].split(",")[0] for line in drivers[mode].splitlines()
+                      if f"_conv.{kernel}(" in line)
+    for mode in ("evaluate", "predict"):
+        assert calls(mode, "conv2d_forward_wide") == ["v_a_relu", "v_a_relu", "v_image"], \
+            drivers[mode]                                           # b, g; a
+        assert calls(mode, "conv2d_forward") == ["v_b"] + ["v_c_tanh"] * 3   # c; d, e, f
+        assert "# and pg (maxpool2d 2x2)" in drivers[mode]
+    assert "conv2d_forward_wide" not in drivers["train"]
+    test_cpu_matches_reference(str(path), "float64", 1e-9)
+    test_cpu_matches_reference(str(path), "float32", 1e-4)
+    ref = nngraph.compile(str(path), backend="reference", dtype="float64")
+    batch = random_batch(model.net, 7, "float64", seed=4)
+    got, want = model.evaluate(batch), ref.evaluate(batch)
+    assert got["accuracy"] == want["accuracy"]
+    close(got["loss"], want["loss"], 1e-9)
+    x = np.random.default_rng(2).random((5, 2, 9, 10))
+    close(model.predict(x), ref.predict(x), 1e-9)
+    x[3, 1, 8, 9] = np.inf                          # the last value of a sample
+    with pytest.raises(DataError, match=r"sample 3"):
+        model.predict(x)
+
+
 def test_predict_pools_in_the_conv_copy_back(tmp_path):
     """evaluate and predict pool a conv's output in the conv kernel's copy back when a 2x2
     pooling at stride 2 alone reads it (relu or no activation, even output); training keeps

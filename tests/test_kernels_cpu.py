@@ -55,7 +55,17 @@ CONV2D_CASES = [  # (N, C, H, W), attrs
     ((1, 2, 6, 6), dict(filters=2, kernel=2, stride=3, padding="same", dilation=2)),
     ((5, 3, 27, 27), dict(filters=4, kernel=3, padding=1)),   # chunks of 3 and 2 samples
     ((5, 3, 27, 27), dict(filters=12, kernel=3, padding=1)),  # ... and gW transposed
+    ((2, 3, 7, 8), dict(filters=4, kernel=[3, 2], padding="same")),  # pads 1, 1, 0, 1
 ]
+
+
+def wide_scratch(x, a, f, pads, dtype):
+    """cols and ybuf for conv2d_forward_wide, at the sizes codegen plans per sample."""
+    (n, c, h, w), (kh, kw), (pt, pb, pl, pr) = x.shape, a.kernel, pads
+    ho, wp = h + pt + pb - kh + 1, w + pl + pr
+    padded = c * (h + pt + pb) * wp + kw if any(pads) else 0
+    return np.empty(n * (c * kh * kw * ho * wp + padded), dtype), np.empty((f, n * ho * wp),
+                                                                           dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -76,6 +86,11 @@ def test_conv2d(dtype, shape, attrs):
     y_relu = np.empty_like(y_ref)                # relu applied in the copy back
     conv.conv2d_forward(x, p["W"], p["b"], y_relu, cols, ybuf, True, True, 1, *geo)
     close(y_relu, np.maximum(y_ref, 0), dtype, "relu(y)")
+    if geo[:2] + geo[6:] == (1, 1, 1, 1):       # evaluate's and predict's kernel
+        wcols, wybuf = wide_scratch(x, a, f, geo[2:6], dtype)
+        for relu in (False, True):
+            conv.conv2d_forward_wide(x, p["W"], p["b"], y, wcols, wybuf, relu, 1, *geo[2:6])
+            close(y, np.maximum(y_ref, 0) if relu else y_ref, dtype, f"wide y, relu {relu}")
     conv.conv2d_forward(x, p["W"], p["b"], y, cols, ybuf, True, False, 1, *geo)
     close(y, y_ref, dtype, "y")
     for x_given in (empty(dtype, 4), x):         # the forward's columns, then recomputed ones
@@ -123,6 +138,45 @@ def test_conv2d_pools_in_its_copy_back(dtype):
         conv.conv2d_forward(x, w, b, pooled, cols, ybuf, True, False, 2, *geo)   # keep
     with pytest.raises(ValueError, match="pool"):
         conv.conv2d_forward(x, w, b, pooled, cols, ybuf, False, False, 3, *geo)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (1, 1, 2, 0)])
+def test_conv2d_wide_pools_in_its_copy_back(dtype, pads):
+    """conv2d_forward_wide with pool=2: the 2x2 max pooling at stride 2 of what pool=1
+    writes, to the bit, with the pooling's rules for NaN (it wins, unless relu made it 0
+    first) and infinities; the note of non-finite values is pool=1's, and conv2d_forward's.
+    Chunks of several samples, a short last one; a non-finite value in the last sample, whose
+    runs end past x. Unpadded and padded (the padded copy of each chunk)."""
+    rng = np.random.default_rng(3)
+    x, w = randn(rng, (70, 2, 9, 9), dtype), randn(rng, (3, 2, 2, 2), dtype)
+    b, op = randn(rng, (3,), dtype), REGISTRY["maxpool2d"]
+    a = make_attrs("conv2d", filters=3, kernel=2)
+    ho, wo = 8 + pads[0] + pads[1], 8 + pads[2] + pads[3]
+    cols, ybuf = wide_scratch(x, a, 3, pads, dtype)
+    pcols, pybuf = np.empty(8 * 70 * ho * wo, dtype), np.empty(3 * 70 * ho * wo, dtype)
+    for bad, n in ((None, 0), (np.nan, 69), (np.inf, 31), (-np.inf, 69), (np.nan, 3)):
+        if bad is not None:                     # added to those before
+            x[n, rng.integers(2), rng.integers(9), rng.integers(9)] = bad
+        for relu in (False, True):
+            y, plain = np.empty((70, 3, ho, wo), dtype), np.empty((70, 3, ho, wo), dtype)
+            pooled = np.empty((70, 3, ho // 2, wo // 2), dtype)
+            noted = conv.conv2d_forward_wide(x, w, b, y, cols, ybuf, relu, 1, *pads)
+            assert conv.conv2d_forward_wide(x, w, b, pooled, cols, ybuf, relu, 2,
+                                            *pads) == noted == (bad is not None)
+            assert conv.conv2d_forward(x, w, b, plain, pcols, pybuf, False, relu, 1, 1, 1,
+                                       *pads, 1, 1) == noted
+            np.testing.assert_allclose(y, plain, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                       atol=1e-6)
+            with np.errstate(invalid="ignore"):
+                want = op.forward(RunContext(), make_attrs(op, size=2), [y], {})
+            np.testing.assert_array_equal(pooled, want)
+    with pytest.raises(ValueError, match="pool"):
+        conv.conv2d_forward_wide(x, w, b, pooled, cols, ybuf, False, 3, *pads)
+    with pytest.raises(ValueError, match="scratch"):
+        conv.conv2d_forward_wide(x, w, b, y, cols[:100], ybuf, False, 1, *pads)
+    with pytest.raises(ValueError, match="geometry"):
+        conv.conv2d_forward_wide(x, w, b, y, cols, ybuf, False, 1, 0, 0, 0, 1)
 
 
 def test_conv2d_optional_outputs_and_bad_geometry():

@@ -237,6 +237,9 @@ def _compile_calls():
         ("conv2d_forward", lambda: conv.conv2d_forward(z(2, 1, 4, 4), z(3, 1, 2, 2), z(3),
                                                        z(2, 3, 3, 3), z(4, 18), z(3, 18), True,
                                                        False, 1, *geo)),
+        ("conv2d_forward_wide", lambda: conv.conv2d_forward_wide(
+            z(2, 1, 4, 4), z(3, 1, 2, 2), z(3), z(2, 3, 3, 3), z(96), z(3, 24), False, 1,
+            0, 0, 0, 0)),
         ("conv2d_backward", lambda: conv.conv2d_backward(z(2, 1, 4, 4), z(2, 3, 3, 3),
                                                          z(0, 0, 0, 0), z(3, 1, 2, 2),
                                                          z(3, 1, 2, 2), z(3), z(2, 1, 4, 4),

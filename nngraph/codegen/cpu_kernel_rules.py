@@ -38,6 +38,23 @@ def _kernel_relu(site, epi) -> bool:
     return op.name == "relu" and op.scalar == ("x if x > 0 else 0", "gy if y > 0 else 0")
 
 
+def _wide(site, n) -> bool:
+    """Does conv2d node n run conv2d_forward_wide, which unfolds the input in runs of whole
+    padded rows? In evaluate and predict, for stride and dilation 1, where the input is
+    padded (the runs of conv2d_forward's im2col are then short and clipped by the padding)
+    and the padded width is at most 1.5 times the output's (the wide GEMM's extra work).
+    Measured per layer (kernels/cpu/conv.py conv2d_forward_wide): 5-30% faster for padded
+    3x3 and 5x5 convs up to that ratio. Unpadded, the columns cost about as much both ways
+    (a 1x1 conv's too) and the extra work decides: LeNet-5's second layer (5x5 on 12x12,
+    1.5 times the work, pooled) at batch 128 took 871-1227 against 804-1065 us; its first
+    (28/24) was within the noise."""
+    sh, sw, pt, pb, pl, pr, dh, dw = _conv_geometry(site, n)
+    _, _, w = site.shape(site.node(n)["inputs"][0])
+    _, _, wo = site.shape(n)
+    return site.gen.mode != "train" and (sh, sw, dh, dw) == (1, 1, 1, 1) and \
+        pt + pb + pl + pr > 0 and 2 * (w + pl + pr) <= 3 * wo
+
+
 def conv2d_forward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
@@ -48,19 +65,27 @@ def conv2d_forward(site):
     pre = site.val(n) if epi and site.keeps_pre(epi) else None
     pool = site.group.meta.get("pool")          # pooled in the copy back (pools_in_copy_back)
     out = site.val(pool or epi or n)
-    cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")
-    ybuf = site.scratch("ybuf", (f, ho * wo), layout="cols")
-    geo = ", ".join(map(str, _conv_geometry(site, n)))
-    keep = site.gen.mode == "train"                # the backward reads the columns
+    sh, sw, pt, pb, pl, pr, dh, dw = geo = _conv_geometry(site, n)
     relu = _kernel_relu(site, epi)
     # with stride 1 and no dilation every input value reaches an output, so the kernel's
     # note of non-finite values can stand in for the scan of a network input
-    if tuple(d["attrs"].stride) == (1, 1) and tuple(d["attrs"].dilation) == (1, 1):
+    if (sh, sw, dh, dw) == (1, 1, 1, 1):
         site.check_input(d["inputs"][0])
-    lines = [f"_conv.conv2d_forward({site.val(d['inputs'][0])}, "
-             f"{site.param(d['params']['W'])}, {b}, {pre or out}, {cols}, {ybuf}, {keep}, "
-             f"{relu}, {2 if pool else 1}, {geo})" + (f"   # and {pool} (maxpool2d 2x2)"
-                                                     if pool else "")]
+    x, weight = site.val(d["inputs"][0]), site.param(d["params"]["W"])
+    if _wide(site, n):
+        wp = w + pl + pr                            # per sample: the columns, the padded copy
+        padded = (h + pt + pb) * wp * c + kw if pt + pb + pl + pr else 0
+        cols = site.scratch("cols", (c * kh * kw * ho * wp + padded,))
+        ybuf = site.scratch("ybuf", (f, ho * wp), layout="cols")
+        call = (f"_conv.conv2d_forward_wide({x}, {weight}, {b}, {pre or out}, {cols}, {ybuf}, "
+                f"{relu}, {2 if pool else 1}, {pt}, {pb}, {pl}, {pr})")
+    else:
+        cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")
+        ybuf = site.scratch("ybuf", (f, ho * wo), layout="cols")
+        keep = site.gen.mode == "train"                # the backward reads the columns
+        call = (f"_conv.conv2d_forward({x}, {weight}, {b}, {pre or out}, {cols}, {ybuf}, "
+                f"{keep}, {relu}, {2 if pool else 1}, {', '.join(map(str, geo))})")
+    lines = [call + (f"   # and {pool} (maxpool2d 2x2)" if pool else "")]
     kernels = {}
     if epi and not relu:
         name = f"k_{site.node(epi)['op'].name}_epilogue"
@@ -70,10 +95,10 @@ def conv2d_forward(site):
 
 
 def pools_in_copy_back(site, pool_site) -> bool:
-    """Can conv2d_forward pool the output of conv group `site` in its copy back, for the
-    maxpool2d group `pool_site` that reads it alone? For a conv2d with relu (the kernel's)
-    or no activation, an even output height and width, and a 2x2 pooling at stride 2
-    without padding."""
+    """Can conv2d_forward (or conv2d_forward_wide) pool the output of conv group `site` in
+    its copy back, for the maxpool2d group `pool_site` that reads it alone? For a conv2d
+    with relu (the kernel's) or no activation, an even output height and width, and a 2x2
+    pooling at stride 2 without padding. (Asked for evaluate and predict only.)"""
     n, epi = site.group.anchor, site.group.epilogue
     if site.node(n)["op"].name != "conv2d" or (epi and not _kernel_relu(site, epi)):
         return False
