@@ -188,10 +188,10 @@ def _to_nchw(a, n0, buf, bias, relu):
 
 
 @kernel
-def _max2(a, b, relu):
-    """The larger of a and b, a NaN winning as in the pooling kernels; with relu, which maps
-    NaN to 0 before the pooling, a NaN loses. | rather than `or`: a select, no branch."""
-    return a if (a > b) | ((b != b) if relu else (a != a)) else b
+def _max2(a, b):
+    """The larger of a and b, a NaN winning as in the pooling kernels. | rather than `or`:
+    a select, no branch."""
+    return a if (a > b) | (a != a) else b
 
 
 @kernel(inline=True)
@@ -225,17 +225,29 @@ def _wide_to_nchw(a, n0, buf, bias, relu, wp):
 
 @kernel(inline=True)
 def _to_nchw_pool2(a, n0, buf, bias, relu, wp):
-    """_wide_to_nchw's values pooled over 2x2 windows at stride 2 on the way: a[n0 + n, f,
-    i, j] = relu(max(buf's window at (2i, 2j) of sample n) + bias[f]), which is the max over
-    the window of relu(value + bias), as both are non-decreasing. wp: the length of buf's
-    rows (the output is even in height and width before pooling). Returns whether any value
-    before pooling was NaN or infinite, from the sum of each window (one test, not four): a
-    sum that overflows says so too, which costs only the full scan of predict's input
-    check, which then finds nothing."""
+    """_to_nchw's values pooled over 2x2 windows at stride 2 on the way: a[n0 + n, f, i, j]
+    = max over buf's window at (2i, 2j) of sample n of relu(value + bias[f]). wp: the length
+    of buf's rows (the output is even in height and width before pooling). Returns whether
+    any value of buf plus the bias was NaN or infinite.
+
+    With relu: bias and relu first, in place over all of buf in one loop LLVM vectorises
+    (relu makes a NaN 0, as the pooling kernels see it), then the plain max of each window.
+    At batch 128 on one thread, LeNet-5's first layer with the pooling took 553 against 666
+    us for the selects below over every window, its second 668 against 720 (interleaved
+    calls). Without: relu(max + bias) = max(relu(value + bias)) as both are non-decreasing,
+    with selects that let a NaN win as in the pooling kernels, and the note from the sum of
+    each window (one test, not four; a sum that overflows says so too, which costs only the
+    full scan of predict's input check, which then finds nothing)."""
     f_count, hq, wq = a.shape[1], a.shape[2], a.shape[3]
     af, bf, bad = flat(a), flat(buf), False
     for f in range(f_count):
         extra = bias[f] if bias.size else a.dtype.type(0)
+        if relu:
+            row = buf[f]
+            for t in range(row.size):
+                v = row[t] + extra
+                bad |= not (abs(v) < math.inf)
+                row[t] = v if v > 0 else 0
         for n in range(buf.shape[1] // (2 * hq * wp)):
             at = ((n0 + n) * f_count + f) * hq * wq
             for i in range(hq):
@@ -244,9 +256,12 @@ def _to_nchw_pool2(a, n0, buf, bias, relu, wp):
                     k = top + np.uint64(2 * j)
                     a0, a1 = bf[k], bf[k + np.uint64(1)]
                     a2, a3 = bf[k + np.uint64(wp)], bf[k + np.uint64(wp + 1)]
-                    bad |= not (abs(a0 + a1 + a2 + a3) < math.inf)
-                    v = _max2(_max2(a0, a1, relu), _max2(a2, a3, relu), relu) + extra
-                    af[at + i * wq + j] = v if v > 0 or not relu else 0
+                    if relu:
+                        m0, m1 = (a0 if a0 > a1 else a1), (a2 if a2 > a3 else a3)
+                        af[np.uint64(at + i * wq + j)] = m0 if m0 > m1 else m1
+                    else:
+                        bad |= not (abs(a0 + a1 + a2 + a3) < math.inf)
+                        af[at + i * wq + j] = _max2(_max2(a0, a1), _max2(a2, a3)) + extra
     return bad
 
 
