@@ -16,9 +16,9 @@ conv layers): 2.2 ms at batch 64 and 10.8 ms at batch 256, against 3.5 and 22 ms
 im2col and one GEMM over the whole batch, whose rows of cols were 16-64 KiB apart (power-of-
 two strides) and, at batch 256, 15 MB long.
 
-Evaluate and predict run conv2d_forward_wide for padded convolutions of stride 1 (and 1x1
-ones): its columns are runs of whole padded rows of the input, one per sample and row of
-cols, for a GEMM a little wider than the output (see there).
+Evaluate and predict run conv2d_forward_wide for padded convolutions of stride 1: its
+columns are runs of whole padded rows of the input, one per sample and row of cols, for a
+GEMM a little wider than the output (see there).
 
 Geometry. sh, sw strides; pt, pb, pl, pr padding (top, bottom, left, right); dh, dw dilation.
 The output size must satisfy Ho = (H + pt + pb - dh*(kh-1) - 1) // sh + 1 (checked).
@@ -301,7 +301,8 @@ def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, pool, sh, sw, pt, pb, pl,
     (N, F, Ho/2, Wo/2) with Ho and Wo even; not with keep (the backward reads the unpooled
     output). Where predict and evaluate pool a conv's output and nothing else reads it: at
     batch 128 on one thread, LeNet-5's first layer took 615-665 us with the pooling against
-    553-572 us without, and the pooling kernel it stands in for took 127-149 us.
+    553-572 us without, and the pooling kernel it stands in for took 127-149 us (the
+    pooling with relu is faster since: see _to_nchw_pool2).
     (Evaluate and predict run conv2d_forward_wide instead for padded convolutions of stride
     and dilation 1: see there.)"""
     n_batch, channels, h, wd = x.shape
@@ -379,9 +380,9 @@ def conv2d_forward_wide(x, w, b, y, cols, ybuf, relu, pool, pt, pb, pl, pr):
 
     pool: 1, or 2 for a 2x2 max pooling at stride 2 applied in the copy back, y then being
     (N, F, Ho/2, Wo/2), Ho and Wo even. Returns whether any value before relu (and pooling)
-    was NaN or infinite; every value of x reaches one, as for conv2d_forward. (With pool=1
-    the columns that are not outputs count too: where x is finite only an overflow makes
-    one non-finite, and predict's full scan of its input then finds nothing.)
+    was NaN or infinite; every value of x reaches one, as for conv2d_forward. (With relu or
+    pool=1 the columns that are not outputs count too: where x is finite only an overflow
+    makes one non-finite, and predict's full scan of its input then finds nothing.)
 
     Scratch (values): cols >= C*kh*kw * g*Ho*wp, and C * g*(H + pt + pb)*wp + kw more where
     there is padding (the padded copy); ybuf >= F * g*Ho*wp; g = the samples per chunk, as
@@ -392,7 +393,8 @@ def conv2d_forward_wide(x, w, b, y, cols, ybuf, relu, pool, pt, pb, pl, pr):
     -> 32 channels 7.7-10.1 against 8.4-11.5 ms; on 16x16, 32 -> 64 channels 6.6-6.7
     against 6.9-7.1 ms; on 8x8, 8 -> 8 channels 129 against 175 us; a 5x5 conv padded by 2
     on 28x28, 1 -> 6 channels at batch 128, 842-845 against 902-954 us. A 1x1 conv (16 ->
-    16 on 8x8) about the same. Codegen picks it where it paid (cpu_kernel_rules._wide)."""
+    16 on 8x8) about the same. Codegen runs it where it paid: padded, at most 1.5 times
+    the work (cpu_kernel_rules._wide)."""
     n_batch, channels, h, wd = x.shape
     f_count, _, kh, kw = w.shape
     if pool != 1 and pool != 2:
