@@ -352,6 +352,19 @@ train:
                                       for k in a)
 
 
+def _matches_reference_in_every_mode(path, model):
+    """The spec at path runs as the reference does (forward, gradients, optimizer steps in
+    float64 and float32), and float64 `model`'s evaluate too; returns the reference model."""
+    test_cpu_matches_reference(str(path), "float64", 1e-9)
+    test_cpu_matches_reference(str(path), "float32", 1e-4)
+    ref = nngraph.compile(str(path), backend="reference", dtype="float64")
+    batch = random_batch(model.net, 7, "float64", seed=4)
+    got, want = model.evaluate(batch), ref.evaluate(batch)
+    assert got["accuracy"] == want["accuracy"]
+    close(got["loss"], want["loss"], 1e-9)
+    return ref
+
+
 def test_evaluate_and_predict_run_padded_convolutions_on_whole_rows(tmp_path):
     """evaluate and predict run conv2d_forward_wide for a padded conv of stride 1 (here the
     first layer, which also checks the input, and one that pools in its copy back);
@@ -385,22 +398,16 @@ losses:
     model = nngraph.compile(str(path), backend="cpu", dtype="float64")
     drivers = model.executor.gen.drivers
 
-    def calls(mode, kernel):
+    def calls(mode, kernel):                # the inputs of the convs that kernel runs
         return sorted(line.split("(")[1].split(",")[0] for line in drivers[mode].splitlines()
-                      if f"_conv.{kernel}(" in line)
+                      if f".{kernel}(" in line)
     for mode in ("evaluate", "predict"):
         assert calls(mode, "conv2d_forward_wide") == ["v_a_relu", "v_a_relu", "v_image"], \
             drivers[mode]                                           # b, g; a
         assert calls(mode, "conv2d_forward") == ["v_b"] + ["v_c_tanh"] * 3   # c; d, e, f
         assert "# and pg (maxpool2d 2x2)" in drivers[mode]
     assert "conv2d_forward_wide" not in drivers["train"]
-    test_cpu_matches_reference(str(path), "float64", 1e-9)
-    test_cpu_matches_reference(str(path), "float32", 1e-4)
-    ref = nngraph.compile(str(path), backend="reference", dtype="float64")
-    batch = random_batch(model.net, 7, "float64", seed=4)
-    got, want = model.evaluate(batch), ref.evaluate(batch)
-    assert got["accuracy"] == want["accuracy"]
-    close(got["loss"], want["loss"], 1e-9)
+    ref = _matches_reference_in_every_mode(path, model)
     x = np.random.default_rng(2).random((5, 2, 9, 10))
     close(model.predict(x), ref.predict(x), 1e-9)
     x[3, 1, 8, 9] = np.inf                          # the last value of a sample
@@ -452,13 +459,7 @@ losses:
     index = describe(model.net, gen, group_calls(model.program, gen=gen))
     assert "evaluate and predict: a_relu also pools pa in its copy back" in index, index
     assert "evaluate and predict: c also pools pc" in index and " b_tanh also" not in index
-    test_cpu_matches_reference(str(path), "float64", 1e-9)
-    test_cpu_matches_reference(str(path), "float32", 1e-4)
-    ref = nngraph.compile(str(path), backend="reference", dtype="float64")
-    batch = random_batch(model.net, 7, "float64", seed=4)
-    got, want = model.evaluate(batch), ref.evaluate(batch)
-    assert got["accuracy"] == want["accuracy"]
-    close(got["loss"], want["loss"], 1e-9)
+    _matches_reference_in_every_mode(path, model)
     model32 = nngraph.compile(str(path), backend="cpu", dtype="float32")
     x = np.random.default_rng(2).random((5, 2, 9, 9), np.float32)
     model32.predict(x)

@@ -9,7 +9,7 @@ compilation; warm it runs in a few seconds.
 import numpy as np
 import pytest
 
-from nngraph.kernels.cpu import conv, embedding, norm, pool, recurrent, softmax
+from nngraph.kernels.cpu import conv, conv_wide, embedding, norm, pool, recurrent, softmax
 from nngraph.ops import REGISTRY, RunContext, make_attrs
 
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
@@ -89,7 +89,7 @@ def test_conv2d(dtype, shape, attrs):
     if geo[:2] + geo[6:] == (1, 1, 1, 1):       # evaluate's and predict's kernel
         wcols, wybuf = wide_scratch(x, a, f, geo[2:6], dtype)
         for relu in (False, True):
-            conv.conv2d_forward_wide(x, p["W"], p["b"], y, wcols, wybuf, relu, 1, *geo[2:6])
+            conv_wide.conv2d_forward_wide(x, p["W"], p["b"], y, wcols, wybuf, relu, 1, *geo[2:6])
             close(y, np.maximum(y_ref, 0) if relu else y_ref, dtype, f"wide y, relu {relu}")
     conv.conv2d_forward(x, p["W"], p["b"], y, cols, ybuf, True, False, 1, *geo)
     close(y, y_ref, dtype, "y")
@@ -161,8 +161,8 @@ def test_conv2d_wide_pools_in_its_copy_back(dtype, pads):
         for relu in (False, True):
             y, plain = np.empty((70, 3, ho, wo), dtype), np.empty((70, 3, ho, wo), dtype)
             pooled = np.empty((70, 3, ho // 2, wo // 2), dtype)
-            noted = conv.conv2d_forward_wide(x, w, b, y, cols, ybuf, relu, 1, *pads)
-            assert conv.conv2d_forward_wide(x, w, b, pooled, cols, ybuf, relu, 2,
+            noted = conv_wide.conv2d_forward_wide(x, w, b, y, cols, ybuf, relu, 1, *pads)
+            assert conv_wide.conv2d_forward_wide(x, w, b, pooled, cols, ybuf, relu, 2,
                                             *pads) == noted == (bad is not None)
             assert conv.conv2d_forward(x, w, b, plain, pcols, pybuf, False, relu, 1, 1, 1,
                                        *pads, 1, 1) == noted
@@ -172,11 +172,11 @@ def test_conv2d_wide_pools_in_its_copy_back(dtype, pads):
                 want = op.forward(RunContext(), make_attrs(op, size=2), [y], {})
             np.testing.assert_array_equal(pooled, want)
     with pytest.raises(ValueError, match="pool"):
-        conv.conv2d_forward_wide(x, w, b, pooled, cols, ybuf, False, 3, *pads)
+        conv_wide.conv2d_forward_wide(x, w, b, pooled, cols, ybuf, False, 3, *pads)
     with pytest.raises(ValueError, match="scratch"):
-        conv.conv2d_forward_wide(x, w, b, y, cols[:100], ybuf, False, 1, *pads)
+        conv_wide.conv2d_forward_wide(x, w, b, y, cols[:100], ybuf, False, 1, *pads)
     with pytest.raises(ValueError, match="geometry"):
-        conv.conv2d_forward_wide(x, w, b, y, cols, ybuf, False, 1, 0, 0, 0, 1)
+        conv_wide.conv2d_forward_wide(x, w, b, y, cols, ybuf, False, 1, 0, 0, 0, 1)
 
 
 def test_conv2d_optional_outputs_and_bad_geometry():

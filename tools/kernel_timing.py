@@ -227,8 +227,8 @@ def speed_table(threads):
 
 def _compile_calls():
     """(name, thunk) pairs calling every public kernel once with small float32 arrays."""
-    from nngraph.kernels.cpu import (blas, check, conv, embedding, norm, optim, pool, recurrent,
-                                     softmax)
+    from nngraph.kernels.cpu import (blas, check, conv, conv_wide, embedding, norm, optim, pool,
+                                     recurrent, softmax)
     z = lambda *s: np.zeros(s, F32)                                     # noqa: E731
     seg = (np.array([0], np.int64), np.array([4], np.int64), np.ones(1))
     geo = (1, 1, 0, 0, 0, 0, 1, 1)
@@ -237,7 +237,7 @@ def _compile_calls():
         ("conv2d_forward", lambda: conv.conv2d_forward(z(2, 1, 4, 4), z(3, 1, 2, 2), z(3),
                                                        z(2, 3, 3, 3), z(4, 18), z(3, 18), True,
                                                        False, 1, *geo)),
-        ("conv2d_forward_wide", lambda: conv.conv2d_forward_wide(
+        ("conv2d_forward_wide", lambda: conv_wide.conv2d_forward_wide(
             z(2, 1, 4, 4), z(3, 1, 2, 2), z(3), z(2, 3, 3, 3), z(96), z(3, 24), False, 1,
             0, 0, 0, 0)),
         ("conv2d_backward", lambda: conv.conv2d_backward(z(2, 1, 4, 4), z(2, 3, 3, 3),

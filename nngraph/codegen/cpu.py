@@ -411,8 +411,8 @@ class CPUCodegen:
         lines += [f"  {g.name:<28} {' + '.join(self.graph.nodes[n].get('fwd', n) for n in g.nodes)}"
                   for g in self.groups]
         lines += ['"""', "import math", "", "import numpy as np", "",
-                  "from nngraph.kernels.cpu import conv as _conv, pool as _pool, "
-                  "recurrent as _rec, norm as _norm, embedding as _emb",
+                  "from nngraph.kernels.cpu import conv as _conv, conv_wide as _convw, "
+                  "pool as _pool, recurrent as _rec, norm as _norm, embedding as _emb",
                   "from nngraph.kernels.cpu.blas import gemm",
                   "from nngraph.kernels.cpu._views import flat as _flat   # a.reshape(-1), "
                   "C-contiguous a",

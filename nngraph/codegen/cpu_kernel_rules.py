@@ -43,7 +43,7 @@ def _wide(site, n) -> bool:
     padded rows? In evaluate and predict, for stride and dilation 1, where the input is
     padded (the runs of conv2d_forward's im2col are then short and clipped by the padding)
     and the padded width is at most 1.5 times the output's (the wide GEMM's extra work).
-    Measured per layer (kernels/cpu/conv.py conv2d_forward_wide): 5-30% faster for padded
+    Measured per layer (kernels/cpu/conv_wide.py conv2d_forward_wide): 5-30% faster for padded
     3x3 and 5x5 convs up to that ratio. Unpadded, the columns cost about as much both ways
     (a 1x1 conv's too) and the extra work decides: LeNet-5's second layer (5x5 on 12x12,
     1.5 times the work, pooled) at batch 128 took 871-1227 against 804-1065 us; its first
@@ -77,7 +77,7 @@ def conv2d_forward(site):
         padded = (h + pt + pb) * wp * c + kw if pt + pb + pl + pr else 0
         cols = site.scratch("cols", (c * kh * kw * ho * wp + padded,))
         ybuf = site.scratch("ybuf", (f, ho * wp), layout="cols")
-        call = (f"_conv.conv2d_forward_wide({x}, {weight}, {b}, {pre or out}, {cols}, {ybuf}, "
+        call = (f"_convw.conv2d_forward_wide({x}, {weight}, {b}, {pre or out}, {cols}, {ybuf}, "
                 f"{relu}, {2 if pool else 1}, {pt}, {pb}, {pl}, {pr})")
     else:
         cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")
