@@ -66,9 +66,11 @@ def describe(net, gen, calls: dict, module: str | None = None) -> str:
     for name, c in calls.items():
         rows.append((name, c.group.kind, c.runs, " + ".join(c.group.nodes), c.describe()))
     lines += _table(rows)
-    lines += [""] * bool(gen.pooled) + [   # merges that only evaluate and predict make
+    lines += [""] * bool(gen.pooled or gen.wide) + [   # what only evaluate and predict do
         f"evaluate and predict: {name} also pools {pool} in its copy back ({pool} runs no "
         f"kernel of its own there)" for name, pool in gen.pooled.items()]
+    lines += [f"evaluate and predict: {name} unfolds its input in whole padded rows "
+              f"(_convw.conv2d_forward_wide)" for name in calls if name in gen.wide]
     lines += ["", "generated      njit kernels of the module, one per group (k_<group>)",
               "hand-written   kernels/cpu (conv, pooling, ...) with generated epilogues",
               "reference      the op's numpy rule, called from the driver: correct, slow; a "

@@ -407,6 +407,12 @@ losses:
         assert calls(mode, "conv2d_forward") == ["v_b"] + ["v_c_tanh"] * 3   # c; d, e, f
         assert "# and pg (maxpool2d 2x2)" in drivers[mode]
     assert "conv2d_forward_wide" not in drivers["train"]
+    from nngraph.cli_tools import describe
+    from nngraph.codegen.cpu_calls import codegen, group_calls
+    gen = codegen(model.program, "float64")
+    index = describe(model.net, gen, group_calls(model.program, gen=gen))
+    assert [line.split(": ")[1].split(" ")[0] for line in index.splitlines()
+            if "unfolds its input in whole padded rows" in line] == ["a_relu", "b", "g_relu"]
     ref = _matches_reference_in_every_mode(path, model)
     x = np.random.default_rng(2).random((5, 2, 9, 10))
     close(model.predict(x), ref.predict(x), 1e-9)

@@ -145,6 +145,7 @@ class CPUCodegen:
         self.needs_grad = self.graph.graph["needs_grad"]
         self.groups = fuse(self.graph, program.forward, program.backward, program.losses)
         self.pooled = self._pooled_convs()      # {conv group: maxpool node} (see there)
+        self.wide: set = set()    # conv groups evaluate and predict run on conv2d_forward_wide
         self.kernels_by_code: dict = {}           # name -> (code, docstrings, names asked)
         self.drivers: dict[str, str] = {}
         self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)

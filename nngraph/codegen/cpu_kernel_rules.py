@@ -73,6 +73,7 @@ def conv2d_forward(site):
         site.check_input(d["inputs"][0])
     x, weight = site.val(d["inputs"][0]), site.param(d["params"]["W"])
     if _wide(site, n):
+        site.gen.wide.add(site.group.name)
         wp = w + pl + pr                            # per sample: the columns, the padded copy
         padded = (h + pt + pb) * wp * c + kw if pt + pb + pl + pr else 0
         cols = site.scratch("cols", (c * kh * kw * ho * wp + padded,))
