@@ -198,8 +198,8 @@ def _max2(a, b):
 def _to_nchw_pool2(a, n0, buf, bias, relu, wp):
     """_to_nchw's values (or conv_wide's) pooled over 2x2 windows at stride 2 on the way:
     a[n0 + n, f, i, j] = max over buf's window at (2i, 2j) of sample n of relu(value +
-    bias[f]). wp: the length of buf's rows (the output is even in height and width before pooling). Returns whether
-    any value of buf plus the bias was NaN or infinite.
+    bias[f]). wp: the length of buf's rows (the output is even in height and width before
+    pooling). Returns whether any value of buf plus the bias was NaN or infinite.
 
     With relu: bias and relu first, in place over all of buf in one loop LLVM vectorises
     (relu makes a NaN 0, as the pooling kernels see it), then the plain max of each window.
