@@ -195,6 +195,18 @@ def _max2(a, b):
 
 
 @kernel(inline=True)
+def _bias_relu(row, extra, relu):
+    """row = row + extra in place, through relu when relu is set, in one loop LLVM
+    vectorises; returns whether any value before relu was NaN or infinite."""
+    bad = False
+    for t in range(row.size):
+        v = row[t] + extra
+        bad |= not (abs(v) < math.inf)
+        row[t] = v if v > 0 or not relu else 0
+    return bad
+
+
+@kernel(inline=True)
 def _to_nchw_pool2(a, n0, buf, bias, relu, wp):
     """_to_nchw's values (or conv_wide's) pooled over 2x2 windows at stride 2 on the way:
     a[n0 + n, f, i, j] = max over buf's window at (2i, 2j) of sample n of relu(value +
@@ -214,11 +226,7 @@ def _to_nchw_pool2(a, n0, buf, bias, relu, wp):
     for f in range(f_count):
         extra = bias[f] if bias.size else a.dtype.type(0)
         if relu:
-            row = buf[f]
-            for t in range(row.size):
-                v = row[t] + extra
-                bad |= not (abs(v) < math.inf)
-                row[t] = v if v > 0 else 0
+            bad |= _bias_relu(buf[f], extra, True)
         for n in range(buf.shape[1] // (2 * hq * wp)):
             at = ((n0 + n) * f_count + f) * hq * wq
             for i in range(hq):

@@ -11,14 +11,10 @@ nngraph/codegen/cpu_kernel_rules.py _wide): padded, at most 1.5 times the work.
 Layout and scratch as in conv.py (chunks of samples within COLS_CHUNK values, the product
 channel-major in ybuf), with the rows of cols and ybuf Ho*wp long per sample.
 """
-import math
-
-import numpy as np
-
 from ._jit import kernel
 from ._views import copy_run, flat, rows
 from .blas import gemm_serial as gemm
-from .conv import COLS_CHUNK, _to_nchw_pool2, check_geometry
+from .conv import COLS_CHUNK, _bias_relu, _to_nchw_pool2, check_geometry
 
 
 @kernel(inline=True)
@@ -39,10 +35,7 @@ def _wide_to_nchw(a, n0, buf, bias, relu, wp):
     for f in range(f_count):
         extra = bias[f] if bias.size else a.dtype.type(0)
         row = buf[f]
-        for t in range(row.size):
-            v = row[t] + extra
-            bad |= not (abs(v) < math.inf)
-            row[t] = v if v > 0 or not relu else 0
+        bad |= _bias_relu(row, extra, relu)
         for n in range(buf.shape[1] // (ho * wp)):
             at = ((n0 + n) * f_count + f) * ho * wo
             for i in range(lines):
