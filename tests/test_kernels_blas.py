@@ -4,9 +4,9 @@ float64 to 1e-10 relative, float32 to 1e-4."""
 import numpy as np
 import pytest
 
+from kernel_harness import DTYPES, close, empty, randn
 from nngraph.kernels.cpu import optim
 from nngraph.optimizers import Optimizer, apply_max_norm
-from test_kernels_cpu import DTYPES, close, empty, randn
 
 
 # ---------------------------------------------------------------------------- optimizers

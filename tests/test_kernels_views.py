@@ -3,7 +3,7 @@ in place of numba's reshape and of short copy loops."""
 import numpy as np
 import pytest
 
-from test_kernels_cpu import DTYPES
+from kernel_harness import DTYPES
 
 
 def test_flat_and_rows_views():
