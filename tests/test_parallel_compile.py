@@ -49,6 +49,8 @@ def test_two_processes_compile_what_one_does(tmp_path):
     worker = {name.rsplit(".", 1)[1] for name, _ in report["worker"]}
     here = {name.rsplit(".", 1)[1] for name, _ in report["here"]}
     assert worker and here and not worker & here, report
+    # the fork compiled the BLAS product first, while this process recorded the calls
+    assert report["worker"][0][0] == "nngraph.kernels.cpu.blas.product_s", report
     assert {"conv2d_forward", "conv2d_backward"} <= worker | here
     again = _run(str(tmp_path / "two"), 2)
     assert again["report"]["jobs"] == 1 and not again["report"]["worker"], again["report"]
@@ -107,19 +109,70 @@ def test_a_worker_that_fails_leaves_the_compile_to_this_process(monkeypatch, for
 
 def test_the_worker_takes_the_calls_left_and_waits_for_the_products():
     """Both processes take calls from one list, each the next one not taken yet; the
-    worker takes none that compiles the BLAS products until this process has them in the
-    cache."""
+    worker takes none that compiles the BLAS products until every kind the calls need is in
+    the cache."""
     from nngraph.backends import compile_worker, cpu_compile
     claims = cpu_compile.Claims()
     try:
-        job = {"calls": ["a", "b", "c", "d"], "claims": claims.path,
+        job = {"calls": ["a", "b", "c", "d"], "claims": claims.path, "kinds": ["d", "s"],
                "gemm": [True, False, True, False]}
         assert claims.take(3)                       # this process took "d"
         taken = compile_worker._taken(job)
         assert next(taken) == "b"                   # "a" would compile the products
-        claims.set_products()
+        claims.set_products("s")
+        assert not claims.products(["d", "s"])
+        claims.set_products("d")
         assert list(taken) == ["a", "c"]
         assert not any(claims.take(i) for i in range(4))
     finally:
         claims.remove()
     assert not os.path.exists(claims.path)
+
+
+def test_gemm_modules_are_the_kernel_modules_that_call_gemm():
+    """The worker compiles the BLAS product ahead of the calls when generated code calls
+    gemm, itself or through one of GEMM_MODULES: the list must name every hand-written
+    kernel module that calls it."""
+    import importlib
+
+    from nngraph.codegen.cpu import GEMM_MODULES, KERNEL_MODULES, calls_gemm
+    for alias, name in KERNEL_MODULES.items():
+        module = importlib.import_module(f"nngraph.kernels.cpu.{name}")
+        assert hasattr(module, "gemm") == (alias in GEMM_MODULES), name
+    assert calls_gemm("    gemm(1.0, x, False, W, False, 0.0, y)")
+    assert calls_gemm("    unfit += _conv.conv2d_forward(v_image, ...)")
+    assert not calls_gemm("    _pool.maxpool2d_forward(v_c1, ...)\n    y = _gemm_like")
+
+
+_DEAD_WORKER = r"""
+import json, os, sys
+import numpy as np
+from nngraph.backends import compile_worker, cpu_compile
+cpu_compile.PRODUCTS_WAIT_S = 3600.0                 # so that only the worker's exit counts
+compile_worker.compile_products = lambda *args: 0               # no product, no marker
+compile_worker.compile_job = lambda *args: os._exit(3)          # dies once it has the job
+import nngraph
+from nngraph.kernels.cpu import blas
+model = nngraph.compile(sys.argv[1], backend="cpu", seed=0)
+rng = np.random.default_rng(0)
+x, y = rng.random((8, 784)).astype(np.float32), rng.integers(0, 10, 8)
+loss = model.train_step((x, y))
+print(json.dumps({"loss": loss, "report": model.executor.compile_report,
+                  "bound": sorted(blas._bound)}))
+"""
+
+
+def test_a_worker_that_dies_before_its_products_leaves_them_to_this_process(tmp_path):
+    """A forked worker compiles the BLAS product first, and this process waits for it before
+    the kernels that call gemm; when the worker dies instead, this process does not wait
+    for the products any longer but compiles them itself (the child waits an hour else)."""
+    env = dict(os.environ, NNGRAPH_CACHE_DIR=str(tmp_path / "nngraph"),
+               NUMBA_CACHE_DIR=str(tmp_path / "numba"), NNGRAPH_COMPILE_JOBS="2")
+    spec = os.path.join(ROOT, "specs", "mnist_mlp.yaml")
+    proc = subprocess.run([sys.executable, "-c", _DEAD_WORKER, spec], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["report"]["worker_start"] == "fork"
+    assert "exit status 3" in out["report"]["worker_error"], out["report"]
+    assert out["bound"] == ["s"] and np.isfinite(out["loss"])

@@ -3,9 +3,10 @@
 Reads a pickled job from stdin (or, forked, from a pipe): {"modules": {generated module
 name: file}, "calls": [(module, qualified name, argument types), ...]}, imports the kernels
 and compiles each call into numba's on-disk cache, printing "module.kernel seconds" for each.
-With "claims" (a directory, see cpu_compile.Claims) and "gemm" (per call: does it compile
-the BLAS products?), it compiles only the calls it takes before the parent does, and takes
-none that compiles the products until the parent says they are in the cache.
+With "claims" (a directory, see cpu_compile.Claims), "kinds" (the BLAS products the calls
+bind) and "gemm" (per call: does it bind them?), it compiles only the calls it takes before
+the parent does, and takes none that binds the products until they are in the cache. A
+forked worker may compile products before it reads its job (compile_products).
 A call that fails to compile is reported on stderr and skipped: the parent compiles it
 again on first use and raises the error there, where the user sees it.
 """
@@ -62,6 +63,27 @@ def compile_job(data: bytes, out, err) -> int:
     return 1 if failed else 0
 
 
+def compile_products(kinds, claims, out, err) -> int:
+    """Compile (or load from numba's cache) the BLAS product of each kind ('s', 'd'), one
+    line each on `out`, and mark each done in `claims`, compiled or not (a failure is
+    reported on `err`, and the parent then compiles it, where the error reaches the user).
+    Returns the number of failures."""
+    failed = 0
+    for kind in kinds:
+        try:
+            from ..kernels.cpu import blas
+            t0 = time.perf_counter()
+            blas.bind_product(kind)
+            print(f"nngraph.kernels.cpu.blas.product_{kind} {time.perf_counter() - t0:.3f}",
+                  file=out, flush=True)
+        except Exception as exc:            # reported; the parent compiles it on first use
+            failed += 1
+            print(f"the BLAS product {kind}: {type(exc).__name__}: {exc}", file=err, flush=True)
+        finally:
+            claims.set_products(kind)
+    return failed
+
+
 def _taken(job):
     """The job's calls this process is to compile, each as it is taken."""
     calls = job["calls"]
@@ -69,17 +91,11 @@ def _taken(job):
         yield from calls
         return
     from .cpu_compile import PRODUCTS_WAIT_S, Claims
-    claims, gemm = Claims(job["claims"]), job["gemm"]
-    pending, deadline = list(range(len(calls))), time.monotonic() + PRODUCTS_WAIT_S
-    while pending:
-        ready = claims.products() or time.monotonic() > deadline
-        index = next((i for i in pending if ready or not gemm[i]), None)
-        if index is None:
-            time.sleep(0.005)
-            continue
-        pending.remove(index)
-        if claims.take(index):
-            yield calls[index]
+    claims, kinds = Claims(job["claims"]), job.get("kinds", [])
+    deadline = time.monotonic() + PRODUCTS_WAIT_S
+    for index in claims.each(job["gemm"], lambda: claims.products(kinds)
+                             or time.monotonic() > deadline):
+        yield calls[index]
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import optimizers
 from ..batch import refuse_non_finite
-from ..codegen.cpu import CPUCodegen, load_module, module_file
+from ..codegen.cpu import CPUCodegen, calls_gemm, load_module, module_file
 from ..ops.base import RunContext
 from ..passes.fuse import _ident
 from . import cpu_compile, cpu_direct, cpu_threads
@@ -56,9 +56,12 @@ class CPUExecutor:
         self.source = self.gen.source()
         name = f"{program.net.name}_{self.dtype.name}"
         # A network never generated before is compiled for the first time: start the second
-        # compiling process now, so that it is ready by the time the calls are recorded.
+        # compiling process now, so that it is ready by the time the calls are recorded (a
+        # fork compiles the BLAS product meanwhile, see cpu_compile.py).
         first_time = not os.path.exists(module_file(name, self.source)[1])
-        self.worker = cpu_compile.Worker() if first_time and cpu_compile.jobs() > 1 else None
+        products = ["s" if self.dtype == np.float32 else "d"] if calls_gemm(self.source) else []
+        self.worker = cpu_compile.Worker(products) \
+            if first_time and cpu_compile.jobs() > 1 else None
         self.module, self.path = load_module(name, self.source)
         from ..kernels.cpu import blas, check, optim
         self.blas, self.check, self.optim = blas, check, optim

@@ -51,8 +51,8 @@ _KERNEL_S = {"mean_of_halves": 0.1}
 _LIBRARY_S, _GENERATED_S = 0.3, 0.25
 
 PRODUCTS_WAIT_S = 10.0
-"""How long the worker waits for this process to compile the BLAS products before it takes
-a call that would compile them itself."""
+"""How long a process waits for the other to compile the BLAS products before it takes a
+call that would compile them itself."""
 
 
 def jobs() -> int:
@@ -178,9 +178,10 @@ def _product_kinds(calls) -> set:
 class Claims:
     """Which process compiles which call of one list: the first to create a call's marker
     file takes it (O_EXCL makes that atomic between processes), so each process takes the
-    next call when it is free. The marker `products` says that the BLAS products are in
-    numba's cache: until then the worker takes no call that would compile them, which this
-    process does first (a second compile of them would cost the worker ~1 s)."""
+    next call when it is free. A marker `products_<kind>` says that the BLAS product of
+    that kind ('s', 'd') is in numba's cache, or that the process compiling it is done
+    trying: until then the other process takes no call that would compile it (a second
+    compile of it would cost that process ~0.85 s)."""
 
     def __init__(self, path: str | None = None):
         self.path = path or tempfile.mkdtemp(prefix="nngraph-claims-")
@@ -193,12 +194,28 @@ class Claims:
             return False
         return True
 
-    def set_products(self) -> None:
-        with open(os.path.join(self.path, "products"), "w"):
+    def set_products(self, kind: str) -> None:
+        with open(os.path.join(self.path, f"products_{kind}"), "w"):
             pass
 
-    def products(self) -> bool:
-        return os.path.exists(os.path.join(self.path, "products"))
+    def products(self, kinds) -> bool:
+        return all(os.path.exists(os.path.join(self.path, f"products_{kind}"))
+                   for kind in kinds)
+
+    def each(self, gemm: list, ready):
+        """The indices of the calls this process takes, each as it is taken: in order, the
+        next one the other process has not taken, but none whose kernel calls gemm
+        (gemm[i]) before ready() has said once that the products are in the cache."""
+        pending, products = list(range(len(gemm))), False
+        while pending:
+            products = products or ready()
+            index = next((i for i in pending if products or not gemm[i]), None)
+            if index is None:
+                time.sleep(0.005)
+                continue
+            pending.remove(index)
+            if self.take(index):
+                yield index
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -228,23 +245,29 @@ def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = Non
             _compile(todo[:-1], report)
             return report
         todo, worker = todo[:-1], Worker()
-    claims = Claims()
+    claims, kinds = worker.claims, _product_kinds(todo)
+    theirs = kinds & set(worker.products)       # the worker started on those when it forked
     try:
-        if not worker.send(todo, module_paths, report, claims):
+        if not worker.send(todo, module_paths, report, claims, sorted(kinds)):
             worker.close()
             _compile(todo, report)
             return report
         try:
             from ..kernels.cpu import blas
-            for kind in sorted(_product_kinds(todo)):
+            for kind in sorted(kinds - theirs):
                 t0 = time.perf_counter()
                 blas.bind_product(kind)
                 report["here"].append((f"nngraph.kernels.cpu.blas.product_{kind}",
                                        round(time.perf_counter() - t0, 3)))
-            claims.set_products()
-            for i, call in enumerate(todo):
-                if claims.take(i):
-                    _compile([call], report)
+                claims.set_products(kind)
+            # The worker's products: this process loads them from the cache when it first
+            # compiles a kernel that calls gemm; or compiles them then, should the worker
+            # have died or be too slow.
+            deadline = time.monotonic() + PRODUCTS_WAIT_S
+            gemm = [_calls_gemm(d) for d, _ in todo]
+            for index in claims.each(gemm, lambda: claims.products(kinds) or not worker.alive()
+                                     or time.monotonic() > deadline):
+                _compile([todo[index]], report)
         except BaseException:   # a kernel that does not compile: no worker left behind
             worker.kill()
             raise
@@ -272,14 +295,18 @@ class Worker:
     """The second compiling process. Started as soon as this process knows a network is
     new, it waits for the calls on stdin and imports the kernels once they come. It is a
     fork of this process where it can be (_Forked), else a new Python process that sets
-    numba up meanwhile. Dropped without calls (closed, or garbage-collected), it exits."""
+    numba up meanwhile. A fork compiles the BLAS products of the kinds in `products` ('s',
+    'd') before it waits: `products` holds those it does. Dropped without calls (closed, or
+    garbage-collected), it exits."""
 
-    def __init__(self):
+    def __init__(self, products=()):
         self.proc, self.started = None, time.perf_counter()
         self.errors, self.out = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        self.claims, self.products = Claims(), ()
         try:
             if hasattr(os, "fork") and threading.active_count() == 1:
-                self.proc = _Forked(self.out, self.errors)
+                self.proc = _Forked(self.out, self.errors, tuple(products), self.claims)
+                self.products = tuple(products)
             else:
                 # this process's import path, so that the worker imports the same nngraph
                 # (and the generated modules' imports resolve) however this one was started
@@ -293,13 +320,16 @@ class Worker:
             self.failure = None
             weakref.finalize(self, _close, self.proc)
 
-    def send(self, calls, module_paths, report, claims: Claims | None = None) -> bool:
-        """Give the worker the calls (all of them, or with `claims` those it takes first);
-        False (and report["worker_error"]) if it cannot take them."""
+    def send(self, calls, module_paths, report, claims: Claims | None = None,
+             kinds=()) -> bool:
+        """Give the worker the calls (all of them, or with `claims` those it takes first,
+        those calling gemm once the products of `kinds` are in the cache); False (and
+        report["worker_error"]) if it cannot take them. The job is a few KB, which the pipe
+        holds (64 KiB on Linux) while a forked worker is still compiling its products."""
         if self.proc is not None and self.failure is None:
             job = {"modules": module_paths, "calls": [(*_where(d), tuple(s)) for d, s in calls]}
             if claims is not None:
-                job["claims"] = claims.path
+                job["claims"], job["kinds"] = claims.path, list(kinds)
                 job["gemm"] = [_calls_gemm(d) for d, _ in calls]
             try:
                 self.proc.stdin.write(pickle.dumps(job))
@@ -331,6 +361,10 @@ class Worker:
             report["worker_error"] = text[-2000:] or f"exit status {proc.returncode}"
         report["worker_s"] = round(time.perf_counter() - self.started, 3)
 
+    def alive(self) -> bool:
+        """Is the worker still running?"""
+        return self.proc is not None and self.proc.poll() is None
+
     def kill(self) -> None:
         """Stop the worker, whatever it is doing."""
         if self.proc is not None:
@@ -342,12 +376,10 @@ class Worker:
         """Let the worker go without a share."""
         if self.proc is not None:
             _close(self.proc)
-            if isinstance(self.proc, _Forked):  # no share: it ends at once; reap it
-                try:
-                    self.proc.wait(timeout=10.0)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            if isinstance(self.proc, _Forked):  # no share: nothing left worth its time
+                self.proc.kill()
+                self.proc.wait()
+        self.claims.remove()
         self.errors.close()
         self.out.close()
 
@@ -355,10 +387,11 @@ class Worker:
 class _Forked:
     """The worker as a fork of this process, for the parts of subprocess.Popen that Worker
     uses. Forked, it starts with numba imported and set up (a new Python process spends
-    ~1.2 s on that before it can take its share). Only forked while this process runs one
-    Python thread, so that no lock another thread holds is copied into the child held."""
+    ~1.2 s on that before it can take its share), and first compiles the BLAS products of
+    `products` (marked done in `claims`). Only forked while this process runs one Python
+    thread, so that no lock another thread holds is copied into the child held."""
 
-    def __init__(self, out, errors):
+    def __init__(self, out, errors, products, claims):
         read, write = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:                       # the worker
@@ -370,8 +403,11 @@ class _Forked:
                 sys.stdout = open(1, "w", closefd=False)
                 sys.stderr = open(2, "w", closefd=False)
                 from . import compile_worker
+                failed = compile_worker.compile_products(products, claims, sys.stdout,
+                                                         sys.stderr)
                 with open(read, "rb") as job:
                     status = compile_worker.compile_job(job.read(), sys.stdout, sys.stderr)
+                status = status or (1 if failed else 0)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -380,6 +416,13 @@ class _Forked:
                 os._exit(status)
         os.close(read)
         self.stdin, self.returncode = open(write, "wb"), None
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
 
     def wait(self, timeout=None):
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -22,6 +22,23 @@ from ..passes.plan_memory import Buffer, plan_memory
 from . import cpu_kernel_rules, cpu_rules
 from .scalar import scalar_code, uses
 
+KERNEL_MODULES = {"_conv": "conv", "_convw": "conv_wide", "_pool": "pool",
+                  "_rec": "recurrent", "_norm": "norm", "_emb": "embedding"}
+"""The hand-written kernel modules of nngraph.kernels.cpu, by the name generated code
+imports each as."""
+
+GEMM_MODULES = ("_conv", "_convw", "_rec")
+"""Those of KERNEL_MODULES whose kernels call gemm (tests/test_parallel_compile.py checks)."""
+
+_CALLS_GEMM = re.compile(r"\bgemm\(|\b(" + "|".join(GEMM_MODULES) + r")\.")
+
+
+def calls_gemm(source: str) -> bool:
+    """Do the kernels of generated `source` call gemm, themselves or through a kernel of
+    GEMM_MODULES? (Then compiling them binds a BLAS product, kernels/cpu/blas.py.)"""
+    return _CALLS_GEMM.search(source) is not None
+
+
 class Site:
     """What a rule sees of one group while the codegen assembles a driver."""
 
@@ -412,8 +429,8 @@ class CPUCodegen:
         lines += [f"  {g.name:<28} {' + '.join(self.graph.nodes[n].get('fwd', n) for n in g.nodes)}"
                   for g in self.groups]
         lines += ['"""', "import math", "", "import numpy as np", "",
-                  "from nngraph.kernels.cpu import conv as _conv, conv_wide as _convw, "
-                  "pool as _pool, recurrent as _rec, norm as _norm, embedding as _emb",
+                  "from nngraph.kernels.cpu import " + ", ".join(
+                      f"{module} as {alias}" for alias, module in KERNEL_MODULES.items()),
                   "from nngraph.kernels.cpu.blas import gemm",
                   "from nngraph.kernels.cpu._views import flat as _flat   # a.reshape(-1), "
                   "C-contiguous a",
