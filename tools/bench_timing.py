@@ -21,13 +21,14 @@ class Settings:
     min_time_s: float = 1.0       # each throughput repeat runs at least this long
     latency_calls: int = 400      # batch-1 calls timed per repeat (at least)
     gemm_calls: int = 20
+    compile_cold_runs: int = 3    # first compiles, each with empty caches; the median is reported
     compile_warm_runs: int = 3    # second-process compiles; the median is reported
     settle_s: float = 0.3         # idle pause before each timed repeat (see throughput)
 
 
 FULL = Settings()
 QUICK = Settings(warmup_steps=2, repeats=2, min_time_s=0.2, latency_calls=30, gemm_calls=5,
-                 compile_warm_runs=1)
+                 compile_cold_runs=1, compile_warm_runs=1)
 
 
 def throughput(contenders: dict, items: dict, batch: int, s: Settings) -> dict:
@@ -158,14 +159,20 @@ def compile_once(cfg: dict, env: dict) -> dict:
     return r
 
 
-def compile_times(cfg: dict, s: Settings) -> tuple[dict, list[dict]]:
-    """(cold, [warm...]): cold in a process with empty NNGRAPH_CACHE_DIR and NUMBA_CACHE_DIR,
-    warm in later processes that reuse those directories."""
-    with tempfile.TemporaryDirectory(prefix="nngraph-bench-") as tmp:
-        env = dict(os.environ, NNGRAPH_CACHE_DIR=os.path.join(tmp, "nngraph"),
-                   NUMBA_CACHE_DIR=os.path.join(tmp, "numba"))
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        cold = compile_once(cfg, env)
-        warm = [compile_once(cfg, env) for _ in range(s.compile_warm_runs)]
+def compile_times(cfg: dict, s: Settings) -> tuple[list[dict], list[dict]]:
+    """([cold...], [warm...]): each cold run in a process with empty NNGRAPH_CACHE_DIR and
+    NUMBA_CACHE_DIR of its own, the warm runs in later processes that reuse the last cold
+    run's directories. The 2-core development VM's speed drifted by 1.3-2x over minutes
+    (the import of numpy and numba alone took 0.35-0.51 s in one session's runs), so one
+    cold run says little: the caller reports the median and every run."""
+    cold, warm = [], []
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for run in range(s.compile_cold_runs):
+        with tempfile.TemporaryDirectory(prefix="nngraph-bench-") as tmp:
+            env = dict(os.environ, NNGRAPH_CACHE_DIR=os.path.join(tmp, "nngraph"),
+                       NUMBA_CACHE_DIR=os.path.join(tmp, "numba"))
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+            cold.append(compile_once(cfg, env))
+            if run == s.compile_cold_runs - 1:
+                warm = [compile_once(cfg, env) for _ in range(s.compile_warm_runs)]
     return cold, warm
