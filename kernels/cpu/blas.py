@@ -38,7 +38,7 @@ from numba.core import cgutils, errors, types
 from numba.extending import intrinsic
 
 from . import _cache
-from ._jit import FASTMATH, kernel
+from ._jit import FASTMATH, Pipeline, kernel
 
 _SYMBOLS = {"s": "nngraph_sgemm", "d": "nngraph_dgemm"}
 _THREADS_SYMBOL = "nngraph_blas_threads_local"
@@ -341,7 +341,8 @@ def bind_product(kind: str) -> None:
     _bound.add(kind)
     real, i = _REALS[kind], types.intp
     ptr = types.CPointer(real)
-    options = dict(cache=True, error_model="numpy", fastmath=set(FASTMATH), _nrt=True)
+    options = dict(cache=True, error_model="numpy", fastmath=set(FASTMATH), _nrt=True,
+                   pipeline_class=Pipeline)
     if kind == "s":
         small = cfunc(types.void(types.float64, ptr, i, ptr, i, types.float64, ptr, i, i, i, i),
                       **options)(_small_gemm)

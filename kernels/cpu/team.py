@@ -37,7 +37,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, register_jitable
 
 from . import blas
-from ._jit import FASTMATH
+from ._jit import FASTMATH, Pipeline
 
 PARTS = 2
 """Parts a job is cut into: one per core of the 2-core machines this backend is tuned on."""
@@ -203,7 +203,7 @@ class Task:
         """Compile (or load from numba's cache) once."""
         if self.compiled is None:
             self.compiled = cfunc(TASK, cache=True, error_model="numpy",
-                                  fastmath=set(FASTMATH))(self.py_func)
+                                  fastmath=set(FASTMATH), pipeline_class=Pipeline)(self.py_func)
             if not self.compiled.cache_hits:
                 self.stats.cache_misses[()] = 1
             self.address = ctypes.c_void_p(self.compiled.address)
