@@ -59,9 +59,10 @@ class CPUExecutor:
         # compiling process now, so that it is ready by the time the calls are recorded (a
         # fork compiles the BLAS product meanwhile, see cpu_compile.py).
         first_time = not os.path.exists(module_file(name, self.source)[1])
-        products = ["s" if self.dtype == np.float32 else "d"] if calls_gemm(self.source) else []
-        self.worker = cpu_compile.Worker(products) \
-            if first_time and cpu_compile.jobs() > 1 else None
+        self.worker = None
+        if first_time and cpu_compile.jobs() > 1:
+            kind = "s" if self.dtype == np.float32 else "d"
+            self.worker = cpu_compile.Worker([kind] if calls_gemm(self.source) else [])
         self.module, self.path = load_module(name, self.source)
         from ..kernels.cpu import blas, check, optim
         self.blas, self.check, self.optim = blas, check, optim
