@@ -34,7 +34,8 @@ def test_document_has_every_case_and_no_errors(doc):
     assert set(doc["cases"]) == {
         "mlp.train", "mlp.infer_b1", "mlp.infer_b256", "mlp.flops", "lenet.train",
         "lenet.infer_b1", "lenet.infer_b256", "lenet.compile_cold", "lenet.compile_warm",
-        "lstm.train"}
+        "lstm.train", "mlp.infer_b1_frozen", "mlp.infer_b256_frozen",
+        "lenet.infer_b1_frozen", "lenet.infer_b256_frozen"}
     for key in ("cpu_count", "numpy", "numba", "torch", "onnxruntime", "torch_threads"):
         assert key in doc["machine"]
     assert doc["machine"]["torch_threads"] == 2
@@ -59,6 +60,11 @@ def test_every_case_names_its_target_and_verdict(doc):
     assert cases["lstm.train"]["target"]["min"] == 1.5
     assert cases["mlp.infer_b1"]["target"]["key"] == "ratio_onnxruntime_over_nngraph_latency"
     assert cases["lenet.infer_b256"]["target"]["key"] == "ratio_nngraph_over_onnxruntime"
+    for name in ("mlp.infer_b1", "mlp.infer_b256"):    # the Model, then its frozen copy
+        live, frozen = cases[name], cases[f"{name}_frozen"]
+        assert (live["model"], frozen["model"]) == ("Model", "Model.freeze()")
+        assert frozen["target"] == live["target"]
+        assert live[live["target"]["key"]] != frozen[frozen["target"]["key"]]
     assert cases["mlp.flops"]["flops_per_sample"] == 3 * 2 * (784 * 128 + 128 * 64 + 64 * 10)
     assert cases["lenet.compile_cold"]["target"]["max"] == 5.0
     assert cases["lenet.compile_warm"]["target"]["max"] == 0.5
@@ -78,6 +84,7 @@ def test_nngraph_and_torch_losses_agree(doc):
         assert max(check["rel_diff"]) <= 1e-3, name
     for name in ("mlp.infer_b1", "lenet.infer_b256"):
         assert max(doc["cases"][name]["max_abs_diff"].values()) <= 1e-4
+        assert "nngraph_frozen" in doc["cases"][name]["max_abs_diff"]
 
 
 def test_loss_check_catches_a_different_torch_model():

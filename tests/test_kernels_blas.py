@@ -162,6 +162,7 @@ def test_gemm_with_the_other_blas(tmp_path):
             "    for m, n, k in t.GEMM_CASES:\n"
             "        t._gemm_check(blas.gemm, dt, m, n, k, np.random.default_rng(1))\n"
             "        t._gemm_check(blas.gemm_serial, dt, m, n, k, np.random.default_rng(2))\n"
+            "    t._gemm_packed_check(dt, packs=False)\n"
             "print('ok')\n")
     import os
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -175,6 +176,35 @@ def test_gemm_with_the_other_blas(tmp_path):
                          cwd=root, capture_output=True, text=True, timeout=600)
     assert run.returncode != 0 and "NNGRAPH_BLAS='fast': choose mkl, openblas or auto" \
         in run.stderr
+
+
+def _gemm_packed_check(dtype, packs: bool):
+    """gemm_packed against float64 products: through a packed copy from more than two rows
+    on (when the BLAS packs), through gemm below that and for matrices too small to pack."""
+    from nngraph.kernels.cpu import blas
+    rng = np.random.default_rng(5)
+    for k, n in [(784, 64), (32, 10)]:
+        w = randn(rng, (k, n), dtype)
+        packed = blas.pack(w)
+        assert packed.size > 0 if packs and k * n >= blas.PACK_MIN else packed.size == 0
+        for m in (1, 2, 3, 65):
+            a_full = randn(rng, (m, k + 3), dtype)
+            for a in (a_full[:, :k], np.ascontiguousarray(a_full[:, :k])):
+                c = np.full((m, n), np.nan, dtype)
+                blas.gemm_packed(a, w, packed, c)
+                close(c, a.astype(np.float64) @ w, dtype, f"gemm_packed {m}x{n}x{k}")
+    w = randn(rng, (784, 64), dtype)
+    packed, was = blas.pack(w), w.copy()
+    w[...] = 0                               # a copy: later changes do not reach it
+    a, c = randn(rng, (8, 784), dtype), np.zeros((8, 64), dtype)
+    blas.gemm_packed(a, w, packed, c)
+    close(c, a.astype(np.float64) @ was if packs else np.zeros_like(c), dtype, "packed copy")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_packed(dtype):
+    from nngraph.kernels.cpu import blas
+    _gemm_packed_check(dtype, blas.PROVIDER == "mkl")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -7,7 +7,8 @@ initial weights; prints one JSON document of raw numbers, ratios, targets and pa
 
 Cases (a selector picks a group by its full name, its network or its kind):
     mlp.train  lenet.train  lstm.train   training samples/s vs torch (targets 3x, 2x, 1.5x)
-    mlp.infer  lenet.infer               batch-1 latency and batch-256 samples/s vs ONNX Runtime
+    mlp.infer  lenet.infer               batch-1 latency and batch-256 samples/s vs ONNX Runtime,
+                                         of the Model and of its Model.freeze() copy
     mlp.flops                            MLP training at batch 256 as a fraction of numpy's
                                          1024^3 float32 GEMM rate (target 60%)
     lenet.compile                        train + predict compile time, cold and in a second
@@ -149,8 +150,13 @@ def bench_flops(backend: str, s: bt.Settings, gemm: dict) -> dict:
 # ------------------------------------------------------------------------ inference
 def bench_infer(case: str, backend: str, s: bt.Settings) -> dict:
     """Batch-1 latency and batch-256 throughput of nngraph, torch and ONNX Runtime (one
-    session exported per batch size, static shapes); the targets are against ONNX Runtime."""
+    session exported per batch size, static shapes); the targets are against ONNX Runtime.
+    nngraph runs twice: the Model itself (`{case}.infer_b*`), whose parameters may be
+    edited in place between calls, and the predict-only copy of Model.freeze()
+    (`{case}.infer_b*_frozen`), whose weights are constants as an ONNX Runtime session's
+    are, so that its dense layers multiply by weights packed once."""
     model = _compile(case, backend)
+    frozen = model.freeze()
     module = peers.torch_model(case, model.params)
     torch_predict = peers.torch_predictor(module)
     name = bc.INPUT[case]
@@ -158,41 +164,49 @@ def bench_infer(case: str, backend: str, s: bt.Settings) -> dict:
     for batch in bc.INFER_BATCHES:
         xs = [b[name] for b in bc.make_batches(case, batch, 1 if batch == 1 else POOL, seed=2)]
         ort_predict = peers.ort_session(module, xs[0], name)
-        fns = {"nngraph": lambda x: model.predict({name: x}), "onnxruntime": ort_predict,
-               "torch": torch_predict}
-        inputs = {"nngraph": xs, "onnxruntime": xs, "torch": [peers.to_torch({name: x})[name]
-                                                             for x in xs]}
+        fns = {"nngraph": lambda x: model.predict({name: x}),
+               "nngraph_frozen": lambda x: frozen.predict({name: x}),
+               "onnxruntime": ort_predict, "torch": torch_predict}
+        inputs = {"nngraph": xs, "nngraph_frozen": xs, "onnxruntime": xs,
+                  "torch": [peers.to_torch({name: x})[name] for x in xs]}
         ours = fns["nngraph"](xs[0])
         diffs = {"onnxruntime": float(np.abs(ours - ort_predict(xs[0])).max()),
-                 "torch": float(np.abs(ours - torch_predict(inputs["torch"][0]).numpy()).max())}
+                 "torch": float(np.abs(ours - torch_predict(inputs["torch"][0]).numpy()).max()),
+                 "nngraph_frozen": float(np.abs(ours - fns["nngraph_frozen"](xs[0])).max())}
         scale = float(np.abs(ours).max())
         for peer, d in diffs.items():
             if not d <= 1e-4 * max(1.0, scale):
                 raise AssertionError(f"{case}: predictions differ from {peer} by {d:.2e}")
-        entry = {"batch": batch, "executor": type(model.executor).__name__,
-                 "max_abs_diff": diffs}
         if batch == 1:
             lat = bt.latency(fns, {k: v[0] for k, v in inputs.items()}, s)
-            entry["what"] = "batch-1 predict latency, median over individually timed calls"
-            for k, v in lat.items():
-                entry[f"{k}_latency_us"] = v["median_s"] * 1e6
-                entry[f"{k}_p90_latency_us"] = v["p90_s"] * 1e6
-            entry["calls"] = lat["nngraph"]["calls"]
-            for peer in ("onnxruntime", "torch"):
-                entry[f"ratio_{peer}_over_nngraph_latency"] = (lat[peer]["median_s"] /
-                                                               lat["nngraph"]["median_s"])
-            out[f"{case}.infer_b1"] = _target(entry, "ratio_onnxruntime_over_nngraph_latency",
-                                              1.0)
         else:
             rates = bt.throughput(fns, inputs, batch, s)
-            entry["what"] = f"batch-{batch} predict samples/s"
-            for k, v in rates.items():
-                entry[f"{k}_samples_per_s"] = v["median"]
-            for peer in ("onnxruntime", "torch"):
-                entry[f"ratio_nngraph_over_{peer}"] = (rates["nngraph"]["median"] /
-                                                       rates[peer]["median"])
-            out[f"{case}.infer_b{batch}"] = _target(entry, "ratio_nngraph_over_onnxruntime",
-                                                    1.0)
+        for who, suffix in (("nngraph", ""), ("nngraph_frozen", "_frozen")):
+            entry = {"batch": batch, "executor": type(model.executor).__name__,
+                     "model": "Model.freeze()" if suffix else "Model",
+                     "max_abs_diff": diffs}
+            if batch == 1:
+                entry["what"] = "batch-1 predict latency, median over individually timed calls"
+                for k in (who, "onnxruntime", "torch"):
+                    key = "nngraph" if k == who else k
+                    entry[f"{key}_latency_us"] = lat[k]["median_s"] * 1e6
+                    entry[f"{key}_p90_latency_us"] = lat[k]["p90_s"] * 1e6
+                entry["calls"] = lat[who]["calls"]
+                for peer in ("onnxruntime", "torch"):
+                    entry[f"ratio_{peer}_over_nngraph_latency"] = (lat[peer]["median_s"] /
+                                                                   lat[who]["median_s"])
+                out[f"{case}.infer_b1{suffix}"] = _target(
+                    entry, "ratio_onnxruntime_over_nngraph_latency", 1.0)
+            else:
+                entry["what"] = f"batch-{batch} predict samples/s"
+                for k in (who, "onnxruntime", "torch"):
+                    key = "nngraph" if k == who else k
+                    entry[f"{key}_samples_per_s"] = rates[k]["median"]
+                for peer in ("onnxruntime", "torch"):
+                    entry[f"ratio_nngraph_over_{peer}"] = (rates[who]["median"] /
+                                                           rates[peer]["median"])
+                out[f"{case}.infer_b{batch}{suffix}"] = _target(
+                    entry, "ratio_nngraph_over_onnxruntime", 1.0)
     return out
 
 

@@ -7,13 +7,16 @@ from ..errors import NNGraphError
 BACKENDS = ("reference", "cpu", "cuda")
 
 
-def executor(program, backend: str, dtype):
+def executor(program, backend: str, dtype, frozen: bool = False):
+    """The executor of `program` on `backend`; `frozen`: one that only predicts, on
+    parameters that never change after it has them (Model.freeze): the CPU backend then
+    packs its dense layers' weights."""
     if backend == "reference":
         from .reference import ReferenceExecutor
         return ReferenceExecutor(program, dtype)
     if backend == "cpu":
         from .cpu import CPUExecutor
-        return CPUExecutor(program, dtype)
+        return CPUExecutor(program, dtype, frozen)
     if backend == "cuda":
         raise NNGraphError("the 'cuda' backend is not available in this build of nngraph "
                            "yet; use backend='cpu'")

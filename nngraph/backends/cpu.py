@@ -21,6 +21,8 @@ from ..passes.fuse import _ident
 from . import cpu_compile, cpu_direct, cpu_threads
 
 
+_NOT_PACKED = np.zeros(0, np.uint8)     # a weight with no packed copy: gemm_packed calls gemm
+
 SPLIT_MIN = 8
 """A batch runs as two halves on two threads from 2 * SPLIT_MIN samples on (see _splits).
 Measured on the 2-core development VM, median ms per call, one thread -> two halves:
@@ -50,11 +52,12 @@ def threads() -> int:
 class CPUExecutor:
     name = "cpu"
 
-    def __init__(self, program, dtype):
+    def __init__(self, program, dtype, frozen: bool = False):
         self.program, self.dtype = program, np.dtype(dtype)
-        self.gen = CPUCodegen(program, self.dtype)
+        self.frozen = frozen            # predict only, dense weights packed (Model.freeze)
+        self.gen = CPUCodegen(program, self.dtype, frozen)
         self.source = self.gen.source()
-        name = f"{program.net.name}_{self.dtype.name}"
+        name = f"{program.net.name}_{self.dtype.name}" + ("_frozen" if frozen else "")
         # A network never generated before is compiled for the first time: start the second
         # compiling process now, so that it is ready by the time the calls are recorded (a
         # fork compiles the BLAS product meanwhile, see cpu_compile.py).
@@ -80,6 +83,7 @@ class CPUExecutor:
             self.segments[key] = (offset, offset + size)
             offset += size
         self.pview_list = list(self.pviews.values())
+        self.packed = {k: _NOT_PACKED for k in self.gen.packed_params}   # see pack()
         self.trainable = {k: p for k, p in infos.items() if p.trainable}
         seg = list(self.segments.values())
         self.seg_start = np.array([a for a, _ in seg], np.int64)
@@ -116,6 +120,12 @@ class CPUExecutor:
         for k, v in params.items():
             self.pviews[k][...] = v
         return dict(self.pviews)
+
+    def pack(self) -> None:
+        """Pack the weights that a frozen module's dense layers multiply by (blas.pack):
+        copies made now, which later changes to the parameters do not reach."""
+        for key in self.packed:
+            self.packed[key] = self.blas.pack(self.pviews[key])
 
     def adopt_optimizer(self, opt, state: dict) -> dict:
         """Keep each optimizer slot of all parameters in one flat array, as parameters are,
@@ -182,6 +192,8 @@ class CPUExecutor:
         for k in self.program.params:
             views[f"p_{_ident(k)}"] = self.pviews[k]
             views[f"gp_{_ident(k)}"] = self.gviews[k]
+        for k, packed in self.packed.items():
+            views[f"q_{_ident(k)}"] = packed
         return views
 
     def _buffers(self, mode, batch, part=0, n=None):

@@ -30,7 +30,7 @@ imports each as."""
 GEMM_MODULES = ("_conv", "_convw", "_rec")
 """Those of KERNEL_MODULES whose kernels call gemm (tests/test_parallel_compile.py checks)."""
 
-_CALLS_GEMM = re.compile(r"\bgemm\(|\b(" + "|".join(GEMM_MODULES) + r")\.")
+_CALLS_GEMM = re.compile(r"\bgemm(_packed)?\(|\b(" + "|".join(GEMM_MODULES) + r")\.")
 
 
 def calls_gemm(source: str) -> bool:
@@ -65,6 +65,14 @@ class Site:
 
     def param(self, key):
         return self.gen.use(f"p_{_ident(key)}", self.index)
+
+    def packed(self, key):
+        """The packed copy of weight matrix `key` (kernels/cpu/blas.pack), in a frozen
+        module's drivers; None elsewhere."""
+        if not self.gen.frozen:
+            return None
+        self.gen.packed_params.add(key)
+        return self.gen.use(f"q_{_ident(key)}", self.index)
 
     def pgrad(self, key):
         return self.gen.use(f"gp_{_ident(key)}", self.index)
@@ -155,8 +163,14 @@ class Site:
 
 
 class CPUCodegen:
-    def __init__(self, program, dtype):
+    """The generated module of `program`: kernels and the drivers of train, evaluate and
+    predict; `frozen`: of predict alone, for Model.freeze(), whose dense layers multiply by
+    packed copies of their weights (q_ arguments, see Site.packed)."""
+
+    def __init__(self, program, dtype, frozen: bool = False):
         self.program = program
+        self.frozen = frozen
+        self.packed_params: set = set()             # weights the drivers take packed
         self.graph = program.graph
         self.dtype = np.dtype(dtype)
         self.needs_grad = self.graph.graph["needs_grad"]
@@ -168,7 +182,7 @@ class CPUCodegen:
         self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)
         # inputs that the kernels of predict and train check (Site.check_input)
         self.checked_inputs: dict = {"train": set(), "predict": set()}
-        for mode in ("train", "evaluate", "predict"):
+        for mode in ("predict",) if frozen else ("train", "evaluate", "predict"):
             self._driver(mode)
         self._rename(self._shared_names())
 
@@ -227,7 +241,7 @@ class CPUCodegen:
                 self.uses[f"v_{_ident(n)}"].append(index)
         buffers = []
         for name, idx in self.uses.items():
-            if name.startswith(("p_", "gp_", "st_", "_")):
+            if name.startswith(("p_", "gp_", "st_", "q_", "_")):
                 continue
             shape, layout, kind = self.shapes.get(name) or (self._shape_of(name), "batch",
                                                             "float")
@@ -402,7 +416,7 @@ class CPUCodegen:
     def _driver_source(self, mode, lines, buffers):
         names = sorted({b.name for b in buffers})
         data = sorted(n for n in self.uses if n.startswith("v_") and n not in names)
-        params = sorted(n for n in self.uses if n.startswith(("p_", "gp_", "st_")))
+        params = sorted(n for n in self.uses if n.startswith(("p_", "gp_", "st_", "q_")))
         head = [f"def {mode}(B, R):",
                 f"    \"\"\"{mode} driver: "
                 f"{sum(not line.lstrip().startswith('#') for line in lines)} calls.\"\"\""]
@@ -423,7 +437,8 @@ class CPUCodegen:
     # ------------------------------------------------------------------ module
     def source(self) -> str:
         net = self.program.net
-        lines = [f'"""nngraph generated CPU code for spec {net.name!r} ({net.file}).',
+        lines = [f'"""nngraph generated CPU code for spec {net.name!r} ({net.file})' +
+                 (", frozen: predict on packed weights." if self.frozen else "."),
                  f"dtype {self.dtype}; nngraph {__version__}, numba {numba.__version__}.",
                  "", "Fused groups:"]
         lines += [f"  {g.name:<28} {' + '.join(self.graph.nodes[n].get('fwd', n) for n in g.nodes)}"
@@ -431,7 +446,8 @@ class CPUCodegen:
         lines += ['"""', "import math", "", "import numpy as np", "",
                   "from nngraph.kernels.cpu import " + ", ".join(
                       f"{module} as {alias}" for alias, module in KERNEL_MODULES.items()),
-                  "from nngraph.kernels.cpu.blas import gemm",
+                  "from nngraph.kernels.cpu.blas import gemm" +
+                  (", gemm_packed" if self.frozen else ""),
                   "from nngraph.kernels.cpu._views import flat as _flat   # a.reshape(-1), "
                   "C-contiguous a",
                   "from nngraph.kernels.cpu._jit import kernel   # njit, cached, fastmath "

@@ -26,8 +26,10 @@ def dense_forward(site):
     has_b = "b" in d["params"]
     out = site.val(epi or n)
     pre = site.val(n) if epi and site.keeps_pre(epi) else None
-    args = ["x", "W"] + (["b"] if has_b else []) + (["pre"] if pre else []) + ["y"]
-    body = ["    gemm(1.0, x, False, W, False, 0.0, y)"]
+    packed = site.packed(d["params"]["W"])
+    args = ["x", "W"] + (["Wp"] if packed else []) + (["b"] if has_b else []) + \
+        (["pre"] if pre else []) + ["y"]
+    body = ["    gemm_packed(x, W, Wp, y)" if packed else "    gemm(1.0, x, False, W, False, 0.0, y)"]
     checks = site.check_input(d["inputs"][0])
     switch = bool(has_b or epi or checks) and _relu_switch(site, epi)
     if has_b or epi or checks:
@@ -46,7 +48,8 @@ def dense_forward(site):
     else:
         body.append("    return False")
     call = [site.val(d["inputs"][0]), site.param(d["params"]["W"])] + \
-        ([site.param(d["params"]["b"])] if has_b else []) + ([pre] if pre else []) + [out]
+        ([packed] if packed else []) + ([site.param(d["params"]["b"])] if has_b else []) + \
+        ([pre] if pre else []) + [out]
     if switch:
         args.append("relu")
         call.append(str(epi is not None))
