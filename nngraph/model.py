@@ -247,7 +247,8 @@ class FrozenModel(_Predicts):
     calls, has MKL pack them again in every product (the first layer of the MLP
     784-128-64-10 at batch 256: 257-278 us packed, 275-301 us not, on the 2-core
     development machine). Predictions equal the model's to float rounding: the packed
-    product sums in another order."""
+    product sums in another order. With nothing to pack (no dense layer that large,
+    OpenBLAS, the reference backend) it runs the model's own compiled code on its copy."""
 
     def __init__(self, model: Model):
         self.net, self.seed, self.dtype = model.net, model.seed, model.dtype

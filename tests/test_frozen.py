@@ -36,6 +36,7 @@ def test_the_mlp_s_first_layer_is_packed_and_later_changes_do_not_reach_it():
     x = _inputs(model, 64)
     before = frozen.predict(x)
     assert "gemm_packed(x, W, Wp, y)" in frozen.executor.source
+    assert frozen.executor.frozen == (blas.PROVIDER == "mkl")
     model.params["hidden1.W"][...] = 0
     model.train_step({**x, "label": np.zeros(64, np.int64)})
     assert not np.allclose(model.predict(x), before)
@@ -46,6 +47,18 @@ def test_the_mlp_s_first_layer_is_packed_and_later_changes_do_not_reach_it():
         frozen.params["hidden1.W"][0, 0] = 1.0
     assert np.array_equal(frozen.predict(x), before)
     assert repr(frozen).startswith("<FrozenModel 'mnist_mlp' backend=cpu")
+
+
+def test_with_nothing_to_pack_a_frozen_model_runs_the_model_s_own_module():
+    model = nngraph.compile("specs/lenet5.yaml", backend="cpu", seed=2)   # dense W < PACK_MIN
+    x = _inputs(model, 4)
+    want = model.predict(x)
+    frozen = model.freeze()
+    assert not frozen.executor.frozen and frozen.executor.module is model.executor.module
+    assert frozen.executor.packed == {} and frozen.executor.flat_params is not \
+        model.executor.flat_params
+    model.params["c1.W"][...] = 0
+    assert np.array_equal(frozen.predict(x), want)
 
 
 def test_a_frozen_model_checks_its_inputs_and_keeps_layer_state():

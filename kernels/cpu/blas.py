@@ -490,14 +490,18 @@ _PACK_ROWS = 256            # m for cblas_?gemm_pack_get_size: the packed B serv
 _ROW_MAJOR, _NO_TRANS, _B_MATRIX, _PACKED = 101, 111, 162, 151
 
 
+def packs(shape, dtype) -> bool:
+    """Would pack() pack a weight matrix of this shape and dtype?"""
+    return PROVIDER == "mkl" and len(shape) == 2 and shape[0] * shape[1] >= PACK_MIN \
+        and np.dtype(dtype) in (np.float32, np.float64)
+
+
 def pack(w: np.ndarray) -> np.ndarray:
     """MKL's packed copy of the weight matrix w (k x n, float32 or float64), for
     gemm_packed; an empty array where there is nothing to pack it with (OpenBLAS) or it is
     smaller than PACK_MIN. The copy does not follow later changes to w."""
-    empty = np.zeros(0, np.uint8)
-    if PROVIDER != "mkl" or w.ndim != 2 or w.size < PACK_MIN \
-            or w.dtype not in (np.float32, np.float64):
-        return empty
+    if not packs(w.shape, w.dtype):
+        return np.zeros(0, np.uint8)
     kind = "s" if w.dtype == np.float32 else "d"
     real = ctypes.c_float if kind == "s" else ctypes.c_double
     lib = mkl_library()

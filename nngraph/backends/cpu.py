@@ -54,8 +54,14 @@ class CPUExecutor:
 
     def __init__(self, program, dtype, frozen: bool = False):
         self.program, self.dtype = program, np.dtype(dtype)
-        self.frozen = frozen            # predict only, dense weights packed (Model.freeze)
         self.gen = CPUCodegen(program, self.dtype, frozen)
+        if frozen:
+            from ..kernels.cpu import blas
+            if not any(blas.packs(program.params[k].spec.shape, self.dtype)
+                       for k in self.gen.packed_params):
+                # nothing to pack: the model's own module, compiled already
+                frozen, self.gen = False, CPUCodegen(program, self.dtype)
+        self.frozen = frozen            # predict only, dense weights packed (Model.freeze)
         self.source = self.gen.source()
         name = f"{program.net.name}_{self.dtype.name}" + ("_frozen" if frozen else "")
         # A network never generated before is compiled for the first time: start the second
