@@ -1,5 +1,5 @@
 """Model.freeze(): a predict-only copy of a model whose dense weights the CPU backend packs
-once (kernels/cpu/blas.pack), with the model's predictions and none of its later changes."""
+once (kernels/cpu/packed.py), with the model's predictions and none of its later changes."""
 import numpy as np
 import pytest
 

@@ -181,23 +181,23 @@ def test_gemm_with_the_other_blas(tmp_path):
 def _gemm_packed_check(dtype, packs: bool):
     """gemm_packed against float64 products: through a packed copy from more than two rows
     on (when the BLAS packs), through gemm below that and for matrices too small to pack."""
-    from nngraph.kernels.cpu import blas
+    from nngraph.kernels.cpu import packed as pk
     rng = np.random.default_rng(5)
     for k, n in [(784, 64), (32, 10)]:
         w = randn(rng, (k, n), dtype)
-        packed = blas.pack(w)
-        assert packed.size > 0 if packs and k * n >= blas.PACK_MIN else packed.size == 0
+        packed = pk.pack(w)
+        assert packed.size > 0 if packs and k * n >= pk.PACK_MIN else packed.size == 0
         for m in (1, 2, 3, 65):
             a_full = randn(rng, (m, k + 3), dtype)
             for a in (a_full[:, :k], np.ascontiguousarray(a_full[:, :k])):
                 c = np.full((m, n), np.nan, dtype)
-                blas.gemm_packed(a, w, packed, c)
+                pk.gemm_packed(a, w, packed, c)
                 close(c, a.astype(np.float64) @ w, dtype, f"gemm_packed {m}x{n}x{k}")
     w = randn(rng, (784, 64), dtype)
-    packed, was = blas.pack(w), w.copy()
+    packed, was = pk.pack(w), w.copy()
     w[...] = 0                               # a copy: later changes do not reach it
     a, c = randn(rng, (8, 784), dtype), np.zeros((8, 64), dtype)
-    blas.gemm_packed(a, w, packed, c)
+    pk.gemm_packed(a, w, packed, c)
     close(c, a.astype(np.float64) @ was if packs else np.zeros_like(c), dtype, "packed copy")
 
 

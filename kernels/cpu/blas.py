@@ -32,7 +32,6 @@ import os
 import sys
 
 import llvmlite.binding as llvm
-import numpy as np
 from llvmlite import ir
 from numba import carray, cfunc
 from numba.core import cgutils, errors, types
@@ -109,14 +108,14 @@ def _scipy_entries():
 
 
 _COMPUTE_SYMBOLS = {"s": "nngraph_sgemm_compute", "d": "nngraph_dgemm_compute"}
-"""MKL's products with a packed B (cblas_?gemm_compute), which gemm_packed calls."""
+"""MKL's products with a packed B (cblas_?gemm_compute), which packed.gemm_packed calls."""
 
 _no_compute = None
 
 
 def _no_compute_address() -> int:
     """Where the packed products' symbols point under a BLAS without them. gemm_packed
-    never calls them there (pack() gives empty arrays), but compiled code that names them
+    never calls them there (packed.pack() gives empty arrays), but compiled code that names them
     must link in any process; a call would only say so."""
     global _no_compute
     if _no_compute is None:
@@ -473,102 +472,3 @@ def gemm_serial(alpha, a, trans_a, b, trans_b, beta, c):
     then stays in this core's cache, where a second BLAS thread would read half of it from
     the other core's cache and leave half of the product there."""
     _gemm(alpha, a, trans_a, b, trans_b, beta, c, True)
-
-
-# ------------------------------------------------------------------ packed weights
-# MKL can keep the B operand of a product in the layout its kernels read (cblas_?gemm_pack),
-# and multiply by it without packing it again on each call (cblas_?gemm_compute). A frozen
-# model (Model.freeze) packs its dense layers' weights once: 256x784x128 float32 took
-# 257-278 us against 275-301 us for the ordinary product (2-core machine, interleaved).
-# The packed copy is MKL's own format, ~8 MB at least whatever the matrix's size, so only
-# matrices of PACK_MIN elements or more are packed: the 64x10 product of a classifier's
-# last layer was slower packed (13.4 against 9.9 us).
-PACK_MIN = 32768
-"""Elements of the smallest weight matrix worth packing."""
-
-_PACK_ROWS = 256            # m for cblas_?gemm_pack_get_size: the packed B serves any m
-_ROW_MAJOR, _NO_TRANS, _B_MATRIX, _PACKED = 101, 111, 162, 151
-
-
-def packs(shape, dtype) -> bool:
-    """Would pack() pack a weight matrix of this shape and dtype?"""
-    return PROVIDER == "mkl" and len(shape) == 2 and shape[0] * shape[1] >= PACK_MIN \
-        and np.dtype(dtype) in (np.float32, np.float64)
-
-
-def pack(w: np.ndarray) -> np.ndarray:
-    """MKL's packed copy of the weight matrix w (k x n, float32 or float64), for
-    gemm_packed; an empty array where there is nothing to pack it with (OpenBLAS) or it is
-    smaller than PACK_MIN. The copy does not follow later changes to w."""
-    if not packs(w.shape, w.dtype):
-        return np.zeros(0, np.uint8)
-    kind = "s" if w.dtype == np.float32 else "d"
-    real = ctypes.c_float if kind == "s" else ctypes.c_double
-    lib = mkl_library()
-    get_size = getattr(lib, f"cblas_{kind}gemm_pack_get_size")
-    get_size.restype, get_size.argtypes = ctypes.c_size_t, [ctypes.c_int] * 4
-    packer = getattr(lib, f"cblas_{kind}gemm_pack")
-    packer.restype = None
-    packer.argtypes = [ctypes.c_int] * 6 + [real, ctypes.c_void_p, ctypes.c_int,
-                                            ctypes.c_void_p]
-    k, n = w.shape
-    w = np.ascontiguousarray(w)
-    size = get_size(_B_MATRIX, _PACK_ROWS, n, k)
-    raw = np.zeros(size + 64, np.uint8)
-    start = -raw.ctypes.data % 64              # MKL's kernels like 64-byte alignment
-    buf = raw[start:start + size]
-    packer(_ROW_MAJOR, _B_MATRIX, _NO_TRANS, _PACK_ROWS, n, k, 1.0, w.ctypes.data, n,
-           buf.ctypes.data)
-    return buf
-
-
-@intrinsic
-def _packed_product(typingctx, a, packed, c):
-    """c = a @ B for row-major a and c with contiguous rows, B packed in `packed` by
-    pack(): MKL's cblas_?gemm_compute."""
-    kind = "s" if c.dtype == types.float32 else "d"
-    sig = types.void(a, packed, c)
-
-    def codegen(context, builder, signature, args):
-        i32 = ir.IntType(32)
-        real = context.get_value_type(c.dtype)
-        ptr = ir.PointerType(real)
-        va = context.make_array(a)(context, builder, args[0])
-        vp = context.make_array(packed)(context, builder, args[1])
-        vc = context.make_array(c)(context, builder, args[2])
-        m, k = cgutils.unpack_tuple(builder, va.shape, 2)
-        n = cgutils.unpack_tuple(builder, vc.shape, 2)[1]
-        item = context.get_constant(types.intp,
-                                    context.get_abi_sizeof(context.get_value_type(c.dtype)))
-        lda = builder.sdiv(cgutils.unpack_tuple(builder, va.strides, 2)[0], item)
-        ldc = builder.sdiv(cgutils.unpack_tuple(builder, vc.strides, 2)[0], item)
-
-        def i(value):
-            return builder.trunc(value, i32)
-
-        def const(value):
-            return ir.Constant(i32, value)
-
-        fnty = ir.FunctionType(ir.VoidType(), [i32] * 6 + [ptr, i32, ptr, i32, real, ptr, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, _COMPUTE_SYMBOLS[kind])
-        builder.call(fn, [const(_ROW_MAJOR), const(_NO_TRANS), const(_PACKED), i(m), i(n),
-                          i(k), va.data, i(lda), builder.bitcast(vp.data, ptr), i(n),
-                          ir.Constant(real, 0.0), vc.data, i(ldc)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@kernel
-def gemm_packed(a, b, packed, c):
-    """c = a @ b, through `packed`, b's copy from pack(), when there is one and the product
-    suits it (more than _LOOP_ROWS rows, contiguous rows of a and c); else gemm on b."""
-    m, k = a.shape
-    n = b.shape[1]
-    item = a.itemsize
-    if packed.size == 0 or m <= _LOOP_ROWS or k == 0 or n == 0 or b.shape[0] != k \
-            or c.shape[0] != m or c.shape[1] != n or a.strides[1] != item \
-            or c.strides[1] != item or a.strides[0] < k * item or c.strides[0] < n * item:
-        gemm(1.0, a, False, b, False, 0.0, c)
-    else:
-        _packed_product(a, packed, c)

@@ -56,8 +56,8 @@ class CPUExecutor:
         self.program, self.dtype = program, np.dtype(dtype)
         self.gen = CPUCodegen(program, self.dtype, frozen)
         if frozen:
-            from ..kernels.cpu import blas
-            if not any(blas.packs(program.params[k].spec.shape, self.dtype)
+            from ..kernels.cpu import packed
+            if not any(packed.packs(program.params[k].spec.shape, self.dtype)
                        for k in self.gen.packed_params):
                 # nothing to pack: the model's own module, compiled already
                 frozen, self.gen = False, CPUCodegen(program, self.dtype)
@@ -128,10 +128,11 @@ class CPUExecutor:
         return dict(self.pviews)
 
     def pack(self) -> None:
-        """Pack the weights that a frozen module's dense layers multiply by (blas.pack):
+        """Pack the weights that a frozen module's dense layers multiply by (packed.pack):
         copies made now, which later changes to the parameters do not reach."""
+        from ..kernels.cpu.packed import pack
         for key in self.packed:
-            self.packed[key] = self.blas.pack(self.pviews[key])
+            self.packed[key] = pack(self.pviews[key])
 
     def adopt_optimizer(self, opt, state: dict) -> dict:
         """Keep each optimizer slot of all parameters in one flat array, as parameters are,

@@ -67,7 +67,7 @@ class Site:
         return self.gen.use(f"p_{_ident(key)}", self.index)
 
     def packed(self, key):
-        """The packed copy of weight matrix `key` (kernels/cpu/blas.pack), in a frozen
+        """The packed copy of weight matrix `key` (kernels/cpu/packed.py), in a frozen
         module's drivers; None elsewhere."""
         if not self.gen.frozen:
             return None
@@ -446,9 +446,10 @@ class CPUCodegen:
         lines += ['"""', "import math", "", "import numpy as np", "",
                   "from nngraph.kernels.cpu import " + ", ".join(
                       f"{module} as {alias}" for alias, module in KERNEL_MODULES.items()),
-                  "from nngraph.kernels.cpu.blas import gemm" +
-                  (", gemm_packed" if self.frozen else ""),
-                  "from nngraph.kernels.cpu._views import flat as _flat   # a.reshape(-1), "
+                  "from nngraph.kernels.cpu.blas import gemm"]
+        if self.frozen:
+            lines.append("from nngraph.kernels.cpu.packed import gemm_packed")
+        lines += ["from nngraph.kernels.cpu._views import flat as _flat   # a.reshape(-1), "
                   "C-contiguous a",
                   "from nngraph.kernels.cpu._jit import kernel   # njit, cached, fastmath "
                   "without nnan/ninf", "",
