@@ -32,6 +32,8 @@ def cmd_compile(args) -> int:
     gen = codegen(build_program(net), args.dtype)
     module = f"{net.name}_{args.dtype}.py"
     index = describe(net, gen, group_calls(gen.program, gen=gen), module if args.emit else None)
+    if args.frozen and not args.emit:
+        raise NNGraphError("--frozen writes a module: give --emit DIR too")
     if not args.emit:
         print(index, end="")
         return 0
@@ -43,7 +45,20 @@ def cmd_compile(args) -> int:
         f.write(index)
     print(f"wrote {path} ({len(gen.kernels)} kernels, nngraph {__version__}) and "
           f"{os.path.join(args.emit, 'index.txt')}")
+    if args.frozen:                 # Model.freeze()'s module: predict on packed weights
+        from .codegen.cpu import CPUCodegen
+        frozen = CPUCodegen(gen.program, args.dtype, frozen=True)
+        path = os.path.join(args.emit, f"{net.name}_{args.dtype}_frozen.py")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(frozen.source())
+        count = len(frozen.kernels)
+        packed = ", ".join(sorted(frozen.packed_params)) or "none"
+        print(f"wrote {path} ({count} kernel{'s' * (count != 1)}; dense weights {packed}: "
+              f"packed when they have {PACK_MIN_TEXT} elements or more and the BLAS is MKL)")
     return 0
+
+
+PACK_MIN_TEXT = "32,768"      # kernels/cpu/packed.PACK_MIN (tests check), without importing numba
 
 
 def describe(net, gen, calls: dict, module: str | None = None) -> str:
@@ -329,6 +344,9 @@ def register(sub) -> None:
     s.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
     s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     s.add_argument("--emit", metavar="DIR", help="write the source and index.txt here")
+    s.add_argument("--frozen", action="store_true",
+                   help="with --emit, also write the predict-only module of Model.freeze() "
+                        "(DIR/NAME_DTYPE_frozen.py)")
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("bench", help="time training steps on random data",
