@@ -47,6 +47,7 @@ def cmd_compile(args) -> int:
           f"{os.path.join(args.emit, 'index.txt')}")
     if args.frozen:                 # Model.freeze()'s module: predict on packed weights
         from .codegen.cpu import CPUCodegen
+        from .kernels.cpu.packed import PACK_MIN
         frozen = CPUCodegen(gen.program, args.dtype, frozen=True)
         path = os.path.join(args.emit, f"{net.name}_{args.dtype}_frozen.py")
         with open(path, "w", encoding="utf-8") as f:
@@ -54,11 +55,8 @@ def cmd_compile(args) -> int:
         count = len(frozen.kernels)
         packed = ", ".join(sorted(frozen.packed_params)) or "none"
         print(f"wrote {path} ({count} kernel{'s' * (count != 1)}; dense weights {packed}: "
-              f"packed when they have {PACK_MIN_TEXT} elements or more and the BLAS is MKL)")
+              f"packed when they have {PACK_MIN:,} elements or more and the BLAS is MKL)")
     return 0
-
-
-PACK_MIN_TEXT = "32,768"      # kernels/cpu/packed.PACK_MIN (tests check), without importing numba
 
 
 def describe(net, gen, calls: dict, module: str | None = None) -> str:
