@@ -307,10 +307,12 @@ def test_ir_inlining_copies_blocks_with_one_scope_per_copy():
     assert len(set(statements)) == len(statements)
 
 
-def test_our_functions_get_o1_function_passes_and_the_same_machine_code():
-    """_passes.py runs LLVM's function passes at O1 on modules of nngraph's functions (the O3
-    module pipeline follows); the machine code must come out as it does after O3 ones."""
-    import re
+def test_our_functions_get_o1_function_passes_and_compute_the_same():
+    """_passes.py runs LLVM's function passes at FUNCTION_OPT (O1) on modules that define
+    nngraph's functions and at numba's own level on every other module. What the passes
+    produce differs from one CPU to the next, so this checks where each level is used and
+    that the kernel computes the same at every level, not the instructions it became
+    (whether O1 costs speed is the benchmark's question)."""
     import types
 
     import numba
@@ -325,25 +327,47 @@ def test_our_functions_get_o1_function_passes_and_the_same_machine_code():
     assert _passes._ours(module("_ZN7nngraph7kernels3cpu4conv14conv2d_forwardE"))
     assert not _passes._ours(module("_ZN5numba2np8arrayobj4implE"))
 
-    def instructions(level):
-        """Machine code of a fresh copy of pool.maxpool2d_backward in a module named as ours
-        (its loops differ after O0 function passes: the knob is wired)."""
-        kernel = pool.maxpool2d_backward.py_func
+    levels = []                                     # (opt level, function names) per use
+    manager = codegen.CPUCodegen._function_pass_manager
+
+    def recording(self, opt=None, **kwargs):
+        levels.append(opt)
+        return manager(self, opt=opt, **kwargs) if opt is not None else manager(self, **kwargs)
+
+    sig = (numba.float32[:, :, :, ::1], numba.int64[:, :, :, ::1], numba.float32[:, :, :, ::1])
+    kernel = pool.maxpool2d_backward.py_func
+    rng = np.random.default_rng(3)
+    gy = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    arg = rng.integers(-1, 16, size=gy.shape).astype(np.int64)
+    want = np.zeros((2, 3, 4, 4), np.float32)
+    for (n, c, i, j), a in np.ndenumerate(arg):
+        if a >= 0:
+            want[n, c].flat[a] += gy[n, c, i, j]
+
+    def run(level, module_name):
+        """A fresh copy of maxpool2d_backward in a module named `module_name`, compiled
+        with our function passes at `level`: the opt levels its compile used, and gx."""
         copy = types.FunctionType(kernel.__code__, {**kernel.__globals__,
-                                                    "__name__": "nngraph_test_passes"})
+                                                    "__name__": module_name})
+        levels.clear()
         _passes.FUNCTION_OPT = level
+        codegen.CPUCodegen._function_pass_manager = recording
         try:
             fn = numba.njit(sig, fastmath=True, error_model="numpy")(copy)
         finally:
             _passes.FUNCTION_OPT = 1
-        asm = fn.inspect_asm(sig)          # instructions; symbols (named per copy) and
-        return [re.sub(r"\.LBB\w+", "label", re.sub(r"_ZN\S+", "symbol", line))  # labels
-                for line in asm.splitlines()          # (numbered by block order) blanked
-                if line.startswith("\t") and not line.startswith("\t.")]
-    sig = (numba.float32[:, :, :, ::1], numba.int64[:, :, :, ::1], numba.float32[:, :, :, ::1])
-    o0, o1, o3 = instructions(0), instructions(1), instructions(3)
-    assert o1 == o3
-    assert o0 != o3
+            codegen.CPUCodegen._function_pass_manager = manager
+        gx = np.full((2, 3, 4, 4), np.nan, np.float32)
+        fn(gy, arg, gx)
+        return set(levels), gx
+
+    for level in (0, 1, 3):
+        used, gx = run(level, "nngraph_test_passes")
+        assert level in used                        # (numba's helpers: None)
+        np.testing.assert_allclose(gx, want, rtol=1e-6, atol=1e-6)
+    used, gx = run(0, "someone_else")               # not ours: numba's level, whatever ours
+    assert 0 not in used
+    np.testing.assert_allclose(gx, want, rtol=1e-6, atol=1e-6)
 
 
 def test_typing_shortcuts_keep_numba_s_answers(monkeypatch):
