@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -57,6 +57,7 @@ class Network:
     warnings: list = field(default_factory=list)
     spec: dict = field(default_factory=dict)       # the spec as written (plain data)
     description: str = ""
+    float_dtype: str = "float32"      # what float values are computed in (a model's dtype)
 
     # --------------------------------------------------------------------- structure
     def node(self, name: str) -> dict:
@@ -84,6 +85,31 @@ class Network:
     def feature_inputs(self) -> list[str]:
         labels = set(self.label_inputs)
         return [n for n in self.inputs if n not in labels]
+
+    def with_float_dtype(self, dtype: str) -> "Network":
+        """The network as a model of `dtype` computes it: every float input, value and
+        parameter in `dtype`. Itself where that is already so, else a copy over the same
+        spec whose graph nodes are retyped (the graph is copied, not changed).
+
+            >>> nngraph.load("specs/lenet5.yaml").with_float_dtype("float64").inputs["image"]
+            InputDef(name='image', shape=(1, 28, 28), dtype='float64')
+
+        A float input takes the model's dtype whatever the spec declares: `dtype: float32`
+        (the default) or `float64` on an input only says that it holds real numbers, as a
+        model of either dtype runs every float in one width. Integer inputs (`int64`,
+        `int32`: class and token indices) keep their dtype.
+        """
+        def retype(d):
+            return dtype if d and d.startswith("float") and d != dtype else None
+        if self.float_dtype == dtype and not any(
+                retype(d) for _, d in self.graph.nodes(data="dtype")):
+            return self
+        graph = self.graph.copy()          # new attribute dicts; the values are shared
+        for n, d in graph.nodes(data="dtype"):
+            if retype(d):
+                graph.nodes[n]["dtype"] = dtype
+        inputs = {k: replace(i, dtype=retype(i.dtype) or i.dtype) for k, i in self.inputs.items()}
+        return replace(self, graph=graph, inputs=inputs, float_dtype=dtype)
 
     # --------------------------------------------------------------------- parameters
     def param_table(self) -> dict[str, ParamInfo]:

@@ -30,15 +30,11 @@ class _Predicts:
 
     def _run_on(self, runner) -> None:
         self.executor = runner
-        self._recast_inputs = any(i.dtype.startswith("float") and i.dtype != self.dtype.name
-                                  for i in self.net.inputs.values())
         self.backend = runner.name          # what really runs (see backends.executor)
         self._prepare = getattr(runner, "prepare", None)
-        self._quick_predict = None if self._recast_inputs else \
-            getattr(runner, "quick_predict", None)
-        # {mode: inputs the backend checks for NaN and infinity itself, on the way}; not
-        # where float inputs are cast to the model's dtype (the error would show the copy)
-        self._scanned_by = {} if self._recast_inputs else getattr(runner, "checks_finite", {})
+        self._quick_predict = getattr(runner, "quick_predict", None)
+        # {mode: inputs the backend checks for NaN and infinity itself, on the way}
+        self._scanned_by = getattr(runner, "checks_finite", {})
 
     def _batch(self, data, labels: bool, mode: str | None = None) -> dict:
         """The checked batch. `mode` (train, evaluate, predict) names the run it is for: a
@@ -46,13 +42,10 @@ class _Predicts:
         the rest (and, on two cores, beside them)."""
         if mode and self._prepare:
             self._prepare(mode, self.state)
-        batch = as_batch(self.net, data, require_labels=labels,
-                         unscanned=self._scanned_by.get(mode, ()))
-        if self._recast_inputs:             # float inputs run in the model's dtype
-            for name, arr in batch.items():
-                if arr.dtype.kind == "f" and arr.dtype != self.dtype:
-                    batch[name] = arr.astype(self.dtype)
-        return batch
+        # self.net declares every float input in the model's dtype (Network.with_float_dtype),
+        # so that float64 data reaches a float64 model uncut and every message names float64
+        return as_batch(self.net, data, require_labels=labels,
+                        unscanned=self._scanned_by.get(mode, ()))
 
     def _predict(self, params: dict, data, batch_size: int):
         if self._quick_predict is not None:       # a repeat of the last call's kind
@@ -80,8 +73,10 @@ class Model(_Predicts):
                  dtype: str = "float32"):
         if str(dtype) not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        self.net, self.seed = net, int(seed)
         self.dtype = np.dtype(dtype)
+        # float inputs, values and parameters all in the model's dtype, whatever the spec
+        # declares for an input: see Network.with_float_dtype
+        self.net, self.seed = net.with_float_dtype(self.dtype.name), int(seed)
         self.program = build_program(net)
         self._run_on(executor(self.program, backend, self.dtype))
         rng = np.random.default_rng(self.seed)
