@@ -40,7 +40,8 @@ def compile(spec, backend: str = "cpu", seed: int = 0, dtype: str = "float32"):
         >>> model.fit(epochs=1)
 
     backend: 'cpu' (fused Numba kernels), 'reference' (numpy interpreter, the oracle) or
-    'cuda'. dtype: 'float32' or 'float64'.
+    'cuda'. dtype: 'float32' or 'float64', what everything is computed in: parameters,
+    values and float inputs (see Network.with_float_dtype; `model.net` declares them so).
     """
     from .model import Model
     return Model(load(spec), backend=backend, seed=seed, dtype=dtype)

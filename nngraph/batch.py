@@ -24,7 +24,8 @@ def as_batch(net, data, require_labels: bool = True, unscanned=frozenset()) -> d
 
     `data` is {input name: array}, a single array (networks with one feature input) or a
     tuple (x, y) for the first feature and first label input. Arrays are reshaped where the
-    values per sample agree with the declared shape and cast to the declared dtype.
+    values per sample agree with the declared shape and cast to the declared dtype (a
+    Model passes its own `model.net`, which declares float inputs in the model's dtype).
     Label inputs are required only when `require_labels`. Raises DataError.
 
     Inputs named in `unscanned` are not scanned for NaN and infinity when they are passed

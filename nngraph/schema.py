@@ -156,7 +156,10 @@ def _input_schema() -> dict:
     props = {"shape": {"type": "array",
                        "items": {"type": "integer", "minimum": 1, "maximum": MAX_DIM},
                        "description": "without the batch dimension; [] for a scalar"},
-             "dtype": {"enum": list(DTYPES), "default": "float32"},
+             "dtype": {"enum": list(DTYPES), "default": "float32",
+                       "description": "int64/int32 for class or token indices; a float "
+                                      "input runs in the model's dtype (compile(dtype=...)) "
+                                      "whichever float is named"},
              "description": {"type": "string"}}
     return {"type": "object", "properties": props, "required": ["shape"],
             "additionalProperties": False}

@@ -55,6 +55,9 @@ def summary(net: Network) -> str:
         FLOPs per sample        572,444 (572.44 KFLOPs, forward)
         Activations per sample  27,424 B (26.8 KiB)
         N is the batch size; FLOPs and activations are per sample.
+
+    Bytes are counted in the network's dtypes: a float64 model's `model.net.summary()`
+    counts 8 bytes a float (see Network.with_float_dtype).
     """
     rows = rows_of(net)
     cells = [_cells(r) for r in rows]
@@ -66,7 +69,7 @@ def summary(net: Network) -> str:
         title += f" ({net.file})"
     if net.description:
         title += f": {net.description.strip()}"
-    totals = _totals(rows, state_size(net))
+    totals = _totals(rows, state_size(net), net.float_dtype)
     note = "N is the batch size; FLOPs and activations are per sample."
     return "\n".join([title, rule, table[0], rule, *table[1:], rule, *totals, note, ""])
 
@@ -130,15 +133,16 @@ def _line(cells, widths) -> str:
     return "  ".join(parts).rstrip()
 
 
-def _totals(rows: list[Row], state: int) -> list[str]:
+def _totals(rows: list[Row], state: int, dtype: str = "float32") -> list[str]:
     total = sum(r.params for r in rows)
+    size = total * np.dtype(dtype).itemsize
     trainable = sum(r.trainable_params for r in rows)
     flops = sum(r.flops for r in rows)
     act = sum(r.activation_bytes for r in rows if not r.is_loss)
     lines = [
         ("Parameters",
          f"{total:,}   trainable {trainable:,}   non-trainable {total - trainable:,}"),
-        ("Parameter bytes", f"{total * 4:,} B{_unit(total * 4, human_bytes, 'float32')}"),
+        ("Parameter bytes", f"{size:,} B{_unit(size, human_bytes, dtype)}"),
     ]
     if state:
         # Running statistics (batchnorm) are saved with the model but are not parameters:
