@@ -77,7 +77,7 @@ class Model(_Predicts):
         # float inputs, values and parameters all in the model's dtype, whatever the spec
         # declares for an input: see Network.with_float_dtype
         self.net, self.seed = net.with_float_dtype(self.dtype.name), int(seed)
-        self.program = build_program(net)
+        self.program = build_program(self.net)
         self._run_on(executor(self.program, backend, self.dtype))
         rng = np.random.default_rng(self.seed)
         self.params = {k: initializers.initialize(p.init, p.spec.shape, rng, p.spec.fan_in,
@@ -89,7 +89,7 @@ class Model(_Predicts):
         for key, (layer, spec) in self.program.state.items():
             self.state.setdefault(layer, {})[key.split(".", 1)[1]] = np.full(
                 spec.shape, spec.init, dtype=self.dtype)
-        self.set_optimizer(net.train.get("optimizer"))
+        self.set_optimizer(self.net.train.get("optimizer"))
         self.step = 0                 # optimizer updates made so far
         self.epoch = 0                # epochs completed by fit
         self.history: dict = {}
