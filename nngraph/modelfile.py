@@ -20,11 +20,15 @@ message starts with the file's path; no zipfile, json or safetensors exception e
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
+import math
 import os
 import secrets
+import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -39,13 +43,18 @@ FORMAT_VERSION = 1
 SPEC, PARAMS, OPTIMIZER, STATE, META = (
     "spec.json", "params.safetensors", "optimizer.safetensors", "state.safetensors", "meta.json")
 TENSOR_MEMBERS = {"params": PARAMS, "optimizer": OPTIMIZER, "state": STATE}
+MEMBERS = (SPEC, PARAMS, OPTIMIZER, STATE, META)
 DTYPES = ("float32", "float64", "int64", "int32")
 RESERVED_META = ("format", "format_version", "nngraph_version", "created", "sha256")
 
 # Zip-bomb guards, checked against the sizes the archive declares before anything is read.
+# Tensor members are held to the sizes of the tensors the network expects instead, where
+# the caller says what they are (load's `expect`).
 MAX_MEMBER_BYTES = 4 << 30
 MAX_RATIO = 1000
 RATIO_FLOOR_BYTES = 1 << 20      # a member smaller than this cannot hurt, whatever its ratio
+MAX_JSON_BYTES = 16 << 20        # spec.json and meta.json, written and read
+MAX_HEADER_BYTES = 100 << 20     # a safetensors header (safetensors' own limit)
 
 
 @dataclass
@@ -92,9 +101,13 @@ def _json_bytes(path: str, what: str, value) -> bytes:
     if what == "spec" and not isinstance(value, dict):
         raise ModelFileError(f"{path}: cannot save: spec must be a dict, got {type(value).__name__}")
     try:
-        return json.dumps(value, indent=1, default=_numpy_to_json).encode("utf-8")
-    except (TypeError, ValueError) as exc:    # unserialisable value, or a circular reference
+        data = json.dumps(value, indent=1, default=_numpy_to_json).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:   # unserialisable, circular, too deep
         raise ModelFileError(f"{path}: cannot save: {what} is not plain JSON data: {exc}") from None
+    if len(data) > MAX_JSON_BYTES:      # load would refuse it
+        raise ModelFileError(f"{path}: cannot save: {what} takes {_bytes(len(data))} as JSON "
+                             f"(the limit is {_bytes(MAX_JSON_BYTES)})")
+    return data
 
 
 def _numpy_to_json(value):
@@ -186,9 +199,28 @@ def _fsync_directory(directory: str) -> None:
 
 # ---------------------------------------------------------------------------- load
 
-def load(path) -> SavedModel:
-    """Read and verify a model written by `save`; every problem is a `ModelFileError`."""
+def load(path, expect=None) -> SavedModel:
+    """Read and verify a model written by `save`; every problem is a `ModelFileError`.
+
+    `expect(spec, meta)`, when given, is called once spec.json and meta.json are read and
+    verified and before any tensor is: it may raise `ModelFileError`, and returns
+    {"params" | "optimizer" | "state": {name: (shape, dtype)}} for the tables it knows. Such
+    a table must then hold exactly those tensors, which is checked against the sizes the
+    archive and the safetensors header declare before a byte of its data is read: a file
+    can make `load` read no more than the model it claims to hold takes.
+    """
     path = os.fspath(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:           # ValueError: a NUL in the path
+        raise ModelFileError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelFileError(f"{path}: is a directory, not an nngraph model file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFileError(f"{path}: is not a regular file (a device, pipe or socket), "
+                             "not an nngraph model file")
     try:
         with open(path, "rb") as f:
             head = f.read(4)
@@ -198,13 +230,13 @@ def load(path) -> SavedModel:
             try:
                 archive = zipfile.ZipFile(f)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError,
-                    OverflowError, NotImplementedError):
+                    OverflowError, NotImplementedError, struct.error, UnicodeDecodeError):
                 if b"PK\x03\x04".startswith(head):
                     raise ModelFileError(f"{path}: is truncated or damaged: its zip table of "
                                          "contents cannot be read (was the save interrupted?)") from None
                 raise ModelFileError(f"{path}: is not an nngraph model file (not a zip archive)") from None
             with archive:
-                return _read_archive(path, archive)
+                return _read_archive(path, archive, expect)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -215,60 +247,268 @@ def load(path) -> SavedModel:
         raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _read_archive(path: str, archive: zipfile.ZipFile) -> SavedModel:
-    _refuse_bombs(path, archive)
+def _read_archive(path: str, archive: zipfile.ZipFile, expect) -> SavedModel:
+    _check_members(path, archive, tensor_sizes_known=expect is not None)
     meta = _parse_json(path, META, _read_member(path, archive, META))
     _check_format(path, meta)
-    hashes = meta.get("sha256")
-    if not isinstance(hashes, dict):
-        raise ModelFileError(f"{path}: {META} has no member checksums (sha256)")
-    data = {name: _read_member(path, archive, name) for name in (SPEC, PARAMS, OPTIMIZER, STATE)}
-    for name, blob in data.items():
-        if hashlib.sha256(blob).hexdigest() != hashes.get(name):
-            raise ModelFileError(f"{path}: is corrupted: {name} does not match its SHA-256 "
-                                 "checksum (the file was modified after it was saved)")
-    spec = _parse_json(path, SPEC, data[SPEC])
-    tensors = {what: _parse_tensors(path, name, data[name]) for what, name in TENSOR_MEMBERS.items()}
-    return SavedModel(spec=spec, meta={k: v for k, v in meta.items() if k != "sha256"}, **tensors)
+    hashes = _checksums(path, meta)
+    blob = _read_member(path, archive, SPEC)
+    _verify(path, SPEC, hashlib.sha256(blob), hashes)
+    spec = _parse_json(path, SPEC, blob)
+    meta = {k: v for k, v in meta.items() if k != "sha256"}
+    expected = expect(spec, meta) if expect is not None else {}
+    tensors = {what: _read_tensors(path, archive, name, hashes, expected.get(what))
+               for what, name in TENSOR_MEMBERS.items()}
+    return SavedModel(spec=spec, meta=meta, **tensors)
 
 
-def _refuse_bombs(path: str, archive: zipfile.ZipFile) -> None:
-    for info in archive.infolist():
+def _check_members(path: str, archive: zipfile.ZipFile, tensor_sizes_known: bool) -> None:
+    """Exactly the five members, each once, stored or deflated, none declaring more than it
+    may take; all from the zip directory, before anything is read."""
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    for name in MEMBERS:
+        if name not in names:
+            raise ModelFileError(f"{path}: is not a complete nngraph model file: member {name} is missing")
+    for name in names:
+        if name not in MEMBERS:
+            raise ModelFileError(f"{path}: is not an nngraph model file: it has a member "
+                                 f"{name!r} (a model file holds {', '.join(MEMBERS)})")
+        if names.count(name) > 1:
+            raise ModelFileError(f"{path}: is corrupted: member {name} appears "
+                                 f"{names.count(name)} times")
+    for info in infos:
+        name = info.filename
+        if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFileError(f"{path}: {name} is stored in a way nngraph cannot read "
+                                 "(encrypted or an unsupported compression method)")
         size, packed = info.file_size, info.compress_size
-        if size > MAX_MEMBER_BYTES:
-            raise ModelFileError(f"{path}: refused: member {info.filename} declares "
-                                 f"{_bytes(size)} uncompressed (the limit is {_bytes(MAX_MEMBER_BYTES)})")
-        if size > RATIO_FLOOR_BYTES and size > MAX_RATIO * max(packed, 1):
-            raise ModelFileError(f"{path}: refused: member {info.filename} would expand "
-                                 f"{size // max(packed, 1)}-fold ({_bytes(packed)} to {_bytes(size)}); "
-                                 "this looks like a zip bomb, not a model")
+        if name.endswith(".json") or not tensor_sizes_known:
+            limit = MAX_MEMBER_BYTES if name.endswith(".safetensors") else min(MAX_MEMBER_BYTES, MAX_JSON_BYTES)
+            if size > limit:
+                raise ModelFileError(f"{path}: refused: member {name} declares "
+                                     f"{_bytes(size)} uncompressed (the limit is {_bytes(limit)})")
+            if size > RATIO_FLOOR_BYTES and size > MAX_RATIO * max(packed, 1):
+                raise ModelFileError(f"{path}: refused: member {name} would expand "
+                                     f"{size // max(packed, 1)}-fold ({_bytes(packed)} to {_bytes(size)}); "
+                                     "this looks like a zip bomb, not a model")
 
 
-def _read_member(path: str, archive: zipfile.ZipFile, name: str) -> bytes:
+@contextlib.contextmanager
+def _reading(path: str, name: str):
+    """Every way reading a member can fail, as a ModelFileError naming the member."""
     try:
-        with archive.open(name) as member:
-            return member.read(MAX_MEMBER_BYTES + 1)
-    except KeyError:
-        raise ModelFileError(f"{path}: is not a complete nngraph model file: member {name} is missing") from None
+        yield
     except zipfile.BadZipFile as exc:
         if "CRC" in str(exc):
             raise ModelFileError(f"{path}: is corrupted: {name} fails its CRC-32 checksum") from None
         raise ModelFileError(f"{path}: is corrupted: {name} cannot be read (damaged zip headers)") from None
     except EOFError:
         raise ModelFileError(f"{path}: is truncated: {name} ends early") from None
-    except (zlib.error, ValueError, OverflowError, OSError):    # lying offsets, bad deflate data
+    except (zlib.error, ValueError, OverflowError, OSError, struct.error):   # lying offsets, bad deflate data
         raise ModelFileError(f"{path}: is corrupted: {name} cannot be read or decompressed") from None
     except (NotImplementedError, RuntimeError):   # unknown compression method, encryption
         raise ModelFileError(f"{path}: {name} is stored in a way nngraph cannot read "
                              "(encrypted or an unsupported compression method)") from None
 
 
+def _read_member(path: str, archive: zipfile.ZipFile, name: str) -> bytes:
+    """A JSON member, whole; its declared size was checked against MAX_JSON_BYTES and
+    zipfile never returns more than that."""
+    with _reading(path, name), archive.open(name) as member:
+        data = member.read(MAX_JSON_BYTES + 1)
+        if len(data) != archive.getinfo(name).file_size:
+            raise ModelFileError(f"{path}: is truncated: {name} ends early")
+        return data
+
+
+def _read_exactly(path: str, name: str, member, n: int, into=None) -> bytes:
+    """`n` bytes of a member, in pieces of at most 1 MiB (into a preallocated buffer when
+    `into` is given); a member that ends before them is truncated."""
+    pieces, got = [], 0
+    while got < n:
+        piece = member.read(min(n - got, 1 << 20))
+        if not piece:
+            raise ModelFileError(f"{path}: is truncated: {name} ends early")
+        if into is not None:
+            into[got:got + len(piece)] = piece
+        else:
+            pieces.append(piece)
+        got += len(piece)
+    return into if into is not None else b"".join(pieces)
+
+
+def _read_tensors(path: str, archive: zipfile.ZipFile, name: str, hashes: dict, expected):
+    """A safetensors member, read in three steps, each checked before the next is read:
+    the header's length, the header (every tensor's dtype, shape and place; against
+    `expected` when given), then exactly the data the header describes."""
+    declared = archive.getinfo(name).file_size
+    if expected is not None:
+        need = sum(_nbytes(shape, dtype) for shape, dtype in expected.values())
+        header_limit = _header_limit(expected)
+        if declared > 8 + header_limit + need:
+            raise ModelFileError(
+                f"{path}: refused: {name} declares {_bytes(declared)} uncompressed, but the "
+                f"{len(expected)} tensors the network has for it take {_bytes(need)}; "
+                "nothing of it was read")
+    else:
+        header_limit = MAX_HEADER_BYTES
+    digest = hashlib.sha256()
+    with _reading(path, name), archive.open(name) as member:
+        if declared < 8:
+            raise ModelFileError(f"{path}: {name} is not a readable safetensors table "
+                                 f"(it is {declared} bytes long, shorter than its header)")
+        head = _read_exactly(path, name, member, 8)
+        size = int.from_bytes(head, "little")
+        if size > min(header_limit, declared - 8):
+            raise ModelFileError(f"{path}: {name} is not a readable safetensors table (its header "
+                                 f"claims {size} bytes, more than "
+                                 f"{'the member holds' if size > declared - 8 else 'its tensors need'})")
+        text = _read_exactly(path, name, member, size)
+        entries = _parse_header(path, name, text, declared - 8 - size)
+        if expected is not None:
+            check_params({key: _Declared(shape, np.dtype(dtype)) for key, (dtype, shape, _, _) in entries.items()},
+                         expected, path, what=f"the tensors in {name}")
+        data = _read_exactly(path, name, member, declared - 8 - size, bytearray(declared - 8 - size))
+        if member.read(1):         # zipfile stops at the declared size, and checks the CRC there
+            raise ModelFileError(f"{path}: is corrupted: {name} is longer than it declares")
+    digest.update(head)
+    digest.update(text)
+    digest.update(data)
+    _verify(path, name, digest, hashes)
+    tensors = {}
+    for key, (dtype, shape, begin, end) in entries.items():
+        if end == begin:
+            tensors[key] = np.zeros(shape, dtype)
+            continue
+        stored = np.dtype(dtype).newbyteorder("<")
+        array = np.frombuffer(data, stored, (end - begin) // stored.itemsize, begin).reshape(shape)
+        if not array.flags.aligned or not stored.isnative:
+            array = array.astype(np.dtype(dtype))
+        tensors[key] = array
+    return tensors
+
+
+class _Declared:
+    """What a safetensors header says of a tensor, shaped like an array for check_params."""
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), dtype
+
+
+def _nbytes(shape, dtype) -> int:
+    return math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
+
+
+def _header_limit(expected: dict) -> int:
+    """The most a safetensors header describing `expected` can take: names escaped at worst,
+    every number at its widest."""
+    return 1024 + sum(6 * len(k.encode("utf-8")) + 128 + 24 * len(shape)
+                      for k, (shape, _) in expected.items())
+
+
+# safetensors dtype names; those nngraph does not store are refused with their numpy names
+ST_DTYPES = {"F64": "float64", "F32": "float32", "I64": "int64", "I32": "int32",
+             "F16": "float16", "BF16": "bfloat16", "I16": "int16", "I8": "int8",
+             "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
+             "F8_E4M3": "float8_e4m3", "F8_E5M2": "float8_e5m2"}
+MAX_RANK = 32
+
+
+def _parse_header(path: str, name: str, text: bytes, data_size: int) -> dict:
+    """{tensor: (dtype, shape, begin, end)} from a safetensors header; the tensors must tile
+    the `data_size` bytes after it exactly, each taking what its shape and dtype need."""
+    def bad(why):
+        return ModelFileError(f"{path}: {name} is not a readable safetensors table ({why})")
+
+    header = _json_loads(path, name, text, bad)
+    if not isinstance(header, dict):
+        raise bad(f"its header is a JSON {_json_type(header)}, not an object")
+    metadata = header.pop("__metadata__", None)
+    if metadata is not None and not (isinstance(metadata, dict) and
+                                     all(isinstance(v, str) for v in metadata.values())):
+        raise bad("its __metadata__ is not a map of strings")
+    entries = {}
+    for key, entry in header.items():
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise bad(f"'{key}' is not a tensor entry with dtype, shape and data_offsets")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in ST_DTYPES:
+            raise bad(f"'{key}' has an unknown dtype {dtype!r}"[:200])
+        if ST_DTYPES[dtype] not in DTYPES:
+            raise ModelFileError(f"{path}: {name}: '{key}' has dtype {ST_DTYPES[dtype]}, "
+                                 f"which nngraph does not use ({', '.join(DTYPES)})")
+        if not (isinstance(shape, list) and len(shape) <= MAX_RANK and all(_is_count(d) for d in shape)
+                and math.prod(max(d, 1) for d in shape) < 1 << 56):   # what numpy can shape
+            raise bad(f"'{key}' has a shape that is not a list of at most {MAX_RANK} sizes")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)
+                and offsets[0] <= offsets[1] <= data_size):
+            raise bad(f"'{key}' has data_offsets that are not two positions in its "
+                      f"{data_size} bytes of data")
+        dtype = ST_DTYPES[dtype]
+        if _nbytes(shape, dtype) != offsets[1] - offsets[0]:
+            raise bad(f"'{key}' is {_shape(shape)} of {dtype}, {_nbytes(shape, dtype)} bytes, "
+                      f"but has {offsets[1] - offsets[0]} bytes of data")
+        entries[key] = (dtype, shape, offsets[0], offsets[1])
+    at = 0
+    for key, (_, _, begin, end) in sorted(entries.items(), key=lambda item: item[1][2:]):
+        if begin != at:
+            raise bad(f"'{key}' does not start where the tensor before it ends: the data "
+                      "has gaps or overlaps")
+        at = end
+    if at != data_size:
+        raise bad(f"its tensors take {at} bytes but it holds {data_size} bytes of data")
+    return entries
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs):
+    keys = set()
+    for key, _ in pairs:
+        if key in keys:
+            raise _DuplicateKey(key)
+        keys.add(key)
+    return dict(pairs)
+
+
+def _json_loads(path: str, name: str, blob: bytes, bad):
+    try:
+        return json.loads(blob.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError:
+        raise bad("not UTF-8 text") from None
+    except _DuplicateKey as exc:
+        raise bad(f"the key {str(exc)[:100]!r} appears twice") from None
+    except json.JSONDecodeError as exc:
+        raise bad(f"not valid JSON: line {exc.lineno}, column {exc.colno}") from None
+    except ValueError:      # an integer too long to convert
+        raise bad("not valid JSON: a number too long to read") from None
+    except RecursionError:
+        raise bad("nested too deeply") from None
+
+
+def _json_type(value) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null",
+            int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
 def _parse_json(path: str, name: str, blob: bytes) -> dict:
     try:
-        value = json.loads(blob.decode("utf-8"))
+        value = json.loads(blob.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise ModelFileError(f"{path}: {name} is not valid JSON{where}") from None
+    except _DuplicateKey as exc:
+        raise ModelFileError(f"{path}: {name} is not valid: the key {str(exc)[:100]!r} "
+                             "appears twice in one object") from None
+    except ValueError:      # an integer too long to convert
+        raise ModelFileError(f"{path}: {name} is not valid JSON (a number too long to read)") from None
     except RecursionError:
         raise ModelFileError(f"{path}: {name} is nested too deeply") from None
     if not isinstance(value, dict):
@@ -279,36 +519,55 @@ def _parse_json(path: str, name: str, blob: bytes) -> dict:
 def _check_format(path: str, meta: dict) -> None:
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: is not an nngraph model file "
-                             f"({META} says format {meta.get('format')!r}, expected '{FORMAT}')")
+                             f"({META} says format {_show(meta.get('format'))}, expected '{FORMAT}')")
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(f"{path}: {META} has an invalid format_version {version!r}")
+        raise ModelFileError(f"{path}: {META} has an invalid format_version {_show(version)}")
     if version > FORMAT_VERSION:
         from . import __version__
+        written_by = meta.get("nngraph_version")
+        written_by = written_by[:40] if isinstance(written_by, str) else "unknown version"
         raise ModelFileError(
-            f"{path}: was written by a newer nngraph ({meta.get('nngraph_version', 'unknown version')}, "
+            f"{path}: was written by a newer nngraph ({written_by}, "
             f"model format version {version}); this nngraph {__version__} reads format version "
             f"{FORMAT_VERSION} — upgrade nngraph to load it")
+    for key in ("nngraph_version", "created"):
+        if key in meta and not isinstance(meta[key], str):
+            raise ModelFileError(f"{path}: {META}: {key} must be a string, got {_show(meta[key])}")
 
 
-def _parse_tensors(path: str, name: str, blob: bytes) -> dict:
-    try:
-        tensors = safetensors.numpy.load(blob)
-    except Exception:    # SafetensorError and numpy errors for a header that lies
-        raise ModelFileError(f"{path}: {name} is not a readable safetensors table") from None
-    for key, array in tensors.items():
-        if array.dtype.name not in DTYPES:
-            raise ModelFileError(f"{path}: {name}: '{key}' has dtype {array.dtype}, "
-                                 f"which nngraph does not use ({', '.join(DTYPES)})")
-    return tensors
+def _checksums(path: str, meta: dict) -> dict:
+    hashes = meta.get("sha256")
+    if not isinstance(hashes, dict):
+        raise ModelFileError(f"{path}: {META} has no member checksums (sha256)")
+    for name in (SPEC, PARAMS, OPTIMIZER, STATE):
+        digest = hashes.get(name)
+        if not (isinstance(digest, str) and len(digest) == 64 and
+                all(c in "0123456789abcdef" for c in digest)):
+            raise ModelFileError(f"{path}: {META}: sha256 has no SHA-256 digest for {name}, "
+                                 f"got {_show(digest)}")
+    return hashes
+
+
+def _verify(path: str, name: str, digest, hashes: dict) -> None:
+    if digest.hexdigest() != hashes[name]:
+        raise ModelFileError(f"{path}: is corrupted: {name} does not match its SHA-256 "
+                             "checksum (the file was modified after it was saved)")
+
+
+def _show(value) -> str:
+    """A value from a file, for a message: short, whatever it is."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:50] + "..." + text[-6:]
 
 
 # ---------------------------------------------------------------------------- check
 
-def check_params(saved_params: dict, expected: dict, path) -> None:
+def check_params(saved_params: dict, expected: dict, path, what: str = "parameters") -> None:
     """Raise one `ModelFileError` listing every way `saved_params` fails to fit a network.
 
     `expected` maps each parameter name to (shape, dtype); a dtype of None is not checked.
+    `what` names the tensors in the message's first line.
 
         c1.W: file has 6×1×5×5, network expects 8×1×5×5
     """
@@ -316,9 +575,9 @@ def check_params(saved_params: dict, expected: dict, path) -> None:
     missing = [name for name in expected if name not in saved_params]
     unexpected = [name for name in saved_params if name not in expected]
     if missing:
-        problems.append("missing from the file: " + ", ".join(missing))
+        problems.append("missing from the file: " + _names(missing))
     if unexpected:
-        problems.append("in the file but not in the network: " + ", ".join(unexpected))
+        problems.append("in the file but not in the network: " + _names(unexpected))
     for name, (shape, dtype) in expected.items():
         if name not in saved_params:
             continue
@@ -327,9 +586,16 @@ def check_params(saved_params: dict, expected: dict, path) -> None:
             problems.append(f"{name}: file has {_shape(array.shape)}, network expects {_shape(shape)}")
         elif dtype is not None and np.dtype(array.dtype) != np.dtype(dtype):
             problems.append(f"{name}: file has {np.dtype(array.dtype)}, network expects {np.dtype(dtype)}")
+    if len(problems) > 12:
+        problems[12:] = [f"and {len(problems) - 12} more"]
     if problems:
-        raise ModelFileError(f"{os.fspath(path)}: parameters do not fit the network:\n  "
+        raise ModelFileError(f"{os.fspath(path)}: {what} do not fit the network:\n  "
                              + "\n  ".join(problems))
+
+
+def _names(names: list) -> str:
+    shown = ", ".join(n if n.isprintable() and len(n) <= 60 else _show(n) for n in names[:10])
+    return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
 def _shape(shape) -> str:
