@@ -2,31 +2,43 @@
 initial weights; prints one JSON document of raw numbers, ratios, targets and pass/fail.
 
     python tools/bench.py                                  # everything, cpu backend
+    python tools/bench.py --load 2                         # the same beside 2 busy processes
     python tools/bench.py --backend reference --quick      # smoke run of the tool itself
     python tools/bench.py --cases mlp,lstm.train --out bench.json
 
 Cases (a selector picks a group by its full name, its network or its kind):
-    mlp.train  lenet.train  lstm.train   training samples/s vs torch (targets 3x, 2x, 1.5x)
-    mlp.infer  lenet.infer               batch-1 latency and batch-256 samples/s vs ONNX Runtime,
-                                         of the Model and of its Model.freeze() copy
+    mlp.train  lenet.train  lstm.train   training samples/s vs torch (targets 3x, 2.5x, 1.5x)
+    mlp.infer  lenet.infer               batch-1 latency (target: ONNX Runtime's or less) and
+                                         batch-256 samples/s vs ONNX Runtime, of the Model
+                                         and of its Model.freeze() copy
     mlp.flops                            MLP training at batch 256 as a fraction of numpy's
                                          1024^3 float32 GEMM rate (target 60%)
     lenet.compile                        train + predict compile time, cold and in a second
-                                         process (targets 5 s and 0.5 s; medians of 3 runs)
+                                         process (targets 3 s and 0.3 s; medians of 3 runs)
 
 Every ratio is named for what it divides and is > 1 when nngraph is better: throughput is
-nngraph / peer, latency is peer / nngraph. Before anything is timed, the first training
-losses of nngraph and torch must agree to 1e-4 (relative), and predictions of nngraph,
-torch and ONNX Runtime must agree, so that every comparison is of the same computation.
-A case that ran on the reference interpreter when another backend was asked for fails
-(`fell_back_to_reference`). Exit status 2 when a case could not be measured (its `error`).
+nngraph / peer, latency is peer / nngraph. Each peer (torch, ONNX Runtime) is measured at 1
+and at 2 threads, interleaved with nngraph, and the ratio is against the faster of the two
+(`torch_1t_*`, `torch_2t_*`, `peer_threads_best`). Before anything is timed, the first
+training losses of nngraph and torch at each thread count must agree to 1e-4 (relative),
+and predictions of nngraph, torch and ONNX Runtime at each thread count must agree, so that
+every comparison is of the same computation. A case that ran on the reference interpreter
+when another backend was asked for fails (`fell_back_to_reference`). Exit status 2 when a
+case could not be measured (its `error`).
+
+`--load N` runs N busy single-threaded processes (tools/bench_load.py) from before the first
+case to the end, stopped however the run ends; the document records `load` and the CPU
+time they got. `machine` describes the CPU (vendor, model, SIMD flags), the usable cores,
+the load average at start and end, numba's target, nngraph's BLAS (MKL's version and the
+processors it took this CPU for), PyTorch's BLAS and threading, and every thread pool
+loaded (tools/bench_machine.py); the log's first line sums it up.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import platform
 import sys
 import traceback
 
@@ -35,6 +47,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_cases as bc          # noqa: E402
+import bench_load                 # noqa: E402
+import bench_machine              # noqa: E402
 import bench_timing as bt         # noqa: E402
 import nngraph                    # noqa: E402
 # nngraph's kernels load before PyTorch, as in a process that runs nngraph alone: MKL then
@@ -45,9 +59,9 @@ import peers                      # noqa: E402
 
 GROUPS = ("mlp.train", "mlp.infer", "mlp.flops", "lenet.train", "lenet.infer",
           "lenet.compile", "lstm.train")
-TRAIN_TARGETS = {"mlp": 3.0, "lenet": 2.0, "lstm": 1.5}
+TRAIN_TARGETS = {"mlp": 3.0, "lenet": 2.5, "lstm": 1.5}
 FLOPS_TARGET = 0.6
-COMPILE_TARGETS = {"cold": 5.0, "warm": 0.5}
+COMPILE_TARGETS = {"cold": 3.0, "warm": 0.3}
 LOSS_RTOL = 1e-4
 POOL = 8                          # distinct batches each loop cycles through
 
@@ -87,63 +101,107 @@ def _target(entry: dict, key: str, minimum: float | None = None,
     return entry
 
 
+def best_of(results: dict, peer: str, key: str = "median", faster=max) -> str:
+    """The name of the peer's fastest thread count in `results` {name: {key: value}}:
+    best_of(rates, "torch") -> "torch_2t" by the highest median samples/s,
+    best_of(lat, "onnxruntime", "median_s", min) by the lowest median latency."""
+    return faster(peers.variants(peer), key=lambda name: results[name][key])
+
+
+def torch_scopes() -> dict:
+    """{'torch_1t': scope, ...}: PyTorch's thread count for each of its variants."""
+    return {name: functools.partial(peers.torch_threads, n)
+            for name, n in peers.variants("torch").items()}
+
+
+def _peer_fields(entry: dict, results: dict, peer: str, unit: str, key: str, scale: float,
+                 faster) -> str:
+    """Records the peer at each thread count (`{peer}_1t_{unit}`...) and at its best
+    (`{peer}_{unit}`, `peer_threads_best`); returns the best variant's name."""
+    best = best_of(results, peer, key, faster)
+    for name in peers.variants(peer):
+        entry[f"{name}_{unit}"] = results[name][key] * scale
+    entry[f"{peer}_{unit}"] = results[best][key] * scale
+    entry.setdefault("peer_threads_best", {})[peer] = peers.variants(peer)[best]
+    return best
+
+
 # ------------------------------------------------------------------------ training
-def loss_check(case: str, model, trainer, batches: list, tbatches: list, steps: int = 3):
-    """Train both from the same weights on the same batches; the first losses must agree to
-    LOSS_RTOL. Later steps also check the gradients and the momentum update, reported."""
+def loss_check(case: str, model, trainers: dict, batches: list, tbatches: list,
+               steps: int = 3, scopes: dict | None = None) -> dict:
+    """Train nngraph and each torch trainer {name: fn(batch)} from the same weights on the
+    same batches; the first losses must agree to LOSS_RTOL. Later steps also check the
+    gradients and the momentum update, reported."""
     ours = [model.train_step(b) for b in batches[:steps]]
-    theirs = [trainer(b) for b in tbatches[:steps]]
-    diffs = [rel_diff(a, b) for a, b in zip(ours, theirs)]
-    if not diffs[0] <= LOSS_RTOL:
-        raise AssertionError(f"{case}: first-step losses differ: nngraph {ours[0]!r}, torch "
-                             f"{theirs[0]!r} (relative {diffs[0]:.2e} > {LOSS_RTOL:g})")
-    return {"nngraph": ours, "torch": theirs, "rel_diff": diffs}
+    check = {"nngraph": ours, "rel_diff": {}}
+    for name, trainer in trainers.items():
+        with bt.scope(scopes, name):
+            theirs = [trainer(b) for b in tbatches[:steps]]
+        diffs = [rel_diff(a, b) for a, b in zip(ours, theirs)]
+        if not diffs[0] <= LOSS_RTOL:
+            raise AssertionError(f"{case}: first-step losses differ: nngraph {ours[0]!r}, "
+                                 f"{name} {theirs[0]!r} (relative {diffs[0]:.2e} > "
+                                 f"{LOSS_RTOL:g})")
+        check[name], check["rel_diff"][name] = theirs, diffs
+    return check
 
 
 def train_rates(case: str, backend: str, batch: int, s: bt.Settings) -> tuple[dict, dict]:
-    """(samples/s of nngraph and torch, loss check) for one network at one batch size."""
+    """(samples/s of nngraph and of torch at each thread count, loss check) for one network
+    at one batch size. Each torch variant trains its own copy of the initial weights."""
     model = _compile(case, backend)
-    trainer = peers.TorchTrainer(peers.torch_model(case, model.params), bc.INPUT[case],
-                                 bc.LR, bc.MOMENTUM)
+    trainers = {name: peers.TorchTrainer(peers.torch_model(case, model.params),
+                                         bc.INPUT[case], bc.LR, bc.MOMENTUM)
+                for name in peers.variants("torch")}
     batches = bc.make_batches(case, batch, POOL, seed=1)
     tbatches = [peers.to_torch(b) for b in batches]
-    check = loss_check(case, model, trainer, batches, tbatches)
-    rates = bt.throughput({"nngraph": model.train_step, "torch": trainer},
-                          {"nngraph": batches, "torch": tbatches}, batch, s)
+    scopes = torch_scopes()
+    check = loss_check(case, model, trainers, batches, tbatches, scopes=scopes)
+    rates = bt.throughput({"nngraph": model.train_step, **trainers},
+                          {"nngraph": batches, **{name: tbatches for name in trainers}},
+                          batch, s, scopes)
     rates["executor"] = type(model.executor).__name__
     return rates, check
+
+
+def _train_entry(rates: dict, check: dict, **fields) -> tuple[dict, float, float]:
+    """The fields every training entry has; returns it with nngraph's and the best
+    torch's samples/s."""
+    entry = {**fields, "executor": rates["executor"],
+             "nngraph_samples_per_s": rates["nngraph"]["median"]}
+    best = _peer_fields(entry, rates, "torch", "samples_per_s", "median", 1.0, max)
+    entry["nngraph_repeats"] = rates["nngraph"]["repeats"]
+    for name in peers.variants("torch"):
+        entry[f"{name}_repeats"] = rates[name]["repeats"]
+    entry["loss_check"] = check
+    return entry, rates["nngraph"]["median"], rates[best]["median"]
 
 
 def bench_train(case: str, backend: str, s: bt.Settings) -> dict:
     batch = bc.TRAIN_BATCH[case]
     rates, check = train_rates(case, backend, batch, s)
-    entry = {"what": f"training samples/s, batch {batch}, SGD lr {bc.LR} momentum {bc.MOMENTUM}",
-             "batch": batch, "executor": rates["executor"],
-             "nngraph_samples_per_s": rates["nngraph"]["median"],
-             "torch_samples_per_s": rates["torch"]["median"],
-             "nngraph_repeats": rates["nngraph"]["repeats"],
-             "torch_repeats": rates["torch"]["repeats"],
-             "ratio_nngraph_over_torch": rates["nngraph"]["median"] / rates["torch"]["median"],
-             "loss_check": check}
+    entry, ours, theirs = _train_entry(
+        rates, check, batch=batch,
+        what=f"training samples/s, batch {batch}, SGD lr {bc.LR} momentum {bc.MOMENTUM}")
+    entry["ratio_nngraph_over_torch"] = ours / theirs
     return {f"{case}.train": _target(entry, "ratio_nngraph_over_torch", TRAIN_TARGETS[case])}
 
 
 def bench_flops(backend: str, s: bt.Settings, gemm: dict) -> dict:
     rates, check = train_rates("mlp", backend, bc.FLOPS_BATCH, s)
-    ours, theirs = rates["nngraph"]["median"], rates["torch"]["median"]
-    entry = {"what": "MLP training FLOP rate at batch 256 against numpy's 1024^3 GEMM",
-             "batch": bc.FLOPS_BATCH, "executor": rates["executor"],
-             "flops_per_sample": bc.MLP_TRAIN_FLOPS, "formula": bc.MLP_FLOPS_FORMULA,
-             "nngraph_samples_per_s": ours, "torch_samples_per_s": theirs,
-             "nngraph_gflops": ours * bc.MLP_TRAIN_FLOPS / 1e9,
-             "torch_gflops": theirs * bc.MLP_TRAIN_FLOPS / 1e9,
-             "numpy_gemm_gflops": gemm["gflops"],
-             "ratio_nngraph_gflops_over_gemm": ours * bc.MLP_TRAIN_FLOPS / 1e9 / gemm["gflops"],
-             "needed_flops_per_sample": bc.MLP_TRAIN_FLOPS_NEEDED,
-             "needed_note": "without the first layer's input gradient, which no step needs",
-             "ratio_nngraph_needed_gflops_over_gemm":
-                 ours * bc.MLP_TRAIN_FLOPS_NEEDED / 1e9 / gemm["gflops"],
-             "loss_check": check}
+    entry, ours, theirs = _train_entry(
+        rates, check, batch=bc.FLOPS_BATCH,
+        what="MLP training FLOP rate at batch 256 against numpy's 1024^3 GEMM")
+    entry.update({
+        "flops_per_sample": bc.MLP_TRAIN_FLOPS, "formula": bc.MLP_FLOPS_FORMULA,
+        "nngraph_gflops": ours * bc.MLP_TRAIN_FLOPS / 1e9,
+        "torch_gflops": theirs * bc.MLP_TRAIN_FLOPS / 1e9,
+        "numpy_gemm_gflops": gemm["gflops"],
+        "ratio_nngraph_gflops_over_gemm": ours * bc.MLP_TRAIN_FLOPS / 1e9 / gemm["gflops"],
+        "needed_flops_per_sample": bc.MLP_TRAIN_FLOPS_NEEDED,
+        "needed_note": "without the first layer's input gradient, which no step needs",
+        "ratio_nngraph_needed_gflops_over_gemm":
+            ours * bc.MLP_TRAIN_FLOPS_NEEDED / 1e9 / gemm["gflops"]})
     return {"mlp.flops": _target(entry, "ratio_nngraph_gflops_over_gemm", FLOPS_TARGET)}
 
 
@@ -154,57 +212,62 @@ def bench_infer(case: str, backend: str, s: bt.Settings) -> dict:
     nngraph runs twice: the Model itself (`{case}.infer_b*`), whose parameters may be
     edited in place between calls, and the predict-only copy of Model.freeze()
     (`{case}.infer_b*_frozen`), whose weights are constants as an ONNX Runtime session's
-    are, so that its dense layers multiply by weights packed once."""
+    are, so that its dense layers multiply by weights packed once. Each peer runs at each
+    thread count; both nngraph entries are compared with the same best of each peer."""
     model = _compile(case, backend)
     frozen = model.freeze()
     module = peers.torch_model(case, model.params)
     torch_predict = peers.torch_predictor(module)
+    scopes = torch_scopes()
     name = bc.INPUT[case]
     out = {}
     for batch in bc.INFER_BATCHES:
         xs = [b[name] for b in bc.make_batches(case, batch, 1 if batch == 1 else POOL, seed=2)]
-        ort_predict = peers.ort_session(module, xs[0], name)
+        txs = [peers.to_torch({name: x})[name] for x in xs]
+        sessions = peers.ort_sessions(module, xs[0], name)
         fns = {"nngraph": lambda x: model.predict({name: x}),
                "nngraph_frozen": lambda x: frozen.predict({name: x}),
-               "onnxruntime": ort_predict, "torch": torch_predict}
-        inputs = {"nngraph": xs, "nngraph_frozen": xs, "onnxruntime": xs,
-                  "torch": [peers.to_torch({name: x})[name] for x in xs]}
+               **{v: sessions[n] for v, n in peers.variants("onnxruntime").items()},
+               **{v: torch_predict for v in peers.variants("torch")}}
+        inputs = {k: txs if k.startswith("torch") else xs for k in fns}
         ours = fns["nngraph"](xs[0])
-        diffs = {"onnxruntime": float(np.abs(ours - ort_predict(xs[0])).max()),
-                 "torch": float(np.abs(ours - torch_predict(inputs["torch"][0]).numpy()).max()),
-                 "nngraph_frozen": float(np.abs(ours - fns["nngraph_frozen"](xs[0])).max())}
+        diffs = {}
+        for who, fn in fns.items():
+            if who != "nngraph":
+                with bt.scope(scopes, who):
+                    theirs = np.asarray(fn(inputs[who][0]))
+                diffs[who] = float(np.abs(ours - theirs).max())
         scale = float(np.abs(ours).max())
         for peer, d in diffs.items():
             if not d <= 1e-4 * max(1.0, scale):
                 raise AssertionError(f"{case}: predictions differ from {peer} by {d:.2e}")
         if batch == 1:
-            lat = bt.latency(fns, {k: v[0] for k, v in inputs.items()}, s)
+            lat = bt.latency(fns, {k: v[0] for k, v in inputs.items()}, s, scopes)
         else:
-            rates = bt.throughput(fns, inputs, batch, s)
+            rates = bt.throughput(fns, inputs, batch, s, scopes)
         for who, suffix in (("nngraph", ""), ("nngraph_frozen", "_frozen")):
             entry = {"batch": batch, "executor": type(model.executor).__name__,
                      "model": "Model.freeze()" if suffix else "Model",
                      "max_abs_diff": diffs}
             if batch == 1:
                 entry["what"] = "batch-1 predict latency, median over individually timed calls"
-                for k in (who, "onnxruntime", "torch"):
-                    key = "nngraph" if k == who else k
-                    entry[f"{key}_latency_us"] = lat[k]["median_s"] * 1e6
-                    entry[f"{key}_p90_latency_us"] = lat[k]["p90_s"] * 1e6
+                entry["nngraph_latency_us"] = lat[who]["median_s"] * 1e6
+                entry["nngraph_p90_latency_us"] = lat[who]["p90_s"] * 1e6
                 entry["calls"] = lat[who]["calls"]
                 for peer in ("onnxruntime", "torch"):
-                    entry[f"ratio_{peer}_over_nngraph_latency"] = (lat[peer]["median_s"] /
+                    best = _peer_fields(entry, lat, peer, "latency_us", "median_s", 1e6, min)
+                    entry[f"{peer}_p90_latency_us"] = lat[best]["p90_s"] * 1e6
+                    entry[f"ratio_{peer}_over_nngraph_latency"] = (lat[best]["median_s"] /
                                                                    lat[who]["median_s"])
                 out[f"{case}.infer_b1{suffix}"] = _target(
                     entry, "ratio_onnxruntime_over_nngraph_latency", 1.0)
             else:
                 entry["what"] = f"batch-{batch} predict samples/s"
-                for k in (who, "onnxruntime", "torch"):
-                    key = "nngraph" if k == who else k
-                    entry[f"{key}_samples_per_s"] = rates[k]["median"]
+                entry["nngraph_samples_per_s"] = rates[who]["median"]
                 for peer in ("onnxruntime", "torch"):
+                    best = _peer_fields(entry, rates, peer, "samples_per_s", "median", 1.0, max)
                     entry[f"ratio_nngraph_over_{peer}"] = (rates[who]["median"] /
-                                                           rates[peer]["median"])
+                                                           rates[best]["median"])
                 out[f"{case}.infer_b{batch}{suffix}"] = _target(
                     entry, "ratio_nngraph_over_onnxruntime", 1.0)
     return out
@@ -233,65 +296,31 @@ def bench_compile(backend: str, s: bt.Settings) -> dict:
 
 
 # ------------------------------------------------------------------------ the run
-def machine() -> dict:
-    import numba
-    import onnx
-    import onnxruntime
-    import torch
-    try:
-        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]["name"]
-    except (AttributeError, KeyError, TypeError):
-        blas = "unknown"
-    return {"cpu_count": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "machine": platform.machine(), "processor": platform.processor() or None,
-            "system": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "numpy_blas": blas, "numba": numba.__version__,
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
-            "onnxruntime_threads": peers.THREADS, "nngraph": nngraph.__version__,
-            "nngraph_blas": _nngraph_blas(),
-            "load_before": _load()}
-
-
-def _nngraph_blas() -> str:
-    from nngraph.kernels.cpu.blas import PROVIDER
-    return PROVIDER
-
-
-def _load():
-    """The 1-minute load average: above ~0.5 other work shared the 2 cores while measuring,
-    and torch (whose OpenMP barriers wait for descheduled threads) suffers most."""
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-
-
-def run(groups: list[str], backend: str, s: bt.Settings, log=None) -> dict:
-    """Measure the chosen groups; returns the JSON document as a dict. A group that fails
-    is recorded with its error (pass false) and the others still run."""
+def run(groups: list[str], backend: str, s: bt.Settings, log=None, load: int = 0) -> dict:
+    """Measure the chosen groups beside `load` busy processes; returns the JSON document as
+    a dict. A group that fails is recorded with its error (pass false) and the others
+    still run."""
     peers.use_threads()
     doc = {"tool": "tools/bench.py", "backend": backend, "settings": s.__dict__,
-           "machine": machine(), "better_when": "every ratio_* > 1 means nngraph is better",
-           "cases": {}}
+           "load": load, "peer_threads": list(peers.PEER_THREADS),
+           "machine": bench_machine.describe(),
+           "better_when": "every ratio_* > 1 means nngraph is better", "cases": {}}
+    if log:
+        log(f"bench: {bench_machine.summary(doc['machine'], load)}")
     gemm = None
-    for group in groups:
-        if log:
-            log(f"bench: {group} ...")
-        net, kind = group.split(".")
-        try:
-            if kind == "train":
-                entries = bench_train(net, backend, s)
-            elif kind == "infer":
-                entries = bench_infer(net, backend, s)
-            elif kind == "flops":
-                gemm = gemm or bt.gemm_gflops(s)
-                entries = bench_flops(backend, s, gemm)
-            else:
-                entries = bench_compile(backend, s)
-        except Exception as exc:         # record it, keep measuring the rest
+    with bench_load.BusyLoad(load) as busy:
+        for group in groups:
             if log:
-                log(traceback.format_exc())
-            entries = {group: {"error": f"{type(exc).__name__}: {exc}", "pass": False}}
-        doc["cases"].update(entries)
+                log(f"bench: {group} ...")
+            try:
+                entries, gemm = _measure(group, backend, s, gemm)
+            except Exception as exc:         # record it, keep measuring the rest
+                if log:
+                    log(traceback.format_exc())
+                entries = {group: {"error": f"{type(exc).__name__}: {exc}", "pass": False}}
+            doc["cases"].update(entries)
+        doc["machine"]["load_average"]["end"] = bench_machine.load_average()
+    doc["busy_processes"] = busy.record()
     if gemm is not None:
         doc["numpy_gemm"] = gemm
     results = doc["cases"]
@@ -300,13 +329,24 @@ def run(groups: list[str], backend: str, s: bt.Settings, log=None) -> dict:
         if backend != "reference" and ran == "ReferenceExecutor":
             entry["fell_back_to_reference"] = True       # not the backend asked for
             entry["pass"] = False
-    doc["machine"]["load_average_1min"] = {"before": doc["machine"].pop("load_before"),
-                                           "after": _load()}
     doc["summary"] = {"passed": sorted(k for k, v in results.items() if v["pass"]),
                       "failed": sorted(k for k, v in results.items() if not v["pass"]),
                       "errors": sorted(k for k, v in results.items() if "error" in v)}
     doc["summary"]["all_pass"] = not doc["summary"]["failed"]
     return doc
+
+
+def _measure(group: str, backend: str, s: bt.Settings, gemm: dict | None):
+    """(entries of one group, numpy's GEMM rate once measured)."""
+    net, kind = group.split(".")
+    if kind == "train":
+        return bench_train(net, backend, s), gemm
+    if kind == "infer":
+        return bench_infer(net, backend, s), gemm
+    if kind == "flops":
+        gemm = gemm or bt.gemm_gflops(s)
+        return bench_flops(backend, s, gemm), gemm
+    return bench_compile(backend, s), gemm
 
 
 def main(argv=None) -> int:
@@ -317,10 +357,14 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", help=f"comma-separated: {', '.join(GROUPS)}, "
                                     "or a network (mlp) or kind (train); default all")
     ap.add_argument("--quick", action="store_true", help="fewer, shorter repeats (smoke run)")
+    ap.add_argument("--load", type=int, default=0, metavar="N",
+                    help="run N busy single-threaded processes beside the benchmark")
     ap.add_argument("--out", help="also write the JSON document to this file")
     args = ap.parse_args(argv)
+    if args.load < 0:
+        ap.error("--load takes a count of busy processes, 0 or more")
     doc = run(select(args.cases), args.backend, bt.QUICK if args.quick else bt.FULL,
-              log=lambda m: print(m, file=sys.stderr, flush=True))
+              log=lambda m: print(m, file=sys.stderr, flush=True), load=args.load)
     text = json.dumps(doc, indent=2)
     print(text)
     if args.out:

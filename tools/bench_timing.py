@@ -2,6 +2,7 @@
 nngraph's compile time in fresh processes."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -31,53 +32,66 @@ QUICK = Settings(warmup_steps=2, repeats=2, min_time_s=0.2, latency_calls=30, ge
                  compile_cold_runs=1, compile_warm_runs=1)
 
 
-def throughput(contenders: dict, items: dict, batch: int, s: Settings) -> dict:
+def scope(scopes: dict | None, name: str):
+    """The context a contender runs in: `scopes[name]()`, or none."""
+    return (scopes or {}).get(name, contextlib.nullcontext)()
+
+
+def throughput(contenders: dict, items: dict, batch: int, s: Settings,
+               scopes: dict | None = None) -> dict:
     """Samples/s of each contender {name: fn(item)} over its list of `items[name]`, cycled.
     Repeats alternate between contenders so that drift in machine load hits all alike. Each
     repeat starts with a short idle pause, so that the thread pool the previous contender
     used is asleep (OpenBLAS, OpenMP, ORT all spin a while after work: Intel OpenMP, which
-    MKL runs on, for 200 ms), and one untimed call."""
+    MKL runs on, for 200 ms), and one untimed call. A contender's warm-up and each of its
+    repeats run inside `scopes[name]()` where given (peers.torch_threads: PyTorch's thread
+    count is one setting for the whole process)."""
     for name, fn in contenders.items():
-        for i in range(s.warmup_steps):
-            fn(items[name][i % len(items[name])])
+        with scope(scopes, name):
+            for i in range(s.warmup_steps):
+                fn(items[name][i % len(items[name])])
     rates = {name: [] for name in contenders}
     for _ in range(s.repeats):
         for name, fn in contenders.items():
             pool = items[name]
-            time.sleep(s.settle_s)
-            fn(pool[0])
-            steps, start = 0, time.perf_counter()
-            while True:
-                fn(pool[steps % len(pool)])
-                steps += 1
-                elapsed = time.perf_counter() - start
-                if elapsed >= s.min_time_s:
-                    break
+            with scope(scopes, name):
+                time.sleep(s.settle_s)
+                fn(pool[0])
+                steps, start = 0, time.perf_counter()
+                while True:
+                    fn(pool[steps % len(pool)])
+                    steps += 1
+                    elapsed = time.perf_counter() - start
+                    if elapsed >= s.min_time_s:
+                        break
             rates[name].append(steps * batch / elapsed)
     return {name: {"median": statistics.median(r), "repeats": [round(v, 1) for v in r]}
             for name, r in rates.items()}
 
 
-def latency(contenders: dict, inputs: dict, s: Settings) -> dict:
+def latency(contenders: dict, inputs: dict, s: Settings, scopes: dict | None = None) -> dict:
     """Median seconds per call of each contender {name: fn(x)} on its `inputs[name]`, over
-    repeats x latency_calls individually timed calls (and at least min_time_s per repeat)."""
+    repeats x latency_calls individually timed calls (and at least min_time_s per repeat),
+    interleaved and scoped as in throughput."""
     for name, fn in contenders.items():
-        for _ in range(10 * s.warmup_steps):
-            fn(inputs[name])
+        with scope(scopes, name):
+            for _ in range(10 * s.warmup_steps):
+                fn(inputs[name])
     times = {name: [] for name in contenders}
     for _ in range(s.repeats):
         for name, fn in contenders.items():
             x, out = inputs[name], times[name]
-            time.sleep(s.settle_s)
-            for _ in range(min(10, s.latency_calls)):
-                fn(x)
-            start = time.perf_counter()
-            calls = 0
-            while calls < s.latency_calls or time.perf_counter() - start < s.min_time_s:
-                t0 = time.perf_counter_ns()
-                fn(x)
-                out.append(time.perf_counter_ns() - t0)
-                calls += 1
+            with scope(scopes, name):
+                time.sleep(s.settle_s)
+                for _ in range(min(10, s.latency_calls)):
+                    fn(x)
+                start = time.perf_counter()
+                calls = 0
+                while calls < s.latency_calls or time.perf_counter() - start < s.min_time_s:
+                    t0 = time.perf_counter_ns()
+                    fn(x)
+                    out.append(time.perf_counter_ns() - t0)
+                    calls += 1
     return {name: {"median_s": statistics.median(t) * 1e-9,
                    "p90_s": float(np.percentile(t, 90)) * 1e-9, "calls": len(t)}
             for name, t in times.items()}

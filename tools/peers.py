@@ -7,12 +7,19 @@ W (F, 4H), U (H, 4H) and one bias b (4H), gates i, f, g, o like torch: weight_ih
 weight_hh = U.T, bias_ih = b, and bias_hh = 0 frozen (requires_grad False) so that torch
 trains exactly nngraph's parameters: a second trainable bias would receive the same
 gradient and double the bias' effective step.
+
+Each peer runs at every thread count of PEER_THREADS and nngraph is compared with the
+fastest (bench.best_of): on a loaded machine one thread can beat two, whose OpenMP barriers
+wait for a descheduled thread. PyTorch's intra-op thread count is one setting for the whole
+process, so it is set around each use (torch_threads); an ONNX Runtime session has its own
+pool, so there is one session per count (ort_sessions).
 """
 from __future__ import annotations
 
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -20,10 +27,29 @@ import torch.nn.functional as F
 from torch import nn
 
 THREADS = 2
+"""PyTorch's thread count outside torch_threads, while nngraph runs."""
+PEER_THREADS = (1, 2)
 
 
 def use_threads(n: int = THREADS) -> None:
     torch.set_num_threads(n)
+
+
+def variants(peer: str) -> dict:
+    """{'torch_1t': 1, 'torch_2t': 2}: the names a peer is measured under, and their
+    thread counts."""
+    return {f"{peer}_{n}t": n for n in PEER_THREADS}
+
+
+@contextmanager
+def torch_threads(n: int):
+    """PyTorch at `n` intra-op threads inside the block, as it was after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _tensor(a) -> nn.Parameter:
@@ -125,10 +151,10 @@ def torch_predictor(module: nn.Module):
     return predict
 
 
-def ort_session(module: nn.Module, sample: np.ndarray, input_name: str):
+def ort_sessions(module: nn.Module, sample: np.ndarray, input_name: str,
+                 threads=PEER_THREADS) -> dict:
     """Export `module` for the fixed shape of `sample` (static shapes let ORT specialise) and
-    open it in ONNX Runtime with 2 intra-op threads. Returns predict(x) -> array."""
-    import onnxruntime as ort
+    open it in ONNX Runtime once per intra-op thread count. Returns {threads: predict(x)}."""
     module.eval()
     fd, path = tempfile.mkstemp(suffix=".onnx")
     os.close(fd)
@@ -141,14 +167,19 @@ def ort_session(module: nn.Module, sample: np.ndarray, input_name: str):
             except TypeError:             # a torch without the `dynamo` switch
                 torch.onnx.export(module, (torch.from_numpy(sample),), path,
                                   input_names=[input_name], output_names=["logits"])
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = THREADS
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        sessions = {n: _ort_open(path, n) for n in threads}
     finally:
         os.unlink(path)
 
-    def predict(x):
-        return session.run(None, {input_name: x})[0]
-    return predict
+    def predictor(session):
+        return lambda x: session.run(None, {input_name: x})[0]
+    return {n: predictor(session) for n, session in sessions.items()}
+
+
+def _ort_open(path: str, threads: int):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
