@@ -14,7 +14,7 @@ is no longer the benchmark. Its command line ends with MARKER, so `ps` shows wha
 
     with BusyLoad(2) as busy:       # two busy processes until the block is left
         measure()
-    busy.cpu_seconds                # CPU time each got: about a core each when idle cores
+    busy.cpu_seconds                # the CPU time each got, [seconds, seconds]
 """
 from __future__ import annotations
 
