@@ -95,7 +95,7 @@ def test_a_batch_splits_from_twice_split_min_on(monkeypatch):
 
 def test_threads_setting_is_checked(monkeypatch):
     monkeypatch.setenv("NNGRAPH_THREADS", "4")
-    with pytest.raises(ValueError, match="NNGRAPH_THREADS='4': give 1 or 2"):
+    with pytest.raises(ValueError, match="NNGRAPH_THREADS='4': give 1, 2 or auto"):
         cpu_backend.threads()
 
 

@@ -101,6 +101,7 @@ def _scipy_entries():
     for kind in _SYMBOLS:
         capsule = cython_blas.__pyx_capi__[f"{kind}gemm"]
         entries[kind] = get_pointer(capsule, get_name(capsule))
+    _scipy_entries.sgemm = entries["s"]
     global _keep_threads_c          # kept alive: the symbol holds its address
     _keep_threads_c = cfunc(types.int32(types.int32), cache=True)(_keep_threads)
     entries["threads"] = _keep_threads_c.address
@@ -128,6 +129,11 @@ def _no_compute_address() -> int:
 
 
 def _bind() -> str:
+    # Intel OpenMP's threads spin for KMP_BLOCKTIME after each parallel region before they
+    # sleep: 200 ms unless set, which on a busy machine takes a core from every other
+    # process (and from our own second thread) for most of the time. One millisecond still
+    # covers the gaps between the products of a training step and the next step.
+    os.environ.setdefault("KMP_BLOCKTIME", "1")
     wanted = os.environ.get("NNGRAPH_BLAS", "auto").strip().lower() or "auto"
     if wanted not in ("auto", "mkl", "openblas"):
         raise RuntimeError(f"NNGRAPH_BLAS={wanted!r}: choose mkl, openblas or auto")
@@ -160,6 +166,49 @@ def threads_local(n: int) -> int:
     """From Python: BLAS threads for products called from this thread (0: the global
     setting); returns the previous value. Does nothing under OpenBLAS (PER_THREAD False)."""
     return _set_threads_local(n)
+
+
+def _openblas_controller():
+    """threadpoolctl's controller of the OpenBLAS that `gemm` calls (the library that holds
+    the sgemm we bound, found with dladdr; SciPy's), or None."""
+    from threadpoolctl import ThreadpoolController
+    path = None
+    try:
+        class _Info(ctypes.Structure):
+            _fields_ = [("fname", ctypes.c_char_p), ("fbase", ctypes.c_void_p),
+                        ("sname", ctypes.c_char_p), ("saddr", ctypes.c_void_p)]
+        dladdr = ctypes.CDLL(None).dladdr
+        dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Info)]
+        info = _Info()
+        if dladdr(ctypes.c_void_p(_scipy_entries.sgemm), ctypes.byref(info)):
+            path = os.path.realpath(info.fname.decode())
+    except (AttributeError, OSError):
+        pass
+    candidates = ThreadpoolController().select(internal_api="openblas").lib_controllers
+    for lib in candidates:
+        if path is not None and os.path.realpath(lib.filepath) == path:
+            return lib
+    scipys = [lib for lib in candidates if "scipy" in os.path.basename(
+        os.path.dirname(lib.filepath))]
+    return scipys[0] if len(scipys) == 1 else None
+
+
+_openblas = None
+
+
+def set_threads(n: int) -> None:
+    """BLAS threads for the products that this thread calls from now on: MKL's per-thread
+    setting, or OpenBLAS's one global count (threadpoolctl). OpenBLAS's threads must never
+    run beside ours: a LeNet-5 step under OpenBLAS took 80x longer with its two threads
+    than with one, its threads waking for every small product of a convolution."""
+    global _openblas
+    if PER_THREAD:
+        _set_threads_local(n)
+        return
+    if _openblas is None:
+        _openblas = _openblas_controller() or False
+    if _openblas and _openblas.num_threads != n:     # (setting it may start threads)
+        _openblas.set_num_threads(n)
 
 
 @intrinsic

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from operator import is_
+from time import perf_counter
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from ..batch import refuse_non_finite
 from ..codegen.cpu import CPUCodegen, calls_gemm, load_module, module_file
 from ..ops.base import RunContext
 from ..passes.fuse import _ident
-from . import cpu_compile, cpu_direct, cpu_threads
+from . import cpu_compile, cpu_direct, cpu_schedule, cpu_threads
 
 
 _NOT_PACKED = np.zeros(0, np.uint8)     # a weight with no packed copy: gemm_packed calls gemm
@@ -39,14 +40,9 @@ parameters 135 -> 151, 25,450 110 -> 116, 31,810 204 -> 211, 38,170 203 -> 205, 
 
 
 def threads() -> int:
-    """Threads a batch may run on: NNGRAPH_THREADS (1 or 2), else 2 when two cores are
-    available to this process."""
-    value = os.environ.get("NNGRAPH_THREADS", "").strip()
-    if value:
-        if value not in ("1", "2"):
-            raise ValueError(f"NNGRAPH_THREADS={value!r}: give 1 or 2")
-        return int(value)
-    return min(2, cpu_compile.cores())
+    """Threads a batch may run on: 1 with NNGRAPH_THREADS=1 or one usable core, else 2
+    (whether a run takes the second core is then measured, see cpu_schedule.py)."""
+    return 1 if cpu_schedule.setting() == "one" else 2
 
 
 class CPUExecutor:
@@ -111,6 +107,8 @@ class CPUExecutor:
         self.direct: dict = {}          # {mode: cpu_direct.Direct or None} (see _driver)
         self.ran: set = set()           # modes whose driver has run
         self.threads, self.split_modes, self.second_grads = threads(), {}, None
+        self.schedules = cpu_schedule.Schedules(cpu_schedule.setting())
+        self.wide = self.threads >= 2       # whether the run under way takes both cores
         self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
         self.output_buffers = [(name, self.names[node]) for name, node in program.outputs.items()]
         self.uses_reference = {m: "R." in d for m, d in self.gen.drivers.items()}
@@ -154,7 +152,7 @@ class CPUExecutor:
         on_team = self.team_updates.get(kernel, False)
         if on_team is False:
             on_team = self.team_updates[kernel] = self._team_update(kernel, args)
-        if on_team is None:
+        if on_team is None or not self.wide:
             kernel(*args)
         else:
             on_team.run(args, self.threads)
@@ -282,6 +280,18 @@ class CPUExecutor:
             self.worker.close()
         self.worker = None
 
+    def _schedule(self, mode, batch):
+        """The Schedule of this kind of run (cpu_schedule.py), or None where the second
+        core has nothing to do: one thread, or batches too small to split whose products
+        MKL keeps on one thread anyway."""
+        n = len(next(iter(batch.values())))
+        if self.threads < 2 or n < 2 * SPLIT_MIN:
+            self.wide = self.threads >= 2
+            return None
+        s = self.schedules.of((mode, n))
+        self.wide = s.wide()
+        return s
+
     def _run(self, mode, arrays, state, batch, training, seed):
         """(loss, {buffer name: array}) of one run of a driver over the batch."""
         if mode not in self.compiled:
@@ -294,8 +304,21 @@ class CPUExecutor:
         views = self._buffers(mode, batch, 0, n)
         if self.uses_reference[mode]:
             self.runtime.begin(arrays, state, training, seed)
+        # BLAS threads: none beside ours where the driver runs kernels that call products
+        # chunk by chunk (gemm_serial, which only MKL can keep on one thread)
+        narrow = not self.wide or (not self.blas.PER_THREAD and self._chunked(mode))
+        self.blas.set_threads(1 if narrow else self._blas_wide)
         loss = self._driver(mode, batch, views)(views, self.runtime)
         return loss, views
+
+    @property
+    def _blas_wide(self) -> int:
+        """BLAS threads of a wide run: MKL's own count (0), or both cores for OpenBLAS."""
+        return 0 if self.blas.PER_THREAD else self.threads
+
+    def _chunked(self, mode) -> bool:
+        driver = self.gen.drivers[mode]
+        return "_conv." in driver or "_rec." in driver or "_convw." in driver
 
     def _driver(self, mode, batch, views):
         """The driver of `mode`; from its second run on, its direct form when it has one
@@ -333,7 +356,7 @@ class CPUExecutor:
             g, prog, driver = self.program.graph, self.program, self.gen.drivers[mode]
             layouts = {b.name: b.layout for b in self.gen.plans[mode][0]}
             self.split_modes[mode] = (
-                self.threads >= 2 and self.blas.PER_THREAD and not prog.state
+                self.threads >= 2 and not prog.state
                 and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
                 and ("_conv." in driver or "_rec." in driver)
                 and not self.uses_reference[mode]
@@ -360,13 +383,13 @@ class CPUExecutor:
         driver = self._driver(mode, first, views0)
 
         def run(views):
-            before = self.blas.threads_local(1)
-            try:
-                return driver(views, self.runtime)
-            finally:
-                self.blas.threads_local(before)
+            self.blas.set_threads(1)
+            return driver(views, self.runtime)
 
-        loss0, loss1 = cpu_threads.second().run_beside(run, views1, lambda: run(views0))
+        if self.wide:
+            loss0, loss1 = cpu_threads.second().run_beside(run, views1, lambda: run(views0))
+        else:                           # a busy machine: the same halves, one after the other
+            loss0, loss1 = run(views0), run(views1)
         w0, w1 = half / n, (n - half) / n
         if mode == "train":
             self.optim.mean_of_halves(self.flat_grads, self.second_grads, w0, w1)
@@ -393,10 +416,12 @@ class CPUExecutor:
         return loss, views
 
     def gradients(self, arrays, state, batch, seed):
+        self._schedule("train", batch)
         loss, _ = self._backprop(arrays, state, batch, seed)
         return loss, {k: np.array(self.gviews[k]) for k in self.trainable}
 
     def train_step(self, arrays, state, opt, opt_state, batch, t, seed):
+        schedule, start = self._schedule("train", batch), perf_counter()
         if self.uses_reference["train"]:    # numpy's rules may overflow; kernels never warn
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss, views = self._backprop(arrays, state, batch, seed)
@@ -404,15 +429,23 @@ class CPUExecutor:
             loss, views = self._backprop(arrays, state, batch, seed)
         if math.isfinite(loss):
             self._update(opt, t)                  # Model.set_optimizer always adopts `opt`
+        if schedule is not None:
+            schedule.record(self.wide, perf_counter() - start)
         return loss, self._values(views, self.loss_inputs)
 
     def evaluate(self, arrays, state, batch):
+        schedule, start = self._schedule("evaluate", batch), perf_counter()
         loss, views = self._run("evaluate", arrays, state, batch, False, None)
+        if schedule is not None:
+            schedule.record(self.wide, perf_counter() - start)
         loss += optimizers.penalty(arrays, self.program.params)
         return loss, self._values(views, self.loss_inputs)
 
     def predict(self, arrays, state, batch):
+        schedule, start = self._schedule("predict", batch), perf_counter()
         unfit, views = self._run("predict", arrays, state, batch, False, None)
+        if schedule is not None:
+            schedule.record(self.wide, perf_counter() - start)
         if unfit:       # NaN or infinity came out of a layer that reads an input: which?
             self._refuse_unfit("predict", batch)
         if len(self.output_buffers) == 1:   # the usual case, without a comprehension's frame

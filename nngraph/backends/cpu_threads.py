@@ -4,29 +4,59 @@
 and returns both results once both are done. The hand-over goes through atomic flags that
 both threads spin on with the GIL released (kernels/cpu/sync.py): sleeping on a lock, the
 second thread took 0.1-0.2 ms to wake on the 2-core development VM, a tenth of a LeNet-5
-training step. After each job the second thread keeps spinning (SPIN_TRIES: 1.5 ms on that
-VM, one core busy; the next step of a training loop usually comes sooner), then sleeps on
-an event until the next job.
+training step. Spinning is bounded in time, not in tries (a `pause` takes ~15 ns on one
+CPU and ~140 cycles on another): after a job the second thread spins IDLE_SPIN_S for the
+next one, then sleeps on an event; the calling thread spins WAIT_SPIN_S for the job's end,
+then sleeps until the second thread wakes it. On a busy machine a spinning thread takes the
+core that the thread it waits for needs; the bounds keep that short, and the schedule
+(cpu_schedule.py) stops handing work over where it does not pay.
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 
-SPIN_TRIES = 100_000
-"""Tries (a pause instruction each, ~15 ns on the development VM) the second thread spins
-for after a job before it sleeps."""
+IDLE_SPIN_S = 300e-6
+"""How long the second thread spins for the next job after one before it sleeps: the gap
+between the halves of a training loop's steps (the optimizer update, the next batch's
+checks) is shorter."""
+
+WAIT_SPIN_S = 200e-6
+"""How long the calling thread spins for the second thread's half before it sleeps."""
+
+_tries_per_s = None
+
+
+def tries_per_second() -> float:
+    """Spin tries (sync.wait_change's, a pause instruction each) per second on this CPU,
+    measured once."""
+    global _tries_per_s
+    if _tries_per_s is None:
+        from ..kernels.cpu import sync
+        flags, best = np.zeros(1, np.int64), float("inf")
+        sync.wait_change(flags, 0, 0, 10)       # compiled (or loaded) before it is timed
+        for _ in range(3):
+            start = time.perf_counter()
+            sync.wait_change(flags, 0, 0, 20_000)
+            best = min(best, time.perf_counter() - start)
+        _tries_per_s = 20_000 / max(best, 1e-6)
+    return _tries_per_s
 
 
 class Second:
     def __init__(self):
         from ..kernels.cpu import sync
         self.sync = sync
+        per_s = tries_per_second()
+        self.idle_tries = max(1, int(IDLE_SPIN_S * per_s))
+        self.wait_tries = max(1, int(WAIT_SPIN_S * per_s))
         self.flags = np.zeros(2, np.int64)      # [0]: jobs handed over, [1]: jobs done
         self.job = self.result = self.error = None
-        self.wake = threading.Event()
+        self.wake = threading.Event()           # a job is there (for a sleeping thread)
+        self.done = threading.Event()           # the job is done (for a sleeping caller)
         self.lock = threading.Lock()            # one caller at a time
         self.pid = os.getpid()
         self.thread = threading.Thread(target=self._loop, name="nngraph-second", daemon=True)
@@ -35,7 +65,7 @@ class Second:
     def _loop(self):
         sync, flags, seen = self.sync, self.flags, 0
         while True:
-            count = sync.wait_change(flags, 0, seen, SPIN_TRIES)
+            count = sync.wait_change(flags, 0, seen, self.idle_tries)
             if count == seen:                   # nothing came while spinning: sleep
                 self.wake.wait()
                 self.wake.clear()
@@ -47,6 +77,7 @@ class Second:
             except BaseException as exc:        # handed back to the caller
                 self.result, self.error = None, exc
             sync.publish(flags, 1, count)
+            self.done.set()
 
     def run_beside(self, job, arg, own):
         """(own(), job(arg)), job on the second thread; the first exception of either is
@@ -54,14 +85,19 @@ class Second:
         with self.lock:
             count = int(self.flags[0]) + 1
             self.job = (job, arg)
+            self.done.clear()
             self.sync.publish(self.flags, 0, count)
             self.wake.set()
             try:
                 mine = own()
             finally:                            # the job's arena is reused by the next call
-                while self.sync.wait_change(self.flags, 1, count - 1, SPIN_TRIES) != count:
-                    if not self.thread.is_alive():
+                flags, sync = self.flags, self.sync
+                # `done` may still be set by the previous job (set after its flag): the
+                # flag decides, the event only wakes
+                while sync.wait_change(flags, 1, count - 1, self.wait_tries) != count:
+                    if not self.done.wait(0.5) and not self.thread.is_alive():
                         raise RuntimeError("nngraph's second thread has died")
+                    self.done.clear()
             if self.error is not None:
                 raise self.error
             return mine, self.result
