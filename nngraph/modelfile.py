@@ -431,29 +431,29 @@ def _parse_header(path: str, name: str, text: bytes, data_size: int) -> dict:
     entries = {}
     for key, entry in header.items():
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise bad(f"'{key}' is not a tensor entry with dtype, shape and data_offsets")
+            raise bad(f"{_show(key)} is not a tensor entry with dtype, shape and data_offsets")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if not isinstance(dtype, str) or dtype not in ST_DTYPES:
-            raise bad(f"'{key}' has an unknown dtype {dtype!r}"[:200])
+            raise bad(f"{_show(key)} has an unknown dtype {dtype!r}"[:200])
         if ST_DTYPES[dtype] not in DTYPES:
-            raise ModelFileError(f"{path}: {name}: '{key}' has dtype {ST_DTYPES[dtype]}, "
+            raise ModelFileError(f"{path}: {name}: {_show(key)} has dtype {ST_DTYPES[dtype]}, "
                                  f"which nngraph does not use ({', '.join(DTYPES)})")
         if not (isinstance(shape, list) and len(shape) <= MAX_RANK and all(_is_count(d) for d in shape)
                 and math.prod(max(d, 1) for d in shape) < 1 << 56):   # what numpy can shape
-            raise bad(f"'{key}' has a shape that is not a list of at most {MAX_RANK} sizes")
+            raise bad(f"{_show(key)} has a shape that is not a list of at most {MAX_RANK} sizes")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)
                 and offsets[0] <= offsets[1] <= data_size):
-            raise bad(f"'{key}' has data_offsets that are not two positions in its "
+            raise bad(f"{_show(key)} has data_offsets that are not two positions in its "
                       f"{data_size} bytes of data")
         dtype = ST_DTYPES[dtype]
         if _nbytes(shape, dtype) != offsets[1] - offsets[0]:
-            raise bad(f"'{key}' is {_shape(shape)} of {dtype}, {_nbytes(shape, dtype)} bytes, "
+            raise bad(f"{_show(key)} is {_shape(shape)} of {dtype}, {_nbytes(shape, dtype)} bytes, "
                       f"but has {offsets[1] - offsets[0]} bytes of data")
         entries[key] = (dtype, shape, offsets[0], offsets[1])
     at = 0
     for key, (_, _, begin, end) in sorted(entries.items(), key=lambda item: item[1][2:]):
         if begin != at:
-            raise bad(f"'{key}' does not start where the tensor before it ends: the data "
+            raise bad(f"{_show(key)} does not start where the tensor before it ends: the data "
                       "has gaps or overlaps")
         at = end
     if at != data_size:

@@ -366,3 +366,132 @@ def test_check_params_lists_every_problem_in_one_message():
         "  c1.b: file has float64, network expects float32",
         "  s: file has a scalar, network expects 1",
     ]
+
+
+# ---------------------------------------------------------------------------- structure
+
+def test_duplicate_member_is_refused(model):
+    members = members_of(model)
+    with zipfile.ZipFile(model, "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        archive.writestr("params.safetensors", members["params.safetensors"])
+    assert "member params.safetensors appears 2 times" in error_of(model)
+
+
+def test_unexpected_member_is_refused(model):
+    with zipfile.ZipFile(model, "a") as archive:
+        archive.writestr("notes.txt", b"hello")
+    assert "it has a member 'notes.txt'" in error_of(model)
+
+
+def test_unsupported_compression_is_refused_before_reading(model):
+    members = members_of(model)
+    with zipfile.ZipFile(model, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data, compress_type=zipfile.ZIP_LZMA if name == "spec.json"
+                             else zipfile.ZIP_STORED)
+    assert "spec.json is stored in a way nngraph cannot read" in error_of(model)
+
+
+def test_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "m.nnz"
+    os.mkfifo(fifo)
+    assert "is not a regular file" in error_of(fifo)
+
+
+@pytest.mark.parametrize("text, words", [
+    (b'{"format": "nngraph-model", "format": "x"}', "the key 'format' appears twice"),
+    (b'{"epoch": ' + b"1" * 5000 + b"}", "a number too long to read"),
+    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+])
+def test_meta_json_that_python_parses_badly(model, text, words):
+    rewrite(model, replace={"meta.json": text})
+    assert words in error_of(model)
+
+
+def test_checksums_must_be_digests(model):
+    meta = json.loads(members_of(model)["meta.json"])
+    meta["sha256"]["state.safetensors"] = 5
+    rewrite(model, replace={"meta.json": json.dumps(meta).encode()})
+    assert "sha256 has no SHA-256 digest for state.safetensors, got 5" in error_of(model)
+
+
+def test_save_refuses_json_that_load_would_refuse(tmp_path, monkeypatch):
+    monkeypatch.setattr(modelfile, "MAX_JSON_BYTES", 1000)
+    with pytest.raises(ModelFileError, match=r"cannot save: meta takes .* as JSON \(the limit is 1000 bytes\)"):
+        modelfile.save(tmp_path / "m.nnz", SPEC, {}, {}, {}, {"history": {"loss": [0.5] * 1000}})
+    assert os.listdir(tmp_path) == []
+
+
+def header_with(path, name, edit, length=None):
+    """Rewrite member `name`'s safetensors header with `edit(header)`, checksums kept right."""
+    blob = members_of(path)[name]
+    size = int.from_bytes(blob[:8], "little")
+    header, data = json.loads(blob[8:8 + size]), blob[8 + size:]
+    edit(header)
+    text = json.dumps(header).encode()
+    blob = (len(text) if length is None else length).to_bytes(8, "little") + text + data
+    rewrite(path, replace={name: blob}, fix_hashes=True)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda h: h["fc.W"].update(data_offsets=[4, 48]), "'fc.W' is 4×3 of float32, 48 bytes, but has 44"),
+    (lambda h: h["fc.W"].update(shape=[4, 3, 1, 0]), "'fc.W' is 4×3×1×0 of float32, 0 bytes"),
+    (lambda h: h["fc.W"].update(shape=[2 ** 62, 2 ** 62]), "'fc.W' has a shape that is not"),
+    (lambda h: h["fc.W"].update(dtype="XX"), "'fc.W' has an unknown dtype 'XX'"),
+    (lambda h: h["fc.W"].update(data_offsets=[0, 2 ** 64]), "'fc.W' has data_offsets that are not"),
+    (lambda h: h.pop("fc.b"), "its tensors take 48 bytes but it holds 60 bytes of data"),
+    (lambda h: h.update(x=5), "'x' is not a tensor entry"),
+])
+def test_safetensors_header_that_lies(model, edit, words):
+    header_with(model, "params.safetensors", edit)
+    message = error_of(model)
+    assert "params.safetensors is not a readable safetensors table" in message and words in message
+
+
+def test_safetensors_header_length_that_lies(model):
+    header_with(model, "params.safetensors", lambda h: None, length=2 ** 63)
+    assert "its header claims 9223372036854775808 bytes, more than the member holds" in error_of(model)
+
+
+EXPECTED = {"params": {"fc.W": ((4, 3), "float32"), "fc.b": ((3,), "float32")}}
+
+
+def test_expected_tensors_load(model):
+    seen = []
+
+    def expect(spec, meta):
+        seen.append((spec, meta["epoch"]))
+        return EXPECTED
+
+    saved = modelfile.load(model, expect)
+    assert seen == [(SPEC, 2)] and set(saved.params) == {"fc.W", "fc.b"}
+
+
+def test_expected_tensors_that_do_not_fit(model):
+    expected = {"params": {"fc.W": ((5, 3), "float32"), "fc.b": ((3,), "float64"), "fc.c": ((1,), "float32")}}
+    with pytest.raises(ModelFileError) as info:
+        modelfile.load(model, lambda spec, meta: expected)
+    assert str(info.value).splitlines() == [
+        f"{model}: the tensors in params.safetensors do not fit the network:",
+        "  missing from the file: fc.c",
+        "  fc.W: file has 4×3, network expects 5×3",
+        "  fc.b: file has float32, network expects float64",
+    ]
+
+
+def test_member_larger_than_the_expected_tensors_is_refused_unread(model, monkeypatch):
+    params, optimizer, state = tensors()
+    params["fc.W"] = np.zeros((400, 300), np.float32)          # 480,000 bytes
+    modelfile.save(model, SPEC, params, optimizer, state, {})
+
+    real_open = zipfile.ZipFile.open
+
+    def open_json_only(self, name, *args, **kwargs):
+        assert name.endswith(".json"), f"{name} was opened"
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", open_json_only)
+    with pytest.raises(ModelFileError) as info:
+        modelfile.load(model, lambda spec, meta: EXPECTED)
+    assert "refused: params.safetensors declares 468.9 KiB uncompressed, but the 2 tensors " \
+           "the network has for it take 60 bytes; nothing of it was read" in str(info.value)
