@@ -68,11 +68,9 @@ def jobs() -> int:
 
 
 def cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    """Cores this process may run on (affinity and cgroup quota)."""
+    from .cpu_schedule import usable_cores
+    return usable_cores()
 
 
 class Recorder:
