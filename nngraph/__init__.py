@@ -23,14 +23,19 @@ def load(spec) -> Network:
 
     Raises `SpecError` listing every problem as FILE:LINE:COL: error[CODE]: message.
     """
+    import os
+
     from . import spec as _spec
     if isinstance(spec, Network):
         return spec
-    if isinstance(spec, dict):
+    if isinstance(spec, (dict, list)):          # a list is refused there, with the reason
         return _spec.load_dict(spec)
     if isinstance(spec, str) and "\n" in spec:
         return _spec.load_text(spec)
-    return _spec.load_file(str(spec))
+    if isinstance(spec, (str, bytes, os.PathLike)):
+        return _spec.load_file(os.fsdecode(spec))
+    raise SpecError([Diagnostic("<spec>", 1, 1, "E012", "nngraph.load takes a path, YAML or "
+                                f"JSON text, a dict or a Network, not {type(spec).__name__}")])
 
 
 def compile(spec, backend: str = "cpu", seed: int = 0, dtype: str = "float32"):

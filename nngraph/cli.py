@@ -19,6 +19,7 @@ from . import cli_run, cli_tools
 from .errors import NNGraphError, SpecError
 
 EPILOG = "Run 'nngraph COMMAND --help' for a command's options."
+BUG = "This is a bug in nngraph; rerun with NNGRAPH_DEBUG=1 for the traceback."
 
 
 def _load(path):
@@ -27,10 +28,14 @@ def _load(path):
 
 
 def cmd_check(args) -> int:
-    failed = False
+    """Every file is checked, whatever happened to the ones before it; exit 2 if nngraph
+    itself failed on one (a bug), else 1 if any spec is invalid."""
+    failed = internal = False
     for path in args.specs:
         try:
             net = _load(path)
+            ok = f"{path}: ok ({net.name}: {len(net.layers())} layers, " \
+                 f"{net.num_params:,} parameters)"
         except SpecError as e:
             failed = True
             for d in e.diagnostics:
@@ -38,12 +43,21 @@ def cmd_check(args) -> int:
             n = len(e.errors)
             print(f"{path}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
             continue
+        except NNGraphError as e:
+            failed = True
+            print(f"{path}: error: {e}", file=sys.stderr)
+            continue
+        except Exception as e:      # a bug in nngraph: say so, and go on with the next file
+            if os.environ.get("NNGRAPH_DEBUG"):
+                raise
+            internal = True
+            print(f"{path}: internal error: {type(e).__name__}: {e}\n{BUG}", file=sys.stderr)
+            continue
         for w in net.warnings:
             print(w, file=sys.stderr)
         if not args.quiet:
-            print(f"{path}: ok ({net.name}: {len(net.layers())} layers, "
-                  f"{net.num_params:,} parameters)")
-    return 1 if failed else 0
+            print(ok)
+    return 2 if internal else 1 if failed else 0
 
 
 def cmd_summary(args) -> int:
@@ -147,9 +161,7 @@ def main(argv=None) -> int:
     except Exception as e:          # a bug in nngraph, not in the user's input
         if os.environ.get("NNGRAPH_DEBUG"):
             raise
-        print(f"internal error: {type(e).__name__}: {e}\n"
-              "This is a bug in nngraph; rerun with NNGRAPH_DEBUG=1 for the traceback.",
-              file=sys.stderr)
+        print(f"internal error: {type(e).__name__}: {e}\n{BUG}", file=sys.stderr)
         return 2
 
 

@@ -16,7 +16,7 @@ from ..graph import InputDef, Network
 from ..ops.base import AttrError, Attrs
 from ..passes.infer_shapes import infer_shapes
 from .expand import check_blocks, expand
-from .source import Source, read_text
+from .source import Source, from_python, read_text
 from .train_schema import check_train
 
 TOP_KEYS = ("nngraph", "name", "description", "inputs", "layers", "outputs", "losses",
@@ -33,6 +33,8 @@ def load_file(path: str) -> Network:
     try:
         with open(path, "rb") as f:
             raw = f.read(8 * 1024 * 1024 + 1)
+    except ValueError as e:               # a NUL byte in the path
+        raise SpecError([_file_diag(path, f"cannot read the spec: {e}")]) from None
     except OSError as e:
         raise SpecError([_file_diag(path, f"cannot read the spec: {e.strerror or e}")]) from None
     try:
@@ -51,8 +53,10 @@ def load_text(text: str, file: str = "<string>") -> Network:
 
 def load_dict(spec: dict, file: str = "<dict>") -> Network:
     """A spec given as Python data (positions are unknown: every error points at 1:1)."""
-    import copy
-    return build(Source(file, copy.deepcopy(spec)), Reporter(file))
+    rep = Reporter(file)
+    src = from_python(file, spec, rep)
+    rep.raise_if_failed()
+    return build(src, rep)
 
 
 def _file_diag(path, message):
@@ -89,7 +93,7 @@ def build(src: Source, rep: Reporter) -> Network:
             continue
         g.add_node(d["name"], **d)
     losses = _check_losses(src, rep, doc.get("losses"), g)
-    declared = set(inputs) | {d.name for d in ex.layers} | set(ex.aliases)
+    declared = set(inputs) | {d.name for d in ex.layers} | set(ex.aliases) | ex.rejected
     _connect(src, rep, g, ex.aliases, declared)
     outputs = _check_outputs(src, rep, doc.get("outputs"), g, ex.aliases, decls)
     cyclic = _check_acyclic(rep, g)
@@ -121,6 +125,8 @@ def _check_top(src, rep, doc):
                   f"unsupported format version {doc['nngraph']!r}: this nngraph reads version 1")
     if "name" in doc and (not isinstance(doc["name"], str) or not doc["name"]):
         rep.error(src.at(("name",)), "E012", "'name' must be a non-empty string")
+    if doc.get("description") is not None and not isinstance(doc["description"], str):
+        rep.error(src.at(("description",)), "E012", "'description' must be a string")
 
 
 def _check_inputs(src, rep, inputs) -> dict:
@@ -142,6 +148,9 @@ def _check_inputs(src, rep, inputs) -> dict:
             if k not in INPUT_KEYS:
                 rep.error(src.at(path + (k,), key=True), "E011",
                           f"input '{name}': unknown key '{k}'{did_you_mean(k, INPUT_KEYS)}")
+        if d.get("description") is not None and not isinstance(d["description"], str):
+            rep.error(src.at(path + ("description",)), "E012",
+                      f"input '{name}': 'description' must be a string")
         shape = d.get("shape")
         if shape is None:
             rep.error(src.at(path), "E010", f"input '{name}' has no 'shape' (use [] for a scalar)")
@@ -282,7 +291,7 @@ def _connect(src, rep, g, aliases, declared):
             rep.error(d["pos"], "E021",
                       f"layer '{name}' has no input: the spec declares no inputs, "
                       "so give it 'in:'")
-            d["inputs"] = []
+            d["inputs"], d["broken"] = [], True
             continue
         resolved, broken = [], False
         for j, ref in enumerate(d["inputs"]):

@@ -45,6 +45,7 @@ class Expansion:
     layers: list
     aliases: dict                     # block instance name -> name of its output layer
     clusters: dict                    # instance name -> block name
+    rejected: set = field(default_factory=set)   # instances already reported as unusable
 
 
 class _Expander:
@@ -153,6 +154,11 @@ class _Expander:
             return {k: self.substitute(x, env, path + (k,)) for k, x in v.items()}
         return v
 
+    def reject(self, full: str) -> str:
+        """An instance that could not be expanded: what reads it is not checked further."""
+        self.out.rejected.add(full)
+        return full
+
     def instantiate(self, layer, bname, full, inputs, lpath, cluster, depth):
         block = self.blocks[bname]
         bpath = ("blocks", bname)
@@ -160,7 +166,7 @@ class _Expander:
             self.rep.error(self.src.at(lpath), "E040",
                            f"blocks nest more than {MAX_BLOCK_DEPTH} deep (does '{bname}' "
                            "instantiate itself?)")
-            return None
+            return self.reject(full)
         params = block.get("params") or {}
         repeat = layer.get("repeat", 1)
         if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 1000:
@@ -188,7 +194,7 @@ class _Expander:
             self.rep.error(self.src.at(lpath), "E040",
                            f"block '{bname}' needs an input (it cannot be the first layer "
                            "when there is no input to read)")
-            return None
+            return self.reject(full)
         for k in range(1, repeat + 1):
             inst = full if repeat == 1 else f"{full}_{k}"
             self.out.clusters[inst] = bname
@@ -223,6 +229,9 @@ def check_blocks(src: Source, rep: Reporter, blocks) -> dict:
         if not isinstance(block.get("layers"), list) or not block["layers"]:
             rep.error(src.at(path), "E010", f"block '{bname}' needs a non-empty 'layers' list")
             continue
+        for k in ("output", "description"):
+            if block.get(k) is not None and not isinstance(block[k], str):
+                rep.error(src.at(path + (k,)), "E012", f"block '{bname}': '{k}' must be a string")
         if block.get("params") is not None and not isinstance(block["params"], dict):
             rep.error(src.at(path + ("params",)), "E012",
                       f"block '{bname}': 'params' maps parameter names to default values")

@@ -19,6 +19,7 @@ from ..errors import Reporter
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_NODES = 200_000          # after alias expansion; a "billion laughs" file stops here quickly
+MAX_DEPTH = 32               # nesting levels; a spec needs about 10 (a conv literal in a block)
 
 Path = tuple
 
@@ -49,6 +50,32 @@ class _TooLarge(Exception):
     pass
 
 
+class _TooDeep(Exception):
+    def __init__(self, at):
+        self.at = at
+
+
+def _too_deep(what: str = "document") -> str:
+    return f"the {what} is nested more than {MAX_DEPTH} levels deep"
+
+
+class _Composer(yaml.SafeLoader):
+    """PyYAML's safe composer, stopped at MAX_DEPTH levels: it recurses once per level, so
+    a file of a thousand '[' would otherwise end in a RecursionError."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _TooDeep((mark.line + 1, mark.column + 1))
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def read_text(file: str, text: str, rep: Reporter) -> Source | None:
     """Parse `text` as JSON when the file name ends in .json, else YAML. Errors go to `rep`."""
     if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
@@ -57,6 +84,44 @@ def read_text(file: str, text: str, rep: Reporter) -> Source | None:
     if file.endswith(".json"):
         return _read_json(file, text, rep)
     return _read_yaml(file, text, rep)
+
+
+def from_python(file: str, data, rep: Reporter) -> Source | None:
+    """A spec given as Python data, copied as plain data: string keys; lists, numbers,
+    strings, booleans and None (tuples become lists, numpy scalars and arrays their values).
+    Positions are unknown, so errors say where in the data they are."""
+    def walk(v, where, depth):
+        if depth > MAX_DEPTH:
+            raise _TooDeep(where)
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                if not isinstance(k, str):
+                    rep.error((1, 1), "E012", f"{_where(where)}: mapping keys must be strings, "
+                                              f"got {type(k).__name__} {k!r:.40}")
+                    continue
+                out[k] = walk(x, where + (k,), depth + 1)
+            return out
+        if isinstance(v, (list, tuple)):
+            return [walk(x, where + (i,), depth + 1) for i, x in enumerate(v)]
+        if type(v).__module__ == "numpy" and hasattr(v, "tolist"):
+            return walk(v.tolist(), where, depth)
+        rep.error((1, 1), "E012", f"{_where(where)}: a spec holds plain data (mappings, lists, "
+                                  f"strings, numbers, booleans, null), not {type(v).__name__}")
+        return None
+    try:
+        return Source(file, walk(data, (), 0))
+    except _TooDeep as e:
+        rep.error((1, 1), "E003", f"{_where(e.at)}: {_too_deep('spec')}")
+        return None
+
+
+def _where(path) -> str:
+    """('layers', 0, 'units') -> 'layers[0].units'."""
+    out = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return out or "the spec"
 
 
 # ---------------------------------------------------------------------------------- YAML
@@ -68,6 +133,13 @@ _INT = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _INF = re.compile(r"^[-+]?\.(inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(nan|NaN|NAN)$")
+
+
+MAX_INT_DIGITS = 100        # Python refuses to parse past 4,300; no spec needs a tenth of it
+
+
+def _too_long(digits: str) -> str:
+    return f"an integer of {len(digits.lstrip('+-'))} digits is too large for any setting"
 
 
 def _plain_scalar(text: str):
@@ -89,54 +161,62 @@ def _plain_scalar(text: str):
 
 
 def _read_yaml(file: str, text: str, rep: Reporter) -> Source | None:
+    loader = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Composer(text)
+        root = loader.get_single_node()
+    except _TooDeep as e:
+        rep.error(e.at, "E003", _too_deep())
+        return None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         at = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         rep.error(at, "E001", f"YAML syntax error: {e.problem or e.context}")
         return None
+    except yaml.reader.ReaderError as e:            # a character YAML does not allow
+        line = text.count("\n", 0, e.position) + 1
+        rep.error((line, e.position - text.rfind("\n", 0, e.position)), "E001",
+                  f"YAML syntax error: character {chr(e.character)!r} is not allowed in YAML"
+                  if isinstance(e.character, int) else f"YAML syntax error: {e.reason}")
+        return None
     except yaml.YAMLError as e:
         rep.error((1, 1), "E001", f"YAML error: {e}")
         return None
+    finally:
+        if loader is not None:
+            loader.dispose()
     src = Source(file, None)
     if root is None:
         rep.error((1, 1), "E001", "the spec file is empty")
         return None
     try:
-        size = _expanded_size(root, {})
-    except RecursionError:
-        size = MAX_NODES + 1
-    if size > MAX_NODES:
-        rep.error(_mark(root), "E003",
-                  f"the document expands to more than {MAX_NODES:,} values "
-                  "(an alias bomb?); refused before expanding it")
-        return None
-    budget = [MAX_NODES]
-    try:
-        src.data = _convert(root, (), src, rep, budget)
+        if _expanded_size(root, {}) > MAX_NODES:
+            raise _TooLarge
+        src.data = _convert(root, (), src, rep, [MAX_NODES])
     except _TooLarge:
         rep.error(_mark(root), "E003",
                   f"the document expands to more than {MAX_NODES:,} values "
                   "(an alias bomb?); refused before expanding it")
         return None
-    except RecursionError:
-        rep.error(_mark(root), "E003", "the document is nested too deeply")
+    except _TooDeep as e:           # aliases can nest deeper than the text does
+        rep.error(e.at, "E003", _too_deep("document, with its aliases expanded,"))
         return None
     return src
 
 
-def _expanded_size(node, memo) -> int:
+def _expanded_size(node, memo, depth=0) -> int:
     """Values the node stands for once aliases are expanded; shared nodes counted once each
     time they are referenced, but computed once, so a bomb is measured without expanding it."""
     key = id(node)
     if key not in memo:
+        if depth > MAX_DEPTH:
+            raise _TooDeep(_mark(node))
         memo[key] = 0                       # a recursive alias counts as nothing more
         if isinstance(node, yaml.MappingNode):
-            total = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo)
-                            for k, v in node.value)
+            total = 1 + sum(_expanded_size(k, memo, depth + 1) +
+                            _expanded_size(v, memo, depth + 1) for k, v in node.value)
         elif isinstance(node, yaml.SequenceNode):
-            total = 1 + sum(_expanded_size(v, memo) for v in node.value)
+            total = 1 + sum(_expanded_size(v, memo, depth + 1) for v in node.value)
         else:
             total = 1
         memo[key] = min(total, MAX_NODES + 1)
@@ -156,6 +236,8 @@ def _convert(node, path, src: Source, rep: Reporter, budget):
     budget[0] -= 1
     if budget[0] < 0:
         raise _TooLarge
+    if len(path) > MAX_DEPTH:
+        raise _TooDeep(_mark(node))
     src.value_pos.setdefault(path, _mark(node))
     if node.tag not in _CORE_TAGS and not (node.tag == "!" and isinstance(node, yaml.ScalarNode)):
         rep.error(_mark(node), "E002",
@@ -179,6 +261,9 @@ def _convert(node, path, src: Source, rep: Reporter, budget):
     if isinstance(node, yaml.SequenceNode):
         return [_convert(v, path + (i,), src, rep, budget) for i, v in enumerate(node.value)]
     if node.style is None and not _explicit_tag(node):    # plain scalar: YAML 1.2 rules
+        if len(node.value) > MAX_INT_DIGITS and _INT.match(node.value):
+            rep.error(_mark(node), "E013", _too_long(node.value))
+            return None
         return _plain_scalar(node.value)
     return node.value
 
@@ -191,8 +276,8 @@ _decoder = json.JSONDecoder()
 
 
 class _JSONSyntax(Exception):
-    def __init__(self, pos: int, msg: str):
-        self.pos, self.msg = pos, msg
+    def __init__(self, pos: int, msg: str, code: str = "E001"):
+        self.pos, self.msg, self.code = pos, msg, code
 
 
 def _read_json(file: str, text: str, rep: Reporter) -> Source | None:
@@ -206,10 +291,8 @@ def _read_json(file: str, text: str, rep: Reporter) -> Source | None:
         if i != len(text):
             raise _JSONSyntax(i, "extra data after the JSON document")
     except _JSONSyntax as e:
-        rep.error(lines.at(e.pos), "E001", f"JSON syntax error: {e.msg}")
-        return None
-    except RecursionError:
-        rep.error((1, 1), "E003", "the document is nested too deeply")
+        rep.error(lines.at(e.pos), e.code,
+                  f"JSON syntax error: {e.msg}" if e.code == "E001" else e.msg)
         return None
     for at, key in parser.duplicates:
         rep.error(at, "E022", f"duplicate key '{key}'")
@@ -237,7 +320,9 @@ class _JSONParser:
     def value(self, i, path):
         self.count += 1
         if self.count > MAX_NODES:
-            raise _JSONSyntax(i, f"the document has more than {MAX_NODES:,} values")
+            raise _JSONSyntax(i, f"the document has more than {MAX_NODES:,} values", "E003")
+        if len(path) > MAX_DEPTH:
+            raise _JSONSyntax(i, _too_deep(), "E003")
         text = self.text
         self.src.value_pos.setdefault(path, self.lines.at(i))
         if i >= len(text):
@@ -252,7 +337,11 @@ class _JSONParser:
         m = _NUMBER.match(text, i)
         if m and m.end() > i:
             s = m.group(0)
-            return (float(s) if (m.group(2) or m.group(3)) else int(s)), m.end()
+            if m.group(2) or m.group(3):
+                return float(s), m.end()
+            if len(s) > MAX_INT_DIGITS:
+                raise _JSONSyntax(i, _too_long(s), "E013")
+            return int(s), m.end()
         for word, val in (("true", True), ("false", False), ("null", None)):
             if text.startswith(word, i):
                 return val, i + len(word)

@@ -100,6 +100,10 @@ def _check_optimizer(src, rep, opt, path):
         rep.error(src.at(path), "E012", "optimizer is a name or a mapping with 'type'")
         return dict(OPTIMIZER_DEFAULTS["sgd"], type="sgd")
     kind = opt.get("type", "sgd")
+    if not isinstance(kind, str):
+        rep.error(src.at(path + ("type",)), "E012",
+                  f"optimizer type must be a name such as adam, got {kind!r:.60}")
+        return dict(OPTIMIZER_DEFAULTS["sgd"], type="sgd")
     if kind not in OPTIMIZERS:
         rep.error(src.at(path + ("type",)), "E013",
                   f"unknown optimizer '{kind}'{did_you_mean(kind, OPTIMIZERS)}; "
