@@ -17,6 +17,16 @@ Members of the archive:
 
 Every problem with a file, and every value `save` cannot store, is a `ModelFileError` whose
 message starts with the file's path; no zipfile, json or safetensors exception escapes.
+
+The SHA-256s catch accidental damage only: anyone can edit a member and its checksum, so
+`load` trusts nothing in a file. It reads it in an order that lets the sizes the file
+declares be checked before what they describe is read: the zip directory (exactly these five
+members, once each, stored or deflated; JSON members at most MAX_JSON_BYTES), meta.json,
+spec.json, then each safetensors member: its header's length, its header (dtypes, shapes,
+offsets that tile the data exactly), then its data, read in pieces, never more than the
+header describes. With `expect` (what persist.load_model passes: the tensors the stored
+spec makes) a member that declares more than the network's tensors take is refused unread;
+without it, the zip-bomb limits MAX_MEMBER_BYTES and MAX_RATIO apply.
 """
 from __future__ import annotations
 
@@ -48,8 +58,8 @@ DTYPES = ("float32", "float64", "int64", "int32")
 RESERVED_META = ("format", "format_version", "nngraph_version", "created", "sha256")
 
 # Zip-bomb guards, checked against the sizes the archive declares before anything is read.
-# Tensor members are held to the sizes of the tensors the network expects instead, where
-# the caller says what they are (load's `expect`).
+# A tensor member is held to the size of the tensors the network expects instead, where the
+# caller says what they are (load's `expect`).
 MAX_MEMBER_BYTES = 4 << 30
 MAX_RATIO = 1000
 RATIO_FLOOR_BYTES = 1 << 20      # a member smaller than this cannot hurt, whatever its ratio
@@ -248,7 +258,7 @@ def load(path, expect=None) -> SavedModel:
 
 
 def _read_archive(path: str, archive: zipfile.ZipFile, expect) -> SavedModel:
-    _check_members(path, archive, tensor_sizes_known=expect is not None)
+    _check_members(path, archive)
     meta = _parse_json(path, META, _read_member(path, archive, META))
     _check_format(path, meta)
     hashes = _checksums(path, meta)
@@ -262,9 +272,9 @@ def _read_archive(path: str, archive: zipfile.ZipFile, expect) -> SavedModel:
     return SavedModel(spec=spec, meta=meta, **tensors)
 
 
-def _check_members(path: str, archive: zipfile.ZipFile, tensor_sizes_known: bool) -> None:
-    """Exactly the five members, each once, stored or deflated, none declaring more than it
-    may take; all from the zip directory, before anything is read."""
+def _check_members(path: str, archive: zipfile.ZipFile) -> None:
+    """Exactly the five members, each once, stored or deflated, the JSON ones small enough;
+    all from the zip directory, before anything is read."""
     infos = archive.infolist()
     names = [info.filename for info in infos]
     for name in MEMBERS:
@@ -278,20 +288,23 @@ def _check_members(path: str, archive: zipfile.ZipFile, tensor_sizes_known: bool
             raise ModelFileError(f"{path}: is corrupted: member {name} appears "
                                  f"{names.count(name)} times")
     for info in infos:
-        name = info.filename
         if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise ModelFileError(f"{path}: {name} is stored in a way nngraph cannot read "
+            raise ModelFileError(f"{path}: {info.filename} is stored in a way nngraph cannot read "
                                  "(encrypted or an unsupported compression method)")
-        size, packed = info.file_size, info.compress_size
-        if name.endswith(".json") or not tensor_sizes_known:
-            limit = MAX_MEMBER_BYTES if name.endswith(".safetensors") else min(MAX_MEMBER_BYTES, MAX_JSON_BYTES)
-            if size > limit:
-                raise ModelFileError(f"{path}: refused: member {name} declares "
-                                     f"{_bytes(size)} uncompressed (the limit is {_bytes(limit)})")
-            if size > RATIO_FLOOR_BYTES and size > MAX_RATIO * max(packed, 1):
-                raise ModelFileError(f"{path}: refused: member {name} would expand "
-                                     f"{size // max(packed, 1)}-fold ({_bytes(packed)} to {_bytes(size)}); "
-                                     "this looks like a zip bomb, not a model")
+        if info.filename.endswith(".json"):
+            _refuse_bomb(path, info, min(MAX_MEMBER_BYTES, MAX_JSON_BYTES))
+
+
+def _refuse_bomb(path: str, info: zipfile.ZipInfo, limit: int) -> None:
+    """The limits on a member whose size nothing else bounds, from what the zip declares."""
+    name, size, packed = info.filename, info.file_size, info.compress_size
+    if size > limit:
+        raise ModelFileError(f"{path}: refused: member {name} declares "
+                             f"{_bytes(size)} uncompressed (the limit is {_bytes(limit)})")
+    if size > RATIO_FLOOR_BYTES and size > MAX_RATIO * max(packed, 1):
+        raise ModelFileError(f"{path}: refused: member {name} would expand "
+                             f"{size // max(packed, 1)}-fold ({_bytes(packed)} to {_bytes(size)}); "
+                             "this looks like a zip bomb, not a model")
 
 
 @contextlib.contextmanager
@@ -342,8 +355,12 @@ def _read_tensors(path: str, archive: zipfile.ZipFile, name: str, hashes: dict, 
     """A safetensors member, read in three steps, each checked before the next is read:
     the header's length, the header (every tensor's dtype, shape and place; against
     `expected` when given), then exactly the data the header describes."""
-    declared = archive.getinfo(name).file_size
-    if expected is not None:
+    info = archive.getinfo(name)
+    declared = info.file_size
+    if expected is None:
+        _refuse_bomb(path, info, MAX_MEMBER_BYTES)
+        header_limit = MAX_HEADER_BYTES
+    else:
         need = sum(_nbytes(shape, dtype) for shape, dtype in expected.values())
         header_limit = _header_limit(expected)
         if declared > 8 + header_limit + need:
@@ -351,8 +368,6 @@ def _read_tensors(path: str, archive: zipfile.ZipFile, name: str, hashes: dict, 
                 f"{path}: refused: {name} declares {_bytes(declared)} uncompressed, but the "
                 f"{len(expected)} tensors the network has for it take {_bytes(need)}; "
                 "nothing of it was read")
-    else:
-        header_limit = MAX_HEADER_BYTES
     digest = hashlib.sha256()
     with _reading(path, name), archive.open(name) as member:
         if declared < 8:

@@ -146,6 +146,7 @@ class Entry:
         self.flags = 0
         self.local_name = None           # a different name in the local header
         self.offset_delta = 0            # a lying central-directory offset
+        self.extra = b""                 # the central directory's extra field
 
     def clone(self):
         return copy.copy(self)
@@ -178,8 +179,8 @@ def write_zip(entries) -> bytes:
         cname = e.name.encode("utf-8", "surrogatepass")
         central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, e.flags, e.method,
                                0, 0x21, e.crc & 0xFFFFFFFF, min(e.csize, 0xFFFFFFFF),
-                               min(e.size, 0xFFFFFFFF), len(cname), 0, 0, 0, 0, 0,
-                               max(0, min(offset + e.offset_delta, 0xFFFFFFFF))) + cname
+                               min(e.size, 0xFFFFFFFF), len(cname), len(e.extra), 0, 0, 0, 0,
+                               max(0, min(offset + e.offset_delta, 0xFFFFFFFF))) + cname + e.extra
     start = len(out)
     out += central
     out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries) & 0xFFFF,
@@ -397,7 +398,7 @@ def mutate_bytes(blob, rng, log):
 
 
 def mutate_members(entries, rng, log):
-    op = rng.randrange(14)
+    op = rng.randrange(16)
     e = rng.choice(entries)
     if op == 0:
         entries.remove(e)
@@ -446,6 +447,20 @@ def mutate_members(entries, rng, log):
     elif op == 12:
         e.local_name = rng.choice(["other.json", e.name + "x", ""])
         log.append(f"{e.name} local name {e.local_name}")
+    elif op == 13:
+        # zip64: sizes and offset moved to an extra field (0xFFFFFFFF in the header), or
+        # an extra field that is garbage
+        sizes = [rng.choice([e.size, 2 ** 62, 2 ** 64 - 1, 0]), rng.choice([e.csize, 2 ** 40])]
+        if rng.random() < 0.5:
+            e.size, e.csize = 0xFFFFFFFF, 0xFFFFFFFF
+            e.extra = struct.pack("<HHQQ", 1, 16, *sizes)
+        else:
+            e.extra = rng.choice([os.urandom(7), b"\x01\x00\x08\x00", struct.pack("<HH", 1, 200)])
+        log.append(f"{e.name} extra {e.extra[:20]!r}")
+    elif op == 14:
+        e.flags |= 0x800               # "the name is UTF-8", on a name that is not
+        e.name = rng.choice(["\udcff" + e.name, e.name + "\ud800"])
+        log.append(f"{e.name!r} not UTF-8")
     else:
         rng.shuffle(entries)
         log.append("reorder")
@@ -545,8 +560,28 @@ def mutate_bomb(entries, rng, log):
     log.append(f"bomb {name} {size >> 20} MiB")
 
 
+def mutate_from_another(entries, rng, log, others):
+    """A member of another model's file in place of this one's (checksums mostly updated):
+    well formed, but for a different network or optimizer."""
+    other = read_entries(rng.choice(others))
+    name = rng.choice(MEMBERS)
+    theirs = next((x for x in other if x.name == name), None)
+    for i, e in enumerate(entries):
+        if e.name == name and theirs is not None:
+            entries[i] = theirs
+    if name == "meta.json":
+        meta = json.loads(theirs.data)
+        mine = next((x for x in entries if x.name == "spec.json"), None)
+        if mine is not None and rng.random() < 0.5:
+            replace(theirs, json.dumps({**meta, "optimizer": json.loads(mine.data).get(
+                "train", {}).get("optimizer")}).encode())
+    log.append(f"{name} from another model")
+    if rng.random() < 0.9:
+        fix_hashes(entries)
+
+
 MUTATORS = [(mutate_members, 3), (mutate_meta, 4), (mutate_spec, 2),
-            (mutate_tensor_member, 4), (mutate_bomb, 0.15)]
+            (mutate_tensor_member, 4), (mutate_from_another, 1), (mutate_bomb, 0.15)]
 
 
 def make_case(originals, rng: random.Random):
@@ -557,11 +592,16 @@ def make_case(originals, rng: random.Random):
         return mutate_bytes(blob, rng, log), log
     entries = read_entries(blob)
     funcs, weights = zip(*MUTATORS)
+    others = [originals[k] for k in sorted(originals) if k != name]
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         if not entries:
             break
         try:
-            rng.choices(funcs, weights)[0](entries, rng, log)
+            func = rng.choices(funcs, weights)[0]
+            if func is mutate_from_another:
+                func(entries, rng, log, others)
+            else:
+                func(entries, rng, log)
         except (ValueError, TypeError, KeyError, AttributeError, IndexError, struct.error,
                 RecursionError, UnicodeError):
             log.append("(a mutation of a mutant that no longer parses: skipped)")
