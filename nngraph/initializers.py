@@ -17,22 +17,27 @@ def _glorot_limit(fan_in, fan_out):
     return math.sqrt(6.0 / (fan_in + fan_out))
 
 
-NAMED = {
-    "zeros": lambda rng, shape, fi, fo: np.zeros(shape),
-    "ones": lambda rng, shape, fi, fo: np.ones(shape),
-    "glorot_uniform": lambda rng, shape, fi, fo: rng.uniform(
-        -_glorot_limit(fi, fo), _glorot_limit(fi, fo), shape),
-    "glorot_normal": lambda rng, shape, fi, fo: rng.normal(0, math.sqrt(2.0 / (fi + fo)), shape),
-    "he_uniform": lambda rng, shape, fi, fo: rng.uniform(
-        -math.sqrt(6.0 / fi), math.sqrt(6.0 / fi), shape),
-    "he_normal": lambda rng, shape, fi, fo: rng.normal(0, math.sqrt(2.0 / fi), shape),
-    "lecun_uniform": lambda rng, shape, fi, fo: rng.uniform(
-        -math.sqrt(3.0 / fi), math.sqrt(3.0 / fi), shape),
-    "lecun_normal": lambda rng, shape, fi, fo: rng.normal(0, math.sqrt(1.0 / fi), shape),
-    "orthogonal": lambda rng, shape, fi, fo: _orthogonal(rng, shape),
+def _uniform(limit):
+    return lambda r, n: r.uniform(-limit, limit, n)
+
+
+def _normal(std):
+    return lambda r, n: r.normal(0, std, n)
+
+
+DRAWS = {         # name -> (fan_in, fan_out) -> draw(rng, count), written a chunk at a time
+    "zeros": lambda fi, fo: lambda r, n: 0.0,
+    "ones": lambda fi, fo: lambda r, n: 1.0,
+    "glorot_uniform": lambda fi, fo: _uniform(_glorot_limit(fi, fo)),
+    "glorot_normal": lambda fi, fo: _normal(math.sqrt(2.0 / (fi + fo))),
+    "he_uniform": lambda fi, fo: _uniform(math.sqrt(6.0 / fi)),
+    "he_normal": lambda fi, fo: _normal(math.sqrt(2.0 / fi)),
+    "lecun_uniform": lambda fi, fo: _uniform(math.sqrt(3.0 / fi)),
+    "lecun_normal": lambda fi, fo: _normal(math.sqrt(1.0 / fi)),
 }
-NAMED["xavier_uniform"] = NAMED["glorot_uniform"]
-NAMED["xavier_normal"] = NAMED["glorot_normal"]
+DRAWS["xavier_uniform"] = DRAWS["glorot_uniform"]
+DRAWS["xavier_normal"] = DRAWS["glorot_normal"]
+NAMED = (*DRAWS, "orthogonal")
 
 PARAMETRISED = {             # name -> {argument: default}
     "constant": {"value": 0.0},
@@ -57,7 +62,7 @@ def validate(v):
     if isinstance(v, bool):
         raise AttrError(f"expected an initializer, got {str(v).lower()}")
     if isinstance(v, (int, float)):
-        return float(v)
+        return _finite(v)
     if isinstance(v, str):
         if v in NAMED or v in PARAMETRISED:
             return {v: dict(PARAMETRISED[v])} if v in PARAMETRISED else v
@@ -82,10 +87,14 @@ def validate(v):
                                 f"{did_you_mean(k, PARAMETRISED[name])}", "E011")
             if not isinstance(x, (int, float)) or isinstance(x, bool):
                 raise AttrError(f"'{name}.{k}' must be a number")
+            _finite(x, f"'{name}.{k}' ")
         out = {**PARAMETRISED[name], **args}
         if name == "uniform" and out["low"] > out["high"]:
             raise AttrError(f"uniform low ({out['low']}) must not exceed high ({out['high']})",
                             "E013")
+        if name == "uniform" and not math.isfinite(float(out["high"]) - float(out["low"])):
+            raise AttrError(f"uniform range from {out['low']} to {out['high']} is too wide "
+                            "to draw from", "E013")
         if name == "normal" and out["std"] < 0:
             raise AttrError(f"normal std must be >= 0, got {out['std']}", "E013")
         return {name: out}
@@ -94,8 +103,20 @@ def validate(v):
             arr = np.asarray(v, dtype=np.float64)
         except (ValueError, TypeError):
             raise AttrError("a literal initializer must be a rectangular array of numbers") from None
+        if not np.isfinite(arr).all():
+            raise AttrError("a literal initializer must hold finite numbers only", "E013")
         return arr
     raise AttrError(f"expected an initializer name, mapping, number or array, got {v!r}")
+
+
+def _finite(x, what: str = "") -> float:
+    try:
+        out = float(x)
+    except OverflowError:             # an integer too large for a float
+        out = math.inf
+    if not math.isfinite(out):
+        raise AttrError(f"{what}must be a finite number, got {x!r:.40}", "E013")
+    return out
 
 
 def fits(init, shape) -> str | None:
@@ -106,21 +127,33 @@ def fits(init, shape) -> str | None:
     return None
 
 
+CHUNK = 1 << 20          # values drawn at a time: float64 scratch stays at 8 MiB
+
+
 def initialize(init, shape, rng: np.random.Generator, fan_in: int, fan_out: int,
                dtype=np.float32) -> np.ndarray:
+    """A new array of `shape` in `dtype`. Random values are drawn in float64 a chunk at a
+    time and written straight into it, so a large parameter never exists twice in float64;
+    the values are the same as one draw of the whole array would give."""
     shape = tuple(shape)
     if isinstance(init, float):
-        out = np.full(shape, init)
-    elif isinstance(init, np.ndarray):
-        out = init.reshape(shape)
-    elif isinstance(init, str):
-        out = NAMED[init](rng, shape, max(fan_in, 1), max(fan_out, 1))
+        return np.full(shape, init, dtype=dtype)
+    if isinstance(init, np.ndarray):
+        return np.ascontiguousarray(init.reshape(shape), dtype=dtype)
+    fi, fo = max(fan_in, 1), max(fan_out, 1)
+    if isinstance(init, str):
+        if init == "orthogonal":                # a QR of the whole matrix: float64 throughout
+            return np.ascontiguousarray(_orthogonal(rng, shape), dtype=dtype)
+        draw = DRAWS[init](fi, fo)
     else:
         (name, args), = init.items()
         if name == "constant":
-            out = np.full(shape, args["value"])
-        elif name == "uniform":
-            out = rng.uniform(args["low"], args["high"], shape)
-        else:
-            out = rng.normal(args["mean"], args["std"], shape)
-    return np.ascontiguousarray(out, dtype=dtype)
+            return np.full(shape, args["value"], dtype=dtype)
+        draw = ((lambda r, n: r.uniform(args["low"], args["high"], n)) if name == "uniform"
+                else (lambda r, n: r.normal(args["mean"], args["std"], n)))
+    out = np.empty(shape, dtype=dtype)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        n = min(CHUNK, flat.size - start)
+        flat[start:start + n] = draw(rng, n)
+    return out

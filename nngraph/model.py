@@ -19,6 +19,7 @@ from .backends import executor
 from .batch import as_batch
 from .errors import DataError
 from .graph import Network
+from .memory import check_memory
 from .optimizers import Optimizer
 from .program import build_program
 
@@ -74,6 +75,7 @@ class Model(_Predicts):
         if str(dtype) not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.dtype = np.dtype(dtype)
+        check_memory(net, self.dtype.name)        # before anything is allocated
         # float inputs, values and parameters all in the model's dtype, whatever the spec
         # declares for an input: see Network.with_float_dtype
         self.net, self.seed = net.with_float_dtype(self.dtype.name), int(seed)

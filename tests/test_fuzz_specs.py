@@ -569,3 +569,86 @@ def test_some_loaded_mutants_compile_or_refuse_cleanly():
         except (Exception, RecursionError) as e:    # noqa: BLE001
             failures.add(e, reprlib.repr(doc), f"compile {os.path.basename(spec)}")
     failures.check(compiled)
+
+
+BIG = """\
+nngraph: 1
+name: big
+inputs:
+  x: {shape: [2000]}
+  y: {shape: [], dtype: int64}
+layers:
+  - {op: dense, name: hidden, units: 8}
+  - {op: dense, name: wide, in: x, units: 1000000}
+outputs: [hidden, wide]
+losses:
+  - {op: softmax_cross_entropy, in: [wide, y]}
+"""
+
+
+def test_a_network_too_large_for_memory_is_refused_at_compile_before_allocating(
+        tmp_path, monkeypatch):
+    """`dense units: 1000000` on 2,000 inputs passes check (each tensor is under the hard
+    limits) but needs 16 GB to train: compile refuses it from the estimate, at the layer."""
+    import tracemalloc
+    path = tmp_path / "big.yaml"
+    path.write_text(BIG)
+    net = nngraph.load(str(path))                      # valid: check says ok
+    assert net.num_params == 2000 * 1000000 + 1000000 + 2000 * 8 + 8
+    monkeypatch.setenv("NNGRAPH_MEMORY_LIMIT", "4GiB")  # the same on every machine
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(SpecError) as info:
+            nngraph.compile(str(path), backend="reference")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - t0 < 5 and peak < 20 * 2**20
+    (d,) = info.value.diagnostics
+    assert (d.file, d.line, d.col, d.code) == (str(path), 8, 5, "E031")
+    assert "layer 'wide' (dense)" in d.message and "2,001,000,000 parameters" in d.message
+    # 2,001,016,008 parameters and their gradients in float32, and the activations
+    assert "15.1 GiB (16,265,154,112 B) in float32" in d.message
+    assert "NNGRAPH_MEMORY_LIMIT=4GiB" in d.message
+
+    monkeypatch.setenv("NNGRAPH_MEMORY_LIMIT", "off")          # the limit can be lifted
+    from nngraph.memory import memory_limit
+    assert memory_limit()[0] is None
+    monkeypatch.delenv("NNGRAPH_MEMORY_LIMIT")
+    limit, why = memory_limit()                                # default: half the memory
+    assert limit is None or (limit > 0 and why.startswith("half of this machine's"))
+
+
+def test_memory_limit_setting_is_checked(monkeypatch):
+    from nngraph.memory import memory_limit
+    for text, want in (("8GiB", 8 * 2**30), ("500MB", 500 * 10**6), ("4e9", 4 * 10**9),
+                       ("1024", 1024), ("1.5 kib", 1536)):
+        monkeypatch.setenv("NNGRAPH_MEMORY_LIMIT", text)
+        assert memory_limit()[0] == want, text
+    monkeypatch.setenv("NNGRAPH_MEMORY_LIMIT", "lots")
+    with pytest.raises(NNGraphError, match="NNGRAPH_MEMORY_LIMIT='lots'"):
+        memory_limit()
+
+
+def test_initializers_allocate_in_the_model_dtype():
+    """A float32 parameter is drawn a chunk at a time, never whole in float64 first."""
+    import tracemalloc
+
+    import numpy as np
+
+    from nngraph import initializers
+    shape = (2000, 4000)                                      # 32 MB in float32
+    for init in ("he_normal", "glorot_uniform", {"uniform": {"low": -1.0, "high": 1.0}}):
+        tracemalloc.start()
+        try:
+            w = initializers.initialize(init, shape, np.random.default_rng(0), 2000, 4000)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert w.dtype == np.float32 and w.shape == shape and w.flags.c_contiguous
+        assert peak < w.nbytes + 2 * initializers.CHUNK * 8 + 2**20, (init, peak)
+    # the same values as one float64 draw of the whole array, cast
+    want = np.random.default_rng(3).normal(0, np.sqrt(2 / 50), (50, 30)).astype(np.float32)
+    got = initializers.initialize("he_normal", (50, 30), np.random.default_rng(3), 50, 30)
+    assert np.array_equal(got, want)
