@@ -652,3 +652,66 @@ def test_initializers_allocate_in_the_model_dtype():
     want = np.random.default_rng(3).normal(0, np.sqrt(2 / 50), (50, 30)).astype(np.float32)
     got = initializers.initialize("he_normal", (50, 30), np.random.default_rng(3), 50, 30)
     assert np.array_equal(got, want)
+
+
+# ------------------------------------------------------------------------ found by fuzzing
+
+FOUND = {   # specs the fuzzer found crashing, each now refused or run cleanly
+    "no inputs section": "layers:\n  - {op: flatten}\n  - {op: dense, units: 2}\n",
+    "inputs not a mapping": "inputs: [x]\nlayers:\n  - {op: conv2d, filters: 2, kernel: 3}\n",
+    "every input invalid": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: add, in: [3, [4]]}\n",
+    "block instantiating itself": "inputs: {x: {shape: [2]}}\nblocks:\n  b: {layers: "
+                                  "[{op: b}]}\nlayers:\n  - {op: b}\n  - {op: maxpool2d}\n",
+    "unhashable optimizer type": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: dense, "
+                                 "units: 2}\ntrain: {optimizer: {type: [adam]}}\n",
+    "deep YAML": "inputs: {x: {shape: " + "[" * 600 + "]" * 600 + "}}\nlayers: []\n",
+    "deep aliases": "a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n"
+                                               for i in range(1, 60)) + "layers: []\n",
+    "recursive alias": "a: &a [*a]\nlayers: []\n",
+    "NUL character": "inputs: {x: {shape: [2]}}\n\x00layers: []\n",
+    "5000-digit integer": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: dense, units: "
+                          + "9" * 5000 + "}\n",
+    "description not a string": "description: [a]\ninputs: {x: {shape: [2]}}\nlayers:\n"
+                                "  - {op: dense, units: 2}\n",
+    "pool window of 1e30 with same padding": "inputs: {x: {shape: [1, 8, 8]}}\nlayers:\n"
+        "  - {op: maxpool2d, size: 1000000000000000000000000000000, stride: 1, "
+        "padding: same}\n",
+    "padding of a million": "inputs: {x: {shape: [1, 8, 8]}}\nlayers:\n  - {op: conv2d, "
+                            "filters: 1, kernel: 1, padding: 1000000, stride: 1000000}\n",
+    "infinite initializer bounds": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: dense, "
+        "units: 2, weight_init: {uniform: {low: -1.0e+308, high: 1.0e+308}}}\n",
+}
+
+
+@pytest.mark.parametrize("name", FOUND)
+def test_specs_found_by_fuzzing_give_located_errors(name, tmp_path):
+    text = "nngraph: 1\nname: t\n" + FOUND[name]
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        nngraph.load(str(path))
+    check_diagnostics(info.value, str(path), text)
+    with pytest.raises(SpecError):
+        nngraph.load(yaml_free_dict(text))
+
+
+def yaml_free_dict(text):
+    """The same spec as Python data where YAML can hold it (else the text itself)."""
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return text
+    return data if isinstance(data, dict) else text
+
+
+def test_a_layer_read_only_as_a_loss_target_gets_no_backward():
+    """squared_error in: [image, decoded]: the loss reads `decoded` as its target, where no
+    gradient flows; autodiff once built a backward for it anyway (KeyError in train_step)."""
+    import numpy as np
+    spec = {"nngraph": 1, "name": "t", "inputs": {"image": {"shape": [4]}},
+            "layers": [{"op": "dense", "name": "decoded", "units": 4,
+                        "activation": "sigmoid"}],
+            "losses": [{"op": "squared_error", "in": ["image", "decoded"]}]}
+    model = nngraph.compile(spec, backend="reference")
+    loss = model.train_step({"image": np.ones((2, 4), np.float32)})
+    assert np.isfinite(loss)

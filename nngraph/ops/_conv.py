@@ -5,6 +5,8 @@ height of 1.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import ShapeError
@@ -27,6 +29,16 @@ def out_size(size: int, k: int, s: int, padding, axis: int, what: str = "kernel"
         raise ShapeError(f"{what} {span}{dilated} is larger than the input {where} "
                          f"{size}{padded}", attr="kernel" if what == "kernel" else "size")
     return (size + 2 * p - span) // s + 1, p, p
+
+
+def check_elements(what: str, dims, attr: str) -> None:
+    """Refuse a working array (padded input, im2col windows) too large for one sample, as
+    shape inference refuses such an output: with the arithmetic, at the attribute to blame."""
+    from ..passes.infer_shapes import MAX_ACTIVATION
+    n = math.prod(dims)
+    if n > MAX_ACTIVATION:
+        raise ShapeError(f"{what} {'x'.join(map(str, dims))} = {n:,} values per sample, more "
+                         f"than the limit of {MAX_ACTIVATION:,}", attr=attr, code="E031")
 
 
 def pad2d(x: np.ndarray, pads, value=0.0) -> np.ndarray:

@@ -48,6 +48,9 @@ def window(name: str, a, x: tuple) -> Window:
                                    axis_name=AXES[n][axis])
         outs.append(o)
         pads.append((lo, hi))
+    padded = tuple(length + lo + hi for length, (lo, hi) in zip(x[1:], pads))
+    _conv.check_elements("the padded input is", (x[0],) + padded, "padding")
+    _conv.check_elements("the windows hold", (x[0],) + tuple(outs) + tuple(a.size), "size")
     lift = 2 - n
     return Window((1,) * lift + tuple(a.size), (1,) * lift + tuple(stride),
                   ((0, 0),) * lift + tuple(pads), tuple(outs))

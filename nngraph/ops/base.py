@@ -141,20 +141,22 @@ class Choice:
 
 @dataclass(frozen=True)
 class IntTuple:
-    """An int, or a list of `n` ints; normalised to a tuple of n ints (kernel, stride, size)."""
+    """An int, or a list of `n` ints; normalised to a tuple of n ints (kernel, stride, size).
+    No window, step or padding may exceed the largest dimension an input may have."""
     n: int
     min: int = 1
+    max: int = 1 << 24
 
     def check(self, v):
         vals = [v] * self.n if _is_int(v) else v
         if not isinstance(vals, list) or len(vals) != self.n or not all(map(_is_int, vals)):
             raise AttrError(f"expected an integer or a list of {self.n} integers, got {_show(v)}")
         for x in vals:
-            _check_range(x, self.min, None)
+            _check_range(x, self.min, self.max)
         return tuple(vals)
 
     def schema(self):
-        one = _with_range({"type": "integer"}, self.min, None)
+        one = _with_range({"type": "integer"}, self.min, self.max)
         return {"oneOf": [one, {"type": "array", "items": one,
                                 "minItems": self.n, "maxItems": self.n}]}
 

@@ -17,6 +17,8 @@ def _geometry(a, x):
                          f"{'x'.join(map(str, x)) or 'a scalar'}")
     lo, pl, pr = _conv.out_size(x[1], a.kernel[0], a.stride[0], a.padding, 0,
                                 dilation=a.dilation[0], axis_name="length")
+    _conv.check_elements("the padded input is", (x[0], x[1] + pl + pr), "padding")
+    _conv.check_elements("the windows hold", (x[0], lo) + a.kernel, "kernel")
     return lo, ((0, 0), (pl, pr))
 
 

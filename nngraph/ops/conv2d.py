@@ -14,6 +14,8 @@ def _geometry(a, x):
     c, h, w = x
     ho, pt, pb = _conv.out_size(h, a.kernel[0], a.stride[0], a.padding, 0, dilation=a.dilation[0])
     wo, pl, pr = _conv.out_size(w, a.kernel[1], a.stride[1], a.padding, 1, dilation=a.dilation[1])
+    _conv.check_elements("the padded input is", (c, h + pt + pb, w + pl + pr), "padding")
+    _conv.check_elements("the windows hold", (c, ho, wo) + a.kernel, "kernel")
     return c, ho, wo, ((pt, pb), (pl, pr))
 
 

@@ -41,6 +41,8 @@ def _geometry(a, x):
     (ho, t, b), (wo, l, r) = _axis(a, x[1], 0), _axis(a, x[2], 1)
     full = ((x[1] - 1) * a.stride[0] + a.kernel[0], (x[2] - 1) * a.stride[1] + a.kernel[1])
     buffer = (full[0] + max(-b, 0), full[1] + max(-r, 0))     # room for the zero extension
+    _conv.check_elements("the windows hold", (a.filters,) + x[1:] + a.kernel, "kernel")
+    _conv.check_elements("the uncropped output is", (a.filters,) + buffer, "padding")
     return (ho, wo), buffer, ((t, max(b, 0)), (l, max(r, 0)))
 
 

@@ -24,10 +24,7 @@ def autodiff(g: nx.DiGraph, seeds: dict, params: dict, wrt_inputs=()) -> nx.DiGr
     downstream = set(sources)
     for n in sources:
         downstream |= nx.descendants(g, n)
-    upstream = set(seeds)
-    for r in seeds:
-        upstream |= nx.ancestors(g, r)
-    needed = downstream & upstream
+    needed = downstream & _reaches(g, seeds)
     backward = []
     for n in reversed(forward):
         if n not in needed:
@@ -49,6 +46,19 @@ def autodiff(g: nx.DiGraph, seeds: dict, params: dict, wrt_inputs=()) -> nx.DiGr
             backward.append(f"grad:{name}")
     g.graph.update(forward=forward, backward=backward, needs_grad=needed)
     return g
+
+
+def _reaches(g, seeds) -> set:
+    """The nodes a gradient flows back to from the roots: through differentiable inputs
+    only, so a layer read only as a loss's label (a target) gets no backward."""
+    out, stack = set(seeds), list(seeds)
+    while stack:
+        d = g.nodes[stack.pop()]
+        for j, src in enumerate(d.get("inputs") or ()):
+            if src not in out and _differentiable(d, j):
+                out.add(src)
+                stack.append(src)
+    return out
 
 
 def _add_grad(g, n, seed):
