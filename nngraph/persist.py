@@ -118,17 +118,17 @@ def _history(history, bad) -> dict:
         raise bad("history", "a mapping from metric names to lists of numbers", history)
     out = {}
     for key, values in history.items():
+        field = f"history[{modelfile._show(key)}]"
         if not isinstance(values, list):
-            raise bad(f"history.{key}", "a list of numbers", values)
-        try:
-            out[key] = [float(v) for v in values
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        except OverflowError:          # an integer too large for a float
-            out[key] = None
-        if out[key] is None or len(out[key]) != len(values):
-            wrong = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))
-                          or (isinstance(v, int) and abs(v) > 1e308)), None)
-            raise bad(f"history.{key}", "a list of numbers", wrong)
+            raise bad(field, "a list of numbers", values)
+        out[key] = []
+        for v in values:
+            try:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise TypeError
+                out[key].append(float(v))
+            except (TypeError, OverflowError):      # OverflowError: an int too large for a float
+                raise bad(field, "a list of numbers", v) from None
     return out
 
 

@@ -168,19 +168,22 @@ def read_entries(blob: bytes) -> list:
     return entries
 
 
+def _u32(n: int) -> int:
+    return max(0, min(n, 0xFFFFFFFF))
+
+
 def write_zip(entries) -> bytes:
     out, central = bytearray(), bytearray()
     for e in entries:
         offset = len(out)
         name = (e.local_name or e.name).encode("utf-8", "surrogatepass")
         out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, e.flags, e.method, 0, 0x21,
-                           e.crc & 0xFFFFFFFF, min(e.csize, 0xFFFFFFFF),
-                           min(e.size, 0xFFFFFFFF), len(name), 0) + name + e.raw
+                           e.crc & 0xFFFFFFFF, _u32(e.csize), _u32(e.size), len(name), 0) + name + e.raw
         cname = e.name.encode("utf-8", "surrogatepass")
         central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, e.flags, e.method,
-                               0, 0x21, e.crc & 0xFFFFFFFF, min(e.csize, 0xFFFFFFFF),
-                               min(e.size, 0xFFFFFFFF), len(cname), len(e.extra), 0, 0, 0, 0,
-                               max(0, min(offset + e.offset_delta, 0xFFFFFFFF))) + cname + e.extra
+                               0, 0x21, e.crc & 0xFFFFFFFF, _u32(e.csize), _u32(e.size),
+                               len(cname), len(e.extra), 0, 0, 0, 0,
+                               _u32(offset + e.offset_delta)) + cname + e.extra
     start = len(out)
     out += central
     out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries) & 0xFFFF,
@@ -782,3 +785,26 @@ def test_cli_commands_report_a_broken_model_file(originals, tmp_path, capsys):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"error: {path}: ") and "epoch" in err and "Traceback" not in err
+
+
+def test_backend_the_file_names_but_this_nngraph_lacks(originals, tmp_path):
+    path = _with_meta(originals, tmp_path, backend="cuda")
+    with pytest.raises(ModelFileError, match=f"^{path}: the 'cuda' backend is not available"):
+        nngraph.load_model(str(path))
+    assert nngraph.load_model(str(path), backend="reference").backend == "reference"
+
+
+def test_a_model_with_meta_and_optimizer_state_round_trips(originals, tmp_path):
+    """What load_model checks is what save_model writes: every original loads as it was."""
+    for name, blob in originals.items():
+        path = tmp_path / f"{name}.nnz"
+        path.write_bytes(blob)
+        model = nngraph.load_model(str(path), backend="reference")
+        assert model.epoch == 2 and model.step > 0 and len(model.history["loss"]) == 2
+        model.save(str(tmp_path / "again.nnz"))
+        again = nngraph.load_model(str(tmp_path / "again.nnz"), backend="reference")
+        for table in ("params", "opt_state", "flat_state"):
+            mine, theirs = getattr(model, table), getattr(again, table)
+            assert mine.keys() == theirs.keys()
+            for k in mine:
+                np.testing.assert_array_equal(mine[k], theirs[k])
