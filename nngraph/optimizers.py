@@ -147,7 +147,9 @@ def penalty(arrays: dict, infos: dict, grads: dict | None = None) -> float:
         l1, l2 = reg.get("l1", 0.0), reg.get("l2", 0.0)
         total += l1 * float(np.abs(w).sum()) + l2 * float((w * w).sum())
         if grads is not None:
-            grads[k] = grads[k] + (l1 * np.sign(w) + 2 * l2 * w).astype(w.dtype)
+            # a parameter the losses do not reach still pays its penalty (an unused layer)
+            g = (l1 * np.sign(w) + 2 * l2 * w).astype(w.dtype)
+            grads[k] = grads[k] + g if k in grads else g
     return total
 
 
