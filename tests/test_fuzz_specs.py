@@ -678,6 +678,8 @@ FOUND = {   # specs the fuzzer found crashing, each now refused or run cleanly
         "padding: same}\n",
     "padding of a million": "inputs: {x: {shape: [1, 8, 8]}}\nlayers:\n  - {op: conv2d, "
                             "filters: 1, kernel: 1, padding: 1000000, stride: 1000000}\n",
+    "an input as an output": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: dense, units: 2}\n"
+                             "outputs: [dense_1, x]\n",
     "infinite initializer bounds": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: dense, "
         "units: 2, weight_init: {uniform: {low: -1.0e+308, high: 1.0e+308}}}\n",
 }

@@ -330,6 +330,11 @@ def _check_outputs(src, rep, outputs, g, aliases, decls) -> list:
     out = []
     for i, o in enumerate(outputs):
         o2 = aliases.get(o, o)
+        if o2 in g and g.nodes[o2]["kind"] == "input":
+            rep.error(src.at(("outputs", i)), "E021",
+                      f"output '{o}' is an input: outputs name layers, whose values "
+                      "predict() returns")
+            continue
         if o2 not in g or g.nodes[o2]["kind"] == "loss":
             rep.error(src.at(("outputs", i)), "E021",
                       f"unknown output '{o}'{did_you_mean(o, [n for n in g if g.nodes[n]['kind'] != 'loss'])}")
