@@ -103,8 +103,9 @@ def validate(v):
             arr = np.asarray(v, dtype=np.float64)
         except (ValueError, TypeError):
             raise AttrError("a literal initializer must be a rectangular array of numbers") from None
-        if not np.isfinite(arr).all():
-            raise AttrError("a literal initializer must hold finite numbers only", "E013")
+        if not (np.abs(arr) <= FLOAT32_MAX).all():
+            raise AttrError("a literal initializer must hold finite numbers no larger than "
+                            f"{FLOAT32_MAX:.4g}", "E013")
         return arr
     raise AttrError(f"expected an initializer name, mapping, number or array, got {v!r}")
 
@@ -116,6 +117,9 @@ def _finite(x, what: str = "") -> float:
         out = math.inf
     if not math.isfinite(out):
         raise AttrError(f"{what}must be a finite number, got {x!r:.40}", "E013")
+    if abs(out) > FLOAT32_MAX:        # a parameter must hold it in float32 too
+        raise AttrError(f"{what}must be at most {FLOAT32_MAX:.4g} in size, got {x!r:.40}",
+                        "E013")
     return out
 
 
@@ -127,6 +131,7 @@ def fits(init, shape) -> str | None:
     return None
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 CHUNK = 1 << 20          # values drawn at a time: float64 scratch stays at 8 MiB
 
 

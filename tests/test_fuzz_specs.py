@@ -521,7 +521,7 @@ def test_hypothesis_specs_raise_only_spec_errors(tmp_path):
     failures = Failures()
     count = [0]
 
-    @settings(max_examples=max(50, CASES // 10), deadline=None, derandomize=True,
+    @settings(max_examples=max(50, CASES // 15), deadline=None, derandomize=True,
               database=None, suppress_health_check=list(HealthCheck))
     @given(_hypothesis_specs())
     def run(doc):
