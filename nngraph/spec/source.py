@@ -93,6 +93,11 @@ def from_python(file: str, data, rep: Reporter) -> Source | None:
     def walk(v, where, depth):
         if depth > MAX_DEPTH:
             raise _TooDeep(where)
+        if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 330:
+            rep.error((1, 1), "E013", f"{_where(where)}: an integer of about "
+                                      f"{int(v.bit_length() * 0.30103)} digits is too large "
+                                      "for any setting")
+            return None
         if v is None or isinstance(v, (bool, int, float, str)):
             return v
         if isinstance(v, dict):
