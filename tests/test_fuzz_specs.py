@@ -64,6 +64,21 @@ class Deep:
         return '{"k": ' * self.depth + leaf_text + "}" * self.depth
 
 
+class DupDict(dict):
+    """A mapping written with one of its keys twice (JSON and YAML texts can say that)."""
+
+    def __init__(self, items, key, value):
+        super().__init__(items)
+        self.dup = (key, value)
+
+    def members(self):
+        return list(self.items()) + [self.dup]
+
+
+def _members(v: dict):
+    return v.members() if isinstance(v, DupDict) else list(v.items())
+
+
 _PLAIN = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$/.-]*$")
 _RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
 
@@ -93,13 +108,25 @@ def _json_scalar(v) -> str:
     return json.dumps(v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
 
 
-def to_json(v) -> str:
+def to_json(v, indent: int = 0) -> str:
+    """One member per line for the top two levels (so that a doubled line doubles a key),
+    everything deeper on one line."""
     if isinstance(v, Deep):
-        return v.flow(to_json(v.leaf))
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))}: {to_json(x)}" for k, x in v.items()) + "}"
+        return v.flow(to_json(v.leaf, 9))
+    if isinstance(v, dict) and v:
+        if indent > 2:
+            return "{" + ", ".join(f"{json.dumps(str(k))}: {to_json(x, indent)}"
+                                   for k, x in _members(v)) + "}"
+        pad = " " * (indent + 2)
+        return "{\n" + ",\n".join(f"{pad}{json.dumps(str(k))}: {to_json(x, indent + 2)}"
+                                   for k, x in _members(v)) + "\n" + " " * indent + "}"
+    if isinstance(v, list) and v and indent <= 2:
+        pad = " " * (indent + 2)
+        return "[\n" + ",\n".join(pad + to_json(x, 9) for x in v) + "\n" + " " * indent + "]"
     if isinstance(v, list):
-        return "[" + ", ".join(to_json(x) for x in v) + "]"
+        return "[" + ", ".join(to_json(x, 9) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{}"
     return _json_scalar(v)
 
 
@@ -108,7 +135,7 @@ def _yaml_flow(v) -> str:
         return v.flow(_yaml_flow(v.leaf))
     if isinstance(v, dict):
         return "{" + ", ".join(f"{_yaml_scalar(str(k))}: {_yaml_flow(x)}"
-                               for k, x in v.items()) + "}"
+                               for k, x in _members(v)) + "}"
     if isinstance(v, list):
         return "[" + ", ".join(_yaml_flow(x) for x in v) + "]"
     return _yaml_scalar(v)
@@ -119,7 +146,7 @@ def to_yaml(v, indent: int = 0) -> str:
     pad = " " * indent
     if isinstance(v, dict) and v and indent <= 2:
         lines = []
-        for k, x in v.items():
+        for k, x in _members(v):
             if isinstance(x, (dict, list)) and x and not isinstance(x, Deep):
                 lines.append(f"{pad}{_yaml_scalar(str(k))}:\n{to_yaml(x, indent + 2)}")
             else:
@@ -191,7 +218,7 @@ def mutate(doc, rng: random.Random):
     nodes = _nodes(doc)
     path, node = rng.choice(nodes)
     kind = rng.choice(("delete", "delete", "type", "type", "number", "number", "deep",
-                       "rename", "rename", "add_key", "swap", "duplicate"))
+                       "rename", "rename", "add_key", "swap", "duplicate", "dup_key"))
     if kind == "delete" and path:
         parent = _get(doc, path[:-1])
         del parent[path[-1]]
@@ -224,6 +251,10 @@ def mutate(doc, rng: random.Random):
         b = json.loads(json.dumps(value, default=str))
         _set(doc, path, b)
         return _set(doc, other, a)
+    if kind == "dup_key" and isinstance(node, dict) and node:
+        key = rng.choice(list(node))
+        value = node[key] if rng.random() < 0.5 else _random_value(rng, doc)
+        return _set(doc, path, DupDict(node, key, value))
     if kind == "duplicate" and isinstance(node, list) and node:
         node.insert(rng.randrange(len(node) + 1), json.loads(json.dumps(rng.choice(node),
                                                                        default=str)))
