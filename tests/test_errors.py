@@ -94,6 +94,52 @@ def test_alias_bomb_is_refused_quickly_with_bounded_memory(tmp_path):
     assert elapsed < 5 and peak < 200 * 2**20
 
 
+def test_deep_nesting_is_refused_where_it_gets_too_deep(tmp_path):
+    """~500 levels: PyYAML's composer recursed into a RecursionError; now E003 at the 33rd."""
+    text = "nngraph: 1\nname: t\ninputs: {x: {shape: " + "[" * 500 + "]" * 500 + "}}\n"
+    line, col, code, msg = only_error(text, tmp_path)
+    assert (line, col, code) == (3, 20 + 30, "E003") and "more than 32 levels" in msg
+    json_text = '{"nngraph": 1,\n "a": ' + "[" * 500 + "]" * 500 + "}"
+    line, col, code, msg = only_error(json_text, tmp_path, "spec.json")
+    assert (line, col, code) == (2, 6 + 32, "E003") and "more than 32 levels" in msg
+    aliases = "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 40))
+    errs = errors_of("a0: &a0 [1]\n" + aliases, tmp_path=tmp_path)
+    assert [e[2] for e in errs] == ["E003"] and "aliases expanded" in errs[0][3]
+
+
+def test_python_data_that_is_not_plain_data(tmp_path):
+    spec = {"nngraph": 1, "name": "t", "inputs": {7: {"shape": [2]}, "x": {"shape": (2,)}},
+            "layers": [{"op": "dense", "units": 2, "weight_init": {1, 2}}]}
+    with pytest.raises(SpecError) as info:
+        nngraph.load(spec)
+    assert [(d.code, d.message) for d in info.value.errors] == [
+        ("E012", "inputs: mapping keys must be strings, got int 7"),
+        ("E012", "layers[0].weight_init: a spec holds plain data (mappings, lists, strings, "
+                 "numbers, booleans, null), not set")]
+    del spec["inputs"][7]
+    spec["layers"][0]["weight_init"] = "zeros"
+    assert nngraph.load(spec).num_params == 6            # a tuple is a list
+    with pytest.raises(SpecError, match="not int"):
+        nngraph.load(3)
+
+
+def test_a_layer_with_nothing_to_read_is_one_error(tmp_path):
+    """No inputs section: the first layer has no input; the layers after it are not run
+    through their shape rules (once IndexError and 'not enough values to unpack')."""
+    text = "nngraph: 1\nname: t\nlayers:\n  - {op: flatten}\n  - {op: conv2d, filters: 2, " \
+           "kernel: 3}\n  - {op: maxpool2d, size: 2}\n"
+    errs = errors_of(text, tmp_path=tmp_path)
+    assert [code for *_, code, _ in errs] == ["E010", "E021"], errs
+    assert errs[1][:2] == (4, 5)
+
+
+def test_optimizer_type_of_the_wrong_type(tmp_path):
+    text = net("- {op: flatten}\n- {op: dense, name: logits, units: 10}\n") + \
+        "train: {optimizer: {type: [adam]}}\n"
+    line, col, code, msg = only_error(text, tmp_path)
+    assert (line, code) == (11, "E012") and "optimizer type must be a name" in msg
+
+
 def test_empty_file_and_non_mapping(tmp_path):
     assert only_error("", tmp_path)[2] == "E001"
     assert only_error("- just\n- a list\n", tmp_path)[2] == "E012"

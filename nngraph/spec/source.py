@@ -20,6 +20,7 @@ from ..errors import Reporter
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_NODES = 200_000          # after alias expansion; a "billion laughs" file stops here quickly
 MAX_DEPTH = 32               # nesting levels; a spec needs about 10 (a conv literal in a block)
+MAX_INT_DIGITS = 100         # Python refuses to parse past 4,300; no spec needs a tenth of it
 
 Path = tuple
 
@@ -91,7 +92,7 @@ def from_python(file: str, data, rep: Reporter) -> Source | None:
     strings, booleans and None (tuples become lists, numpy scalars and arrays their values).
     Positions are unknown, so errors say where in the data they are."""
     def walk(v, where, depth):
-        if depth > MAX_DEPTH:
+        if depth >= MAX_DEPTH:
             raise _TooDeep(where)
         if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 330:
             rep.error((1, 1), "E013", f"{_where(where)}: an integer of about "
@@ -138,9 +139,6 @@ _INT = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _INF = re.compile(r"^[-+]?\.(inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(nan|NaN|NAN)$")
-
-
-MAX_INT_DIGITS = 100        # Python refuses to parse past 4,300; no spec needs a tenth of it
 
 
 def _too_long(digits: str) -> str:
@@ -214,7 +212,7 @@ def _expanded_size(node, memo, depth=0) -> int:
     time they are referenced, but computed once, so a bomb is measured without expanding it."""
     key = id(node)
     if key not in memo:
-        if depth > MAX_DEPTH:
+        if depth >= MAX_DEPTH:
             raise _TooDeep(_mark(node))
         memo[key] = 0                       # a recursive alias counts as nothing more
         if isinstance(node, yaml.MappingNode):
@@ -241,7 +239,7 @@ def _convert(node, path, src: Source, rep: Reporter, budget):
     budget[0] -= 1
     if budget[0] < 0:
         raise _TooLarge
-    if len(path) > MAX_DEPTH:
+    if len(path) >= MAX_DEPTH:
         raise _TooDeep(_mark(node))
     src.value_pos.setdefault(path, _mark(node))
     if node.tag not in _CORE_TAGS and not (node.tag == "!" and isinstance(node, yaml.ScalarNode)):
@@ -326,7 +324,7 @@ class _JSONParser:
         self.count += 1
         if self.count > MAX_NODES:
             raise _JSONSyntax(i, f"the document has more than {MAX_NODES:,} values", "E003")
-        if len(path) > MAX_DEPTH:
+        if len(path) >= MAX_DEPTH:          # the root is level 1
             raise _JSONSyntax(i, _too_deep(), "E003")
         text = self.text
         self.src.value_pos.setdefault(path, self.lines.at(i))
