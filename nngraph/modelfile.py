@@ -416,9 +416,9 @@ def _nbytes(shape, dtype) -> int:
 
 
 def _header_limit(expected: dict) -> int:
-    """The most a safetensors header describing `expected` can take: names escaped at worst,
-    every number at its widest."""
-    return 1024 + sum(6 * len(k.encode("utf-8")) + 128 + 24 * len(shape)
+    """The most a safetensors header describing `expected` can take: every character of the
+    names escaped as a surrogate pair (12 bytes), every number at its widest."""
+    return 1024 + sum(12 * len(k) + 128 + 24 * len(shape)
                       for k, (shape, _) in expected.items())
 
 

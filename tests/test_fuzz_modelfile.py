@@ -506,9 +506,15 @@ def mutate_spec(entries, rng, log):
     if e is None:
         return
     spec = json.loads(e.data)
-    spec = mutate_json(spec, rng, ["nngraph", "name", "inputs", "layers", "outputs",
-                                    "losses", "train", "blocks"])
-    log.append("spec edit")
+    layers = spec.get("layers") if isinstance(spec, dict) else None
+    if isinstance(layers, list) and layers and isinstance(layers[0], dict) and rng.random() < 0.3:
+        layers[0]["name"] = rng.choice(["\ud800x", "a.b", "a/b", "", " ", "x" * 3000, "\u00e9",
+                                        "\U0001f600", "__metadata__", "h\n", "W"])
+        log.append(f"layer renamed {layers[0]['name'][:20]!r}")
+    else:
+        spec = mutate_json(spec, rng, ["nngraph", "name", "inputs", "layers", "outputs",
+                                        "losses", "train", "blocks"])
+        log.append("spec edit")
     replace(e, dumps(spec, rng))
     if rng.random() < 0.85:
         fix_hashes(entries)
