@@ -380,11 +380,13 @@ def _read_tensors(path: str, archive: zipfile.ZipFile, name: str, hashes: dict, 
                                  f"claims {size} bytes, more than "
                                  f"{'the member holds' if size > declared - 8 else 'its tensors need'})")
         text = _read_exactly(path, name, member, size)
-        entries = _parse_header(path, name, text, declared - 8 - size)
+        data_size = declared - 8 - size
+        entries = _parse_header(path, name, text, data_size)
         if expected is not None:
-            check_params({key: _Declared(shape, np.dtype(dtype)) for key, (dtype, shape, _, _) in entries.items()},
-                         expected, path, what=f"the tensors in {name}")
-        data = _read_exactly(path, name, member, declared - 8 - size, bytearray(declared - 8 - size))
+            declares = {key: _Declared(shape, np.dtype(dtype))
+                        for key, (dtype, shape, _, _) in entries.items()}
+            check_params(declares, expected, path, what=f"the tensors in {name}")
+        data = _read_exactly(path, name, member, data_size, bytearray(data_size))
         if member.read(1):         # zipfile stops at the declared size, and checks the CRC there
             raise ModelFileError(f"{path}: is corrupted: {name} is longer than it declares")
     digest.update(head)
