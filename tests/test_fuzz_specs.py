@@ -712,6 +712,15 @@ FOUND = {   # specs the fuzzer found crashing, each now refused or run cleanly
                             "filters: 1, kernel: 1, padding: 1000000, stride: 1000000}\n",
     "an input as an output": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: dense, units: 2}\n"
                              "outputs: [dense_1, x]\n",
+    "two names, one identifier": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: dense, "
+                                 "name: a-b, units: 2}\n  - {op: dense, name: a_b, units: 2}\n",
+    "a layer named as another's activation": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: "
+        "dense, name: fc, units: 2, activation: relu}\n  - {op: dense, name: 'fc:relu', "
+        "units: 2}\n",
+    "a block layer named as a top-level one": "inputs: {x: {shape: [2]}}\nblocks:\n  b: "
+        "{layers: [{op: dense, name: d, units: 2}]}\nlayers:\n  - {op: b, name: r}\n"
+        "  - {op: dense, name: r_d, units: 2}\n",
+    "empty input name": "inputs: {'': {shape: [2]}}\nlayers:\n  - {op: dense, units: 2}\n",
     "infinite initializer bounds": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: dense, "
         "units: 2, weight_init: {uniform: {low: -1.0e+308, high: 1.0e+308}}}\n",
 }
@@ -749,3 +758,15 @@ def test_a_layer_read_only_as_a_loss_target_gets_no_backward():
     model = nngraph.compile(spec, backend="reference")
     loss = model.train_step({"image": np.ones((2, 4), np.float32)})
     assert np.isfinite(loss)
+
+
+def test_names_beyond_ascii_make_valid_generated_code():
+    """'x²' passed str.isalnum() into a generated function name: a SyntaxError at compile."""
+    from nngraph.codegen.cpu_calls import codegen
+    from nngraph.program import build_program
+    net = nngraph.load({"nngraph": 1, "name": "t", "inputs": {"\u00e9": {"shape": [2]}},
+                        "layers": [{"op": "dense", "name": "x\u00b2", "units": 2,
+                                    "activation": "relu"},
+                                   {"op": "dense", "name": "2nd", "units": 2}]})
+    source = codegen(build_program(net), "float32").source()
+    compile(source, "generated", "exec")

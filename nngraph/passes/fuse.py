@@ -81,6 +81,8 @@ def _epilogue(graph, n):
 
 
 def _ident(name: str) -> str:
-    """A Python identifier for a node name ('res_1/conv:relu' -> 'res_1_conv_relu')."""
-    out = "".join(ch if ch.isalnum() else "_" for ch in name)
-    return out if not out[0].isdigit() else "n" + out
+    """A Python identifier for a node name ('res_1/conv:relu' -> 'res_1_conv_relu'). ASCII
+    only: str.isalnum() is true of characters Python refuses in names ('²'). Spec loading
+    refuses two names with the same identifier (spec/build.py)."""
+    out = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in name)
+    return out if out[:1].isalpha() or out[:1] == "_" else "n" + out

@@ -26,6 +26,11 @@ DTYPES = ("float32", "float64", "int64", "int32")
 INPUT_KEYS = ("shape", "dtype", "description")
 LOSS_KEYS = ("op", "name", "in")
 MAX_DIM = 1 << 24
+RESERVED = "/."         # block scopes (res_1/conv) and parameters (c1.W)
+
+
+def _reserved() -> str:
+    return ", ".join(f"'{c}'" for c in RESERVED)
 
 
 def load_file(path: str) -> Network:
@@ -99,6 +104,7 @@ def build(src: Source, rep: Reporter) -> Network:
     cyclic = _check_acyclic(rep, g)
     infer_shapes(g.subgraph([n for n in g if n not in cyclic]), rep, src)
     _check_params(src, rep, g)
+    _check_code_names(rep, g)
     train = check_train(src, rep, doc.get("train"))
     if not rep.failed:
         _warn_unused(rep, g, outputs, losses)
@@ -139,8 +145,9 @@ def _check_inputs(src, rep, inputs) -> dict:
         return out
     for name, d in inputs.items():
         path = ("inputs", name)
-        if "/" in name or "." in name:
-            rep.error(src.at(path, key=True), "E012", f"input name '{name}' may not hold '/' or '.'")
+        if not name or any(c in name for c in RESERVED):
+            rep.error(src.at(path, key=True), "E012", f"input name {name!r} must be a non-empty "
+                                                      f"string without {_reserved()}")
         if not isinstance(d, dict):
             rep.error(src.at(path), "E012", f"input '{name}' must be a mapping with 'shape'")
             continue
@@ -253,8 +260,9 @@ def _check_losses(src, rep, losses, g) -> list:
                           f"losses are {', '.join(ops.losses())}")
             continue
         name = l.get("name") or f"loss_{i + 1}"
-        if not isinstance(name, str):
-            rep.error(src.at(path + ("name",)), "E012", "loss name must be a string")
+        if not isinstance(name, str) or any(c in name for c in RESERVED):
+            rep.error(src.at(path + ("name",)), "E012",
+                      f"loss name must be a string without {_reserved()}")
             continue
         raw_in = l.get("in")
         if raw_in is None:
@@ -395,6 +403,32 @@ def _check_params(src, rep, g):
     if total > MAX_PARAMS:
         rep.error((1, 1), "E031", f"the network has {total:,} parameters, more than the limit "
                                   f"of {MAX_PARAMS:,}")
+
+
+def _check_code_names(rep, g):
+    """Generated code names a value `v_<name>` with '/', ':' and other characters made '_'
+    (passes/fuse.py _ident): two names that come out the same would share a buffer."""
+    from ..passes.fuse import _ident
+    seen = {}
+    for name, d in g.nodes(data=True):
+        forms = [("value", name)] + [("parameter", f"{name}.{p}") for p in d["params"]]
+        if d.get("activation"):
+            forms.append(("value", f"{name}:{d['activation'][0]}"))
+        for kind, form in forms:
+            first = seen.setdefault((kind, _ident(form)), (form, name))
+            if first[1] != name:
+                rep.error(d["pos"], "E022",
+                          f"{_what(form, name)} and {_what(*first)} would have the same name "
+                          f"in generated code, '{_ident(form)}'; rename '{name}'")
+                break
+
+
+def _what(form, owner) -> str:
+    if form == owner:
+        return f"'{owner}'"
+    if form.startswith(owner + ":"):
+        return f"the activation of '{owner}' ({form})"
+    return f"the parameter {form}"
 
 
 def _warn_unused(rep, g, outputs, losses):

@@ -95,6 +95,8 @@ class _Expander:
                 self.rep.error(self.src.at(lpath + ("name",)), "E012",
                                f"layer name must be a non-empty string without '/' or '.', "
                                f"got {name!r}")
+                if isinstance(name, str):        # what reads it is not reported again
+                    self.out.rejected.add(scope + name)
                 name = None
             full = scope + name if name else self.auto_name(scope, op)
             inputs = self.inputs(layer.get("in"), lpath, scope, local, block_input, prev)
