@@ -291,6 +291,7 @@ def _connect(src, rep, g, aliases, declared):
     """Resolve every node's `inputs` and add the edges. A reference to a layer that was
     declared but rejected earlier is not reported again."""
     known = sorted(declared)
+    hints = {}          # a block repeated 1000 times repeats its bad reference 1000 times
     for name, d in list(g.nodes(data=True)):
         if d["kind"] == "input":
             continue
@@ -307,8 +308,10 @@ def _connect(src, rep, g, aliases, declared):
             if ref not in g:
                 broken = True
                 if ref not in declared:
+                    if ref not in hints:
+                        hints[ref] = did_you_mean(ref, known)
                     rep.error(src.at(d["path"] + ("in",)), "E021",
-                              f"{_who(d)}: unknown input '{ref}'{did_you_mean(ref, known)}")
+                              f"{_who(d)}: unknown input '{ref}'{hints[ref]}")
                 continue
             resolved.append(ref)
             g.add_edge(ref, name)
