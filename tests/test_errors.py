@@ -113,7 +113,7 @@ def test_python_data_that_is_not_plain_data(tmp_path):
     with pytest.raises(SpecError) as info:
         nngraph.load(spec)
     assert [(d.code, d.message) for d in info.value.errors] == [
-        ("E012", "inputs: mapping keys must be strings, got int 7"),
+        ("E012", "inputs: mapping keys must be strings of text, got int 7"),
         ("E012", "layers[0].weight_init: a spec holds plain data (mappings, lists, strings, "
                  "numbers, booleans, null), not set")]
     del spec["inputs"][7]

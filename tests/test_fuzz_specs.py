@@ -197,7 +197,7 @@ NUMBERS = [0, -1, 1, 2, -7, 10**6, 10**9, 2**31, 2**63, 10**30, 10**99, -10**18,
            1e-300, 1e300, 1.7976931348623157e308, math.nan, math.inf, -math.inf]
 SCALARS = [None, True, False, "", "x", "dense", "$input", "$filters", "relu", "same",
            "float64", "int64", "he_normal", "../etc", "a.b", "a/b", "\u00e9\u00e8", "12",
-           "1e3", "null", "~"]
+           "1e3", "null", "~", "x\ud800", "\U0001f600", "a b", "a-b", "a:relu"]
 
 
 def _random_value(rng: random.Random, doc):
@@ -236,7 +236,7 @@ def mutate(doc, rng: random.Random):
         strings = _strings(doc)
         old = rng.choice(strings) if strings else "x"
         new = rng.choice([old + "x", old[:-1], old.upper(), rng.choice(strings or ["y"]),
-                          "$input", "", "a.b"])
+                          "$input", "", "a.b", old + "\udc00", old.replace("_", "-")])
         return _rename(doc, old, new, rng)
     if kind == "add_key" and isinstance(node, dict):
         node[rng.choice(["extra", "in", "name", "op", "repeat", "params", "output",
@@ -465,14 +465,18 @@ def test_check_command_exits_0_or_1_and_reports_every_file(tmp_path):
                 f.write(text)
             paths.append(path)
             texts.append(text)
-        out, err = io.StringIO(), io.StringIO()
+        # encoded as a terminal's would be: stdout strict, stderr with backslashes
+        out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace")
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 rc = main(["check", *paths])
+                out.flush()
+                err.flush()
             except (Exception, SystemExit) as e:    # noqa: BLE001
                 failures.add(e, "\n---\n".join(texts), f"check run {i}")
                 continue
-        shown = out.getvalue() + err.getvalue()
+        shown = out.buffer.getvalue().decode() + err.buffer.getvalue().decode()
         try:
             assert rc in (0, 1), shown
             for p in paths:
@@ -720,6 +724,8 @@ FOUND = {   # specs the fuzzer found crashing, each now refused or run cleanly
     "a block layer named as a top-level one": "inputs: {x: {shape: [2]}}\nblocks:\n  b: "
         "{layers: [{op: dense, name: d, units: 2}]}\nlayers:\n  - {op: b, name: r}\n"
         "  - {op: dense, name: r_d, units: 2}\n",
+    "half a surrogate pair": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: dense, name: "
+                             "\"d\\ud800\", units: 2}\n",
     "empty input name": "inputs: {'': {shape: [2]}}\nlayers:\n  - {op: dense, units: 2}\n",
     "infinite initializer bounds": "inputs: {x: {shape: [2]}}\nlayers:\n  - {op: dense, "
         "units: 2, weight_init: {uniform: {low: -1.0e+308, high: 1.0e+308}}}\n",

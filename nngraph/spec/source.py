@@ -99,14 +99,17 @@ def from_python(file: str, data, rep: Reporter) -> Source | None:
                                       f"{int(v.bit_length() * 0.30103)} digits is too large "
                                       "for any setting")
             return None
+        if isinstance(v, str) and _surrogate(v):
+            rep.error((1, 1), "E012", f"{_where(where)}: {_surrogate(v)}")
+            return None
         if v is None or isinstance(v, (bool, int, float, str)):
             return v
         if isinstance(v, dict):
             out = {}
             for k, x in v.items():
-                if not isinstance(k, str):
-                    rep.error((1, 1), "E012", f"{_where(where)}: mapping keys must be strings, "
-                                              f"got {type(k).__name__} {k!r:.40}")
+                if not isinstance(k, str) or _surrogate(k):
+                    rep.error((1, 1), "E012", f"{_where(where)}: mapping keys must be strings "
+                                              f"of text, got {type(k).__name__} {k!r:.40}")
                     continue
                 out[k] = walk(x, where + (k,), depth + 1)
             return out
@@ -122,6 +125,16 @@ def from_python(file: str, data, rep: Reporter) -> Source | None:
     except _TooDeep as e:
         rep.error((1, 1), "E003", f"{_where(e.at)}: {_too_deep('spec')}")
         return None
+
+
+def _surrogate(s: str) -> str:
+    """What is wrong with a string that a \\ud800 escape made into something not text
+    (no file, terminal or message can hold it), else ''."""
+    try:
+        s.encode("utf-8")
+        return ""
+    except UnicodeEncodeError as e:
+        return f"the string holds {s[e.start]!r}, half of a surrogate pair, which is not text"
 
 
 def _where(path) -> str:
@@ -253,6 +266,9 @@ def _convert(node, path, src: Source, rep: Reporter, budget):
                 rep.error(_mark(knode), "E012", "mapping keys must be plain strings")
                 continue
             key = knode.value
+            if _surrogate(key):
+                rep.error(_mark(knode), "E001", f"YAML syntax error: {_surrogate(key)}")
+                continue
             if key == "<<":
                 rep.error(_mark(knode), "E002", "YAML merge keys ('<<') are not supported")
                 continue
@@ -268,6 +284,9 @@ def _convert(node, path, src: Source, rep: Reporter, budget):
             rep.error(_mark(node), "E013", _too_long(node.value))
             return None
         return _plain_scalar(node.value)
+    if _surrogate(node.value):
+        rep.error(_mark(node), "E001", f"YAML syntax error: {_surrogate(node.value)}")
+        return None
     return node.value
 
 
@@ -352,9 +371,12 @@ class _JSONParser:
 
     def string(self, i):
         try:
-            return json.decoder.scanstring(self.text, i + 1)
+            s, end = json.decoder.scanstring(self.text, i + 1)
         except json.JSONDecodeError as e:
             raise _JSONSyntax(e.pos, e.msg) from None
+        if _surrogate(s):
+            raise _JSONSyntax(i, _surrogate(s))
+        return s, end
 
     def object(self, i, path):
         out, i = {}, self.skip(i + 1)
