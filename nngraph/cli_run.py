@@ -18,6 +18,24 @@ from .errors import DataError, ModelFileError
 BACKENDS = ("cpu", "reference", "cuda")
 
 
+def _positive(kind):
+    """An argparse type: a finite number of `kind` above 0 (--lr, --epochs, --batch-size),
+    refused with argparse's usage message, never saved into a model file."""
+    def parse(text):
+        import argparse
+        import math
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") \
+                from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+        return value
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
 def cmd_train(args) -> int:
     from . import compile, load, load_model
     net = load(args.spec)
@@ -156,9 +174,9 @@ def register(sub) -> None:
                        "data), showing a progress bar; the model is saved after every epoch. "
                        "Example: nngraph train specs/lenet5.yaml --epochs 2 --out lenet5.nnz")
     s.add_argument("spec", metavar="SPEC")
-    s.add_argument("--epochs", type=int, help="total epochs (default: the spec's)")
-    s.add_argument("--batch-size", type=int, help="default: the spec's")
-    s.add_argument("--lr", type=float, help="override the optimizer's learning rate")
+    s.add_argument("--epochs", type=_positive(int), help="total epochs (default: the spec's)")
+    s.add_argument("--batch-size", type=_positive(int), help="default: the spec's")
+    s.add_argument("--lr", type=_positive(float), help="override the optimizer's learning rate")
     s.add_argument("--backend", choices=BACKENDS, default="cpu")
     s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     s.add_argument("--seed", type=int, default=0)

@@ -59,3 +59,15 @@ def test_initializers_are_seeded_and_scaled():
     assert initializers.fits(lit, (2, 2)) is None and "shape" in initializers.fits(lit, (3, 2))
     q = initializers.initialize("orthogonal", (16, 16), rng(), 16, 16, np.float64)
     np.testing.assert_allclose(q @ q.T, np.eye(16), atol=1e-12)
+
+
+@pytest.mark.parametrize("option,value", [("--lr", "nan"), ("--lr", "-1"), ("--lr", "x"),
+                                          ("--epochs", "0"), ("--batch-size", "-3")])
+def test_train_refuses_bad_numbers_before_anything_runs(tmp_path, capsys, option, value):
+    from nngraph.cli import main
+    out = tmp_path / "m.nnz"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", os.path.join(SPECS, "xor_mlp.yaml"), option, value, "--out", str(out)])
+    assert exit_.value.code == 2
+    assert f"argument {option}:" in capsys.readouterr().err
+    assert not out.exists()
