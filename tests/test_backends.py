@@ -472,3 +472,33 @@ losses:
     x[4, 1, 8, 8] = np.nan
     with pytest.raises(DataError, match=r"got 1 NaN \(the first in sample 4 "):
         model32.predict(x)
+
+
+def test_penalty_gradient_of_a_layer_no_loss_reaches_does_not_pile_up():
+    """An unused regularized layer still pays its penalty; its gradient is the penalty's
+    alone at every step (the train driver never writes it), as on the reference backend."""
+    spec = """
+nngraph: 1
+name: unused
+inputs: {x: {shape: [4]}, y: {shape: [], dtype: int64}}
+layers:
+  - {op: dense, name: used, units: 3}
+  - {op: dense, name: spare, in: x, units: 2, regularizer: {l2: 0.5}}
+outputs: [used]
+losses:
+  - {op: softmax_cross_entropy, in: [used, y]}
+train: {optimizer: {type: sgd, lr: 0.1}}
+"""
+    rng = np.random.default_rng(0)
+    batch = {"x": rng.standard_normal((5, 4)), "y": rng.integers(0, 3, 5)}
+    models = {k: nngraph.compile(spec, backend=k, seed=1, dtype="float64")
+              for k in ("cpu", "reference")}
+    for _ in range(3):
+        for m in models.values():
+            m.train_step(batch)
+    for k in models["reference"].params:
+        np.testing.assert_allclose(models["cpu"].params[k], models["reference"].params[k],
+                                   rtol=1e-12, atol=1e-14)
+    grads = {k: m.gradients(batch) for k, m in models.items()}
+    np.testing.assert_allclose(grads["cpu"]["spare.W"], grads["reference"]["spare.W"],
+                               rtol=1e-12)

@@ -313,8 +313,9 @@ class CPUExecutor:
 
     @property
     def _blas_wide(self) -> int:
-        """BLAS threads of a wide run: MKL's own count (0), or both cores for OpenBLAS."""
-        return 0 if self.blas.PER_THREAD else self.threads
+        """BLAS threads of a wide run: both cores, set per thread (MKL) so that what another
+        library sets globally (torch.set_num_threads sets MKL's count too) does not reach us."""
+        return self.threads
 
     def _chunked(self, mode) -> bool:
         driver = self.gen.drivers[mode]
@@ -406,10 +407,24 @@ class CPUExecutor:
         for name in self.checks_finite[mode]:
             refuse_non_finite(self.program.net, name, batch[name])
 
+    @property
+    def _unreached(self) -> list:
+        """Gradient views of the trainable parameters that no loss reaches (an unused
+        layer): the train driver never writes them, so they are zeroed before each step's
+        penalty gradient is added, which would otherwise pile up from step to step."""
+        if not hasattr(self, "_unreached_views"):
+            import re
+            driver = self.gen.drivers["train"]
+            self._unreached_views = [self.gviews[k] for k in self.trainable
+                                     if not re.search(rf"\bgp_{_ident(k)}\b", driver)]
+        return self._unreached_views
+
     def _backprop(self, arrays, state, batch, seed):
         loss, views = self._run("train", arrays, state, batch, True, seed)
         if not math.isfinite(loss):     # the loss of a batch with NaN in an input is NaN
             self._refuse_unfit("train", batch)
+        for g in self._unreached:
+            g[...] = 0
         if len(self.reg_start):
             loss += self.optim.regularize(self.flat_params, self.flat_grads, self.reg_start,
                                      self.reg_end, self.reg_l1, self.reg_l2)
