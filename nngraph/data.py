@@ -114,7 +114,7 @@ def _read_source(net, cfg):
     if "dataset" in cfg:
         name = cfg["dataset"]
         x, y = datasets.load_dataset(name, cfg.get("length"), cfg.get("samples"),
-                                     cfg.get("seed", 0))
+                                     cfg.get("seed", 0), getattr(net, "float_dtype", "float32"))
         return {"x": x, "y": y}, f"dataset {name}"
     for opt in ("length", "samples"):
         if opt in cfg:

@@ -40,14 +40,14 @@ def _mnist_5k(length, samples, seed):
         x, y = table[:, :-1], table[:, -1]
     except (AttributeError, OSError, ValueError):
         x, y = mnist.mnist_data()
-    return np.asarray(x, np.float32) / np.float32(255), np.asarray(y).astype(np.int64)
+    return np.asarray(x, np.float64) / 255, np.asarray(y).astype(np.int64)
 
 
 def _digits(length, samples, seed):
     """1,797 8x8 handwritten digits (scikit-learn), 64 pixels scaled from 0..16 to [0, 1]."""
     sk = _optional("sklearn.datasets", "scikit-learn", "digits")
     d = sk.load_digits()
-    return d.data.astype(np.float32) / np.float32(16), d.target.astype(np.int64)
+    return d.data.astype(np.float64) / 16, d.target.astype(np.int64)
 
 
 def _iris(length, samples, seed):
@@ -56,7 +56,7 @@ def _iris(length, samples, seed):
     sk = _optional("sklearn.datasets", "scikit-learn", "iris")
     d = sk.load_iris()
     x = (d.data - d.data.mean(axis=0)) / d.data.std(axis=0)
-    return x.astype(np.float32), d.target.astype(np.int64)
+    return x.astype(np.float64), d.target.astype(np.int64)
 
 
 def _logic(name):
@@ -77,7 +77,7 @@ def _sequence_sine(length, samples, seed):
     phase = rng.uniform(0, 2 * math.pi, (samples, 1))
     wave = np.sin(w * np.arange(length + 1) + phase)
     x = wave[:, :length] + rng.normal(0, 0.02, (samples, length))
-    return x[..., None].astype(np.float32), wave[:, length:].astype(np.float32)
+    return x[..., None], wave[:, length:]
 
 
 def _sequence_sum(length, samples, seed):
@@ -114,9 +114,11 @@ _cache: dict = {}
 
 
 def load_dataset(name: str, length: int | None = None, samples: int | None = None,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                 seed: int = 0, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
     """The named dataset as read-only `(x, y)` arrays; `length` (T) and `samples` (n) shape
-    the generated sequence sets, `seed` seeds them. Raises DataError."""
+    the generated sequence sets, `seed` seeds them. Float values come in `dtype`, computed
+    in float64 and rounded once (a float64 model trains on pixels / 255 as float64 has
+    them; a float32 one on the same values as before). Raises DataError."""
     if name not in NAMED:
         raise DataError(f"unknown dataset '{name}'{did_you_mean(name, NAMED)}; the named "
                         f"datasets are {', '.join(NAMED)}")
@@ -127,16 +129,17 @@ def load_dataset(name: str, length: int | None = None, samples: int | None = Non
             raise DataError(f"dataset '{name}' is fixed: {' and '.join(given)} apply only to "
                             f"the generated sets ({', '.join(generated_datasets())}); use "
                             "'limit' to take fewer samples")
-        key = (name,)
+        key = (name, dtype)
     else:
         length = default_length if length is None else int(length)
         samples = default_samples if samples is None else int(samples)
         if length < 1 or samples < 1:
             raise DataError(f"dataset '{name}': length and samples must be >= 1, "
                             f"got length={length}, samples={samples}")
-        key = (name, length, samples, int(seed))
+        key = (name, length, samples, int(seed), dtype)
     if key not in _cache:
         x, y = loader(length, samples, seed)
+        x, y = (a.astype(dtype) if a.dtype.kind == "f" else a for a in (x, y))
         x.flags.writeable = y.flags.writeable = False
         _cache[key] = (x, y)
     return _cache[key]

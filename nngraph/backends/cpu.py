@@ -474,13 +474,14 @@ class CPUExecutor:
         """After a predict that ran the direct driver on the views of one batch size, let
         quick_predict repeat it for another batch of that size. Only for one input, which
         the kernels check for NaN and infinity on the way, declared in the model's dtype
-        (no cast), and one output, on one thread."""
+        (no cast), and one output, on one thread, in batches too small for the second core."""
         direct = self.direct.get("predict")
         if len(batch) != 1 or direct is None:
             return
         (name, arr), = batch.items()
         n = len(arr)
-        if (n >= 2 * SPLIT_MIN and self._splits("predict")) \
+        # batches the schedule chooses one or two cores for go its way (cpu_schedule.py)
+        if (n >= 2 * SPLIT_MIN and self.threads >= 2) \
                 or name not in self.checks_finite["predict"]:
             return
         inp = self.program.net.inputs[name]
