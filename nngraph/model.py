@@ -17,7 +17,7 @@ import numpy as np
 from . import initializers
 from .backends import executor
 from .batch import as_batch
-from .errors import DataError
+from .errors import DataError, NNGraphError
 from .graph import Network
 from .memory import check_memory
 from .optimizers import Optimizer
@@ -73,7 +73,7 @@ class Model(_Predicts):
     def __init__(self, net: Network, backend: str = "reference", seed: int = 0,
                  dtype: str = "float32"):
         if str(dtype) not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+            raise NNGraphError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.dtype = np.dtype(dtype)
         check_memory(net, self.dtype.name)        # before anything is allocated
         # float inputs, values and parameters all in the model's dtype, whatever the spec

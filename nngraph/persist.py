@@ -33,7 +33,11 @@ def save_model(model, path: str) -> None:
 def load_model(path: str, backend: str | None = None):
     """Rebuild a saved model. Raises ModelFileError for a bad or mismatching file."""
     from .model import Model
-    path = os.fspath(path)
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise ModelFileError(f"load_model expects a path to a .nnz file, got "
+                             f"{type(path).__name__}") from None
     found = {}
 
     def expect(spec: dict, meta: dict) -> dict:

@@ -495,3 +495,13 @@ def test_member_larger_than_the_expected_tensors_is_refused_unread(model, monkey
         modelfile.load(model, lambda spec, meta: EXPECTED)
     assert "refused: params.safetensors declares 468.9 KiB uncompressed, but the 2 tensors " \
            "the network has for it take 60 bytes; nothing of it was read" in str(info.value)
+
+
+def test_api_arguments_of_the_wrong_kind_get_nngraph_errors():
+    import nngraph
+    from nngraph.errors import ModelFileError, NNGraphError
+    with pytest.raises(ModelFileError, match="expects a path to a .nnz file, got int"):
+        nngraph.load_model(123)
+    with pytest.raises(NNGraphError, match="dtype must be one of float32, float64"):
+        nngraph.compile(os.path.join(os.path.dirname(__file__), "..", "specs", "xor_mlp.yaml"),
+                        dtype="float16")
