@@ -34,7 +34,8 @@ def cmd_check(args) -> int:
     for path in args.specs:
         try:
             net = _load(path)
-            ok = f"{path}: ok ({net.name}: {len(net.layers())} layers, " \
+            layers = len(net.layers())
+            ok = f"{path}: ok ({net.name}: {layers} layer{'s' if layers != 1 else ''}, " \
                  f"{net.num_params:,} parameters)"
         except SpecError as e:
             failed = True

@@ -75,7 +75,11 @@ CODES = {
 
 def did_you_mean(word: str, choices) -> str:
     """' (did you mean 'conv2d'?)' when `word` is close to one of `choices`, else ''."""
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    choices = [str(c) for c in choices]
+    lowered = {c.lower(): c for c in reversed(choices)}       # case never hides a match
+    key = str(word).lower()
+    match = [lowered[key]] if key in lowered else \
+        [lowered[m] for m in difflib.get_close_matches(key, list(lowered), n=1, cutoff=0.6)]
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 

@@ -346,3 +346,34 @@ def test_cli_subprocess_exit_code(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "unsupported format version 2" in r.stderr
+
+
+def test_a_misspelt_required_attribute_is_one_error(tmp_path):
+    """kernel_size for kernel: the unknown attribute says what it was meant to be and that
+    the op needs it; no second error for the missing one."""
+    line, col, code, message = only_error(net("""
+        - {op: conv2d, filters: 2, kernel_size: 3}
+        - {op: flatten}
+        - {op: dense, name: logits, units: 10}
+        """), tmp_path)
+    assert code == "E011"
+    assert "unknown attribute 'kernel_size' (did you mean 'kernel'? conv2d needs it" in message
+
+
+def test_suggestions_ignore_case(tmp_path):
+    errs = errors_of(net("""
+        - {op: flatten}
+        - {op: ReLU}
+        - {op: Dense, name: logits, units: 10}
+        """), tmp_path=tmp_path)
+    messages = [e[3] for e in errs]
+    assert any("unknown op 'ReLU' (did you mean 'relu'?)" in m for m in messages), messages
+    assert any("unknown op 'Dense' (did you mean 'dense'?)" in m for m in messages), messages
+
+
+def test_check_counts_one_layer_as_one_layer(tmp_path, capsys):
+    path = tmp_path / "one.yaml"
+    path.write_text("nngraph: 1\nname: one\ninputs: {a: {shape: [3]}}\n"
+                    "layers:\n  - {op: dense, units: 2}\n")
+    assert main(["check", str(path)]) == 0
+    assert "(one: 1 layer, 8 parameters)" in capsys.readouterr().out

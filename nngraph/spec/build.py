@@ -212,13 +212,23 @@ def _check_attrs(src, rep, op, given: dict, paths: dict, who: str, lpath) -> Att
     names = [x.name for x in allowed]
     ok = True
     a = Attrs()
+    meant = set()           # required attributes an unknown one was a misspelling of
     for k, v in given.items():
         if k not in names:
             extra = ["op", "name", "in"]
+            hint = did_you_mean(k, names + extra)
+            target = next((at for at in allowed if at.required and at.name not in given
+                           and hint == f" (did you mean '{at.name}'?)"), None)
+            if target is not None:      # one mistake, one error: the missing one is this
+                meant.add(target.name)
+                hint = f" (did you mean '{target.name}'? {op.name} needs it" + \
+                    (f": {target.doc})" if target.doc else ")")
             rep.error(src.at(paths.get(k, lpath + (k,)), key=True), "E011",
-                      f"{who} ({op.name}): unknown attribute '{k}'{did_you_mean(k, names + extra)}")
+                      f"{who} ({op.name}): unknown attribute '{k}'{hint}")
             ok = False
     for at in allowed:
+        if at.name in meant:
+            continue
         if at.name in given:
             try:
                 a[at.name] = at.type.check(given[at.name])
