@@ -92,7 +92,7 @@ def cmd_predict(args) -> int:
     from . import load_model
     model = load_model(args.model, backend=args.backend)
     if args.input:
-        data, what = _read_inputs(model, args.input), args.input
+        data, what = _read_inputs(model, args.input, labels=False), args.input
     else:
         data, what = _data_for(model, None, "validation")
     outputs = model.predict({k: v for k, v in data.items()
@@ -132,7 +132,9 @@ def _data_for(model, path, split):
     return train, "the training split"
 
 
-def _read_inputs(model, path) -> dict:
+def _read_inputs(model, path, labels: bool = True) -> dict:
+    """The arrays of an input file, named after the network's inputs; `labels`: whether
+    the label inputs are wanted too (eval), or only the features (predict)."""
     from .datasets import read_csv, read_npz
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
@@ -140,7 +142,7 @@ def _read_inputs(model, path) -> dict:
         feature = model.net.feature_inputs[0]
         return {feature: np.load(path, allow_pickle=False)}
     if path.endswith(".npz"):
-        return read_npz(path)
+        return _named(model, path, read_npz(path), labels)
     if path.endswith(".csv"):
         arrays = read_csv(path)
         named = {}
@@ -151,6 +153,25 @@ def _read_inputs(model, path) -> dict:
             named[labels[0]] = arrays["y"]
         return named or arrays
     raise DataError(f"{path}: input files must be .npy, .npz or .csv")
+
+
+def _named(model, path, arrays: dict, labels: bool) -> dict:
+    """An npz file's arrays under the network's input names. One unnamed array (np.savez's
+    arr_0) is the one feature input when predicting; otherwise the names must match, and
+    the error lists what the file holds and what the network reads."""
+    from .batch import _expected, _show
+    net = model.net
+    wanted = list(net.feature_inputs) + (list(net.label_inputs) if labels else [])
+    if all(name in arrays for name in wanted):
+        return arrays
+    if not labels and len(net.feature_inputs) == 1 and len(arrays) == 1:
+        (only,) = arrays.values()
+        return {net.feature_inputs[0]: only}
+    held = ", ".join(f"'{k}' {_show(v)}" for k, v in arrays.items()) or "no arrays"
+    reads = ", ".join(f"'{k}' {_expected(net.inputs[k])}" for k in wanted)
+    example = ", ".join(f"{k}={'x' if k in net.feature_inputs else 'y'}" for k in wanted)
+    raise DataError(f"{path} holds {held}; the network reads {reads}: save the arrays under "
+                    f"those names, as np.savez('{os.path.basename(path)}', {example})")
 
 
 def _write_outputs(path, outputs: dict) -> None:

@@ -71,3 +71,23 @@ def test_train_refuses_bad_numbers_before_anything_runs(tmp_path, capsys, option
     assert exit_.value.code == 2
     assert f"argument {option}:" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_predict_takes_one_unnamed_array_and_names_what_an_npz_lacks(tmp_path, capsys):
+    """np.savez(f, x) stores arr_0: predict takes it for the one feature input and asks for
+    no labels; anything else it cannot place gets an error listing what the file holds."""
+    model = str(tmp_path / "m.nnz")
+    assert main(["train", os.path.join(SPECS, "iris_mlp.json"), "--epochs", "1", "--out",
+                 model, "-q"]) == 0
+    capsys.readouterr()
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x)
+    assert main(["predict", model, "--input", str(tmp_path / "x.npz")]) == 0
+    assert "first 5 of 5 predictions" in capsys.readouterr().out
+    np.savez(tmp_path / "two.npz", x, x)
+    assert main(["predict", model, "--input", str(tmp_path / "two.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "holds 'arr_0' (5, 4) float32, 'arr_1' (5, 4) float32" in err
+    assert "np.savez('two.npz', " in err and "=x)" in err
+    assert main(["eval", model, "--data", str(tmp_path / "x.npz")]) == 1   # labels needed
+    assert "holds 'arr_0'" in capsys.readouterr().err
