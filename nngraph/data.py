@@ -3,7 +3,8 @@ nngraph/batch.py (`as_batch`, `fit_input`), which this applies to what it loads.
 
 `load_training_data(net)` reads the spec's `train.data` section (a named dataset, an .npz or
 CSV file, or inline lists; see nngraph/datasets.py) and returns `(train, validation)`, each
-{input name: array}. In order: `limit`, `one_hot` labels, fitting arrays to inputs, the
+{input name: array}. In order: `one_hot` labels, fitting arrays to inputs, `limit` (a
+seeded subset stratified by class, or the first samples with `shuffle: false`), the
 seeded split (stratified by class where the labels are classes), then `scale` and
 `standardize` of the float feature inputs, standardized with training statistics only.
 """
@@ -52,14 +53,16 @@ def load_splits(net, overrides: dict | None = None) -> Splits:
     cfg = data_config(net, overrides)
     arrays, origin = _read_source(net, cfg)
     named = _assign(net, cfg, arrays, origin)
-    if "limit" in cfg:
-        named = {k: (a[:cfg["limit"]] if a.ndim else a) for k, a in named.items()}
     if cfg.get("one_hot"):
         named = _one_hot(net, named, origin)
     fitted = {k: fit_input(net, k, a, f"input '{k}' ({origin})") for k, a in named.items()}
     _same_batch_size(fitted, f"the arrays of {origin}")
+    if "limit" in cfg:
+        fitted = _limit(net, cfg, fitted)
 
     train_idx, val_idx, test_idx = _split(net, cfg, fitted)
+    _unseen_classes(net, cfg, fitted, train_idx, val_idx, "validation")
+    _unseen_classes(net, cfg, fitted, train_idx, test_idx, "test")
     parts = [{k: a[idx] for k, a in fitted.items()} if idx is not None else None
              for idx in (train_idx, val_idx, test_idx)]
     floats = [k for k in net.feature_inputs if net.inputs[k].dtype.startswith("float")]
@@ -227,6 +230,38 @@ def _split(net, cfg, fitted):
     test, order = _take(order, classes, want["test_split"], rng)
     val, train = _take(order, classes, want["validation_split"], rng)
     return train, (val if len(val) else None), (test if len(test) else None)
+
+
+def _limit(net, cfg, fitted):
+    """The `limit` first samples with `shuffle: false`; else a seeded subset of that many,
+    as many of each class as its share (a file sorted by class, like mnist_5k, would give
+    the first classes only), kept in file order."""
+    n, k = len(next(iter(fitted.values()))), cfg["limit"]
+    if k >= n:
+        return fitted
+    if not cfg.get("shuffle", True):
+        idx = np.arange(k)
+    else:
+        rng = np.random.default_rng([cfg.get("seed", 0), 1])     # apart from the split's
+        idx, _ = _take(rng.permutation(n), _classes(net, fitted), k, rng)
+        idx = np.sort(idx)
+    return {name: a[idx] for name, a in fitted.items()}
+
+
+def _unseen_classes(net, cfg, fitted, train, held, part):
+    """A DataError when `held` has classes that `train` lacks (a file sorted by class with
+    `shuffle: false`, or classes too rare to split): the model could never learn them."""
+    classes = _classes(net, fitted)
+    if classes is None or held is None:
+        return
+    unseen = np.setdiff1d(classes[held], classes[train])
+    if len(unseen):
+        shown = ", ".join(map(str, unseen[:10].tolist())) + (" ..." if len(unseen) > 10 else "")
+        raise DataError(f"the {part} split holds class(es) {shown} that the training split "
+                        f"lacks, so the model would never learn them: "
+                        + ("drop `shuffle: false` (the data looks sorted by class)"
+                           if not cfg.get("shuffle", True) else
+                           "use more data or a smaller split"))
 
 
 def _classes(net, fitted):

@@ -171,7 +171,7 @@ def test_shuffle_false_holds_out_the_tail():
 
 
 def test_no_split_keeps_order_and_copies(mnist):
-    net = classifier("{dataset: mnist_5k, limit: 30}", image="[784]")
+    net = classifier("{dataset: mnist_5k, limit: 30, shuffle: false}", image="[784]")
     train, val = load_training_data(net)
     assert val is None
     np.testing.assert_array_equal(train["image"], mnist[0][:30])
@@ -470,3 +470,26 @@ def test_as_batch_casts_and_passes_through():
         got = as_batch(net, given, False)["image"]
         assert got.dtype == np.float32 and got.flags.c_contiguous
         assert np.array_equal(got, x)
+
+
+def test_limit_takes_every_class_from_a_file_sorted_by_class(mnist):
+    """mnist_5k is stored 500 zeros, then 500 ones, ...: `limit: 500` used to give zeros
+    only. It takes each class's share, seeded, in file order; `shuffle: false` the head."""
+    net = classifier("{dataset: mnist_5k, limit: 500, validation_split: 0.2}", image="[784]")
+    train, val = load_training_data(net)
+    assert len(train["label"]) == 400 and len(val["label"]) == 100
+    for part in (train, val):
+        assert (np.bincount(part["label"], minlength=10) == len(part["label"]) // 10).all()
+    again, _ = load_training_data(net)
+    np.testing.assert_array_equal(again["image"], train["image"])
+    head = classifier("{dataset: mnist_5k, limit: 500, shuffle: false}", image="[784]")
+    train, _ = load_training_data(head)
+    assert (train["label"] == 0).all()
+
+
+def test_a_held_out_split_with_classes_training_lacks_is_an_error():
+    net = classifier("{dataset: mnist_5k, limit: 600, validation_split: 0.2, "
+                     "shuffle: false}", image="[784]")
+    with pytest.raises(DataError, match=r"the validation split holds class\(es\) 1 that the "
+                                        r"training split lacks.*drop `shuffle: false`"):
+        load_training_data(net)
