@@ -123,7 +123,8 @@ def _node(g: graphviz.Digraph, net: Network, name: str, node_id: str, params: di
     fill, border = STYLE[node_style(d)]
     rows = [f"<b>{_esc(name)}</b>", _small(op_label(d), "#374151")]
     if d["op"] is not None:
-        attrs = " ".join(filter(None, [d["op"].summary_attrs(d["attrs"]), _loss_attrs(d)]))
+        attrs = " ".join(filter(None, [d["op"].summary_attrs(d["attrs"], d.get("attr_paths", ())),
+                                       _loss_attrs(d)]))
         if attrs:
             rows.append(_small(re.sub(r"(?<=\d)x(?=\d)", "×", attrs), "#4b5563"))
     else:
@@ -144,12 +145,14 @@ def _node(g: graphviz.Digraph, net: Network, name: str, node_id: str, params: di
 
 
 def _loss_attrs(d: dict) -> str:
-    """A loss's weight and reduction where they differ from the defaults: 'weight=0.5'."""
+    """A loss's weight and reduction where they differ from the defaults or the spec names
+    them: 'weight=0.5'."""
     if d["kind"] != "loss":
         return ""
     return " ".join(f"{at.name}={d['attrs'][at.name]:g}" if isinstance(d["attrs"][at.name], float)
                     else f"{at.name}={d['attrs'][at.name]}"
-                    for at in LOSS_ATTRS if d["attrs"].get(at.name, at.default) != at.default)
+                    for at in LOSS_ATTRS if d["attrs"].get(at.name, at.default) != at.default
+                    or at.name in d.get("attr_paths", ()))
 
 
 def _edge_label(net: Network, src: str) -> str:

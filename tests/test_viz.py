@@ -156,3 +156,17 @@ def test_names_that_need_escaping(tmp_path):
                        .replace("small_convnet", "a&b"))
     source = viz.to_dot(net).source
     assert "<b>c&lt;1&gt;&amp;:x</b>" in source
+
+
+def test_attributes_the_spec_writes_show_even_at_their_defaults():
+    """dropout's rate: 0.5 is the default, and the user wrote it: the picture says so;
+    an attribute left out and at its default stays out."""
+    net = nngraph.load({"nngraph": 1, "name": "d", "inputs": {"x": {"shape": [4]}},
+                        "layers": [{"op": "dropout", "name": "said", "rate": 0.5},
+                                   {"op": "dropout", "name": "unsaid"},
+                                   {"op": "dense", "units": 2}]})
+    labels = {line.split("[")[0].strip(): line for line in viz.to_dot(net).source.splitlines()
+              if "label=<" in line}
+    said = next(v for v in labels.values() if "<b>said</b>" in v)
+    unsaid = next(v for v in labels.values() if "<b>unsaid</b>" in v)
+    assert "rate=0.5" in said and "rate=" not in unsaid

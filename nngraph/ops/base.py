@@ -316,12 +316,13 @@ class OpDef:
     def attr_names(self):
         return [a.name for a in self.attrs]
 
-    def summary_attrs(self, a: Attrs) -> str:
-        """Key attributes, for pictures: 'filters=6 kernel=5x5'."""
+    def summary_attrs(self, a: Attrs, written=()) -> str:
+        """Key attributes, for pictures: 'filters=6 kernel=5x5'. Those equal to their
+        defaults are left out unless named in `written` (what the spec says)."""
         parts = []
         for at in self.attrs:
             v = a.get(at.name)
-            if v is None or (not at.required and v == at.default):
+            if v is None or (not at.required and v == at.default and at.name not in written):
                 continue
             if isinstance(v, tuple):
                 v = "x".join(map(str, v)) if len(set(v)) > 1 or at.name in ("shape",) else v[0]
