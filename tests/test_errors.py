@@ -377,3 +377,13 @@ def test_check_counts_one_layer_as_one_layer(tmp_path, capsys):
                     "layers:\n  - {op: dense, units: 2}\n")
     assert main(["check", str(path)]) == 0
     assert "(one: 1 layer, 8 parameters)" in capsys.readouterr().out
+
+
+def test_an_unknown_input_inside_a_block_suggests_dollar_input(tmp_path):
+    import os
+    spec = open(os.path.join(os.path.dirname(__file__), "..", "specs", "inception.yaml")).read()
+    broken = spec.replace("in: $input, filters: $b1", "in: input, filters: $b1")
+    assert broken != spec
+    line, col, code, message = only_error(broken, tmp_path)
+    assert code == "E021" and "unknown input 'input'" in message
+    assert "the block's input is written $input" in message

@@ -320,8 +320,11 @@ def _connect(src, rep, g, aliases, declared):
                 if ref not in declared:
                     if ref not in hints:
                         hints[ref] = did_you_mean(ref, known)
+                    hint = hints[ref]
+                    if d.get("cluster") and not hint:      # a layer from a block's body
+                        hint = " (inside a block, the block's input is written $input)"
                     rep.error(src.at(d["path"] + ("in",)), "E021",
-                              f"{_who(d)}: unknown input '{ref}'{hints[ref]}")
+                              f"{_who(d)}: unknown input '{ref}'{hint}")
                 continue
             resolved.append(ref)
             g.add_edge(ref, name)
