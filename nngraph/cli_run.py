@@ -100,7 +100,7 @@ def cmd_predict(args) -> int:
     if not isinstance(outputs, dict):
         outputs = {model.net.outputs[0]: outputs}
     if args.output:
-        _write_outputs(args.output, outputs)
+        _write_outputs(args.output, _with_classes(model.net, outputs))
         print(f"wrote {len(next(iter(outputs.values()))):,} predictions to {args.output}")
         return 0
     n = len(next(iter(outputs.values())))
@@ -172,6 +172,26 @@ def _named(model, path, arrays: dict, labels: bool) -> dict:
     example = ", ".join(f"{k}={'x' if k in net.feature_inputs else 'y'}" for k in wanted)
     raise DataError(f"{path} holds {held}; the network reads {reads}: save the arrays under "
                     f"those names, as np.savez('{os.path.basename(path)}', {example})")
+
+
+def _with_classes(net, outputs: dict) -> dict:
+    """The outputs, and for each output of class scores (N, K>1) its predicted class
+    (NAME_class) and, where a softmax_cross_entropy loss reads it as logits, the class
+    probabilities (NAME_prob)."""
+    out = {}
+    for name, y in outputs.items():
+        out[name] = y
+        y = np.asarray(y)
+        if y.ndim != 2 or y.shape[1] < 2:
+            continue
+        out[f"{name}_class"] = y.argmax(axis=1)
+        readers = [net.node(loss)["op"].name for loss in net.losses
+                   if name in net.node(loss)["inputs"][:1]]
+        if "softmax_cross_entropy" in readers:
+            z = y.astype(np.float64) - y.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            out[f"{name}_prob"] = p / p.sum(axis=1, keepdims=True)
+    return out
 
 
 def _write_outputs(path, outputs: dict) -> None:

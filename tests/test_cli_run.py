@@ -1,5 +1,6 @@
 """nngraph train / eval / predict from the command line, and the initializers."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -91,3 +92,24 @@ def test_predict_takes_one_unnamed_array_and_names_what_an_npz_lacks(tmp_path, c
     assert "np.savez('two.npz', " in err and "=x)" in err
     assert main(["eval", model, "--data", str(tmp_path / "x.npz")]) == 1   # labels needed
     assert "holds 'arr_0'" in capsys.readouterr().err
+
+
+def test_predictions_csv_holds_the_class_and_its_probabilities(tmp_path, capsys):
+    model = str(tmp_path / "m.nnz")
+    assert main(["train", os.path.join(SPECS, "iris_mlp.json"), "--epochs", "1", "--out",
+                 model, "-q"]) == 0
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x)
+    out = tmp_path / "p.csv"
+    assert main(["predict", model, "--input", str(tmp_path / "x.npz"), "-o", str(out)]) == 0
+    header, *rows = out.read_text().splitlines()
+    names = header.split(",")
+    table = np.array([[float(v) for v in r.split(",")] for r in rows])
+    scores = table[:, [i for i, n in enumerate(names) if re.fullmatch(r"[A-Za-z0-9]+_\d+", n)]]
+    probs = table[:, [i for i, n in enumerate(names) if "_prob_" in n]]
+    classes = table[:, names.index(next(n for n in names if n.endswith("_class")))]
+    assert scores.shape == probs.shape == (5, 3)
+    np.testing.assert_array_equal(classes, scores.argmax(axis=1))
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
+    np.testing.assert_array_equal(probs.argmax(axis=1), classes)
+
