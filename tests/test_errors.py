@@ -387,3 +387,20 @@ def test_an_unknown_input_inside_a_block_suggests_dollar_input(tmp_path):
     line, col, code, message = only_error(broken, tmp_path)
     assert code == "E021" and "unknown input 'input'" in message
     assert "the block's input is written $input" in message
+
+
+def test_one_hot_labels_against_a_dataset_of_class_indices_fail_at_check(tmp_path):
+    """The mismatch used to show only once train had loaded the data; check says it, at
+    the input, with the fix. With one_hot: true the same spec is valid."""
+    import os
+    spec = open(os.path.join(os.path.dirname(__file__), "..", "specs", "lenet5.yaml")).read()
+    one_hot = spec.replace("label: {shape: [], dtype: int64}", "label: {shape: [10]}")
+    assert one_hot != spec
+    line, col, code, message = only_error(one_hot, tmp_path)
+    assert code == "E030" and "gives class indices (0 to 9)" in message
+    assert "add one_hot: true to train.data" in message
+    fixed = one_hot.replace("validation_split: 0.2}", "validation_split: 0.2, one_hot: true}")
+    assert fixed != one_hot
+    path = tmp_path / "fixed.yaml"
+    path.write_text(fixed)
+    nngraph.load(str(path))

@@ -106,6 +106,7 @@ def build(src: Source, rep: Reporter) -> Network:
     _check_params(src, rep, g)
     _check_code_names(rep, g)
     train = check_train(src, rep, doc.get("train"))
+    _check_label_contract(src, rep, g, inputs, losses, train)
     if not rep.failed:
         _warn_unused(rep, g, outputs, losses)
     rep.raise_if_failed()
@@ -117,6 +118,35 @@ def build(src: Source, rep: Reporter) -> Network:
 
 
 # ------------------------------------------------------------------------------ sections
+
+# The named datasets whose labels are class indices, and how many classes each has.
+CLASS_DATASETS = {"mnist_5k": 10, "digits": 10, "iris": 3, "sequence_parity": 2,
+                  "tokens_majority": 2}
+CLASS_LOSSES = ("softmax_cross_entropy", "max_margin")      # their targets are classes
+
+
+def _check_label_contract(src, rep, g, inputs, losses, train):
+    """A named dataset of class indices against a loss target declared one-hot ([K]):
+    what would fail only once training has loaded the data is said here, with the fix."""
+    data = train.get("data") if isinstance(train, dict) else None
+    if rep.failed or not isinstance(data, dict) or data.get("one_hot") or data.get("map") \
+            or not isinstance(data.get("dataset"), str) \
+            or data["dataset"] not in CLASS_DATASETS:
+        return
+    name, classes = data["dataset"], CLASS_DATASETS[data["dataset"]]
+    for loss in losses:
+        node = g.nodes[loss] if loss in g else {}
+        op = getattr(node.get("op"), "name", None)
+        targets = (node.get("inputs") or []) if op in CLASS_LOSSES else []
+        for t in targets[1:2]:
+            d = inputs.get(t) if isinstance(t, str) else None
+            shape = getattr(d, "shape", None)
+            if shape is not None and len(shape) == 1 and shape[0] > 1:
+                rep.error(src.at(("inputs", t)), "E030",
+                          f"input '{t}' has shape [{shape[0]}] (one-hot labels), but dataset "
+                          f"'{name}' gives class indices (0 to {classes - 1}): add "
+                          f"one_hot: true to train.data, or declare "
+                          f"{t}: {{shape: [], dtype: int64}}")
 
 def _check_top(src, rep, doc):
     for k in doc:
