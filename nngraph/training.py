@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
+import time
 
 import numpy as np
 
 from .data import load_training_data
 from .errors import DataError, TrainingError
 from .progress import ProgressBar
+
+CHECKPOINT_S = 30.0
+"""A checkpoint is written when this long has passed since the last one, and after the last
+epoch (or an early stop, or a Ctrl-C): tiny networks run thousands of epochs a minute, and
+writing a model file after each of them took most of their training time."""
+
+LINES = 50
+"""With more epochs than this, a progress line is printed for every k-th epoch only, so
+that about LINES lines are printed (and the last epoch's)."""
 
 
 def fit(model, data=None, epochs=None, batch_size=None, validation=None,
@@ -44,44 +56,90 @@ def fit(model, data=None, epochs=None, batch_size=None, validation=None,
     stopper = _EarlyStopping(early_stopping or spec_train.get("early_stopping"), val is not None)
     steps = math.ceil(n / batch_size)
     first, last = model.epoch, model.epoch + epochs
-    for epoch in range(first, last):
-        order = (np.random.default_rng([model.seed, epoch]).permutation(n) if shuffle
-                 else np.arange(n))
-        bar = ProgressBar(steps, epoch + 1, last) if verbose else None
-        loss_sum, hit_sum, hit_count = 0.0, 0, 0
-        for i in range(steps):
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            batch = {k: np.ascontiguousarray(v[idx]) for k, v in train.items()}
-            loss, hits = model._train_batch(batch)
-            if not math.isfinite(loss):
-                raise TrainingError(_nan_message(loss, epoch, i, steps, model, checkpoint))
-            loss_sum += loss * len(idx)
-            if hits is not None:
-                hit_sum, hit_count = hit_sum + int(hits.sum()), hit_count + hits.size
-            if bar:
-                bar.update(i + 1, _logs(loss_sum / ((i * batch_size) + len(idx)),
-                                        hit_sum, hit_count))
-        logs = _logs(loss_sum / n, hit_sum, hit_count)
-        if val is not None:
-            logs.update({f"val_{k}": v for k, v in model.evaluate(val).items()})
-        model.epoch = epoch + 1
-        for k, v in logs.items():
-            model.history.setdefault(k, []).append(v)
-        if bar:
-            bar.finish(logs)
-        improved = stopper.update(logs)
-        if checkpoint:
-            model.save(checkpoint)
-        if improved and checkpoint and stopper.active:
-            model.save(_best_path(checkpoint))
-        if callback:
-            callback(epoch + 1, logs)
-        if stopper.should_stop:
-            if verbose:
+    every = max(1, math.ceil(epochs / LINES))
+    saved_at, saved_epoch = time.monotonic(), None
+    with _Interrupts(checkpoint is not None) as interrupt:
+        for epoch in range(first, last):
+            shown = verbose and ((epoch + 1 - first) % every == 0 or epoch + 1 == last
+                                 or epoch == first)
+            early = _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle,
+                           shown, stopper, checkpoint, saved_epoch, callback)
+            stop = early or interrupt.requested
+            if checkpoint and (stop or epoch + 1 == last
+                               or time.monotonic() - saved_at >= CHECKPOINT_S):
+                model.save(checkpoint)
+                saved_at, saved_epoch = time.monotonic(), model.epoch
+            if early and verbose:
                 print(f"Early stopping: {stopper.monitor} did not improve for "
                       f"{stopper.patience} epochs (best {stopper.sign * stopper.best:.4f})")
-            break
+            if interrupt.requested:
+                print(f"interrupted: saved {checkpoint} after epoch {model.epoch}")
+            if stop:
+                break
     return model.history
+
+
+class _Interrupts:
+    """While training with a checkpoint: the first Ctrl-C ends training after the epoch
+    under way, which is then saved (a model file holds whole epochs, so that resuming is
+    exact); a second one stops at once, the checkpoint holding the epoch saved last."""
+
+    def __init__(self, active: bool):
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.requested, self.previous = False, None
+
+    def __enter__(self):
+        if self.active:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this epoch, then saving (Ctrl-C again to stop now)",
+              flush=True)
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbose,
+           stopper, checkpoint, saved_epoch, callback) -> bool:
+    """One epoch of training; whether early stopping ends training after it."""
+    order = (np.random.default_rng([model.seed, epoch]).permutation(n) if shuffle
+             else np.arange(n))
+    bar = ProgressBar(steps, epoch + 1, last) if verbose else None
+    loss_sum, hit_sum, hit_count = 0.0, 0, 0
+    for i in range(steps):
+        idx = order[i * batch_size:(i + 1) * batch_size]
+        batch = {k: np.ascontiguousarray(v[idx]) for k, v in train.items()}
+        loss, hits = model._train_batch(batch)
+        if not math.isfinite(loss):
+            raise TrainingError(_nan_message(loss, epoch, i, steps, model, checkpoint,
+                                             saved_epoch))
+        loss_sum += loss * len(idx)
+        if hits is not None:
+            hit_sum, hit_count = hit_sum + int(hits.sum()), hit_count + hits.size
+        if bar:
+            bar.update(i + 1, _logs(loss_sum / ((i * batch_size) + len(idx)),
+                                    hit_sum, hit_count))
+    logs = _logs(loss_sum / n, hit_sum, hit_count)
+    if val is not None:
+        logs.update({f"val_{k}": v for k, v in model.evaluate(val).items()})
+    model.epoch = epoch + 1
+    for k, v in logs.items():
+        model.history.setdefault(k, []).append(v)
+    if bar:
+        bar.finish(logs)
+    improved = stopper.update(logs)
+    if improved and checkpoint and stopper.active:
+        model.save(_best_path(checkpoint))
+    if callback:
+        callback(epoch + 1, logs)
+    return stopper.should_stop
 
 
 def _logs(loss, hit_sum, hit_count) -> dict:
@@ -105,11 +163,12 @@ def _best_path(checkpoint: str) -> str:
     return f"{root}.best{ext or '.nnz'}"
 
 
-def _nan_message(loss, epoch, i, steps, model, checkpoint) -> str:
+def _nan_message(loss, epoch, i, steps, model, checkpoint, saved_epoch=None) -> str:
     msg = (f"the loss became {loss} at epoch {epoch + 1}, batch {i + 1} of {steps} "
            f"(update {model.step + 1}); training stopped and that update was not applied")
     if checkpoint and os.path.exists(checkpoint):
-        msg += f"; the last good checkpoint {checkpoint} (epoch {model.epoch}) is intact"
+        when = f" (epoch {saved_epoch})" if saved_epoch is not None else ""
+        msg += f"; the last good checkpoint {checkpoint}{when} is intact"
     return msg + ". Try a smaller learning rate."
 
 

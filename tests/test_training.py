@@ -1,6 +1,10 @@
 """The training runtime on the reference backend: optimizers against PyTorch, resume,
 NaN handling, regularization, frozen parameters, early stopping, saving."""
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -204,3 +208,56 @@ def test_dtype_float64_runs_in_float64():
     model = tiny(dtype="float64")
     assert all(v.dtype == np.float64 for v in model.params.values())
     assert model.predict(data()["x"]).dtype == np.float64
+
+
+def test_checkpoints_come_on_a_time_interval_and_at_the_end(tmp_path, monkeypatch):
+    """Thousands of quick epochs write the checkpoint at the end (and every CHECKPOINT_S
+    seconds), not after each epoch; with an interval of 0 every epoch is saved."""
+    from nngraph import training
+    spec = os.path.join(os.path.dirname(__file__), "..", "specs", "xor_mlp.yaml")
+    model = nngraph.compile(spec, backend="reference", seed=0)
+    saves = []
+    real = model.save
+    monkeypatch.setattr(model, "save", lambda path: (saves.append(model.epoch), real(path)))
+    model.fit(epochs=200, verbose=0, checkpoint=str(tmp_path / "m.nnz"))
+    assert saves == [200]
+    assert nngraph.load_model(str(tmp_path / "m.nnz")).epoch == 200
+    monkeypatch.setattr(training, "CHECKPOINT_S", 0.0)
+    saves.clear()
+    model.fit(epochs=3, verbose=0, checkpoint=str(tmp_path / "m.nnz"))
+    assert saves == [201, 202, 203]
+
+
+def test_many_epochs_print_about_fifty_lines(capsys):
+    from nngraph import training
+    spec = os.path.join(os.path.dirname(__file__), "..", "specs", "xor_mlp.yaml")
+    model = nngraph.compile(spec, backend="reference", seed=0)
+    model.fit(epochs=1000, verbose=1)
+    epochs = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch ")]
+    assert training.LINES <= len(epochs) <= training.LINES + 2
+    assert epochs[0] == "Epoch 1/1000" and epochs[-1] == "Epoch 1000/1000"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="posix signals")
+def test_ctrl_c_saves_the_last_whole_epoch_and_stops(tmp_path):
+    """The first Ctrl-C ends training after the epoch under way and saves it: the file
+    holds whole epochs, so resuming from it stays exact."""
+    out = tmp_path / "xor.nnz"
+    spec = os.path.join(os.path.dirname(__file__), "..", "specs", "xor_mlp.yaml")
+    proc = subprocess.Popen([sys.executable, "-m", "nngraph", "train", spec, "--epochs",
+                             "10000000", "--backend", "reference", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:                    # training is under way
+            if line.startswith("Epoch 1/"):
+                break
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, rest
+    assert "interrupted: saved" in rest
+    epoch = nngraph.load_model(str(out)).epoch
+    assert 0 < epoch < 10000000
+    assert f"after epoch {epoch}" in rest
