@@ -212,7 +212,8 @@ def _write_outputs(path, outputs: dict) -> None:
 def register(sub) -> None:
     s = sub.add_parser("train", help="train a spec; saves a model file",
                        description="Train SPEC with its train: section (epochs, optimizer, "
-                       "data), showing a progress bar; the model is saved every 30 s, at the end and on Ctrl-C. "
+                       "data), showing a progress bar; the model is saved every 30 s, at the "
+                       "end and on Ctrl-C. "
                        "Example: nngraph train specs/lenet5.yaml --epochs 2 --out lenet5.nnz")
     s.add_argument("spec", metavar="SPEC")
     s.add_argument("--epochs", type=_positive(int), help="total epochs (default: the spec's)")
