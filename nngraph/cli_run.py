@@ -58,6 +58,7 @@ def cmd_train(args) -> int:
         return 0
     print(f"training {net.name} ({net.num_params:,} parameters) on backend {model.backend}, "
           f"{remaining} epoch{'s' if remaining != 1 else ''}; checkpoint {out}")
+    _compile_now(model, "train")
     t0 = time.perf_counter()
     model.fit(epochs=remaining, batch_size=args.batch_size, checkpoint=out,
               verbose=0 if args.quiet else 1)
@@ -67,6 +68,22 @@ def cmd_train(args) -> int:
     print(f"done in {elapsed:.1f}s: {shown}")
     print(f"saved {out}")
     return 0
+
+
+def _compile_now(model, mode: str) -> None:
+    """Compile the kernels of `mode` before the run, saying so where this network is
+    compiled for the first time (numba: seconds, then cached), instead of a silent wait
+    inside the first step."""
+    executor = getattr(model, "executor", None)
+    if not getattr(executor, "first_time", False) or mode in executor.compiled:
+        return
+    print(f"compiling {model.net.name} for {model.backend} (first time only; cached "
+          f"after) ...", end="", flush=True)
+    t0 = time.perf_counter()
+    executor.prepare(mode, model.state)
+    report = executor.compile_report or {}
+    kernels = len(report.get("here", [])) + len(report.get("worker", []))
+    print(f" {kernels} kernels in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 def _same_network(model, net, path):
@@ -81,6 +98,7 @@ def cmd_eval(args) -> int:
     from . import load_model
     model = load_model(args.model, backend=args.backend)
     data, what = _data_for(model, args.data, args.split)
+    _compile_now(model, "evaluate")
     metrics = model.evaluate(data)
     n = len(next(iter(data.values())))
     print(f"{model.net.name} on {what} ({n:,} samples): " +
@@ -95,6 +113,7 @@ def cmd_predict(args) -> int:
         data, what = _read_inputs(model, args.input, labels=False), args.input
     else:
         data, what = _data_for(model, None, "validation")
+    _compile_now(model, "predict")
     outputs = model.predict({k: v for k, v in data.items()
                              if k in model.net.feature_inputs})
     if not isinstance(outputs, dict):

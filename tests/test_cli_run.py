@@ -113,3 +113,18 @@ def test_predictions_csv_holds_the_class_and_its_probabilities(tmp_path, capsys)
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
     np.testing.assert_array_equal(probs.argmax(axis=1), classes)
 
+
+
+def test_a_first_compile_says_what_it_is_doing(tmp_path, capsys, monkeypatch):
+    """A network compiled for the first time (empty caches) says so before numba's
+    seconds of work, and how many kernels it compiled; a cached one says nothing."""
+    monkeypatch.setenv("NNGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(open(os.path.join(SPECS, "xor_mlp.yaml")).read()
+                    .replace("name: xor_mlp", "name: tiny_first_compile"))
+    out = str(tmp_path / "m.nnz")
+    assert main(["train", str(spec), "--epochs", "1", "--out", out, "-q"]) == 0
+    assert re.search(r"compiling tiny_first_compile for cpu \(first time only; cached "
+                     r"after\) \.\.\. \d+ kernels in [\d.]+ s", capsys.readouterr().out)
+    assert main(["train", str(spec), "--epochs", "1", "--out", out, "-q"]) == 0
+    assert "compiling" not in capsys.readouterr().out

@@ -64,6 +64,7 @@ class CPUExecutor:
         # compiling process now, so that it is ready by the time the calls are recorded (a
         # fork compiles the BLAS product meanwhile, see cpu_compile.py).
         first_time = not os.path.exists(module_file(name, self.source)[1])
+        self.first_time = first_time        # (the CLI says that the kernels compile)
         self.worker = None
         if first_time and cpu_compile.jobs() > 1:
             kind = "s" if self.dtype == np.float32 else "d"
