@@ -502,3 +502,28 @@ train: {optimizer: {type: sgd, lr: 0.1}}
     grads = {k: m.gradients(batch) for k, m in models.items()}
     np.testing.assert_allclose(grads["cpu"]["spare.W"], grads["reference"]["spare.W"],
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["mse", "mean_absolute_error"])
+def test_mse_and_mae_train_on_the_cpu_backend_as_on_the_reference(loss):
+    spec = f"""
+nngraph: 1
+name: regress_{loss}
+inputs: {{x: {{shape: [3]}}, y: {{shape: [2]}}}}
+layers:
+  - {{op: dense, units: 4, activation: tanh}}
+  - {{op: dense, name: out, units: 2}}
+outputs: [out]
+losses:
+  - {{op: {loss}, in: [out, y]}}
+train: {{optimizer: {{type: sgd, lr: 0.1}}}}
+"""
+    rng = np.random.default_rng(1)
+    batch = {"x": rng.standard_normal((6, 3)), "y": rng.standard_normal((6, 2))}
+    models = {k: nngraph.compile(spec, backend=k, seed=2, dtype="float64")
+              for k in ("cpu", "reference")}
+    losses = {k: [m.train_step(batch) for _ in range(3)] for k, m in models.items()}
+    np.testing.assert_allclose(losses["cpu"], losses["reference"], rtol=1e-12)
+    for k in models["reference"].params:
+        np.testing.assert_allclose(models["cpu"].params[k], models["reference"].params[k],
+                                   rtol=1e-12)

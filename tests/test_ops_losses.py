@@ -214,3 +214,35 @@ def test_label_error_reaches_the_user():
                       "losses": [{"op": "squared_error", "in": ["out", "y"]}]})
     assert "(squared_error): labels of shape [3] do not fit predictions of shape [2]" \
         in str(e.value)
+
+
+@REDUCTIONS
+@pytest.mark.parametrize("name", ["mean_squared_error", "mse"])
+@pytest.mark.parametrize("shape", [(4,), (2, 3)])
+def test_mean_squared_error_is_pytorchs_mse(reduction, name, shape):
+    """Mean over each sample's elements, then over the batch: with reduction mean, exactly
+    torch's MSELoss (the mean over every element)."""
+    def want(xs, p, a):
+        per = ((xs[0] - xs[1]) ** 2).reshape(len(xs[0]), -1).mean(1)
+        return per.mean() if a.reduction == "mean" else per.sum()
+    check(name, dict(reduction=reduction), [shape, shape], want)
+    x, t = torch.randn(BATCH, *shape, dtype=torch.float64), torch.randn(BATCH, *shape,
+                                                                          dtype=torch.float64)
+    got = REGISTRY[name].forward(RunContext(), make_attrs(name), [x.numpy(), t.numpy()], {})
+    assert float(got) == pytest.approx(float(F.mse_loss(x, t)), rel=1e-12)
+
+
+@REDUCTIONS
+@pytest.mark.parametrize("name", ["mean_absolute_error", "mae"])
+def test_mean_absolute_error_is_pytorchs_l1(reduction, name):
+    shape = (2, 3)
+    x = away_from([0.0], shape)
+    t = np.zeros_like(x)                 # kinks where x == t: kept away from for the check
+    def want(xs, p, a):
+        per = (xs[0] - xs[1]).abs().reshape(len(xs[0]), -1).mean(1)
+        return per.mean() if a.reduction == "mean" else per.sum()
+    check(name, dict(reduction=reduction), [shape, shape], want, inputs=[x, t])
+    got = REGISTRY[name].forward(RunContext(), make_attrs(name), [x, t], {})
+    if reduction == "mean":
+        assert float(got) == pytest.approx(
+            float(F.l1_loss(torch.from_numpy(x), torch.from_numpy(t))), rel=1e-12)
