@@ -196,11 +196,13 @@ class Model(_Predicts):
         return out
 
     def accuracy_hits(self, values: dict, batch: dict):
-        """Per-sample correctness under the first loss that defines accuracy, or None."""
-        g = self.program.graph
+        """Per-sample correctness under the first loss that defines accuracy and compares
+        with labels (an input only losses read), or None: an autoencoder's cross-entropy on
+        its own pixels has no accuracy worth showing."""
+        g, labels = self.program.graph, self.net.label_inputs
         for l in self.program.losses:
             d = g.nodes[l]
-            if d["op"].accuracy is None or len(d["inputs"]) < 2:
+            if d["op"].accuracy is None or len(d["inputs"]) < 2 or d["inputs"][1] not in labels:
                 continue
             pred, label = d["inputs"][0], d["inputs"][1]
             label_value = values.get(label, batch.get(label))

@@ -261,3 +261,17 @@ def test_ctrl_c_saves_the_last_whole_epoch_and_stops(tmp_path):
     epoch = nngraph.load_model(str(out)).epoch
     assert 0 < epoch < 10000000
     assert f"after epoch {epoch}" in rest
+
+
+def test_accuracy_only_where_a_loss_compares_with_labels():
+    """An autoencoder's cross-entropy on its own pixels reported an 'accuracy'; only a loss
+    whose target is a label input (read by losses alone) gives one."""
+    ae = nngraph.compile(os.path.join(os.path.dirname(__file__), "..", "specs",
+                                      "autoencoder.yaml"), backend="reference", seed=0)
+    x = np.random.default_rng(0).integers(0, 2, (8,) + tuple(ae.net.inputs[   # 0/1
+        ae.net.feature_inputs[0]].shape)).astype(np.float32)   # pixels, as in the report
+    assert "accuracy" not in ae.evaluate({ae.net.feature_inputs[0]: x})
+    xor = nngraph.compile(os.path.join(os.path.dirname(__file__), "..", "specs",
+                                       "xor_mlp.yaml"), backend="reference", seed=0)
+    history = xor.fit(epochs=2, verbose=0)
+    assert "accuracy" in history
