@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 import time
@@ -22,8 +24,6 @@ def _positive(kind):
     """An argparse type: a finite number of `kind` above 0 (--lr, --epochs, --batch-size),
     refused with argparse's usage message, never saved into a model file."""
     def parse(text):
-        import argparse
-        import math
         try:
             value = kind(text)
         except ValueError:
@@ -207,9 +207,9 @@ def _with_classes(net, outputs: dict) -> dict:
         readers = [net.node(loss)["op"].name for loss in net.losses
                    if name in net.node(loss)["inputs"][:1]]
         if "softmax_cross_entropy" in readers:
-            z = y.astype(np.float64) - y.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            out[f"{name}_prob"] = p / p.sum(axis=1, keepdims=True)
+            from .ops import REGISTRY
+            out[f"{name}_prob"] = REGISTRY["softmax"].forward(None, None,
+                                                              [y.astype(np.float64)], {})
     return out
 
 

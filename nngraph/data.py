@@ -58,11 +58,12 @@ def load_splits(net, overrides: dict | None = None) -> Splits:
     fitted = {k: fit_input(net, k, a, f"input '{k}' ({origin})") for k, a in named.items()}
     _same_batch_size(fitted, f"the arrays of {origin}")
     if "limit" in cfg:
-        fitted = _limit(net, cfg, fitted)
+        fitted = _limit(cfg, fitted, _classes(net, fitted))
 
-    train_idx, val_idx, test_idx = _split(net, cfg, fitted)
-    _unseen_classes(net, cfg, fitted, train_idx, val_idx, "validation")
-    _unseen_classes(net, cfg, fitted, train_idx, test_idx, "test")
+    classes = _classes(net, fitted)
+    train_idx, val_idx, test_idx = _split(cfg, fitted, classes)
+    _unseen_classes(cfg, classes, train_idx, val_idx, "validation")
+    _unseen_classes(cfg, classes, train_idx, test_idx, "test")
     parts = [{k: a[idx] for k, a in fitted.items()} if idx is not None else None
              for idx in (train_idx, val_idx, test_idx)]
     floats = [k for k in net.feature_inputs if net.inputs[k].dtype.startswith("float")]
@@ -206,8 +207,9 @@ def _one_hot(net, named, origin) -> dict:
 
 # ---------------------------------------------------------------- splitting
 
-def _split(net, cfg, fitted):
-    """Index arrays (train, validation, test); validation and test None when not asked for."""
+def _split(cfg, fitted, classes):
+    """Index arrays (train, validation, test); validation and test None when not asked for.
+    `classes`: each sample's class (_classes), to stratify by, or None."""
     n = len(next(iter(fitted.values())))
     want = {}
     for key in ("test_split", "validation_split"):
@@ -226,13 +228,12 @@ def _split(net, cfg, fitted):
                 rest[n - n_test:] if n_test else None)
     rng = np.random.default_rng(cfg.get("seed", 0))
     order = rng.permutation(n)
-    classes = _classes(net, fitted)
     test, order = _take(order, classes, want["test_split"], rng)
     val, train = _take(order, classes, want["validation_split"], rng)
     return train, (val if len(val) else None), (test if len(test) else None)
 
 
-def _limit(net, cfg, fitted):
+def _limit(cfg, fitted, classes):
     """The `limit` first samples with `shuffle: false`; else a seeded subset of that many,
     as many of each class as its share (a file sorted by class, like mnist_5k, would give
     the first classes only), kept in file order."""
@@ -243,15 +244,14 @@ def _limit(net, cfg, fitted):
         idx = np.arange(k)
     else:
         rng = np.random.default_rng([cfg.get("seed", 0), 1])     # apart from the split's
-        idx, _ = _take(rng.permutation(n), _classes(net, fitted), k, rng)
+        idx, _ = _take(rng.permutation(n), classes, k, rng)
         idx = np.sort(idx)
     return {name: a[idx] for name, a in fitted.items()}
 
 
-def _unseen_classes(net, cfg, fitted, train, held, part):
+def _unseen_classes(cfg, classes, train, held, part):
     """A DataError when `held` has classes that `train` lacks (a file sorted by class with
     `shuffle: false`, or classes too rare to split): the model could never learn them."""
-    classes = _classes(net, fitted)
     if classes is None or held is None:
         return
     unseen = np.setdiff1d(classes[held], classes[train])

@@ -1,5 +1,6 @@
 """Every kind of bad spec gets a precise error: file, line, column, code and the substance."""
 import json
+import pathlib
 import textwrap
 import time
 import tracemalloc
@@ -379,9 +380,13 @@ def test_check_counts_one_layer_as_one_layer(tmp_path, capsys):
     assert "(one: 1 layer, 8 parameters)" in capsys.readouterr().out
 
 
+def example_spec(name):
+    """The text of specs/NAME."""
+    return (pathlib.Path(__file__).parent.parent / "specs" / name).read_text()
+
+
 def test_an_unknown_input_inside_a_block_suggests_dollar_input(tmp_path):
-    import os
-    spec = open(os.path.join(os.path.dirname(__file__), "..", "specs", "inception.yaml")).read()
+    spec = example_spec("inception.yaml")
     broken = spec.replace("in: $input, filters: $b1", "in: input, filters: $b1")
     assert broken != spec
     line, col, code, message = only_error(broken, tmp_path)
@@ -392,8 +397,7 @@ def test_an_unknown_input_inside_a_block_suggests_dollar_input(tmp_path):
 def test_one_hot_labels_against_a_dataset_of_class_indices_fail_at_check(tmp_path):
     """The mismatch used to show only once train had loaded the data; check says it, at
     the input, with the fix. With one_hot: true the same spec is valid."""
-    import os
-    spec = open(os.path.join(os.path.dirname(__file__), "..", "specs", "lenet5.yaml")).read()
+    spec = example_spec("lenet5.yaml")
     one_hot = spec.replace("label: {shape: [], dtype: int64}", "label: {shape: [10]}")
     assert one_hot != spec
     line, col, code, message = only_error(one_hot, tmp_path)

@@ -16,6 +16,9 @@ import warnings
 
 import numpy as np
 
+# cores as nngraph counts them: CPU affinity cut to the cgroup's CPU quota
+from nngraph.backends.cpu_schedule import usable_cores
+
 # Instruction-set flags worth recording, by prefix: Linux's (/proc/cpuinfo: avx512_vnni,
 # amx_tile) and LLVM's (avx512vnni, amx-tile) spellings both start so.
 _ISA_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx")
@@ -34,11 +37,6 @@ def load_average() -> list[float] | None:
     """The 1, 5 and 15-minute load averages: above ~0.5 on the 2-core machine something
     else shared the cores while measuring."""
     return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def usable_cores() -> int:
-    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count())
 
 
 def cpu() -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from operator import is_
 from time import perf_counter
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from .. import optimizers
 from ..batch import refuse_non_finite
-from ..codegen.cpu import CPUCodegen, calls_gemm, load_module, module_file
+from ..codegen.cpu import GEMM_MODULES, CPUCodegen, calls_gemm, load_module, module_file
 from ..ops.base import RunContext
 from ..passes.fuse import _ident
 from . import cpu_compile, cpu_direct, cpu_schedule, cpu_threads
@@ -39,10 +40,10 @@ parameters 135 -> 151, 25,450 110 -> 116, 31,810 204 -> 211, 38,170 203 -> 205, 
 187 -> 150; 784-128-64-10 (109,386) ~325 -> ~298."""
 
 
-def threads() -> int:
+def threads(setting: str | None = None) -> int:
     """Threads a batch may run on: 1 with NNGRAPH_THREADS=1 or one usable core, else 2
     (whether a run takes the second core is then measured, see cpu_schedule.py)."""
-    return 1 if cpu_schedule.setting() == "one" else 2
+    return 1 if (setting or cpu_schedule.setting()) == "one" else 2
 
 
 class CPUExecutor:
@@ -107,8 +108,9 @@ class CPUExecutor:
         self.compiled, self.compile_report = set(), None
         self.direct: dict = {}          # {mode: cpu_direct.Direct or None} (see _driver)
         self.ran: set = set()           # modes whose driver has run
-        self.threads, self.split_modes, self.second_grads = threads(), {}, None
-        self.schedules = cpu_schedule.Schedules(cpu_schedule.setting())
+        setting = cpu_schedule.setting()
+        self.threads, self.split_modes, self.second_grads = threads(setting), {}, None
+        self.schedules = cpu_schedule.Schedules(setting)
         self.wide = self.threads >= 2       # whether the run under way takes both cores
         self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
         self.output_buffers = [(name, self.names[node]) for name, node in program.outputs.items()]
@@ -119,6 +121,12 @@ class CPUExecutor:
         # what is read after a run: the outputs and what the losses compare
         self.read_after = sorted({self.names[n] for n in
                                   set(self.loss_inputs) | set(program.outputs.values())})
+        # Gradients of trainable parameters that no loss reaches (an unused layer): the
+        # train driver never writes them, so _backprop zeroes them before each step's
+        # penalty gradient is added, which would otherwise pile up from step to step.
+        train = self.gen.drivers.get("train", "")
+        self.unreached = [self.gviews[k] for k in self.trainable
+                          if not re.search(rf"\bgp_{_ident(k)}\b", train)]
 
     def adopt(self, params: dict) -> dict:
         """Move initial parameters into flat storage; returns the views that replace them."""
@@ -306,21 +314,18 @@ class CPUExecutor:
         if self.uses_reference[mode]:
             self.runtime.begin(arrays, state, training, seed)
         # BLAS threads: none beside ours where the driver runs kernels that call products
-        # chunk by chunk (gemm_serial, which only MKL can keep on one thread)
+        # chunk by chunk (gemm_serial, which only MKL can keep on one thread). A wide run
+        # sets both cores per thread (MKL), so that what another library sets globally
+        # (torch.set_num_threads sets MKL's count too) does not reach us.
         narrow = not self.wide or (not self.blas.PER_THREAD and self._chunked(mode))
-        self.blas.set_threads(1 if narrow else self._blas_wide)
+        self.blas.set_threads(1 if narrow else self.threads)
         loss = self._driver(mode, batch, views)(views, self.runtime)
         return loss, views
 
-    @property
-    def _blas_wide(self) -> int:
-        """BLAS threads of a wide run: both cores, set per thread (MKL) so that what another
-        library sets globally (torch.set_num_threads sets MKL's count too) does not reach us."""
-        return self.threads
-
     def _chunked(self, mode) -> bool:
+        """Does `mode`'s driver call the kernels that multiply chunk by chunk?"""
         driver = self.gen.drivers[mode]
-        return "_conv." in driver or "_rec." in driver or "_convw." in driver
+        return any(f"{m}." in driver for m in GEMM_MODULES)
 
     def _driver(self, mode, batch, views):
         """The driver of `mode`; from its second run on, its direct form when it has one
@@ -408,23 +413,11 @@ class CPUExecutor:
         for name in self.checks_finite[mode]:
             refuse_non_finite(self.program.net, name, batch[name])
 
-    @property
-    def _unreached(self) -> list:
-        """Gradient views of the trainable parameters that no loss reaches (an unused
-        layer): the train driver never writes them, so they are zeroed before each step's
-        penalty gradient is added, which would otherwise pile up from step to step."""
-        if not hasattr(self, "_unreached_views"):
-            import re
-            driver = self.gen.drivers["train"]
-            self._unreached_views = [self.gviews[k] for k in self.trainable
-                                     if not re.search(rf"\bgp_{_ident(k)}\b", driver)]
-        return self._unreached_views
-
     def _backprop(self, arrays, state, batch, seed):
         loss, views = self._run("train", arrays, state, batch, True, seed)
         if not math.isfinite(loss):     # the loss of a batch with NaN in an input is NaN
             self._refuse_unfit("train", batch)
-        for g in self._unreached:
+        for g in self.unreached:
             g[...] = 0
         if len(self.reg_start):
             loss += self.optim.regularize(self.flat_params, self.flat_grads, self.reg_start,

@@ -36,6 +36,8 @@ import numba
 from numba.core import types as nbtypes
 from numba.core.dispatcher import Dispatcher
 
+from . import cpu_schedule
+
 WORKER_TIMEOUT_S = 600.0
 """How long to wait for the worker before going on without it."""
 
@@ -64,13 +66,7 @@ def jobs() -> int:
         except ValueError:
             raise ValueError(f"NNGRAPH_COMPILE_JOBS={value!r}: give a whole number of "
                              f"processes (1 compiles in this process only)") from None
-    return 2 if cores() >= 2 else 1
-
-
-def cores() -> int:
-    """Cores this process may run on (affinity and cgroup quota)."""
-    from .cpu_schedule import usable_cores
-    return usable_cores()
+    return 2 if cpu_schedule.usable_cores() >= 2 else 1
 
 
 class Recorder:

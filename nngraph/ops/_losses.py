@@ -35,6 +35,12 @@ def reduce(a, per_element):
     return per_sample.mean() if a.reduction == "mean" else per_sample.sum()
 
 
+def per_sample(x):
+    """How many elements each sample of prediction `x` has, in x's dtype (for the losses
+    that average over them: mean_squared_error, mean_absolute_error)."""
+    return x.dtype.type(math.prod(x.shape[1:]))
+
+
 def input_grad(a, gy, g):
     """The prediction's gradient from the per-element derivative `g`: scaled by the output
     gradient and by 1/batch for a mean, kept in g's dtype."""

@@ -3,7 +3,6 @@ sample's elements, then mean (or sum) over the batch. Its gradient is sign(x - t
 where the prediction equals its target (as PyTorch takes it).
 """
 import dataclasses
-import math
 
 import numpy as np
 
@@ -11,18 +10,14 @@ from . import _losses
 from .base import Fusion, OpDef
 
 
-def _per_sample(x):
-    return math.prod(x.shape[1:])
-
-
 def forward(ctx, a, xs, p):
     x, t = _losses.split(xs)
-    return _losses.reduce(a, np.abs(x - t) / x.dtype.type(_per_sample(x)))
+    return _losses.reduce(a, np.abs(x - t) / _losses.per_sample(x))
 
 
 def backward(ctx, a, xs, p, y, gy):
     x, t = _losses.split(xs)
-    return [_losses.input_grad(a, gy, np.sign(x - t) / x.dtype.type(_per_sample(x))),
+    return [_losses.input_grad(a, gy, np.sign(x - t) / _losses.per_sample(x)),
             None], {}
 
 

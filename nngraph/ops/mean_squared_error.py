@@ -4,24 +4,19 @@ mean over every element, as torch.nn.MSELoss computes it. Compare squared_error,
 *sum* of squares of classic backprop, whose gradient is x - t.
 """
 import dataclasses
-import math
 
 from . import _losses
 from .base import Fusion, OpDef
 
 
-def _per_sample(x):
-    return math.prod(x.shape[1:])
-
-
 def forward(ctx, a, xs, p):
     x, t = _losses.split(xs)
-    return _losses.reduce(a, (x - t) ** 2 / x.dtype.type(_per_sample(x)))
+    return _losses.reduce(a, (x - t) ** 2 / _losses.per_sample(x))
 
 
 def backward(ctx, a, xs, p, y, gy):
     x, t = _losses.split(xs)
-    return [_losses.input_grad(a, gy, (x - t) * x.dtype.type(2 / _per_sample(x))), None], {}
+    return [_losses.input_grad(a, gy, (x - t) * (2 / _losses.per_sample(x))), None], {}
 
 
 OP = OpDef("mean_squared_error", "loss", Fusion.REDUCTION,
