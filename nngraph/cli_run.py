@@ -99,11 +99,43 @@ def cmd_eval(args) -> int:
     model = load_model(args.model, backend=args.backend)
     data, what = _data_for(model, args.data, args.split)
     _compile_now(model, "evaluate")
-    metrics = model.evaluate(data)
+    tally = model._evaluate(data, 256)
+    metrics = tally.result()
     n = len(next(iter(data.values())))
     print(f"{model.net.name} on {what} ({n:,} samples): " +
           "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    if args.confusion:
+        matrices = tally.confusions()
+        if not matrices:
+            print(f"no confusion matrix: no loss of {model.net.name} compares classes")
+        for loss, (matrix, classes) in matrices.items():
+            print(f"\nconfusion matrix of loss '{loss}' (rows: true class, columns: "
+                  f"predicted)\n{format_confusion(matrix, classes)}")
     return 0
+
+
+def format_confusion(matrix, classes, most: int = 30) -> str:
+    """The matrix as aligned text, with each class's recall at the end of its row; past
+    `most` classes, only the largest confusions are listed."""
+    k = len(matrix)
+    if k > most:
+        off = matrix.copy()
+        np.fill_diagonal(off, 0)
+        flat = np.argsort(off, axis=None)[::-1][:most]
+        lines = [f"{k} classes: the {most} largest confusions (true -> predicted: count)"]
+        lines += [f"  {classes[i // k]} -> {classes[i % k]}: {off.flat[i]}" for i in flat
+                  if off.flat[i]]
+        return "\n".join(lines)
+    names = [str(c) for c in classes]
+    width = max(len(str(int(matrix.max()))), *map(len, names), 4)
+    head = " " * (width + 2) + " ".join(f"{c:>{width}}" for c in names) + "  recall"
+    rows = [head]
+    for i, row in enumerate(matrix):
+        total = row.sum()
+        recall = f"{row[i] / total:.3f}" if total else "  -"
+        rows.append(f"{names[i]:>{width}}  " + " ".join(f"{v:>{width}}" for v in row)
+                    + f"  {recall:>6}")
+    return "\n".join(rows)
 
 
 def cmd_predict(args) -> int:
@@ -247,13 +279,15 @@ def register(sub) -> None:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("eval", help="evaluate a saved model (loss, accuracy)",
+    s = sub.add_parser("eval", help="evaluate a saved model (losses and metrics)",
                        description="Evaluate MODEL on a data file or on a split of its "
                        "spec's data (default: the validation split).")
     s.add_argument("model", metavar="MODEL.nnz")
     s.add_argument("--data", metavar="FILE", help=".npz (arrays named like the inputs) or .csv")
     s.add_argument("--split", choices=["validation", "train", "all"], default="validation")
     s.add_argument("--backend", choices=BACKENDS, default=None)
+    s.add_argument("--confusion", action="store_true",
+                   help="print the confusion matrix of each loss that compares classes")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("predict", help="run a saved model on inputs",

@@ -6,6 +6,7 @@
     >>> hist = model.fit(data, epochs=5, batch_size=64, validation=val)
     >>> model.evaluate(val)
     {'loss': 0.21, 'accuracy': 0.94}
+    >>> model.confusion_matrices(val)["loss_1"][0]      # rows true, columns predicted
     >>> model.save("mnist.nnz"); model = nngraph.load_model("mnist.nnz")
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .batch import as_batch
 from .errors import DataError, NNGraphError
 from .graph import Network
 from .memory import check_memory
+from .metrics import Tally
 from .optimizers import Optimizer
 from .program import build_program
 
@@ -116,18 +118,18 @@ class Model(_Predicts):
     # ------------------------------------------------------------------ training
     def train_step(self, data) -> float:
         """One optimizer step on one batch; returns the loss before the update."""
-        return self._train_batch(self._batch(data, True, "train"), hits=False)[0]
+        return self._train_batch(self._batch(data, True, "train"))[0]
 
-    def _train_batch(self, batch: dict, hits: bool = True):
-        """(loss, accuracy hits or None) for one validated batch; a non-finite loss leaves
-        the parameters untouched."""
+    def _train_batch(self, batch: dict):
+        """(loss, the values the metrics read) for one validated batch; a non-finite loss
+        leaves the parameters untouched."""
         self._need_losses("train")
         loss, values = self.executor.train_step(self.params, self.state, self.optimizer,
                                                 self.opt_state, batch, self.step,
                                                 [self.seed, self.step])
         if math.isfinite(loss):
             self.step += 1
-        return loss, (self.accuracy_hits(values, batch) if hits else None)
+        return loss, values
 
     def gradients(self, data) -> dict:
         """{'c1.W': gradient, ...} of the total loss for one batch; parameters unchanged."""
@@ -176,40 +178,26 @@ class Model(_Predicts):
         return FrozenModel(self)
 
     def evaluate(self, data, batch_size: int = 256) -> dict:
-        """{'loss': mean total loss, 'accuracy': fraction correct (classifiers only)}."""
+        """{'loss': mean total loss, 'accuracy': ..., ...}: the loss, each loss of a network
+        with several by its name, and the metrics the spec asks for (accuracy for a
+        classifier by default); see nngraph.metrics."""
+        return self._evaluate(data, batch_size).result()
+
+    def confusion_matrices(self, data, batch_size: int = 256) -> dict:
+        """{loss name: (matrix, class names)} for each loss whose metrics count classes:
+        matrix[i, j] is the number of samples (elements, for 0/1 targets) of class i
+        predicted as j."""
+        return self._evaluate(data, batch_size).confusions()
+
+    def _evaluate(self, data, batch_size: int) -> Tally:
         self._need_losses("evaluate")
         batch = self._batch(data, labels=True, mode="evaluate")
-        n = _batch_len(batch)
-        total, correct, counted = 0.0, 0, 0
+        n, tally = _batch_len(batch), Tally(self.program)
         for i in range(0, n, batch_size):
             part = _slice(batch, i, batch_size)
             loss, values = self.executor.evaluate(self.params, self.state, part)
-            size = _batch_len(part)
-            total += loss * size
-            hits = self.accuracy_hits(values, part)
-            if hits is not None:
-                correct += int(hits.sum())
-                counted += hits.size
-        out = {"loss": total / n}
-        if counted:
-            out["accuracy"] = correct / counted
-        return out
-
-    def accuracy_hits(self, values: dict, batch: dict):
-        """Per-sample correctness under the first loss that defines accuracy and compares
-        with labels (an input only losses read), or None: an autoencoder's cross-entropy on
-        its own pixels has no accuracy worth showing."""
-        g, labels = self.program.graph, self.net.label_inputs
-        for l in self.program.losses:
-            d = g.nodes[l]
-            if d["op"].accuracy is None or len(d["inputs"]) < 2 or d["inputs"][1] not in labels:
-                continue
-            pred, label = d["inputs"][0], d["inputs"][1]
-            label_value = values.get(label, batch.get(label))
-            hits = d["op"].accuracy(values[pred], label_value)
-            if hits is not None:
-                return np.asarray(hits)
-        return None
+            tally.add(loss, values, part)
+        return tally
 
     def _need_losses(self, what: str) -> None:
         if not self.program.losses:

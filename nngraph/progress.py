@@ -39,11 +39,14 @@ class ProgressBar:
         bar = "=" * max(done - 1, 0) + (arrow if done else "") + "." * (WIDTH - done)
         return f"{step}/{self.steps} [{bar}]"
 
+    def due(self, step: int) -> bool:
+        """Would update() draw now? (So that the caller computes the logs only then.)"""
+        return self.live and (step >= self.steps or time.perf_counter() - self.last >= 0.1)
+
     def update(self, step: int, logs: dict) -> None:
-        now = time.perf_counter()
-        if not self.live or (now - self.last < 0.1 and step < self.steps):
+        if not self.due(step):
             return
-        self.last = now
+        now = self.last = time.perf_counter()
         eta = (now - self.start) / step * (self.steps - step)
         line = f"{self._bar(step)} - ETA: {format_seconds(eta)}{format_logs(logs)}"
         self.stream.write("\r" + line + "\033[K")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from . import ops
+from . import metrics, ops
 from .ops.base import REQUIRED
 from .spec.build import DTYPES, MAX_DIM, REQUIRED_TOP
 from .spec.train_schema import (DATA_KEYS, EARLY_STOPPING_KEYS, OPTIMIZER_DEFAULTS, OPTIMIZERS,
@@ -203,5 +203,7 @@ def _train_schema() -> dict:
         "optimizer": _optimizer_schema(),
         "data": data,
         "early_stopping": _table(EARLY_STOPPING_KEYS),
-        "metrics": {"type": "array", "items": {"enum": ["accuracy", "loss"]}},
+        "metrics": {**metrics.SCHEMA,
+                    "description": "metrics of every loss they apply to (a loss's own "
+                                   "`metrics:` wins)"},
     })

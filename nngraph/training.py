@@ -17,6 +17,7 @@ import numpy as np
 
 from .data import load_training_data
 from .errors import DataError, TrainingError
+from .metrics import Tally, higher_is_better
 from .progress import ProgressBar
 
 CHECKPOINT_S = 30.0
@@ -112,21 +113,18 @@ def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbos
     order = (np.random.default_rng([model.seed, epoch]).permutation(n) if shuffle
              else np.arange(n))
     bar = ProgressBar(steps, epoch + 1, last) if verbose else None
-    loss_sum, hit_sum, hit_count = 0.0, 0, 0
+    tally = Tally(model.program)
     for i in range(steps):
         idx = order[i * batch_size:(i + 1) * batch_size]
         batch = {k: np.ascontiguousarray(v[idx]) for k, v in train.items()}
-        loss, hits = model._train_batch(batch)
+        loss, values = model._train_batch(batch)
         if not math.isfinite(loss):
             raise TrainingError(_nan_message(loss, epoch, i, steps, model, checkpoint,
                                              saved_epoch))
-        loss_sum += loss * len(idx)
-        if hits is not None:
-            hit_sum, hit_count = hit_sum + int(hits.sum()), hit_count + hits.size
-        if bar:
-            bar.update(i + 1, _logs(loss_sum / ((i * batch_size) + len(idx)),
-                                    hit_sum, hit_count))
-    logs = _logs(loss_sum / n, hit_sum, hit_count)
+        tally.add(loss, values, batch)
+        if bar and bar.due(i + 1):
+            bar.update(i + 1, tally.result(final=False))
+    logs = tally.result()
     if val is not None:
         logs.update({f"val_{k}": v for k, v in model.evaluate(val).items()})
     model.epoch = epoch + 1
@@ -140,13 +138,6 @@ def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbos
     if callback:
         callback(epoch + 1, logs)
     return stopper.should_stop
-
-
-def _logs(loss, hit_sum, hit_count) -> dict:
-    logs = {"loss": loss}
-    if hit_count:
-        logs["accuracy"] = hit_sum / hit_count
-    return logs
 
 
 def _split_tail(batch: dict, fraction: float):
@@ -181,7 +172,7 @@ class _EarlyStopping:
         self.monitor = config.get("monitor", "val_loss" if has_validation else "loss")
         self.patience = config.get("patience", 0 if not self.active else 3)
         self.min_delta = config.get("min_delta", 0.0)
-        self.sign = -1 if "accuracy" in self.monitor else 1
+        self.sign = -1 if higher_is_better(self.monitor) else 1
         self.best, self.bad = math.inf, 0
 
     def update(self, logs: dict) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .. import initializers
+from .. import initializers, metrics
 from .base import (REQUIRED, AnyValue, Attr, AttrError, Attrs, Bool, Choice, Float, Fusion,
                    OpDef, ParamSpec, RunContext, ShapeError, StateSpec)
 
@@ -130,6 +130,8 @@ PARAM_ATTRS = (
 LOSS_ATTRS = (
     Attr("weight", Float(0.0), 1.0, "this loss's weight in the total"),
     Attr("reduction", Choice(("mean", "sum")), "mean", "mean or sum over the batch"),
+    Attr("metrics", AnyValue(metrics.SCHEMA, metrics.parse), None,
+         "what to report beside the loss: " + ", ".join(metrics.NAMES)),
 )
 
 

@@ -5,7 +5,6 @@ A loss is summed over the features of each sample, then reduced over the batch b
 """
 import math
 
-import numpy as np
 
 from .base import ShapeError
 
@@ -51,25 +50,3 @@ def input_grad(a, gy, g):
 def per_element_flops(k: int):
     """A flops rule: k operations per element of the prediction."""
     return lambda a, shapes, out: k * math.prod(shapes[0])
-
-
-# Accuracy rules (OpDef.accuracy): per-element correctness, or None when it means nothing.
-
-def sign_accuracy(x, c):
-    """Labels ±1 against the sign of the score (hinge, logistic, exponential)."""
-    return (x > 0) == (c > 0)
-
-
-def logit_accuracy(x, t):
-    """0/1 targets against logits thresholded at 0 (sigmoid on logits > 0.5)."""
-    return (x > 0) == (t > 0.5)
-
-
-def binary_target_accuracy(y, t):
-    """0/1 targets against outputs thresholded at 0.5; None for real-valued targets
-    (regression has no accuracy)."""
-    if not np.all((t == 0) | (t == 1)):
-        return None
-    if y.ndim > 1 and y.shape[-1] > 1 and np.all(t.sum(axis=-1) == 1):
-        return y.argmax(axis=-1) == t.argmax(axis=-1)       # one-hot targets
-    return (y > 0.5) == (t > 0.5)

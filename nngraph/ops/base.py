@@ -308,8 +308,8 @@ class OpDef:
     takes_activation: bool = True      # accepts `activation:` as an attribute
     differentiable_inputs: tuple | None = None   # indices with gradients; None = all
     int_inputs: tuple = ()             # indices that must hold integers (embedding indices)
-    accuracy: Callable | None = None   # losses: (prediction, labels) -> bool per sample, or
-                                       # None where accuracy means nothing (regression)
+    task: str | None = None            # losses: what prediction and target are, for metrics
+                                       # (nngraph/metrics.py: classes, logits, signs, values)
     doc: str = ""
 
     @property

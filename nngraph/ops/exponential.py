@@ -22,5 +22,5 @@ def backward(ctx, a, xs, p, y, gy):
 OP = OpDef("exponential", "loss", Fusion.REDUCTION,
            _losses.labels_like_prediction("exponential", "labels of +1 or -1"),
            inputs=(2, 2), flops=_losses.per_element_flops(3), forward=forward, backward=backward,
-           differentiable_inputs=(0,), accuracy=_losses.sign_accuracy,
+           differentiable_inputs=(0,), task="signs",
            doc="exp(-c*x), labels c = +1 or -1")

@@ -23,5 +23,5 @@ OP = OpDef("hinge", "loss", Fusion.REDUCTION,
            _losses.labels_like_prediction("hinge", "labels of +1 or -1"),
            attrs=(Attr("margin", Float(0.0), 1.0, "the margin m"),),
            inputs=(2, 2), flops=_losses.per_element_flops(3), forward=forward, backward=backward,
-           differentiable_inputs=(0,), accuracy=_losses.sign_accuracy,
+           differentiable_inputs=(0,), task="signs",
            doc="max(0, m - c*x), labels c = +1 or -1")

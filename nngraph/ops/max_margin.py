@@ -50,5 +50,5 @@ OP = OpDef("max_margin", "loss", Fusion.REDUCTION, shape, inputs=(2, 2),
            attrs=(Attr("margin", Float(0.0), 1.0, "the margin m"),),
            flops=_losses.per_element_flops(2), forward=forward, backward=backward,
            differentiable_inputs=(0,), int_inputs=(1,),
-           accuracy=lambda x, c: x.argmax(axis=-1) == c,
+           task="classes",
            doc="max(0, max_{k != c}(x_k + m) - x_c), label c a class index")

@@ -23,5 +23,5 @@ def backward(ctx, a, xs, p, y, gy):
 OP = OpDef("sigmoid_cross_entropy", "loss", Fusion.REDUCTION,
            _losses.labels_like_prediction("sigmoid_cross_entropy", "targets in [0, 1]"),
            inputs=(2, 2), flops=_losses.per_element_flops(6), forward=forward, backward=backward,
-           differentiable_inputs=(0,), accuracy=_losses.logit_accuracy,
+           differentiable_inputs=(0,), task="logits",
            doc="binary cross-entropy on logits: max(x,0) - x*t + log(1 + exp(-|x|))")

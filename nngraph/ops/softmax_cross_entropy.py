@@ -46,11 +46,6 @@ def backward(ctx, a, xs, p, y, gy):
     return [gy * g, None], {}
 
 
-def accuracy(x, label):
-    target = label.argmax(axis=-1) if label.ndim == x.ndim else label
-    return x.argmax(axis=-1) == target
-
-
 OP = OpDef("softmax_cross_entropy", "loss", Fusion.OPAQUE, shape, inputs=(2, 2),
-           forward=forward, backward=backward, differentiable_inputs=(0,), accuracy=accuracy,
+           forward=forward, backward=backward, differentiable_inputs=(0,), task="classes",
            doc="log-softmax loss: log sum_k exp(x_k) - x_c")

@@ -21,5 +21,5 @@ OP = OpDef("squared_error", "loss", Fusion.REDUCTION,
            _losses.labels_like_prediction("squared_error", "targets"),
            attrs=(Attr("factor", Float(0.0), 0.5, "multiplies the sum of squares; 0.5 halves it"),),
            inputs=(2, 2), flops=_losses.per_element_flops(3), forward=forward, backward=backward,
-           differentiable_inputs=(0,), accuracy=_losses.binary_target_accuracy,
+           differentiable_inputs=(0,), task="values",
            doc="factor * sum_i (x_i - t_i)^2, factor 0.5 by default")

@@ -10,7 +10,7 @@ import math
 
 import networkx as nx
 
-from .. import initializers, ops
+from .. import initializers, metrics, ops
 from ..errors import Reporter, SpecError, did_you_mean
 from ..graph import InputDef, Network
 from ..ops.base import AttrError, Attrs
@@ -107,6 +107,7 @@ def build(src: Source, rep: Reporter) -> Network:
     _check_code_names(rep, g)
     train = check_train(src, rep, doc.get("train"))
     _check_label_contract(src, rep, g, inputs, losses, train)
+    _check_metrics(src, rep, g, inputs, losses, train)
     if not rep.failed:
         _warn_unused(rep, g, outputs, losses)
     rep.raise_if_failed()
@@ -274,6 +275,28 @@ def _check_attrs(src, rep, op, given: dict, paths: dict, who: str, lpath) -> Att
         else:
             a[at.name] = at.default
     return a if ok else None
+
+
+def _check_metrics(src, rep, g, inputs, losses, train):
+    """Metrics asked of losses they do not apply to, and an early-stopping monitor that
+    training would not report."""
+    if rep.failed:
+        return
+    labels = [n for n in inputs if g.out_degree(n)
+              and all(g.nodes[u]["kind"] == "loss" for u in g.successors(n))]
+    _, problems = metrics.plan(g, losses, train, labels)
+    for path, message in problems:
+        rep.error(src.at(path), "E013", message)
+    es = train.get("early_stopping")
+    monitor = es.get("monitor") if isinstance(es, dict) else None
+    if isinstance(monitor, str) and not problems:
+        keys = metrics.report_keys_of(g, losses, train, labels)
+        known = keys + [f"val_{k}" for k in keys]
+        if monitor not in known:
+            rep.error(src.at(("train", "early_stopping", "monitor")), "E013",
+                      f"early_stopping monitors '{monitor}', which training does not report"
+                      f"{did_you_mean(monitor, known)}; it reports {', '.join(known)} (val_ "
+                      f"ones with validation data)")
 
 
 def _check_losses(src, rep, losses, g) -> list:

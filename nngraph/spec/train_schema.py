@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import Reporter, did_you_mean
+from ..metrics import parse as parse_metrics
 from ..ops.base import AttrError, Bool, Choice, Float, Int, Str
 from .source import Source
 
@@ -50,7 +51,7 @@ TRAIN_KEYS = {
     "metrics": None,
 }
 EARLY_STOPPING_KEYS = {"patience": Int(0), "min_delta": Float(0),
-                       "monitor": Choice(("val_loss", "loss", "val_accuracy", "accuracy"))}
+                       "monitor": Str()}      # a reported key: spec/build.py checks it
 
 
 def check_train(src: Source, rep: Reporter, train) -> dict:
@@ -85,11 +86,11 @@ def check_train(src: Source, rep: Reporter, train) -> dict:
         else:
             rep.error(src.at(path + ("early_stopping",)), "E012",
                       "early_stopping is a mapping such as {patience: 3}")
-    metrics = train.get("metrics")
-    if metrics is not None and (not isinstance(metrics, list) or
-                                any(m not in ("accuracy", "loss") for m in metrics)):
-        rep.error(src.at(path + ("metrics",)), "E013",
-                  "metrics is a list drawn from: accuracy, loss")
+    if train.get("metrics") is not None:
+        try:
+            parse_metrics(train["metrics"], allow_loss=True)
+        except AttrError as e:
+            rep.error(src.at(path + ("metrics",)), e.code, f"train.metrics: {e}")
     return out
 
 
