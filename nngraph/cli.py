@@ -93,6 +93,18 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_docs(args) -> int:
+    from .specdoc import spec_reference
+    text = spec_reference()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nngraph", epilog=EPILOG,
@@ -131,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the JSON Schema of spec format v1, for editors.")
     s.add_argument("-o", "--output", metavar="FILE")
     s.set_defaults(func=cmd_schema)
+
+    s = sub.add_parser("docs", help="print the spec language reference (Markdown)",
+                       description="Print the reference of the spec language, generated "
+                       "from the op registry: every key, op, attribute, default, "
+                       "initializer and loss. Example: nngraph docs -o docs/spec.md")
+    s.add_argument("-o", "--output", metavar="FILE")
+    s.set_defaults(func=cmd_docs)
 
     cli_run.register(sub)
     cli_tools.register(sub)

@@ -15,7 +15,9 @@ import json
 from . import metrics, ops
 from .ops.base import REQUIRED
 from .spec.build import DTYPES, MAX_DIM, REQUIRED_TOP
-from .spec.train_schema import (DATA_KEYS, EARLY_STOPPING_KEYS, OPTIMIZER_DEFAULTS, OPTIMIZERS,
+from .spec.train_schema import (DATA_DEFAULTS, DATA_DOCS, DATA_KEYS, EARLY_STOPPING_DEFAULTS,
+                                EARLY_STOPPING_DOCS, EARLY_STOPPING_KEYS, OPTIMIZER_DEFAULTS,
+                                OPTIMIZER_DOCS, OPTIMIZERS, TRAIN_DEFAULTS, TRAIN_DOCS,
                                 TRAIN_KEYS)
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -40,7 +42,7 @@ def json_schema() -> dict:
     top = {
         "nngraph": {"const": 1, "description": "spec format version"},
         "name": {"type": "string", "minLength": 1, "description": "the network's name"},
-        "description": {"type": "string"},
+        "description": {"type": "string", "description": "what the network is, in words"},
         "inputs": {"type": "object", "minProperties": 1, "propertyNames": NAME,
                    "additionalProperties": {"$ref": "#/$defs/input"},
                    "description": "named graph inputs; shapes exclude the batch dimension"},
@@ -49,7 +51,8 @@ def json_schema() -> dict:
         "outputs": {**REFS, "description": "what predict() returns"},
         "losses": {"type": "array", "items": {"$ref": "#/$defs/loss"},
                    "description": "total loss = sum of weight * loss"},
-        "train": {"$ref": "#/$defs/train"},
+        "train": {"$ref": "#/$defs/train", "description": "optimizer, batch size, epochs "
+                  "and data: the defaults of `nngraph train` and Model.fit"},
         "blocks": {"type": "object", "additionalProperties": {"$ref": "#/$defs/block"},
                    "description": "reusable sub-graphs, instantiated as {op: <block name>}"},
     }
@@ -82,7 +85,7 @@ def _op_schema(op, loss: bool) -> dict:
     props = {"op": {"const": op.name}, "name": NAME, "in": REFS}
     required = ["op"] + (["in"] if loss else [])
     for at in ops.layer_attrs(op):
-        props[at.name] = _attr_schema(at)
+        props[at.name] = attr_schema(at)
         if at.required:
             required.append(at.name)
     out = {"type": "object", "properties": props, "required": required,
@@ -92,7 +95,8 @@ def _op_schema(op, loss: bool) -> dict:
     return out
 
 
-def _attr_schema(at) -> dict:
+def attr_schema(at) -> dict:
+    """One attribute's schema, with its description and (where JSON can hold it) default."""
     s = dict(at.type.schema())
     if at in ops.COMMON_ATTRS and at.name == "activation":
         s = _activation_schema()
@@ -135,7 +139,7 @@ def _instance_schema() -> dict:
     """A block instantiation: `op` names a block; other keys are the block's parameters."""
     props = {"op": {"type": "string", "description": "a block defined under `blocks:`"},
              "name": NAME, "in": REFS,
-             "repeat": {"type": "integer", "minimum": 1, "maximum": 1000,
+             "repeat": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1,
                         "description": "chain this many instances"}}
     return {"type": "object", "properties": props, "required": ["op"]}
 
@@ -144,10 +148,12 @@ def _block_schema() -> dict:
     # Block layers may hold "$param" strings in any value, so only `op` is checked there.
     layer = {"type": "object", "required": ["op"], "properties": {"op": {"type": "string"}}}
     props = {"params": {"type": "object", "description": "parameter names and defaults"},
-             "layers": {"type": "array", "minItems": 1, "items": layer},
+             "layers": {"type": "array", "minItems": 1, "items": layer,
+                        "description": "the block's layers; `$input` is its input, `$name` a "
+                                       "parameter"},
              "output": {"type": "string", "description": "the layer the block returns "
                                                           "(default: its last)"},
-             "description": {"type": "string"}}
+             "description": {"type": "string", "description": "what the block computes"}}
     return {"type": "object", "properties": props, "required": ["layers"],
             "additionalProperties": False}
 
@@ -160,17 +166,25 @@ def _input_schema() -> dict:
                        "description": "int64/int32 for class or token indices; a float "
                                       "input runs in the model's dtype (compile(dtype=...)) "
                                       "whichever float is named"},
-             "description": {"type": "string"}}
+             "description": {"type": "string", "description": "what the input holds"}}
     return {"type": "object", "properties": props, "required": ["shape"],
             "additionalProperties": False}
 
 
 # ------------------------------------------------------------------------------ train
 
-def _table(table: dict, special: dict | None = None) -> dict:
-    """An object whose keys are a train_schema table: typed keys use their type's schema."""
+def _table(table: dict, docs: dict, defaults: dict, special: dict | None = None) -> dict:
+    """An object whose keys are a train_schema table: typed keys use their type's schema,
+    the others `special`'s; each with its description and, where it has one, its default."""
     special = special or {}
-    props = {k: special.get(k, {}) if t is None else t.schema() for k, t in table.items()}
+    props = {}
+    for k, t in table.items():
+        s = dict(special.get(k, {})) if t is None else t.schema()
+        if k in docs:
+            s.setdefault("description", docs[k])
+        if k in defaults:
+            s["default"] = defaults[k]
+        props[k] = s
     return {"type": "object", "properties": props, "additionalProperties": False}
 
 
@@ -178,9 +192,8 @@ def _optimizer_schema() -> dict:
     names = list(OPTIMIZERS)
     rules = []
     for n, table in OPTIMIZERS.items():
-        s = _table({**table, "type": None}, {"type": {"const": n}})
-        for k, v in OPTIMIZER_DEFAULTS[n].items():
-            s["properties"][k]["default"] = v
+        s = _table({**table, "type": None}, OPTIMIZER_DOCS, OPTIMIZER_DEFAULTS[n],
+                   {"type": {"const": n}})
         # An optimizer without `type` is sgd, as the loader reads it.
         when = ({"anyOf": [{"required": ["type"], "properties": {"type": {"const": n}}},
                            {"not": {"required": ["type"]}}]} if n == "sgd" else
@@ -193,16 +206,16 @@ def _optimizer_schema() -> dict:
 
 
 def _train_schema() -> dict:
-    data = _table(DATA_KEYS, {
-        "inline": {"type": "object", "description": "input name -> nested list of values"},
-        "map": {"type": "object", "additionalProperties": {"type": "string"},
-                "description": "input name -> array name in the file or dataset"},
+    data = _table(DATA_KEYS, DATA_DOCS, DATA_DEFAULTS, {
+        "inline": {"type": "object"},
+        "map": {"type": "object", "additionalProperties": {"type": "string"}},
     })
     data["oneOf"] = [{"required": [k]} for k in ("dataset", "npz", "csv", "inline")]
-    return _table(TRAIN_KEYS, {
+    return _table(TRAIN_KEYS, TRAIN_DOCS, TRAIN_DEFAULTS, {
         "optimizer": _optimizer_schema(),
         "data": data,
-        "early_stopping": _table(EARLY_STOPPING_KEYS),
+        "early_stopping": _table(EARLY_STOPPING_KEYS, EARLY_STOPPING_DOCS,
+                                 EARLY_STOPPING_DEFAULTS),
         "metrics": {**metrics.SCHEMA,
                     "description": "metrics of every loss they apply to (a loss's own "
                                    "`metrics:` wins)"},

@@ -53,6 +53,71 @@ TRAIN_KEYS = {
 EARLY_STOPPING_KEYS = {"patience": Int(0), "min_delta": Float(0),
                        "monitor": Str()}      # a reported key: spec/build.py checks it
 
+# What each key means and what an absent one amounts to, for `nngraph schema` and
+# docs/spec.md (the checks above do not read these). A key missing from a *_DEFAULTS table
+# has no single default: its description says what happens without it.
+TRAIN_DOCS = {
+    "optimizer": "a name (sgd, rmsprop, adagrad, adam) or {type: .., lr: ..}",
+    "batch_size": "samples per optimizer step",
+    "epochs": "passes over the training data (`nngraph train --epochs` overrides it)",
+    "data": "where the training data comes from, and how to prepare it",
+    "shuffle": "accepted and checked, but not read yet: fit() shuffles the training samples "
+               "every epoch",
+    "seed": "accepted and checked, but not read yet: the batch order comes from the model's "
+            "seed (compile(seed=..), `nngraph train --seed`); train.data.seed seeds the split",
+    "early_stopping": "stop when a reported value has not improved for `patience` epochs",
+    "metrics": "metrics reported for every loss with a target where they apply",
+}
+TRAIN_DEFAULTS = {"optimizer": "sgd", "batch_size": 32, "epochs": 1}
+
+DATA_DOCS = {
+    "dataset": "a named dataset shipped with nngraph or generated on the fly",
+    "npz": "an .npz file of named arrays, relative to the spec's folder",
+    "csv": "a numeric CSV file with a header row, relative to the spec's folder",
+    "images": "a folder with one sub-folder of images per class, relative to the spec's "
+              "folder: x the images, y the class (sub-folders in sorted name order)",
+    "inline": "input name -> nested list of values, written in the spec",
+    "map": "input name -> array name in the file or dataset",
+    "label_column": "csv: the column that holds the labels (default: the last one)",
+    "resize": "images: resize every image to the input's height and width, instead of "
+              "requiring that size",
+    "validation_split": "fraction of the samples held out for validation",
+    "test_split": "fraction of the samples held out from training and validation alike "
+                  "(nngraph.data.load_splits(net).test)",
+    "limit": "use only this many samples: a seeded subset stratified by class, or the "
+             "first ones with shuffle: false",
+    "scale": "divide the float feature inputs by this number (255 for pixels)",
+    "standardize": "centre the float feature inputs and scale them to unit variance, with "
+                   "the training split's statistics",
+    "one_hot": "turn class indices into one-hot rows for a label input of shape [classes]",
+    "shuffle": "false keeps the file order: the held-out splits are then the last samples",
+    "seed": "seeds the split, limit and the generated datasets",
+    "length": "generated sequence datasets: steps per sample",
+    "samples": "generated datasets: number of samples",
+}
+DATA_DEFAULTS = {"validation_split": 0.0, "test_split": 0.0, "standardize": False,
+                 "one_hot": False, "shuffle": True, "seed": 0, "resize": False}
+
+EARLY_STOPPING_DOCS = {
+    "patience": "epochs without improvement before training stops",
+    "min_delta": "smallest change that counts as an improvement",
+    "monitor": "a value training reports (default val_loss with validation data, else loss); "
+               "accuracy-like values must rise, others fall",
+}
+EARLY_STOPPING_DEFAULTS = {"patience": 3, "min_delta": 0.0}
+
+OPTIMIZER_DOCS = {
+    "type": "which optimizer",
+    "lr": "learning rate",
+    "momentum": "fraction of the previous step kept (0: plain SGD)",
+    "nesterov": "Nesterov momentum: the step looks ahead along the velocity",
+    "decay": "learning rate at update t is lr / (1 + decay * t)",
+    "rho": "decay rate of the running mean of squared gradients",
+    "eps": "added to the denominator so that it is never 0",
+    "beta1": "decay rate of the running mean of gradients",
+    "beta2": "decay rate of the running mean of squared gradients",
+}
+
 
 def check_train(src: Source, rep: Reporter, train) -> dict:
     """Validate `train:`; returns it with optimizer defaults filled in."""
