@@ -2,11 +2,12 @@
 nngraph/batch.py (`as_batch`, `fit_input`), which this applies to what it loads.
 
 `load_training_data(net)` reads the spec's `train.data` section (a named dataset, an .npz or
-CSV file, or inline lists; see nngraph/datasets.py) and returns `(train, validation)`, each
-{input name: array}. In order: `one_hot` labels, fitting arrays to inputs, `limit` (a
-seeded subset stratified by class, or the first samples with `shuffle: false`), the
-seeded split (stratified by class where the labels are classes), then `scale` and
-`standardize` of the float feature inputs, standardized with training statistics only.
+CSV file, a folder of images, or inline lists; see docs/data.md, nngraph/datasets.py and
+nngraph/image_folder.py) and returns `(train, validation)`, each {input name: array}. In
+order: `one_hot` labels, fitting arrays to inputs, `limit` (a seeded subset stratified by
+class, or the first samples with `shuffle: false`), the seeded split (stratified by class
+where the labels are classes), then `scale` and `standardize` of the float feature inputs,
+standardized with training statistics only.
 """
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import datasets
+from . import datasets, image_folder
 from .batch import _expected, _same_batch_size, _signature, fit_input
 from .errors import DataError, did_you_mean
 from .ops.base import AttrError
 from .spec.train_schema import DATA_KEYS
 
-SOURCES = ("dataset", "npz", "csv", "inline")
+SOURCES = ("dataset", "npz", "csv", "images", "inline")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Splits:
     validation: dict | None = None
     test: dict | None = None
     standardization: dict = field(default_factory=dict)   # input -> (mean, std), train stats
+    classes: tuple[str, ...] | None = None    # an image folder's class names, by class index
 
 
 def load_training_data(net, overrides: dict | None = None) -> tuple[dict, dict | None]:
@@ -51,7 +53,7 @@ def load_training_data(net, overrides: dict | None = None) -> tuple[dict, dict |
 def load_splits(net, overrides: dict | None = None) -> Splits:
     """Like `load_training_data`, also giving the `test_split` part and the statistics."""
     cfg = data_config(net, overrides)
-    arrays, origin = _read_source(net, cfg)
+    arrays, origin, class_names = _read_source(net, cfg)
     named = _assign(net, cfg, arrays, origin)
     if cfg.get("one_hot"):
         named = _one_hot(net, named, origin)
@@ -82,7 +84,7 @@ def load_splits(net, overrides: dict | None = None) -> Splits:
             stats[k] = (mean, std)
             for part in filter(None, parts):
                 part[k][...] = (part[k] - mean) / std
-    return Splits(parts[0], parts[1], parts[2], stats)
+    return Splits(parts[0], parts[1], parts[2], stats, class_names)
 
 
 def data_config(net, overrides: dict | None = None) -> dict:
@@ -115,25 +117,56 @@ def data_config(net, overrides: dict | None = None) -> dict:
 # ---------------------------------------------------------------- reading and naming
 
 def _read_source(net, cfg):
+    """(arrays by name, where they come from for messages, class names or None)."""
+    source = next(k for k in SOURCES if k in cfg)
     if "dataset" in cfg:
         name = cfg["dataset"]
         x, y = datasets.load_dataset(name, cfg.get("length"), cfg.get("samples"),
                                      cfg.get("seed", 0), getattr(net, "float_dtype", "float32"))
-        return {"x": x, "y": y}, f"dataset {name}"
-    for opt in ("length", "samples"):
-        if opt in cfg:
-            raise DataError(f"train.data.{opt} shapes the generated datasets; it means "
-                            f"nothing for {next(k for k in SOURCES if k in cfg)} data")
+        return {"x": x, "y": y}, f"dataset {name}", None
+    for opt, meant in (("length", "shapes the generated datasets"),
+                       ("samples", "shapes the generated datasets"),
+                       ("resize", "resizes the images of an images folder")):
+        if opt in cfg and not (opt == "resize" and source == "images"):
+            raise DataError(f"train.data.{opt} {meant}; it means nothing for {source} data")
     if "inline" in cfg:
-        return datasets.read_inline(cfg["inline"]), "inline data"
-    kind = "npz" if "npz" in cfg else "csv"
-    path = resolve_path(net, cfg[kind])
+        return datasets.read_inline(cfg["inline"]), "inline data", None
+    path = resolve_path(net, cfg[source])
     try:
-        if kind == "npz":
-            return datasets.read_npz(path), f"npz file {path}"
-        return datasets.read_csv(path, cfg.get("label_column")), f"CSV file {path}"
+        if source == "images":
+            return _read_images(net, cfg, path)
+        if source == "npz":
+            return datasets.read_npz(path), f"npz file {path}", None
+        return datasets.read_csv(path, cfg.get("label_column")), f"CSV file {path}", None
     except DataError as e:
-        raise DataError(f"train.data.{kind}: {e}") from None
+        raise DataError(f"train.data.{source}: {e}") from None
+
+
+def _read_images(net, cfg, path):
+    """The folder's images as array x, fitted to the [C, H, W] of the input that x will
+    feed; their class indices as y."""
+    target = _input_taking_x(net, cfg)
+    if target is None:
+        raise DataError(f"{path}: images need a feature input; the network has "
+                        f"{_signature(net)}")
+    d = net.inputs[target]
+    folder = image_folder.read_image_folder(path, d.shape, d.dtype, cfg.get("resize", False),
+                                            target)
+    shown = ", ".join(folder.classes[:10]) + (", ..." if len(folder.classes) > 10 else "")
+    return ({"x": folder.images, "y": folder.labels},
+            f"image folder {path} of {len(folder.classes)} classes ({shown})", folder.classes)
+
+
+def _input_taking_x(net, cfg):
+    """The input that array x feeds, as _assign chooses it: the one `map` gives x, else an
+    input named x, else the first feature input; None when none is left."""
+    mapping = cfg.get("map") if isinstance(cfg.get("map"), dict) else {}
+    for name, array in mapping.items():
+        if array == "x" and name in net.inputs:
+            return name
+    if "x" in net.inputs and "x" not in mapping:
+        return "x"
+    return next((i for i in net.feature_inputs[:1] if i not in mapping), None)
 
 
 def resolve_path(net, path: str) -> str:

