@@ -1,8 +1,11 @@
 """Graph pictures: a network drawn with graphviz, to .svg, .png or .dot.
 
 Each node shows its name, op, key attributes and parameter shapes; each edge the tensor it
-carries (`N×6×12×12`). Block instances are drawn as (nested) clusters. Without graphviz's
-`dot` program the DOT source is still written, so a picture is one command away.
+carries (`N×6×12×12`). Block instances are drawn as (nested) clusters. An input that only
+losses read (a label, a target: `Network.label_inputs`) is drawn apart from the feature
+inputs, and every input's edge into a loss is dashed: an autoencoder's `image` is a feature
+input whose edge into the loss is its target. Without graphviz's `dot` program the DOT
+source is still written, so a picture is one command away.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ FONT = "Helvetica,Arial,sans-serif"
 # Fill and border colours by what a node is, light enough for black text to stay readable.
 STYLE = {
     "input": ("#dbeafe", "#3b82f6"),
+    "target": ("#ccfbf1", "#0f766e"),
     "parametric": ("#fde7c7", "#e08a1e"),
     "activation": ("#dcfce7", "#22a05a"),
     "merge": ("#ede4fb", "#8b5cf6"),
@@ -31,6 +35,8 @@ STYLE = {
     "other": ("#eeeff2", "#7b8190"),
 }
 CLUSTER_FILLS = ("#f7f8fa", "#eef0f4", "#e5e8ee")    # deeper nesting, darker fill
+TARGET = STYLE["target"][1]
+TARGET_EDGE = {"style": "dashed", "color": TARGET, "fontcolor": TARGET, "penwidth": "1.4"}
 
 DOT_MISSING = (
     "graphviz's `dot` program was not found, so {wanted} could not be drawn.\n"
@@ -82,11 +88,14 @@ def to_dot(net: Network, rankdir: str = "TB") -> graphviz.Digraph:
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    title = f"{net.name}  ·  {net.num_params:,} parameters"
+    title = f"<b>{_esc(net.name)}  ·  {net.num_params:,} parameters</b>"
+    targets = set(net.label_inputs)
+    has_target = any(is_target_edge(net.node(i), net.node(l)) for l in net.losses
+                     for i in net.node(l)["inputs"])
     g = graphviz.Digraph(net.name, graph_attr={
-        "rankdir": rankdir, "label": f"<<b>{_esc(title)}</b>>", "labelloc": "t",
-        "fontname": FONT, "fontsize": "18", "nodesep": "0.35", "ranksep": "0.45",
-        "pad": "0.3", "bgcolor": "white", "newrank": "true",
+        "rankdir": rankdir, "label": heading(title, target_keys(targets) if has_target else []),
+        "labelloc": "t", "fontname": FONT, "fontsize": "18", "nodesep": "0.35",
+        "ranksep": "0.45", "pad": "0.3", "bgcolor": "white", "newrank": "true",
         "ordering": "in",                    # merge inputs left to right as written
     }, node_attr={
         "shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "11",
@@ -98,17 +107,42 @@ def to_dot(net: Network, rankdir: str = "TB") -> graphviz.Digraph:
     # Node ids are n0, n1, ...: layer names may hold ':' which DOT would read as a port.
     ids = {name: f"n{i}" for i, name in enumerate(net.order())}
     params = net.param_table()
-    _draw_clusters(g, net, ids, params)
+    _draw_clusters(g, net, ids, params, targets)
     for name in net.order():
         for src in net.node(name)["inputs"]:
-            g.edge(ids[src], ids[name], label=_edge_label(net, src))
+            target = is_target_edge(net.node(src), net.node(name))
+            g.edge(ids[src], ids[name], label=_edge_label(net, src),
+                   **(TARGET_EDGE if target else {}))
     return g
+
+
+def heading(title: str, keys: list, per_row: int = 5) -> str:
+    """A picture's title (HTML) over its legend, a grid of (fill, border, style, text) keys.
+    A key is a box coloured as what it names (style 'bold': a thick border) with its text
+    inside, or, without a fill, an edge: its glyph (the style) before the text."""
+    def key(fill, border, style, text):
+        text = f'<font point-size="10">{_esc(text)}</font>'
+        if fill is None:
+            glyph = f'<font color="{border}" point-size="10"><b>{_esc(style)}</b></font>'
+            return f"<td>{glyph} {text}</td>"
+        width, style = ("3", "rounded") if style == "bold" else ("1", style)
+        return (f'<td bgcolor="{fill}" color="{border}" border="{width}" style="{style}" '
+                f'cellpadding="3">{text}</td>')
+    # One grid, not a table per row: a row narrower than the widest would be stretched.
+    rows = "".join("<tr>" + "".join(key(*k) for k in keys[i:i + per_row]) + "</tr>"
+                   for i in range(0, len(keys), per_row))
+    legend = (f'<tr><td><table border="0" cellspacing="6">{rows}</table></td></tr>'
+              if keys else "")
+    return f'<<table border="0" cellspacing="4"><tr><td>{title}</td></tr>{legend}</table>>'
 
 
 # ------------------------------------------------------------------------------ nodes
 
-def node_style(d: dict) -> str:
-    """Which STYLE a node's data gets: input, parametric, activation, merge, loss, other."""
+def node_style(d: dict, target: bool = False) -> str:
+    """Which STYLE a node's data gets: input, target (an input that only losses read: say
+    so with `target`), parametric, activation, merge, loss, other."""
+    if d["kind"] == "input" and target:
+        return "target"
     if d["kind"] in ("input", "loss"):
         return d["kind"]
     if d.get("params"):
@@ -118,10 +152,32 @@ def node_style(d: dict) -> str:
     return "other"
 
 
-def _node(g: graphviz.Digraph, net: Network, name: str, node_id: str, params: dict):
+def is_target_edge(src: dict, dst: dict) -> bool:
+    """Is the edge between these nodes' data an input read by a loss: the loss's target?"""
+    return src["kind"] == "input" and dst["kind"] == "loss"
+
+
+def target_keys(label_inputs) -> list:
+    """Legend keys, (fill, border, style, text), for a picture where losses read inputs: the
+    target input where there are `label_inputs`, and the target edge (no fill: a glyph)."""
+    keys = [(*STYLE["input"], "solid", "feature input")]
+    if label_inputs:
+        keys.append((*STYLE["target"], "dashed", "target input: read by losses only"))
+    return keys + [(None, TARGET, "- - →", "a loss's target")]
+
+
+def input_style(target: bool) -> dict:
+    """Node attributes of an input: square corners (an end of the graph), dashed if a target."""
+    return {"style": "filled,dashed" if target else "filled"}
+
+
+def _node(g: graphviz.Digraph, net: Network, name: str, node_id: str, params: dict,
+          targets: set):
     d = net.node(name)
-    fill, border = STYLE[node_style(d)]
-    rows = [f"<b>{_esc(name)}</b>", _small(op_label(d), "#374151")]
+    target = name in targets
+    fill, border = STYLE[node_style(d, target)]
+    rows = [f"<b>{_esc(name)}</b>", _small("target input" if target else op_label(d),
+                                           "#374151")]
     if d["op"] is not None:
         attrs = " ".join(filter(None, [d["op"].summary_attrs(d["attrs"], d.get("attr_paths", ())),
                                        _loss_attrs(d)]))
@@ -138,7 +194,9 @@ def _node(g: graphviz.Digraph, net: Network, name: str, node_id: str, params: di
     extra = {}
     if name in net.outputs:
         extra["penwidth"] = "2.4"            # what predict() returns stands out
-    if d["kind"] in ("input", "loss"):
+    if d["kind"] == "input":
+        extra.update(input_style(target))
+    if d["kind"] == "loss":
         extra["style"] = "filled"            # square corners: the ends of the graph
     g.node(node_id, label="<" + "<br/>".join(rows) + ">", fillcolor=fill, color=border,
            **extra)
@@ -164,7 +222,8 @@ def _edge_label(net: Network, src: str) -> str:
 
 # ------------------------------------------------------------------------------ clusters
 
-def _draw_clusters(g: graphviz.Digraph, net: Network, ids: dict, params: dict):
+def _draw_clusters(g: graphviz.Digraph, net: Network, ids: dict, params: dict,
+                   targets: set):
     """Nodes go into nested subgraphs following their `cluster` tuple, outermost first."""
     tree: dict = {}                          # instance -> {"nodes": [...], "children": {...}}
     top = []
@@ -179,11 +238,11 @@ def _draw_clusters(g: graphviz.Digraph, net: Network, ids: dict, params: dict):
             level = entry["children"]
         entry["nodes"].append(name)
     for name in top:
-        _node(g, net, name, ids[name], params)
-    _draw_level(g, net, tree, ids, params, depth=0)
+        _node(g, net, name, ids[name], params, targets)
+    _draw_level(g, net, tree, ids, params, targets, depth=0)
 
 
-def _draw_level(parent, net, level: dict, ids, params, depth: int):
+def _draw_level(parent, net, level: dict, ids, params, targets, depth: int):
     for inst, entry in level.items():
         # DOT draws a subgraph as a box only when its name starts with "cluster".
         number = list(net.clusters).index(inst) if inst in net.clusters else id(entry)
@@ -195,8 +254,8 @@ def _draw_level(parent, net, level: dict, ids, params, depth: int):
                    color="#9ca3af", fontname=FONT, fontsize="11", labeljust="l",
                    margin="10")
             for name in entry["nodes"]:
-                _node(c, net, name, ids[name], params)
-            _draw_level(c, net, entry["children"], ids, params, depth + 1)
+                _node(c, net, name, ids[name], params, targets)
+            _draw_level(c, net, entry["children"], ids, params, targets, depth + 1)
 
 
 # ------------------------------------------------------------------------------ helpers

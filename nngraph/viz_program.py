@@ -11,6 +11,9 @@ column beside the forward pass: each `vjp:n` (n's backward rule) sits level with
 gradients it writes (the notes) to its right. With --fused, each fused group is a cluster
 labelled with its kernel and coloured by what runs it on the CPU backend: generated code, a
 hand-written kernel of kernels/cpu, or the op's reference rule (see codegen/cpu_calls.py).
+One generated kernel serves every group whose code is the same (codegen/cpu.py _add_kernel);
+such a kernel gets one short name, `K2: dense[+relu]` (brackets: what only some of its groups
+fuse), in each group that runs it, and those clusters say `shared (×3)`.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ import graphviz
 from .codegen.cpu_calls import codegen, group_calls
 from .graph import Network, show_shape
 from .program import build_program
-from .viz import FONT, RANKDIRS, STYLE, _esc, _small, node_style
+from .viz import (FONT, RANKDIRS, STYLE, TARGET_EDGE, _esc, _small, heading, input_style,
+                  is_target_edge, node_style, target_keys)
 
 # Cluster fill and border by what runs a fused group, and the legend's words for it.
 RUNS = {
@@ -55,6 +59,7 @@ class _Picture:
         self.graph = g = prog.graph
         gen = codegen(prog, dtype) if fused else None
         self.calls = group_calls(prog, dtype, gen=gen) if fused else {}
+        self.targets = set(net.label_inputs)
         # {conv group: the pooling it also does in evaluate and predict} (codegen/cpu.py)
         self.pools = gen.pooled if fused else {}
         self.forward = [n for n in g.nodes if g.nodes[n]["kind"] not in ("grad", "vjp")]
@@ -69,6 +74,7 @@ class _Picture:
                     self.group_of[n] = name
         if fused and backward:
             self._internal_grads()
+        self.shared = self._shared_kernels(gen.kernels_by_code) if fused else {}
         self.g = graphviz.Digraph(net.name, graph_attr={
             "rankdir": rankdir, "label": self._title(), "labelloc": "t", "fontname": FONT,
             "nodesep": "0.3", "ranksep": "0.35", "pad": "0.3", "bgcolor": "white",
@@ -88,6 +94,30 @@ class _Picture:
             touching = {self.group_of.get(x) for x in [*g.predecessors(b), *g.successors(b)]}
             if len(touching) == 1 and None not in touching:
                 self.group_of[b] = touching.pop()
+
+    def _shared_kernels(self, generated) -> dict:
+        """{generated kernel: (short name, groups that run it)} for each kernel that several
+        drawn groups run: its own name (k_fc_relu_logits) reads as if it were fc's alone."""
+        users: dict = {}
+        for c in self.calls.values():
+            if self.backward or c.group.kind != "backward":
+                for k in dict.fromkeys(c.callees):
+                    if k in generated:
+                        users.setdefault(k, []).append(c)
+        shared = [(k, cs) for k, cs in users.items() if len(cs) > 1]
+        return {k: (f"K{i}: {_merged([self._ops(c) for c in cs])}"
+                    + (" backward" if cs[0].group.kind == "backward" else ""), cs)
+                for i, (k, cs) in enumerate(shared, 1)}
+
+    def _ops(self, c) -> list:
+        """The ops a group's generated kernel computes, in forward order: ['dense', 'relu'];
+        beside a hand-written kernel, the activation it applies."""
+        g = self.graph
+        nodes = [c.group.epilogue] if c.runs != "generated" and c.group.epilogue else [
+            n for n in c.group.nodes if g.nodes[n]["kind"] not in ("vjp", "grad")
+        ] or c.group.nodes
+        fwd = sorted({g.nodes[n].get("fwd", n) for n in nodes}, key=lambda n: self.order[n])
+        return [g.nodes[n]["op"].name for n in fwd]
 
     def _drawn(self, n) -> bool:
         """Every node, but for a loss whose fused group is not drawn (forward-only, fused)."""
@@ -157,8 +187,9 @@ class _Picture:
                         fontsize="10", labeljust="l", margin="8", fillcolor=BLOCK_FILL,
                         color="#9ca3af")
         fill, border, _ = RUNS[self.calls[name].runs]
+        shared = any(k in self.shared for k in self.calls[name].callees)
         return dict(label="", style="rounded,filled", fillcolor=fill, color=border,
-                    penwidth="1.4", margin="6")
+                    penwidth="2.8" if shared else "1.4", margin="6")
 
     def _group_label(self, cluster, name, nodes):
         """A group's label is a text node beside the group's top node: a cluster's own label
@@ -167,7 +198,8 @@ class _Picture:
         _, border, _ = RUNS[c.runs]
         callees = list(dict.fromkeys(c.callees))
         if c.runs == "generated":
-            rows = [f"<b>{_esc(k)}</b>" for k in callees] + [_small("generated", border)]
+            rows = [f"<b>{_esc(self._kernel(k))}</b>" for k in callees] + [
+                _small("generated", border) + "".join(map(self._shared_tag, callees))]
         elif c.runs == "view":
             rows = [f"<b>{_esc(name)}</b>", _small("a view, no copy", border)]
         elif c.runs == "reference":
@@ -176,7 +208,8 @@ class _Picture:
         else:
             rows = [f"<b>{_esc(name)}</b>"] + [
                 _small(f"kernels/cpu {k.split('.', 1)[1]}", border) if "." in k
-                else _small(f"+ {k}", RUNS["generated"][1]) for k in callees]
+                else _small(f"+ {self._kernel(k)}", RUNS["generated"][1]) + self._shared_tag(k)
+                for k in callees]
         if c.group.kind == "loss" and len(c.group.nodes) > 1 and not self.backward:
             rows.append(_small("(and the loss's gradient)", "#4b5563"))
         if name in self.pools:
@@ -186,10 +219,24 @@ class _Picture:
             rows.append(_small(f"(evaluate, predict: in {pooled_in[0]})", "#4b5563"))
         label_id = f"L{len(self.labels)}"
         left = '<br align="left"/>'
+        # An SVG reader finds the function of the generated module under the short name.
+        tip = "; ".join(f"{self.shared[k][0]} is {k}, run by "
+                        + ", ".join(u.group.name for u in self.shared[k][1])
+                        for k in callees if k in self.shared)
         cluster.node(label_id, label="<" + left.join(rows) + left + ">", shape="plaintext",
-                     style="", margin="0.02,0.02")
+                     style="", margin="0.02,0.02", **({"tooltip": tip} if tip else {}))
         top = min(nodes, key=lambda n: self.order.get(self.graph.nodes[n].get("fwd", n), 0))
         self.labels.append((label_id, self.ids[top]))
+
+    def _kernel(self, k) -> str:
+        """A generated kernel's name in the picture: its short name where groups share it."""
+        return self.shared[k][0] if k in self.shared else k
+
+    def _shared_tag(self, k) -> str:
+        if k not in self.shared:
+            return ""
+        return (f'  <font point-size="9" color="{RUNS["generated"][1]}"><b>shared '
+                f'(×{len(self.shared[k][1])})</b></font>')
 
     def _title(self) -> str:
         what = []
@@ -198,6 +245,10 @@ class _Picture:
                     if self.backward or c.group.kind != "backward"]
             what.append(f"{len(runs)} fused groups: " + ", ".join(
                 f"{runs.count(r)} {r}" for r in RUNS if runs.count(r)))
+            if self.shared:
+                users = {u.group.name for _, us in self.shared.values() for u in us}
+                what.append(f"{len(self.shared)} kernel{'s' if len(self.shared) > 1 else ''} "
+                            f"shared by {len(users)} groups")
         if self.backward:
             vjps = sum(1 for b in self.back if b.startswith("vjp:"))
             npg = sum(len(self.graph.nodes[b].get("param_slots", {})) for b in self.back)
@@ -206,18 +257,17 @@ class _Picture:
             f"  ·  {_esc(w)}" for w in what)
         keys = [(fill, border, "rounded", text) for fill, border, text in RUNS.values()
                 ] if self.fused else []
+        if self.shared:
+            keys.append(("white", "#374151", "bold", "K1: one kernel that several groups run"))
+        if any(is_target_edge(self.graph.nodes[i], self.graph.nodes[n])
+               for n in self.forward if self._drawn(n)
+               for i in self.graph.nodes[n]["inputs"] if self._drawn(i)):
+            keys += target_keys(self.targets)
         if self.backward:
             keys += [(VJP_FILL, GRAD, "rounded", "vjp: backward rule"),
                      ("white", GRAD, "dashed", "∂ gradient (dashed edges: gradient flow)"),
                      (PGRAD[0], PGRAD[1], "solid", "parameter gradient")]
-        cells = "".join(
-            f'<td width="22" height="12" fixedsize="true" bgcolor="{fill}" color="{border}" '
-            f'border="1" style="{style}"></td><td align="left"><font point-size="10">'
-            f'{_esc(text)}</font></td><td width="10"></td>' for fill, border, style, text in keys)
-        legend = (f'<tr><td><table border="0" cellspacing="2"><tr>{cells}</tr></table></td></tr>'
-                  if keys else "")
-        return (f'<<table border="0" cellspacing="4"><tr><td><font point-size="16">{head}'
-                f'</font></td></tr>{legend}</table>>')
+        return heading(f'<font point-size="16">{head}</font>', keys)
 
     # ---------------------------------------------------------------- nodes
     def _node(self, parent, n):
@@ -226,17 +276,21 @@ class _Picture:
             return self._grad_node(parent, n, d)
         if d["kind"] == "vjp":
             return self._vjp_node(parent, n, d)
-        fill, border = STYLE[node_style(d)]
+        target = n in self.targets
+        fill, border = STYLE[node_style(d, target)]
         if n in self.group_of:
             fill = "white"                   # the cluster's colour says what runs it
-        rows = [f"<b>{_esc(n)}</b>", _small(_op_line(d), "#374151"),
+        rows = [f"<b>{_esc(n)}</b>", _small(("target " if target else "") + _op_line(d),
+                                            "#374151"),
                 _small(show_shape(d["shape"]), "#4b5563")]
         mine = [f"{p} {'×'.join(map(str, self.program.params[k].spec.shape))}"
                 for p, k in d["params"].items()]
         if mine and not self.fused:
             rows.append(_small("  ".join(mine), "#6b4a12"))
         extra = {"penwidth": "2.4"} if n in self.program.outputs.values() else {}
-        if d["kind"] in ("input", "loss"):
+        if d["kind"] == "input":
+            extra.update(input_style(target))
+        if d["kind"] == "loss":
             extra["style"] = "filled"            # square corners: the ends of the graph
         parent.node(self.ids[n], label="<" + "<br/>".join(rows) + ">", fillcolor=fill,
                     color=border, **extra)
@@ -270,8 +324,10 @@ class _Picture:
             for src in g.nodes[n]["inputs"]:
                 if self._drawn(n) and self._drawn(src):
                     inside = n in self.group_of and self.group_of.get(src) == self.group_of[n]
+                    target = is_target_edge(g.nodes[src], g.nodes[n])
                     self.g.edge(ids[src], ids[n], **({"penwidth": "2.2", "color": "#374151"}
-                                                     if inside else {}))
+                                                     if inside else TARGET_EDGE if target
+                                                     else {}))
         for b in self.back:
             for src in g.predecessors(b):
                 if g.nodes[src]["kind"] in ("grad", "vjp"):
@@ -309,6 +365,17 @@ class _Picture:
             reads = self.backward and not self.fused and not left.startswith("L")
             s.edge(left, right, **({"style": "dotted", "color": READ, "arrowsize": "0.5"}
                                    if reads else {"style": "invis"}))
+
+
+def _merged(ops: list) -> str:
+    """The ops of several groups as one name: 'dense[+relu]' for [dense, relu] and [dense];
+    those that not every group has are in brackets."""
+    out = ""
+    for i, op in enumerate(dict.fromkeys(op for seq in sorted(ops, key=len, reverse=True)
+                                         for op in seq)):
+        part = ("+" if i else "") + op
+        out += part if all(op in seq for seq in ops) else f"[{part}]"
+    return out
 
 
 def _op_line(d) -> str:
