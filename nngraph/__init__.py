@@ -7,12 +7,14 @@
 """
 from __future__ import annotations
 
-from .errors import DataError, Diagnostic, ModelFileError, NNGraphError, SpecError, TrainingError
+from .errors import (DataError, Diagnostic, ModelFileError, NNGraphError, SpecError,
+                     TrainingError, TrainingWarning)
 from .graph import Network
 
 __version__ = "0.1.0"
 __all__ = ["load", "compile", "load_model", "Network", "SpecError", "DataError",
-           "ModelFileError", "TrainingError", "NNGraphError", "Diagnostic", "__version__"]
+           "ModelFileError", "TrainingError", "TrainingWarning", "NNGraphError", "Diagnostic",
+           "__version__"]
 
 
 def load(spec) -> Network:

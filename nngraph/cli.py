@@ -14,9 +14,10 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 from . import cli_run, cli_tools
-from .errors import NNGraphError, SpecError
+from .errors import NNGraphError, SpecError, TrainingWarning
 
 EPILOG = "Run 'nngraph COMMAND --help' for a command's options."
 BUG = "This is a bug in nngraph; rerun with NNGRAPH_DEBUG=1 for the traceback."
@@ -165,7 +166,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except SpecError as e:
         for d in e.diagnostics:
             print(d, file=sys.stderr)
@@ -183,6 +186,14 @@ def main(argv=None) -> int:
             raise
         print(f"internal error: {type(e).__name__}: {e}\n{BUG}", file=sys.stderr)
         return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """nngraph's own warnings as the CLI's other messages look, without a source line."""
+    if issubclass(category, TrainingWarning):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ class TrainingError(NNGraphError):
     """Training that cannot go on, such as a loss that became NaN or infinite."""
 
 
+class TrainingWarning(UserWarning):
+    """Training that goes on but looks wrong: outputs stuck at 0 or 1, a loss that grew."""
+
+
 # Error codes. Stable: tests and users may grep for them.
 CODES = {
     "E001": "syntax error",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .graph import Network, show_shape
+from .metrics import report_keys
 from .ops import REGISTRY
 
 COLUMNS = ("name", "op", "output", "params", "trainable", "FLOPs", "activations")
@@ -71,7 +72,34 @@ def summary(net: Network) -> str:
         title += f": {net.description.strip()}"
     totals = _totals(rows, state_size(net), net.float_dtype)
     note = "N is the batch size; FLOPs and activations are per sample."
-    return "\n".join([title, rule, table[0], rule, *table[1:], rule, *totals, note, ""])
+    return "\n".join([title, rule, table[0], rule, *table[1:], rule, *totals, note,
+                      *_losses(net), ""])
+
+
+def _losses(net: Network) -> list[str]:
+    """What each loss computes, how they add up, and what training reports."""
+    if not net.losses:
+        return []
+    parts, lines = [], []
+    for name in net.losses:
+        d = net.node(name)
+        a = d["attrs"]
+        parts.append(f"{a['weight']:g} × {name}")
+        batch = "mean over the batch" if a.get("reduction", "mean") == "mean" else \
+            "summed over the batch"
+        doc = d["op"].doc
+        lines.append((name, f"{d['op'].name}({', '.join(d['inputs'])})",
+                      doc if "over the batch" in doc else f"{doc}; {batch}"))
+    width = [max(len(line[i]) for line in lines) for i in range(2)]
+    out = ["", f"Losses: total = {' + '.join(parts)}" + (" + regularization"
+                                                         if _regularized(net) else "")]
+    out += [f"  {n.ljust(width[0])}  {call.ljust(width[1])}  {what}" for n, call, what in lines]
+    out.append(f"Reports: {', '.join(report_keys(net))} (and val_ forms on validation data)")
+    return out
+
+
+def _regularized(net: Network) -> bool:
+    return any((net.node(n)["attrs"] or {}).get("regularizer") for n in net.layers())
 
 
 def rows_of(net: Network) -> list[Row]:

@@ -12,13 +12,17 @@ import os
 import signal
 import threading
 import time
+import warnings
 
 import numpy as np
 
 from .data import load_training_data
-from .errors import DataError, TrainingError
+from .errors import DataError, TrainingError, TrainingWarning
 from .metrics import Tally, higher_is_better
 from .progress import ProgressBar
+
+# _Watch says each thing once per fit(): every fit that goes wrong should hear of it
+warnings.filterwarnings("always", category=TrainingWarning)
 
 CHECKPOINT_S = 30.0
 """A checkpoint is written when this long has passed since the last one, and after the last
@@ -55,6 +59,7 @@ def fit(model, data=None, epochs=None, batch_size=None, validation=None,
     if n == 0:
         raise DataError("the training data holds no samples")
     stopper = _EarlyStopping(early_stopping or spec_train.get("early_stopping"), val is not None)
+    watch = _Watch(model)
     steps = math.ceil(n / batch_size)
     first, last = model.epoch, model.epoch + epochs
     every = max(1, math.ceil(epochs / LINES))
@@ -64,7 +69,7 @@ def fit(model, data=None, epochs=None, batch_size=None, validation=None,
             shown = verbose and ((epoch + 1 - first) % every == 0 or epoch + 1 == last
                                  or epoch == first)
             early = _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle,
-                           shown, stopper, checkpoint, saved_epoch, callback)
+                           shown, stopper, checkpoint, saved_epoch, callback, watch)
             stop = early or interrupt.requested
             if checkpoint and (stop or epoch + 1 == last
                                or time.monotonic() - saved_at >= CHECKPOINT_S):
@@ -108,7 +113,7 @@ class _Interrupts:
 
 
 def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbose,
-           stopper, checkpoint, saved_epoch, callback) -> bool:
+           stopper, checkpoint, saved_epoch, callback, watch) -> bool:
     """One epoch of training; whether early stopping ends training after it."""
     order = (np.random.default_rng([model.seed, epoch]).permutation(n) if shuffle
              else np.arange(n))
@@ -122,9 +127,11 @@ def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbos
             raise TrainingError(_nan_message(loss, epoch, i, steps, model, checkpoint,
                                              saved_epoch))
         tally.add(loss, values, batch)
+        watch.step(loss)
         if bar and bar.due(i + 1):
             bar.update(i + 1, tally.result(final=False))
     logs = tally.result()
+    watch.epoch_end(epoch + 1, logs["loss"], values)
     if val is not None:
         logs.update({f"val_{k}": v for k, v in model.evaluate(val).items()})
     model.epoch = epoch + 1
@@ -138,6 +145,64 @@ def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbos
     if callback:
         callback(epoch + 1, logs)
     return stopper.should_stop
+
+
+class _Watch:
+    """Signs, at the end of each epoch until one is seen, that training goes wrong in a way
+    the loss alone does not tell: a loss's sigmoid outputs stuck at 0 or 1 (where the
+    sigmoid's gradient all but vanishes, as when an autoencoder collapses to black
+    images), and a loss that grew well above its first batch's. Each is said once, as a
+    TrainingWarning."""
+
+    STUCK = 0.95        # this fraction of the outputs ...
+    EDGE = 1e-4         # ... within this of 0 or 1
+    GROWTH = 10.0       # an epoch's mean loss this many times the first batch's
+
+    def __init__(self, model):
+        g = model.program.graph
+        self.model, self.first, self.said = model, None, set()
+        self.sigmoids = [(l, g.nodes[l]["inputs"][0]) for l in model.program.losses
+                         if g.nodes[l]["inputs"] and
+                         getattr(g.nodes[g.nodes[l]["inputs"][0]]["op"], "name", "") == "sigmoid"]
+
+    def step(self, loss: float) -> None:
+        if self.first is None:
+            self.first = loss
+
+    def epoch_end(self, epoch: int, mean_loss: float, values: dict) -> None:
+        for loss, node in self.sigmoids:
+            y = values.get(node)
+            if y is None or ("stuck", loss) in self.said:
+                continue
+            stuck = float(np.mean((y < self.EDGE) | (y > 1 - self.EDGE)))
+            if stuck >= self.STUCK:
+                self._say(("stuck", loss), self._stuck(loss, node, stuck, epoch))
+        if self.first and self.first > 0 and mean_loss > self.GROWTH * self.first \
+                and "grew" not in self.said:
+            lr = self.model.optimizer.config.get("lr")
+            self._say("grew", f"the loss rose from {self.first:.4g} (first batch) to "
+                              f"{mean_loss:.4g} (mean of epoch {epoch}): the learning rate"
+                              f"{f' ({lr:g})' if lr else ''} is likely too high for it")
+
+    def _stuck(self, loss, node, stuck, epoch) -> str:
+        g = self.model.program.graph
+        d = g.nodes[loss]
+        layer = node.split(":")[0]
+        msg = (f"after epoch {epoch}, {stuck:.0%} of the sigmoid outputs of '{layer}' are "
+               f"within {self.EDGE:g} of 0 or 1, where the sigmoid's gradient all but "
+               f"vanishes: they barely learn any more. Lower the learning rate")
+        if d["op"].task == "values":
+            msg += (f", or drop the sigmoid from '{layer}' and train its logits with "
+                    f"sigmoid_cross_entropy (targets in [0, 1]) instead of {d['op'].name}")
+        per_sample = int(np.prod(g.nodes[node]["shape"]))
+        if d["op"].name == "squared_error" and per_sample > 1:
+            msg += (f"; squared_error adds up each sample's {per_sample} values, so its "
+                    f"gradients are {per_sample}/2 times those of mse, the mean")
+        return msg
+
+    def _say(self, key, message: str) -> None:
+        self.said.add(key)
+        warnings.warn(message, TrainingWarning, stacklevel=6)     # the caller of Model.fit
 
 
 def _split_tail(batch: dict, fraction: float):

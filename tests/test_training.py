@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -275,3 +276,48 @@ def test_accuracy_only_where_a_loss_compares_with_labels():
                                        "xor_mlp.yaml"), backend="reference", seed=0)
     history = xor.fit(epochs=2, verbose=0)
     assert "accuracy" in history
+
+
+COLLAPSE = """
+nngraph: 1
+name: collapse
+inputs:
+  image: {shape: [64]}
+layers:
+  - {op: dense, name: code, units: 16, activation: relu}
+  - {op: dense, name: decoded, units: 64, activation: sigmoid}
+outputs: [decoded]
+losses:
+  - {op: squared_error, in: [decoded, image]}
+train:
+  optimizer: {type: sgd, lr: LR}
+  batch_size: 32
+  epochs: 2
+  data: {dataset: digits}
+"""
+
+
+@BACKENDS
+def test_sigmoid_outputs_stuck_at_0_or_1_are_warned_of_once(backend):
+    """The collapse of an autoencoder to black images: a half-sum squared error on 64
+    sigmoid outputs at a high learning rate drives every output to 0 or 1, where nothing
+    learns; fit says so once, with the way out. A sane learning rate hears nothing."""
+    with pytest.warns(nngraph.TrainingWarning) as caught:
+        nngraph.compile(COLLAPSE.replace("LR", "50"), backend=backend).fit(verbose=0)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "sigmoid outputs of 'decoded'" in message and "sigmoid_cross_entropy" in message
+    assert "64 values" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", nngraph.TrainingWarning)
+        nngraph.compile(COLLAPSE.replace("LR", "0.05"), backend=backend).fit(verbose=0)
+
+
+def test_a_loss_that_grows_is_warned_of():
+    spec = MLP.replace("OPT", "{type: sgd, lr: 30.0}").replace("epochs: 3", "epochs: 2")
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(200, 4)) * 30).astype(np.float32)
+    with pytest.warns(nngraph.TrainingWarning, match=r"the loss rose from .* learning rate "
+                                                     r"\(30\) is likely too high"):
+        nngraph.compile(spec, backend="reference").fit({"x": x, "y": (x[:, 0] > 0) * 2},
+                                                       verbose=0)

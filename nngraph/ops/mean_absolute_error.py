@@ -26,4 +26,4 @@ OP = OpDef("mean_absolute_error", "loss", Fusion.REDUCTION,
            inputs=(2, 2), flops=_losses.per_element_flops(3), forward=forward, backward=backward,
            differentiable_inputs=(0,), task="values",
            doc="mean_i |x_i - t_i| over each sample's elements (Keras' mae, PyTorch's L1Loss)")
-OPS = [OP, dataclasses.replace(OP, name="mae", doc="mean_absolute_error, by its short name")]
+OPS = [OP, dataclasses.replace(OP, name="mae", doc=OP.doc + " (mean_absolute_error by its short name)")]

@@ -24,4 +24,4 @@ OP = OpDef("mean_squared_error", "loss", Fusion.REDUCTION,
            inputs=(2, 2), flops=_losses.per_element_flops(3), forward=forward, backward=backward,
            differentiable_inputs=(0,), task="values",
            doc="mean_i (x_i - t_i)^2 over each sample's elements (Keras' and PyTorch's mse)")
-OPS = [OP, dataclasses.replace(OP, name="mse", doc="mean_squared_error, by its short name")]
+OPS = [OP, dataclasses.replace(OP, name="mse", doc=OP.doc + " (mean_squared_error by its short name)")]

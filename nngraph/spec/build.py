@@ -110,6 +110,7 @@ def build(src: Source, rep: Reporter) -> Network:
     _check_metrics(src, rep, g, inputs, losses, train)
     if not rep.failed:
         _warn_unused(rep, g, outputs, losses)
+        _warn_squashed_logits(rep, g, losses)
     rep.raise_if_failed()
     net = Network(doc.get("name") if isinstance(doc.get("name"), str) else "network",
                   src.file, g, inputs, outputs, losses, train, ex.clusters,
@@ -121,8 +122,8 @@ def build(src: Source, rep: Reporter) -> Network:
 # ------------------------------------------------------------------------------ sections
 
 # The named datasets whose labels are class indices, and how many classes each has.
-CLASS_DATASETS = {"mnist_5k": 10, "digits": 10, "iris": 3, "sequence_parity": 2,
-                  "tokens_majority": 2}
+CLASS_DATASETS = {"mnist_5k": 10, "digits": 10, "iris": 3, "wine": 3, "breast_cancer": 2,
+                  "sequence_parity": 2, "tokens_majority": 2}
 CLASS_LOSSES = ("softmax_cross_entropy", "max_margin")      # their targets are classes
 
 
@@ -512,3 +513,27 @@ def _warn_unused(rep, g, outputs, losses):
             what = "input" if d["kind"] == "input" else "layer"
             rep.warning(d["pos"], "W001",
                         f"{what} '{name}' is not used by any output or loss")
+
+
+# A loss on logits and the activations that would squash its input a second time.
+_LOGIT_LOSSES = {"softmax_cross_entropy": ("softmax", "log_softmax"),
+                 "sigmoid_cross_entropy": ("sigmoid",)}
+
+
+def _warn_squashed_logits(rep, g, losses):
+    for loss in losses:
+        d = g.nodes[loss]
+        squashes = _LOGIT_LOSSES.get(d["op"].name)
+        src = d["inputs"][0] if squashes and d["inputs"] else None
+        if src not in g:
+            continue
+        s = g.nodes[src]
+        act = (s.get("activation") or (None,))[0]
+        found = act if act in squashes else (s["op"].name if s["op"] is not None
+                                             and s["op"].name in squashes else None)
+        if found:
+            rep.warning(d["pos"], "W002",
+                        f"{d['op'].name} takes logits and applies the {squashes[0]} itself, "
+                        f"but '{src}' already ends in {found}: it is applied twice, which "
+                        f"slows or stalls learning. Drop the {found} from '{src}' (predict "
+                        f"gives logits; `nngraph predict` writes the probabilities too)")
