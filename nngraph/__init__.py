@@ -40,7 +40,7 @@ def load(spec) -> Network:
                                 f"JSON text, a dict or a Network, not {type(spec).__name__}")])
 
 
-def compile(spec, backend: str = "cpu", seed: int = 0, dtype: str = "float32"):
+def compile(spec, backend: str = "cpu", seed: int | None = None, dtype: str = "float32"):
     """Compile a spec (Network, path, YAML text or dict) into a trainable Model.
 
         >>> model = nngraph.compile("specs/lenet5.yaml", backend="reference", seed=0)
@@ -49,9 +49,14 @@ def compile(spec, backend: str = "cpu", seed: int = 0, dtype: str = "float32"):
     backend: 'cpu' (fused Numba kernels), 'reference' (numpy interpreter, the oracle) or
     'cuda'. dtype: 'float32' or 'float64', what everything is computed in: parameters,
     values and float inputs (see Network.with_float_dtype; `model.net` declares them so).
+    seed: of the initial parameters, the batch order and dropout; default the spec's
+    train.seed, else 0.
     """
     from .model import Model
-    return Model(load(spec), backend=backend, seed=seed, dtype=dtype)
+    net = load(spec)
+    if seed is None:
+        seed = net.train.get("seed", 0)
+    return Model(net, backend=backend, seed=seed, dtype=dtype)
 
 
 def load_model(path: str, backend: str | None = None):

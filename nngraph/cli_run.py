@@ -272,7 +272,9 @@ def register(sub) -> None:
     s.add_argument("--lr", type=_positive(float), help="override the optimizer's learning rate")
     s.add_argument("--backend", choices=BACKENDS, default="cpu")
     s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=None,
+                   help="of the initial parameters and the batch order (default: the "
+                   "spec's train.seed, else 0)")
     s.add_argument("--out", metavar="MODEL.nnz", help="default: NAME.nnz")
     s.add_argument("--resume", metavar="MODEL.nnz", help="continue training a saved model "
                    "up to the total number of epochs")

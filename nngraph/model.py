@@ -157,12 +157,13 @@ class Model(_Predicts):
         return {k: grads[k] for k in wrt if k in grads}
 
     def fit(self, data=None, epochs: int | None = None, batch_size: int | None = None,
-            validation=None, validation_split: float | None = None, shuffle: bool = True,
+            validation=None, validation_split: float | None = None, shuffle: bool | None = None,
             verbose: int = 1, early_stopping: dict | None = None,
             checkpoint: str | None = None, callback=None) -> dict:
         """Train for `epochs` (default: the spec's train section) and return the history
         {'loss': [...], 'accuracy': [...], 'val_loss': [...], ...}. Shows a progress bar
-        when verbose. `data` defaults to the spec's train.data. See nngraph.training.fit."""
+        when verbose. `data` defaults to the spec's train.data, `shuffle` (the samples'
+        order, anew each epoch) to its train.shuffle, else true. See nngraph.training.fit."""
         from .training import fit
         return fit(self, data, epochs, batch_size, validation, validation_split, shuffle,
                    verbose, early_stopping, checkpoint, callback)

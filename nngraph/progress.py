@@ -8,6 +8,7 @@ pipes) only the finished line of each epoch is printed.
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
@@ -49,7 +50,11 @@ class ProgressBar:
         now = self.last = time.perf_counter()
         eta = (now - self.start) / step * (self.steps - step)
         line = f"{self._bar(step)} - ETA: {format_seconds(eta)}{format_logs(logs)}"
-        self.stream.write("\r" + line + "\033[K")
+        # a line that wraps cannot be redrawn in place: cut to the terminal's width (the
+        # finished line, printed once, keeps every figure)
+        width = shutil.get_terminal_size().columns - 1
+        self.stream.write("\r" + (line if len(line) <= width else line[:width - 1] + "…")
+                          + "\033[K")
         self.stream.flush()
 
     def finish(self, logs: dict) -> None:

@@ -35,7 +35,7 @@ that about LINES lines are printed (and the last epoch's)."""
 
 
 def fit(model, data=None, epochs=None, batch_size=None, validation=None,
-        validation_split=None, shuffle=True, verbose=1, early_stopping=None,
+        validation_split=None, shuffle=None, verbose=1, early_stopping=None,
         checkpoint=None, callback=None) -> dict:
     net = model.net
     spec_train = net.train
@@ -51,6 +51,7 @@ def fit(model, data=None, epochs=None, batch_size=None, validation=None,
         train, split = _split_tail(train, validation_split)
         validation = split if validation is None else validation
     val = model._batch(validation, labels=True) if validation is not None else None
+    shuffle = bool(spec_train.get("shuffle", True) if shuffle is None else shuffle)
     epochs = int(spec_train.get("epochs", 1) if epochs is None else epochs)
     batch_size = int(spec_train.get("batch_size", 32) if batch_size is None else batch_size)
     if batch_size < 1:

@@ -321,3 +321,30 @@ def test_a_loss_that_grows_is_warned_of():
                                                      r"\(30\) is likely too high"):
         nngraph.compile(spec, backend="reference").fit({"x": x, "y": (x[:, 0] > 0) * 2},
                                                        verbose=0)
+
+
+def test_the_spec_s_train_seed_and_shuffle_are_what_fit_uses():
+    """train.seed seeds the parameters and the batch order like compile(seed=..) does, and
+    train.shuffle: false keeps the samples' order (batches then see the same samples
+    every epoch)."""
+    seeded = MLP.replace("OPT", "{type: sgd, lr: 0.1}") + "  seed: 7\n"
+    a = nngraph.compile(seeded, backend="reference")
+    b = nngraph.compile(MLP.replace("OPT", "{type: sgd, lr: 0.1}"), backend="reference", seed=7)
+    assert a.seed == 7
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+    a.fit(data(), verbose=0), b.fit(data(), verbose=0)
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+    kept = nngraph.compile(seeded.replace("  - {op: dropout, rate: 0.2}\n", "")
+                           + "  shuffle: false\n", backend="reference")
+    by_hand = nngraph.compile(seeded.replace("  - {op: dropout, rate: 0.2}\n", ""),
+                              backend="reference")
+    kept.fit(data(), verbose=0)
+    by_hand.fit(data(), verbose=0, shuffle=False)
+    for k in kept.params:
+        np.testing.assert_array_equal(kept.params[k], by_hand.params[k])
+    shuffled = nngraph.compile(seeded.replace("  - {op: dropout, rate: 0.2}\n", ""),
+                               backend="reference")
+    shuffled.fit(data(), verbose=0)
+    assert not np.array_equal(shuffled.params["out.W"], kept.params["out.W"])

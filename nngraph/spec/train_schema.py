@@ -63,14 +63,13 @@ TRAIN_DOCS = {
     "batch_size": "samples per optimizer step",
     "epochs": "passes over the training data (`nngraph train --epochs` overrides it)",
     "data": "where the training data comes from, and how to prepare it",
-    "shuffle": "accepted and checked, but not read yet: fit() shuffles the training samples "
-               "every epoch",
-    "seed": "accepted and checked, but not read yet: the batch order comes from the model's "
-            "seed (compile(seed=..), `nngraph train --seed`); train.data.seed seeds the split",
+    "shuffle": "shuffle the training samples anew every epoch (fit(shuffle=..) overrides it)",
+    "seed": "seeds the initial parameters, the batch order and dropout (compile(seed=..) "
+            "and `nngraph train --seed` override it); train.data.seed seeds the split",
     "early_stopping": "stop when a reported value has not improved for `patience` epochs",
     "metrics": "metrics reported for every loss with a target where they apply",
 }
-TRAIN_DEFAULTS = {"optimizer": "sgd", "batch_size": 32, "epochs": 1}
+TRAIN_DEFAULTS = {"optimizer": "sgd", "batch_size": 32, "epochs": 1, "shuffle": True, "seed": 0}
 
 DATA_DOCS = {
     "dataset": "a named dataset shipped with nngraph or generated on the fly",
