@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from .errors import DataError, ModelFileError
+from .progress import Spinner
 
 BACKENDS = ("cpu", "reference", "cuda")
 
@@ -77,13 +78,15 @@ def _compile_now(model, mode: str) -> None:
     executor = getattr(model, "executor", None)
     if not getattr(executor, "first_time", False) or mode in executor.compiled:
         return
-    print(f"compiling {model.net.name} for {model.backend} (first time only; cached "
-          f"after) ...", end="", flush=True)
+    groups = len(getattr(getattr(executor, "gen", None), "groups", ()))
+    what = f" ({groups} fused groups)" if groups else ""
     t0 = time.perf_counter()
-    executor.prepare(mode, model.state)
-    report = executor.compile_report or {}
-    kernels = len(report.get("here", [])) + len(report.get("worker", []))
-    print(f" {kernels} kernels in {time.perf_counter() - t0:.1f} s", flush=True)
+    with Spinner(f"compiling {model.net.name} for {model.backend}{what}, first time only "
+                 f"(cached after)") as spinner:
+        executor.prepare(mode, model.state)
+        report = executor.compile_report or {}
+        kernels = len(report.get("here", [])) + len(report.get("worker", []))
+        spinner.done(f"{kernels} kernels in {time.perf_counter() - t0:.1f} s")
 
 
 def _same_network(model, net, path):
@@ -97,7 +100,7 @@ def _same_network(model, net, path):
 def cmd_eval(args) -> int:
     from . import load_model
     model = load_model(args.model, backend=args.backend)
-    data, what = _data_for(model, args.data, args.split)
+    data, what, names = _data_for(model, args.data, args.split)
     _compile_now(model, "evaluate")
     tally = model._evaluate(data, 256)
     metrics = tally.result()
@@ -109,6 +112,8 @@ def cmd_eval(args) -> int:
         if not matrices:
             print(f"no confusion matrix: no loss of {model.net.name} compares classes")
         for loss, (matrix, classes) in matrices.items():
+            if names and len(names) == len(classes):     # an image folder's class names
+                classes = list(names)
             print(f"\nconfusion matrix of loss '{loss}' (rows: true class, columns: "
                   f"predicted)\n{format_confusion(matrix, classes)}")
     return 0
@@ -144,7 +149,7 @@ def cmd_predict(args) -> int:
     if args.input:
         data, what = _read_inputs(model, args.input, labels=False), args.input
     else:
-        data, what = _data_for(model, None, "validation")
+        data, what, _ = _data_for(model, None, "validation")
     _compile_now(model, "predict")
     outputs = model.predict({k: v for k, v in data.items()
                              if k in model.net.feature_inputs})
@@ -169,18 +174,20 @@ def cmd_predict(args) -> int:
 
 
 def _data_for(model, path, split):
-    """Evaluation data: a file, or a split of the spec's own train.data."""
-    from .data import load_training_data
+    """Evaluation data: a file, or a split of the spec's own train.data; (arrays, what they
+    are, the class names of an image folder or None)."""
+    from .data import load_splits
     if path:
-        return _read_inputs(model, path), path
+        return _read_inputs(model, path), path, None
     if "data" not in model.net.train:
         raise DataError("the model's spec has no train.data; pass --data FILE")
-    train, val = load_training_data(model.net)
+    splits = load_splits(model.net)
+    train, val, classes = splits.train, splits.validation, splits.classes
     if split == "validation" and val is not None:
-        return val, "the validation split"
+        return val, "the validation split", classes
     if split == "all" and val is not None:
-        return {k: np.concatenate([train[k], val[k]]) for k in train}, "all data"
-    return train, "the training split"
+        return {k: np.concatenate([train[k], val[k]]) for k in train}, "all data", classes
+    return train, "the training split", classes
 
 
 def _read_inputs(model, path, labels: bool = True) -> dict:

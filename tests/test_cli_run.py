@@ -124,7 +124,8 @@ def test_a_first_compile_says_what_it_is_doing(tmp_path, capsys, monkeypatch):
                     .replace("name: xor_mlp", "name: tiny_first_compile"))
     out = str(tmp_path / "m.nnz")
     assert main(["train", str(spec), "--epochs", "1", "--out", out, "-q"]) == 0
-    assert re.search(r"compiling tiny_first_compile for cpu \(first time only; cached "
-                     r"after\) \.\.\. \d+ kernels in [\d.]+ s", capsys.readouterr().out)
+    assert re.search(r"compiling tiny_first_compile for cpu \(5 fused groups\), first time "
+                     r"only \(cached after\) \.\.\. \d+ kernels in [\d.]+ s",
+                     capsys.readouterr().out)
     assert main(["train", str(spec), "--epochs", "1", "--out", out, "-q"]) == 0
     assert "compiling" not in capsys.readouterr().out

@@ -264,3 +264,17 @@ def test_map_picks_the_input_the_images_feed(tmp_path):
         load_training_data(net)
     with pytest.raises(DataError, match=r"images feed input 'other', declared with shape \[2\]"):
         load_training_data(net, {"map": {"label": "y"}})
+
+
+def test_eval_confusion_names_an_image_folder_s_classes(tmp_path, capsys):
+    from nngraph.cli import main
+    write_images(tmp_path / "shapes", {"b_square": 8, "a_circle": 8, "c_line": 8})
+    path = spec_file(tmp_path, "{images: shapes, validation_split: 0.25}")
+    model = str(tmp_path / "m.nnz")
+    nngraph.compile(path, backend="reference").save(model)
+    capsys.readouterr()
+    assert main(["eval", model, "--confusion", "--backend", "reference"]) == 0
+    table = capsys.readouterr().out.split("columns: predicted)\n")[1].splitlines()
+    assert table[0].split() == ["a_circle", "b_square", "c_line", "recall"]
+    assert [row.split()[0] for row in table[1:4]] == ["a_circle", "b_square", "c_line"]
+    assert sum(int(v) for row in table[1:4] for v in row.split()[1:4]) == 6

@@ -348,3 +348,26 @@ def test_the_spec_s_train_seed_and_shuffle_are_what_fit_uses():
                                backend="reference")
     shuffled.fit(data(), verbose=0)
     assert not np.array_equal(shuffled.params["out.W"], kept.params["out.W"])
+
+
+def test_a_spinner_redraws_a_terminal_line_and_prints_once_elsewhere():
+    import io
+    from nngraph.progress import Spinner
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, live in ((Terminal(), True), (io.StringIO(), False)):
+        with Spinner("compiling x", stream=stream) as spinner:
+            time.sleep(0.6)
+            spinner.done("3 kernels in 0.6 s")
+        text = stream.getvalue()
+        assert text.endswith("compiling x ...\033[K 3 kernels in 0.6 s\n" if live
+                             else "compiling x ... 3 kernels in 0.6 s\n")
+        assert (text.count("\r") >= 2) == live
+    stream = io.StringIO()
+    with pytest.raises(ValueError):
+        with Spinner("compiling x", stream=stream):
+            raise ValueError
+    assert stream.getvalue() == "compiling x ... failed\n"
