@@ -193,18 +193,43 @@ PAIRS = """\
 # Written by whoever adds metrics: kept apart so that it can be corrected on its own.
 METRICS = """\
 <!-- metrics: hand-written; correct it here, in nngraph/specdoc_prose.py -->
-A loss accepts `metrics: [..]`: names, or `{name: top_k_accuracy, k: 3}`. `train.metrics:
-[..]` applies to every loss with a target where the metric applies. The names are
-`accuracy`, `top_k_accuracy` (k defaults to 5, reported as `top_5_accuracy`), `precision`,
-`recall`, `f1`, `auc` (binary targets: of the positive class; several classes: the macro
-average over the classes), `mae`, `mse`, `rmse`. Accuracy is reported by default for a
-classification loss whose target is a label input.
+A loss accepts `metrics: [..]`: names, `top_3_accuracy` for a k of its own, or
+`{name: top_k_accuracy, k: 3}`. `train.metrics: [..]` applies to every loss with a target
+where the metric applies (a loss's own list wins). Every metric reads its loss's two inputs,
+the prediction and the target, and what applies depends on the loss:
+
+| loss | prediction against target | metrics |
+|---|---|---|
+| softmax_cross_entropy, max_margin | class scores, class labels (indices or one-hot) | accuracy, top_k_accuracy, precision, recall, f1, auc |
+| sigmoid_cross_entropy | logits, 0/1 targets (per element) | accuracy, precision, recall, f1, auc; mae, mse, rmse of sigmoid(logits) |
+| hinge, logistic, exponential | scores, ±1 labels | accuracy, precision, recall, f1, auc |
+| squared_error, mse, mae | values, targets of the same shape | mae, mse, rmse; the others when the targets are 0/1 (thresholded at 0.5) or one-hot rows |
+
+`precision`, `recall` and `f1` are of the positive class (1) for two classes and the macro
+average over the classes that occur for more; `auc` is the area under the ROC curve (ties
+count half), macro one-vs-rest over the classes for class scores; `top_k_accuracy` (k 5 by
+default, reported as `top_5_accuracy`) counts a sample right when its label is among the k
+best scores. Each figure is that of the whole epoch or evaluation, not a mean of batch
+figures. A metric that does not apply to its loss, or that applies to none of the losses,
+is an error at `check`. Accuracy is reported by default for a classification loss whose
+target is a label input (an input only losses read): an autoencoder's loss on its own
+pixels has none.
 
 With one loss, the history, the progress bar and `evaluate()` use the keys `loss`,
 `accuracy`, ... With several losses, `loss` is the weighted total (with regularization),
 each loss is also reported by its own name (unweighted), and its metrics as `STEM_metric`,
-STEM being the loss's name without a trailing `_loss`. Validation values are prefixed
-`val_`. `nngraph eval MODEL --confusion` prints confusion matrices.
+STEM being the loss's name without a trailing `_loss` (`class_loss` reports
+`class_accuracy`). Validation values are prefixed `val_`. `nngraph summary` lists every key
+training will report; `early_stopping: {monitor: ..}` takes any of them (accuracy, top-k,
+precision, recall, f1 and auc must rise, the others fall). `nngraph eval MODEL --confusion`
+prints each class-comparing loss's confusion matrix (rows true, columns predicted) and
+`Model.confusion_matrices(data)` returns them.
+
+Training says what a loss alone hides, once per `fit()`, as a `TrainingWarning` (`warning:`
+on the command line): a loss's sigmoid outputs stuck within 1e-4 of 0 or 1 after an epoch
+(their gradient vanishes there), and a loss that grew to ten times its first batch's.
+`check` warns (W002) when a loss on logits reads a layer that already ends in the softmax or
+sigmoid the loss applies itself.
 """
 
 TRAIN = """\
