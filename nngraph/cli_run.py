@@ -235,18 +235,25 @@ def _named(model, path, arrays: dict, labels: bool) -> dict:
 def _with_classes(net, outputs: dict) -> dict:
     """The outputs, and for each output of class scores (N, K>1) its predicted class
     (NAME_class) and, where a softmax_cross_entropy loss reads it as logits, the class
-    probabilities (NAME_prob)."""
+    probabilities (NAME_prob); where a sigmoid_cross_entropy reads it, the sigmoid of the
+    logits (NAME_prob) and, for one logit per sample, the class it gives (0 or 1)."""
+    from .ops import REGISTRY
     out = {}
     for name, y in outputs.items():
         out[name] = y
         y = np.asarray(y)
+        readers = [net.node(loss)["op"].name for loss in net.losses
+                   if name in net.node(loss)["inputs"][:1]]
+        if "sigmoid_cross_entropy" in readers:
+            if y.ndim == 2 and y.shape[1] == 1:
+                out[f"{name}_class"] = (y[:, 0] > 0).astype(np.int64)
+            out[f"{name}_prob"] = REGISTRY["sigmoid"].forward(None, None,
+                                                              [y.astype(np.float64)], {})
+            continue
         if y.ndim != 2 or y.shape[1] < 2:
             continue
         out[f"{name}_class"] = y.argmax(axis=1)
-        readers = [net.node(loss)["op"].name for loss in net.losses
-                   if name in net.node(loss)["inputs"][:1]]
         if "softmax_cross_entropy" in readers:
-            from .ops import REGISTRY
             out[f"{name}_prob"] = REGISTRY["softmax"].forward(None, None,
                                                               [y.astype(np.float64)], {})
     return out

@@ -175,9 +175,14 @@ PAIRS = """\
 | 0/1 per element (binary, multi-label) | no activation (logits) | `sigmoid_cross_entropy` | the output's shape, float 0/1 (or probabilities) |
 | +1/-1 labels | no activation (a score) | `hinge`, `logistic`, `exponential` | the output's shape, float +1/-1 |
 | real values | no activation (linear) | `mse`, `mae`, `squared_error` | the output's shape, float |
-| values in (0, 1), such as pixels | `sigmoid` | `squared_error`, `mse` | the output's shape, float |
+| values in [0, 1], such as pixels | no activation (logits), best; or `sigmoid` | `sigmoid_cross_entropy` on the logits, best; or `mse` on the sigmoid | the output's shape, float in [0, 1] |
 | sparse hidden code | a `sigmoid` layer | `kl_sparsity` | none (one input) |
 
+- For pixels and other values in [0, 1], `sigmoid_cross_entropy` on logits keeps its gradient
+  (sigmoid(x) - t) where a sigmoid output trained with a squared error stalls, near 0 and 1;
+  `nngraph predict` writes the sigmoid of the logits. A sigmoid with `squared_error`, whose
+  half sum over 784 pixels has gradients 392 times those of `mse`, is how an autoencoder
+  collapses to black images at a learning rate that suits `mse`.
 - The cross-entropies take logits and apply the softmax or sigmoid inside, in a stable form.
   Never put `activation: softmax` or `sigmoid` on the layer they read: the probabilities
   would be squashed twice and training would crawl. `predict()` returns the logits;

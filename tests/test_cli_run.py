@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+import nngraph
 from nngraph import initializers
 from nngraph.cli import main
 
@@ -129,3 +130,21 @@ def test_a_first_compile_says_what_it_is_doing(tmp_path, capsys, monkeypatch):
                      capsys.readouterr().out)
     assert main(["train", str(spec), "--epochs", "1", "--out", out, "-q"]) == 0
     assert "compiling" not in capsys.readouterr().out
+
+
+def test_predictions_of_logits_under_a_sigmoid_cross_entropy(tmp_path):
+    spec = tmp_path / "binary.yaml"
+    spec.write_text("nngraph: 1\nname: binary\ninputs:\n  x: {shape: [3]}\n  t: {shape: [1]}\n"
+                    "layers:\n  - {op: dense, name: logit, units: 1}\noutputs: [logit]\n"
+                    "losses:\n  - {op: sigmoid_cross_entropy, in: [logit, t]}\n")
+    model = str(tmp_path / "m.nnz")
+    nngraph.compile(str(spec), backend="reference").save(model)
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(1).normal(size=(6, 3)))
+    out = tmp_path / "p.csv"
+    assert main(["predict", model, "--input", str(tmp_path / "x.npz"), "-o", str(out),
+                 "--backend", "reference"]) == 0
+    header, *rows = out.read_text().splitlines()
+    assert header.split(",") == ["logit", "logit_class", "logit_prob"]
+    table = np.array([[float(v) for v in r.split(",")] for r in rows])
+    np.testing.assert_allclose(table[:, 2], 1 / (1 + np.exp(-table[:, 0])), rtol=1e-4)
+    np.testing.assert_array_equal(table[:, 1], table[:, 0] > 0)
