@@ -12,13 +12,9 @@ lr / (1 + decay * t).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .errors import did_you_mean
-from .ops.base import AttrError
-from .spec.train_schema import OPTIMIZER_DEFAULTS, OPTIMIZERS
+from .spec.train_schema import OPTIMIZER_DEFAULTS, check_optimizer
 
 
 def _sgd(p, g, s, lr, c, t):
@@ -69,34 +65,18 @@ RULES = {            # type -> (state slots, update)
 
 def checked_config(config) -> dict:
     """`config` (an optimizer's settings from outside a spec, such as a model file) checked
-    as the spec's `train.optimizer` is, every number finite; returns it with the defaults
-    filled in. A ValueError names the first bad setting:
+    as the spec's `train.optimizer` is (spec/train_schema.check_optimizer), with the
+    defaults filled in; a ValueError names the first bad setting:
 
         optimizer.lr: must be > 0, got -0.5
     """
     if not isinstance(config, dict):
         raise ValueError(f"optimizer must be a mapping with a type, got {_show(config)}")
-    kind = config.get("type", "sgd")
-    if not isinstance(kind, str) or kind not in OPTIMIZERS:
-        hint = did_you_mean(kind, OPTIMIZERS) if isinstance(kind, str) else ""
-        raise ValueError(f"optimizer.type: unknown optimizer {_show(kind)}{hint}; "
-                         f"choose from {', '.join(OPTIMIZERS)}")
-    table, checked = OPTIMIZERS[kind], {}
-    for key, value in config.items():
-        if key == "type":
-            continue
-        if key not in table:
-            raise ValueError(f"optimizer.{_show(key)[1:-1]}: {kind} has no such setting"
-                             f"{did_you_mean(key, table)}; it has {', '.join(table)}")
-        try:
-            checked[key] = table[key].check(value)
-            if isinstance(checked[key], float) and not math.isfinite(checked[key]):
-                raise AttrError(f"must be a finite number, got {value}")
-        except AttrError as e:
-            raise ValueError(f"optimizer.{key}: {e}"[:200]) from None
-        except OverflowError:           # an integer too large for a float
-            raise ValueError(f"optimizer.{key}: must be a finite number, got {_show(value)}") from None
-    return {**OPTIMIZER_DEFAULTS[kind], **checked, "type": kind}
+    checked, problems = check_optimizer(config)
+    if problems:
+        key, _, message, _ = problems[0]
+        raise ValueError(f"optimizer.{key}: {message}"[:200])
+    return checked
 
 
 def _show(value) -> str:

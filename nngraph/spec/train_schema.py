@@ -1,6 +1,8 @@
 """The `train:` section: optimizer, batch size, epochs, data. Checked like layers are."""
 from __future__ import annotations
 
+import math
+
 from ..errors import Reporter, did_you_mean
 from ..metrics import parse as parse_metrics
 from ..ops.base import AttrError, Bool, Choice, Float, Int, Str
@@ -161,25 +163,51 @@ def check_train(src: Source, rep: Reporter, train) -> dict:
     return out
 
 
-def _check_optimizer(src, rep, opt, path):
+def check_optimizer(opt) -> tuple[dict, list]:
+    """An optimizer as a spec or a model file gives it (a name, or a mapping with `type`)
+    checked against the tables: (its settings with the defaults filled in, the problems).
+    A problem is (the setting's key or None, the error code, the message, whether it is
+    about the key rather than its value); a spec reports each where it is written, as
+    "optimizer 'adam': lr: must be > 0, got 0", a model file the first, as "optimizer.lr:
+    ...". Numbers must be finite."""
+    sgd = dict(OPTIMIZER_DEFAULTS["sgd"], type="sgd")
     if isinstance(opt, str):
         opt = {"type": opt}
     if not isinstance(opt, dict):
-        rep.error(src.at(path), "E012", "optimizer is a name or a mapping with 'type'")
-        return dict(OPTIMIZER_DEFAULTS["sgd"], type="sgd")
+        return sgd, [(None, "E012", "optimizer is a name or a mapping with 'type'", False)]
     kind = opt.get("type", "sgd")
     if not isinstance(kind, str):
-        rep.error(src.at(path + ("type",)), "E012",
-                  f"optimizer type must be a name such as adam, got {kind!r:.60}")
-        return dict(OPTIMIZER_DEFAULTS["sgd"], type="sgd")
+        return sgd, [("type", "E012", f"optimizer type must be a name such as adam, got "
+                                      f"{kind!r:.60}", False)]
     if kind not in OPTIMIZERS:
-        rep.error(src.at(path + ("type",)), "E013",
-                  f"unknown optimizer '{kind}'{did_you_mean(kind, OPTIMIZERS)}; "
-                  f"choose from {', '.join(OPTIMIZERS)}")
-        return dict(OPTIMIZER_DEFAULTS["sgd"], type="sgd")
-    table = dict(OPTIMIZERS[kind], type=None)
-    checked = _check_map(src, rep, opt, table, path, f"optimizer '{kind}'")
-    return {**OPTIMIZER_DEFAULTS[kind], **checked, "type": kind}
+        return sgd, [("type", "E013", f"unknown optimizer '{kind}'"
+                                      f"{did_you_mean(kind, OPTIMIZERS)}; choose from "
+                                      f"{', '.join(OPTIMIZERS)}", False)]
+    table, checked, problems = OPTIMIZERS[kind], {}, []
+    for k, v in opt.items():
+        if k == "type":
+            continue
+        if k not in table:
+            problems.append((k, "E011", f"{kind} has no such setting{did_you_mean(k, table)};"
+                                        f" it has {', '.join(table)}", True))
+            continue
+        try:
+            checked[k] = table[k].check(v)
+            if isinstance(checked[k], float) and not math.isfinite(checked[k]):
+                raise AttrError(f"must be a finite number, got {v}", "E013")
+        except AttrError as e:
+            problems.append((k, e.code, str(e), False))
+        except OverflowError:               # an integer too large for a float
+            problems.append((k, "E013", f"must be a finite number, got {v!r:.60}", False))
+    return {**OPTIMIZER_DEFAULTS[kind], **checked, "type": kind}, problems
+
+
+def _check_optimizer(src, rep, opt, path):
+    config, problems = check_optimizer(opt)
+    for k, code, message, key in problems:
+        where = f"optimizer '{config['type']}': {k}: " if k not in (None, "type") else ""
+        rep.error(src.at(path + ((k,) if k else ()), key=key), code, where + message)
+    return config
 
 
 def _check_map(src, rep, m, table, path, what) -> dict:
