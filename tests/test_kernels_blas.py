@@ -282,10 +282,13 @@ def test_ir_inlining_copies_blocks_with_one_scope_per_copy():
     of the original or of a copy, shares nothing with another."""
     import io
 
+    import numba
     from numba.core import inline_closurecall
     from numba.core.compiler import run_frontend
 
     from nngraph.kernels.cpu import _inline, conv
+    from nngraph.kernels.cpu._jit import Pipeline
+    numba.njit(pipeline_class=Pipeline)(lambda x: x + 1)(1)     # a first compile sets it up
     copier = inline_closurecall.copy
     assert isinstance(copier, _inline._BlockCopier)
     original = run_frontend(conv._im2col.py_func)

@@ -3,8 +3,9 @@
 - cache=True: compiled code is kept in __pycache__ next to the source and reused, and
   compiled again when any file of kernels/cpu changes (_cache.py).
 - inline=True helpers are inlined by numba without its quadratic copy of their IR
-  (_inline.py), and LLVM's per-function passes run at O1 before the O3 module pipeline
-  (_passes.py).
+  (_inline.py, set up by the first compile: numba's inliner is 60-90 ms of imports that a
+  process loading its kernels from the cache does without), and LLVM's per-function passes
+  run at O1 before the O3 module pipeline (_passes.py).
 - numba's typing skips two pieces of work whose results it throws away (_typing.py).
 - error_model="numpy": no division-by-zero checks in the generated loops.
 - nogil=True: the CPU backend runs two halves of a batch on two threads (backends/cpu.py).
@@ -46,10 +47,9 @@ from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.compiler_machinery import PassManager
 from numba.core.typed_passes import NopythonRewrites
 
-from . import _cache, _inline, _passes, _typing
+from . import _cache, _passes, _typing
 
 _cache.install()      # cached kernels notice changes in the kernels they call
-_inline.install()
 _passes.install()
 _typing.install()
 
@@ -61,6 +61,8 @@ class Pipeline(CompilerBase):
     the C callbacks of blas.py and team.py (`pipeline_class=Pipeline`)."""
 
     def define_pipelines(self):
+        from . import _inline
+        _inline.install()
         full = DefaultPassBuilder.define_nopython_pipeline(self.state)
         pm = PassManager(full.pipeline_name)
         for pass_class, description in full.passes:

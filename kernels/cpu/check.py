@@ -44,9 +44,12 @@ def _min_max(flat):
     return lo, hi
 
 
-def typical_calls(dtype) -> list:
-    """(kernel, example arguments) of the checks a batch of float `dtype` features and int64
-    labels runs, for compiling them ahead of the first batch."""
+def typical_calls(dtype, integers: bool = True) -> list:
+    """(kernel, example arguments) of the checks a batch of float `dtype` features runs, and
+    with `integers` those of its int64 inputs (labels, tokens), for compiling them ahead of
+    the first batch."""
     bits, mask = _EXPONENT[np.dtype(dtype).itemsize]
-    return [(_count_exponent, (np.zeros(1, bits), mask)),
-            (_min_max, (np.zeros(1, np.int64),))]
+    calls = [(_count_exponent, (np.zeros(1, bits), mask))]
+    if integers:
+        calls.append((_min_max, (np.zeros(1, np.int64),)))
+    return calls

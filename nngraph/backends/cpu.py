@@ -7,6 +7,7 @@ random streams as the reference backend, so both backends compute the same numbe
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -71,8 +72,11 @@ class CPUExecutor:
             kind = "s" if self.dtype == np.float32 else "d"
             self.worker = cpu_compile.Worker([kind] if calls_gemm(self.source) else [])
         self.module, self.path = load_module(name, self.source)
-        from ..kernels.cpu import blas, check, optim
-        self.blas, self.check, self.optim = blas, check, optim
+        # team: MKL chooses its threading layer when a model is built, as the README says
+        # (kernels/cpu/team.py); the optimizer's kernels are imported when training needs
+        # them (the optim property)
+        from ..kernels.cpu import blas, check, team  # noqa: F401
+        self.blas, self.check = blas, check
         self.runtime = _Reference(program)
         self.arenas, self.bound = {}, {}
         infos = program.params
@@ -127,6 +131,13 @@ class CPUExecutor:
         train = self.gen.drivers.get("train", "")
         self.unreached = [self.gviews[k] for k in self.trainable
                           if not re.search(rf"\bgp_{_ident(k)}\b", train)]
+
+    @functools.cached_property
+    def optim(self):
+        """kernels/cpu/optim.py, imported when training first needs it: a process that
+        only predicts or evaluates never does."""
+        from ..kernels.cpu import optim
+        return optim
 
     def adopt(self, params: dict) -> dict:
         """Move initial parameters into flat storage; returns the views that replace them."""
@@ -280,7 +291,12 @@ class CPUExecutor:
                 cpu_compile.Recorder(self.optim.regularize, calls)(
                     self.flat_params, self.flat_grads, self.reg_start, self.reg_end,
                     self.reg_l1, self.reg_l2)
-        for kernel, args in self.check.typical_calls(self.dtype):
+        # the range check of integer inputs only where the batch has some: predict reads no
+        # labels (one kernel less to compile the first time)
+        net = self.program.net
+        read = net.feature_inputs if mode == "predict" else net.inputs
+        integers = any(not net.inputs[k].dtype.startswith("float") for k in read)
+        for kernel, args in self.check.typical_calls(self.dtype, integers):
             cpu_compile.Recorder(kernel, calls)(*args)
         if calls:
             self.compile_report = cpu_compile.compile_calls(

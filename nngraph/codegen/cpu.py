@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 from .. import __version__
+from ..cache import cache_dir
 from ..passes.fuse import Group, _ident, fuse
 from ..passes.plan_memory import Buffer, plan_memory
 from . import cpu_kernel_rules, cpu_rules
@@ -443,10 +444,16 @@ class CPUCodegen:
                  "", "Fused groups:"]
         lines += [f"  {g.name:<28} {' + '.join(self.graph.nodes[n].get('fwd', n) for n in g.nodes)}"
                   for g in self.groups]
-        lines += ['"""', "import math", "", "import numpy as np", "",
-                  "from nngraph.kernels.cpu import " + ", ".join(
-                      f"{module} as {alias}" for alias, module in KERNEL_MODULES.items()),
-                  "from nngraph.kernels.cpu.blas import gemm"]
+        body = "\n\n".join(self.kernels.values())
+        drivers = "\n\n".join(self.drivers.values())
+        # only the kernel modules this network calls: importing the others costs a process
+        # that loads a cached network ~10-30 ms each (conv, recurrent)
+        used = [f"{module} as {alias}" for alias, module in KERNEL_MODULES.items()
+                if re.search(rf"\b{alias}\.", body + drivers)]
+        lines += ['"""', "import math", "", "import numpy as np", ""]
+        if used:
+            lines.append("from nngraph.kernels.cpu import " + ", ".join(used))
+        lines.append("from nngraph.kernels.cpu.blas import gemm")
         if self.frozen:
             lines.append("from nngraph.kernels.cpu.packed import gemm_packed")
         lines += ["from nngraph.kernels.cpu._views import flat as _flat   # a.reshape(-1), "
@@ -460,16 +467,7 @@ class CPUCodegen:
                   "@kernel",
                   "def _add_into(a, b):", "    af = _flat(a)", "    bf = _flat(b)",
                   "    for i in range(af.size):", "        af[i] += bf[i]", "", "", ""]
-        body = "\n\n".join(self.kernels.values())
-        drivers = "\n\n".join(self.drivers.values())
         return "\n".join(lines) + body + "\n\n" + drivers
-
-
-def cache_dir() -> str:
-    root = os.environ.get("NNGRAPH_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "nngraph")
-    os.makedirs(root, exist_ok=True)
-    return root
 
 
 def module_file(name: str, source: str) -> tuple[str, str]:
