@@ -100,8 +100,10 @@ def _same_network(model, net, path):
 def cmd_eval(args) -> int:
     from . import load_model
     model = load_model(args.model, backend=args.backend)
+    if args.data and not os.path.exists(args.data):
+        raise DataError(f"{args.data}: no such file")
+    _compile_now(model, "evaluate")       # first: the data's checks compile with the rest
     data, what, names = _data_for(model, args.data, args.split)
-    _compile_now(model, "evaluate")
     tally = model._evaluate(data, 256)
     metrics = tally.result()
     n = len(next(iter(data.values())))
