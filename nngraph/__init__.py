@@ -20,7 +20,7 @@ __all__ = ["load", "compile", "load_model", "Network", "SpecError", "DataError",
 def load(spec) -> Network:
     """Parse, validate and shape-check a spec: a path (.yaml, .yml, .json), YAML text or a dict.
 
-        >>> net = nngraph.load("specs/mlp.yaml")
+        >>> net = nngraph.load("specs/mnist_mlp.yaml")
         >>> print(net.summary())
 
     Raises `SpecError` listing every problem as FILE:LINE:COL: error[CODE]: message.

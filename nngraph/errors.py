@@ -3,7 +3,7 @@
 A bad spec produces `Diagnostic`s, each pointing at a file, line and column. All problems in
 one file are collected before anything is raised, so a user fixes them in one pass:
 
-    specs/bad.yaml:7:22: error[E013]: layer 'fc1': units must be >= 1, got -3
+    mynet.yaml:7:22: error[E013]: layer 'fc1': units must be >= 1, got -3
 """
 from __future__ import annotations
 

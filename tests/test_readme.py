@@ -34,3 +34,17 @@ def test_ci_runs_the_readme_s_second_command():
     command = second.split("#")[0].strip()
     assert command in read(".ci/run")
     assert first.startswith("bash tools/install.sh && ")
+
+
+def test_every_example_file_the_code_and_docs_name_exists():
+    """Docstrings and docs name example files a reader will open: they must be there."""
+    pattern = re.compile(r"\b((?:specs|docs|tools)/[\w./-]+\.(?:yaml|json|md|py|sh))\b")
+    missing = set()
+    for top in ("nngraph", "kernels", "tools", "docs"):
+        for folder, _, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                if name.endswith((".py", ".md", ".sh")):
+                    text = open(os.path.join(folder, name), encoding="utf-8").read()
+                    missing |= {(name, p) for p in pattern.findall(text)
+                                if not os.path.exists(os.path.join(ROOT, p))}
+    assert not missing, f"files named but missing: {sorted(missing)}"
