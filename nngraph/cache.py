@@ -1,5 +1,5 @@
 """Where nngraph keeps what it works out once and reads back in later processes: generated
-kernel modules (codegen/cpu.py; numba's compiled code goes to NUMBA_CACHE_DIR or next to the
+kernel modules (backends/cpu/codegen.py; numba's compiled code goes to NUMBA_CACHE_DIR or next to the
 sources) and the named datasets parsed from the files they ship as (datasets.py)."""
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ CUDA_MISSING = ("the CUDA backend is not available yet: this build of nngraph ge
 
 def cmd_compile(args) -> int:
     from . import __version__, load
-    from .codegen.cpu_calls import codegen, group_calls
+    from .backends.cpu.calls import codegen, group_calls
     from .program import build_program
     if args.backend == "cuda":
         raise NNGraphError(CUDA_MISSING)
@@ -46,7 +46,7 @@ def cmd_compile(args) -> int:
     print(f"wrote {path} ({len(gen.kernels)} kernels, nngraph {__version__}) and "
           f"{os.path.join(args.emit, 'index.txt')}")
     if args.frozen:                 # Model.freeze()'s module: predict on packed weights
-        from .codegen.cpu import CPUCodegen
+        from .backends.cpu.codegen import CPUCodegen
         from .kernels.cpu.packed import PACK_MIN
         frozen = CPUCodegen(gen.program, args.dtype, frozen=True)
         path = os.path.join(args.emit, f"{net.name}_{args.dtype}_frozen.py")
@@ -61,7 +61,7 @@ def cmd_compile(args) -> int:
 
 def describe(net, gen, calls: dict, module: str | None = None) -> str:
     """The groups of a generated module, what runs each, and the arena, as plain text."""
-    from .codegen.cpu_calls import arena_bytes
+    from .backends.cpu.calls import arena_bytes
     runs = [c.runs for c in calls.values()]
     lines = [f"{net.name}: generated CPU code ({gen.dtype.name})", ""]
     lines.append(f"spec     {net.file or '(not from a file)'}")
@@ -87,7 +87,7 @@ def describe(net, gen, calls: dict, module: str | None = None) -> str:
     lines += ["", "generated      njit kernels of the module, one per group (k_<group>)",
               "hand-written   kernels/cpu (conv, pooling, ...) with generated epilogues",
               "reference      the op's numpy rule, called from the driver: correct, slow; a "
-              "rule in nngraph/codegen/cpu_rules.py makes it fast",
+              "lowering in nngraph/backends/cpu/lower/ makes it fast",
               "view           nothing runs: the output is a view of the input (flatten, "
               "reshape)",
               "arena          all intermediate buffers of one step, reused when lifetimes "
@@ -178,7 +178,7 @@ class KernelProfile:
     """
 
     def __init__(self, model):
-        from .codegen.cpu_calls import call_sites, callees, codegen
+        from .backends.cpu.calls import call_sites, callees, codegen
         ex = model.executor
         if not hasattr(ex, "module"):
             raise NNGraphError(f"--profile times the kernels of the generated CPU module; the "
@@ -192,7 +192,7 @@ class KernelProfile:
         self.pos, self.saved = 0, {}
 
     def _timed(self, callee, fn, label=None):
-        from .codegen.cpu_calls import callee_kind
+        from .backends.cpu.calls import callee_kind
         kind = callee_kind(callee)
 
         def timed(*args):
@@ -218,7 +218,7 @@ class KernelProfile:
         if self.split_modes is not None:
             self.ex.split_modes = {mode: False for mode in ("train", "evaluate", "predict")}
         # and through the module's names, which are swapped below, not past them (a direct
-        # driver calls the kernels it was built with: cpu_direct.py)
+        # driver calls the kernels it was built with: backends/cpu/fast_path.py)
         self.direct = getattr(self.ex, "direct", None)
         if self.direct is not None:
             self.ex.direct = {mode: None for mode in ("train", "evaluate", "predict")}

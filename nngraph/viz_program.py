@@ -10,8 +10,8 @@ column beside the forward pass: each `vjp:n` (n's backward rule) sits level with
 `grad:n` it reads (the sum of what n's consumers send back) just below it, and the parameter
 gradients it writes (the notes) to its right. With --fused, each fused group is a cluster
 labelled with its kernel and coloured by what runs it on the CPU backend: generated code, a
-hand-written kernel of kernels/cpu, or the op's reference rule (see codegen/cpu_calls.py).
-One generated kernel serves every group whose code is the same (codegen/cpu.py _add_kernel);
+hand-written kernel of kernels/cpu, or the op's reference rule (see backends/cpu/calls.py).
+One generated kernel serves every group whose code is the same (backends/cpu/codegen.py _add_kernel);
 such a kernel gets one short name, `K2: dense[+relu]` (brackets: what only some of its groups
 fuse), in each group that runs it, and those clusters say `shared (×3)`.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import graphviz
 
-from .codegen.cpu_calls import codegen, group_calls
+from .backends.cpu.calls import codegen, group_calls
 from .graph import Network, show_shape
 from .program import build_program
 from .viz import (FONT, RANKDIRS, STYLE, TARGET_EDGE, _esc, _small, heading, input_style,
@@ -60,7 +60,7 @@ class _Picture:
         gen = codegen(prog, dtype) if fused else None
         self.calls = group_calls(prog, dtype, gen=gen) if fused else {}
         self.targets = set(net.label_inputs)
-        # {conv group: the pooling it also does in evaluate and predict} (codegen/cpu.py)
+        # {conv group: the pooling it also does in evaluate and predict} (backends/cpu/codegen.py)
         self.pools = gen.pooled if fused else {}
         self.forward = [n for n in g.nodes if g.nodes[n]["kind"] not in ("grad", "vjp")]
         self.back = list(prog.backward) if backward else []

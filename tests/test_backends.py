@@ -418,7 +418,7 @@ losses:
         assert "# and pg (maxpool2d 2x2)" in drivers[mode]
     assert "conv2d_forward_wide" not in drivers["train"]
     from nngraph.cli_tools import describe
-    from nngraph.codegen.cpu_calls import codegen, group_calls
+    from nngraph.backends.cpu.calls import codegen, group_calls
     gen = codegen(model.program, "float64")
     index = describe(model.net, gen, group_calls(model.program, gen=gen))
     assert [line.split(": ")[1].split(" ")[0] for line in index.splitlines()
@@ -470,7 +470,7 @@ losses:
         assert "_value(v_b_tanh, v_pb)" in drivers[mode] and "(v_d_relu, v_pd)" in drivers[mode]
     assert "# and" not in drivers["train"]
     from nngraph.cli_tools import describe
-    from nngraph.codegen.cpu_calls import codegen, group_calls
+    from nngraph.backends.cpu.calls import codegen, group_calls
     gen = codegen(model.program, "float64")
     index = describe(model.net, gen, group_calls(model.program, gen=gen))
     assert "evaluate and predict: a_relu also pools pa in its copy back" in index, index

@@ -11,7 +11,7 @@ import pytest
 import nngraph
 from nngraph.cli import main
 from nngraph.cli_tools import KernelProfile, random_batch
-from nngraph.codegen.cpu_calls import group_calls
+from nngraph.backends.cpu.calls import group_calls
 from nngraph.program import build_program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

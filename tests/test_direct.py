@@ -1,4 +1,4 @@
-"""Drivers that call their kernels without numba's dispatcher (backends/cpu_direct.py):
+"""Drivers that call their kernels without numba's dispatcher (backends/cpu/fast_path.py):
 built after a mode's first run, used only for batches typed as the one they were built for,
 and the same numbers as the dispatcher's calls."""
 import numba
@@ -6,7 +6,7 @@ import pytest
 import numpy as np
 
 import nngraph
-from nngraph.backends import cpu_direct
+from nngraph.backends.cpu import fast_path as cpu_direct
 from test_threads import CONV, N
 
 

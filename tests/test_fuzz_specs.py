@@ -768,7 +768,7 @@ def test_a_layer_read_only_as_a_loss_target_gets_no_backward():
 
 def test_names_beyond_ascii_make_valid_generated_code():
     """'x²' passed str.isalnum() into a generated function name: a SyntaxError at compile."""
-    from nngraph.codegen.cpu_calls import codegen
+    from nngraph.backends.cpu.calls import codegen
     from nngraph.program import build_program
     net = nngraph.load({"nngraph": 1, "name": "t", "inputs": {"\u00e9": {"shape": [2]}},
                         "layers": [{"op": "dense", "name": "x\u00b2", "units": 2,

@@ -1,4 +1,4 @@
-"""Compiling a CPU program on two processes (nngraph/backends/cpu_compile.py)."""
+"""Compiling a CPU program on two processes (nngraph/backends/cpu/compiler.py)."""
 import json
 import os
 import subprocess
@@ -76,7 +76,7 @@ def test_float64_products_are_bound_before_cached_kernels_call_them(tmp_path):
 
 
 def test_compile_jobs_setting_is_checked(monkeypatch):
-    from nngraph.backends import cpu_compile
+    from nngraph.backends.cpu import compiler as cpu_compile
     monkeypatch.setenv("NNGRAPH_COMPILE_JOBS", "two")
     with pytest.raises(ValueError, match="NNGRAPH_COMPILE_JOBS='two'"):
         cpu_compile.jobs()
@@ -90,7 +90,7 @@ def test_a_worker_that_fails_leaves_the_compile_to_this_process(monkeypatch, for
     process compiles and runs it on first use; forked or started as a new Python process
     (this process runs other Python threads under pytest-xdist: the count is set here)."""
     import numba
-    from nngraph.backends import cpu_compile
+    from nngraph.backends.cpu import compiler as cpu_compile
 
     @numba.njit
     def twice(x):
@@ -111,7 +111,7 @@ def test_the_worker_takes_the_calls_left_and_waits_for_the_products():
     """Both processes take calls from one list, each the next one not taken yet; the
     worker takes none that compiles the BLAS products until every kind the calls need is in
     the cache."""
-    from nngraph.backends import compile_worker, cpu_compile
+    from nngraph.backends.cpu import compile_worker, compiler as cpu_compile
     claims = cpu_compile.Claims()
     try:
         job = {"calls": ["a", "b", "c", "d"], "claims": claims.path, "kinds": ["d", "s"],
@@ -135,7 +135,7 @@ def test_gemm_modules_are_the_kernel_modules_that_call_gemm():
     kernel module that calls it."""
     import importlib
 
-    from nngraph.codegen.cpu import GEMM_MODULES, KERNEL_MODULES, calls_gemm
+    from nngraph.backends.cpu.codegen import GEMM_MODULES, KERNEL_MODULES, calls_gemm
     for alias, name in KERNEL_MODULES.items():
         module = importlib.import_module(f"nngraph.kernels.cpu.{name}")
         assert hasattr(module, "gemm") == (alias in GEMM_MODULES), name
@@ -147,7 +147,7 @@ def test_gemm_modules_are_the_kernel_modules_that_call_gemm():
 _DEAD_WORKER = r"""
 import json, os, sys
 import numpy as np
-from nngraph.backends import compile_worker, cpu_compile
+from nngraph.backends.cpu import compile_worker, compiler as cpu_compile
 cpu_compile.PRODUCTS_WAIT_S = 3600.0                 # so that only the worker's exit counts
 compile_worker.compile_products = lambda *args: 0               # no product, no marker
 compile_worker.compile_job = lambda *args: os._exit(3)          # dies once it has the job

@@ -1,4 +1,4 @@
-"""One core or two (backends/cpu_schedule.py): the choice follows the measured times, a
+"""One core or two (backends/cpu/scheduler.py): the choice follows the measured times, a
 busy second core is given up, and whichever way a run goes it computes the same bits."""
 import os
 import subprocess
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import nngraph
-from nngraph.backends import cpu as cpu_backend
-from nngraph.backends import cpu_schedule
-from nngraph.backends.cpu_schedule import RECHECK_CALLS, RECHECK_S, TRIES, Schedule
+from nngraph.backends.cpu import executor as cpu_backend
+from nngraph.backends.cpu import scheduler as cpu_schedule
+from nngraph.backends.cpu.scheduler import RECHECK_CALLS, RECHECK_S, TRIES, Schedule
 from test_backends import random_batch
 from test_threads import CONV, N
 
@@ -121,7 +121,7 @@ def test_wide_and_narrow_runs_compute_the_same_bits(monkeypatch):
 def test_a_second_thread_that_is_slow_to_come_is_given_up(monkeypatch):
     """As on a busy machine, where the second thread waits for a core: the schedule
     measures both ways and keeps the halves on the calling thread."""
-    from nngraph.backends import cpu_threads
+    from nngraph.backends.cpu import parallel as cpu_threads
     pair = cpu_threads.second()
     real = pair.run_beside
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import nngraph
-from nngraph.backends import cpu as cpu_backend
+from nngraph.backends.cpu import executor as cpu_backend
 from nngraph.kernels.cpu import optim, team
 from test_backends import random_batch
 

@@ -5,7 +5,7 @@ import os
 import pytest
 
 import nngraph
-from nngraph.backends import cpu as cpu_backend
+from nngraph.backends.cpu import executor as cpu_backend
 from nngraph.kernels.cpu import blas
 from test_backends import close, random_batch, reported
 
@@ -112,7 +112,7 @@ def test_recurrent_network_halves_match(monkeypatch):
 
 
 def test_second_thread_returns_results_and_raises_errors():
-    from nngraph.backends.cpu_threads import second
+    from nngraph.backends.cpu.parallel import second
     pair = second()
     assert pair.run_beside(lambda a: a * 2, 21, lambda: "mine") == ("mine", 42)
 
@@ -125,7 +125,7 @@ def test_second_thread_returns_results_and_raises_errors():
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_gets_its_own_second_thread():
-    from nngraph.backends.cpu_threads import second
+    from nngraph.backends.cpu.parallel import second
     assert second().run_beside(lambda a: a + 1, 1, lambda: 0) == (0, 2)
     pid = os.fork()
     if pid == 0:                                   # the child: exit status says it all

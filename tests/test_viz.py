@@ -46,7 +46,7 @@ layers:
 """
 
 # Dense layers with relu and the logits without: one generated kernel serves all three
-# (codegen/cpu_rules.py), and the loss has a kernel of its own.
+# (backends/cpu/lower/dense.py), and the loss has a kernel of its own.
 MLP = """
 nngraph: 1
 name: mlp
@@ -160,7 +160,7 @@ def test_fused_and_backward_draw_the_program(convnet, tmp_path):
         assert "lowered program" in source and "<b>c1:relu</b>" in source
         assert ("cluster_group_" in source) == bool(flags.get("fused"))
         assert ("vjp:c1" in source) == bool(flags.get("backward"))
-        # evaluate and predict pool c1's output in its kernel (codegen/cpu.py _pooled_convs)
+        # evaluate and predict pool c1's output in its kernel (backends/cpu/codegen.py _pooled_convs)
         assert ("(evaluate, predict: and" in source) == bool(flags.get("fused"))
         assert ("(evaluate, predict: in c1_relu)" in source) == bool(flags.get("fused"))
 
@@ -267,7 +267,7 @@ def _group_labels(source: str) -> dict:
 
 def _truth(net, backward: bool) -> dict:
     """{generated kernel: groups that run it}, from the codegen itself."""
-    from nngraph.codegen.cpu_calls import codegen, group_calls
+    from nngraph.backends.cpu.calls import codegen, group_calls
     from nngraph.program import build_program
     gen = codegen(build_program(net))
     users: dict = {}

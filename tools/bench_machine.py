@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 # cores as nngraph counts them: CPU affinity cut to the cgroup's CPU quota
-from nngraph.backends.cpu_schedule import usable_cores
+from nngraph.backends.cpu.scheduler import usable_cores
 
 # Instruction-set flags worth recording, by prefix: Linux's (/proc/cpuinfo: avx512_vnni,
 # amx_tile) and LLVM's (avx512vnni, amx-tile) spellings both start so.

@@ -33,7 +33,7 @@ from numba.core import caching
 from numba.core.runtime import rtsys
 
 KERNELS_DIR = os.path.dirname(os.path.abspath(__file__))
-GENERATED_PREFIX = "nngraph_gen_"     # file names of generated modules (codegen/cpu.py)
+GENERATED_PREFIX = "nngraph_gen_"     # file names of generated modules (backends/cpu/codegen.py)
 
 
 @functools.lru_cache(maxsize=None)

@@ -6,7 +6,7 @@ padding clips them) and zeroes its columns first where there is padding. Here ea
 columns is one run of the padded input per sample: column t = i*wp + j, for every j of the
 padded width wp = W + pl + pr, holds the window at output (i, j). The GEMM is wp/Wo times
 wider than the output, and the copy back keeps j < Wo. Codegen runs it where that paid (see
-nngraph/codegen/cpu_kernel_rules.py _wide): padded, at most 1.5 times the work.
+nngraph/backends/cpu/lower/conv2d.py _wide): padded, at most 1.5 times the work.
 
 Layout and scratch as in conv.py (chunks of samples within COLS_CHUNK values, the product
 channel-major in ybuf), with the rows of cols and ybuf Ho*wp long per sample.
@@ -105,7 +105,7 @@ def conv2d_forward_wide(x, w, b, y, cols, ybuf, relu, pool, pt, pb, pl, pr):
     against 6.9-7.1 ms; on 8x8, 8 -> 8 channels 129 against 175 us; a 5x5 conv padded by 2
     on 28x28, 1 -> 6 channels at batch 128, 842-845 against 902-954 us. A 1x1 conv (16 ->
     16 on 8x8) about the same. Codegen runs it where it paid: padded, at most 1.5 times
-    the work (cpu_kernel_rules._wide)."""
+    the work (backends/cpu/lower/conv2d.py _wide)."""
     n_batch, channels, h, wd = x.shape
     f_count, _, kh, kw = w.shape
     if pool != 1 and pool != 2:

@@ -238,7 +238,7 @@ def _team_task(kind: int, name: str) -> team.Task:
                 adam_update(ps, gs, sa, sb, start, end, rates, s[0], s[1], s[2], s[3],
                             np.int64(s[4]))
             k = team.take(j)
-    task.__name__ = task.__qualname__ = name    # found by name here (cpu_compile's worker)
+    task.__name__ = task.__qualname__ = name    # found by name here (backends/cpu/compiler.py's worker)
     return team.Task(task)
 
 

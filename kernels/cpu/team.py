@@ -184,12 +184,12 @@ def words(job):
 
 class Task:
     """A function with TASK's signature, compiled as a C-callable function on first use,
-    or ahead of it by backends/cpu_compile.py, to which it looks like a kernel with one
+    or ahead of it by backends/cpu/compiler.py, to which it looks like a kernel with one
     signature, () (py_func, overloads, stats, compile)."""
 
     COMPILE_S = 1.2
     """Rough cold compile seconds (with the kernel it calls; the MLP's sgd task took 1.25-
-    1.37 s in the compile worker), for cpu_compile.share."""
+    1.37 s in the compile worker), for compiler.share."""
 
     def __init__(self, fn):
         self.py_func, self.compiled = fn, None

@@ -2,7 +2,7 @@
 
 Parameters, their gradients and the optimizer's state each live in one contiguous array;
 `model.params` holds views into it, so the whole update is one pass over memory. Groups no
-CPU rule covers run their numpy reference rule (see codegen/cpu_rules.py), with the same
+lowering covers run their numpy reference rule (see lower/__init__.py), with the same
 random streams as the reference backend, so both backends compute the same numbers.
 """
 from __future__ import annotations
@@ -16,12 +16,12 @@ from time import perf_counter
 
 import numpy as np
 
-from .. import optimizers
-from ..batch import refuse_non_finite
-from ..codegen.cpu import GEMM_MODULES, CPUCodegen, calls_gemm, load_module, module_file
-from ..ops.base import RunContext
-from ..passes.fuse import _ident
-from . import cpu_compile, cpu_direct, cpu_schedule, cpu_threads
+from ... import optimizers
+from ...batch import refuse_non_finite
+from .codegen import GEMM_MODULES, CPUCodegen, calls_gemm, load_module, module_file
+from ...ops.base import RunContext
+from ...passes.fuse import _ident
+from . import compiler, fast_path, parallel, scheduler
 
 
 _NOT_PACKED = np.zeros(0, np.uint8)     # a weight with no packed copy: gemm_packed calls gemm
@@ -43,8 +43,8 @@ parameters 135 -> 151, 25,450 110 -> 116, 31,810 204 -> 211, 38,170 203 -> 205, 
 
 def threads(setting: str | None = None) -> int:
     """Threads a batch may run on: 1 with NNGRAPH_THREADS=1 or one usable core, else 2
-    (whether a run takes the second core is then measured, see cpu_schedule.py)."""
-    return 1 if (setting or cpu_schedule.setting()) == "one" else 2
+    (whether a run takes the second core is then measured, see scheduler.py)."""
+    return 1 if (setting or scheduler.setting()) == "one" else 2
 
 
 class CPUExecutor:
@@ -54,7 +54,7 @@ class CPUExecutor:
         self.program, self.dtype = program, np.dtype(dtype)
         self.gen = CPUCodegen(program, self.dtype, frozen)
         if frozen:
-            from ..kernels.cpu import packed
+            from ...kernels.cpu import packed
             if not any(packed.packs(program.params[k].spec.shape, self.dtype)
                        for k in self.gen.packed_params):
                 # nothing to pack: the model's own module, compiled already
@@ -64,18 +64,18 @@ class CPUExecutor:
         name = f"{program.net.name}_{self.dtype.name}" + ("_frozen" if frozen else "")
         # A network never generated before is compiled for the first time: start the second
         # compiling process now, so that it is ready by the time the calls are recorded (a
-        # fork compiles the BLAS product meanwhile, see cpu_compile.py).
+        # fork compiles the BLAS product meanwhile, see compiler.py).
         first_time = not os.path.exists(module_file(name, self.source)[1])
         self.first_time = first_time        # (the CLI says that the kernels compile)
         self.worker = None
-        if first_time and cpu_compile.jobs() > 1:
+        if first_time and compiler.jobs() > 1:
             kind = "s" if self.dtype == np.float32 else "d"
-            self.worker = cpu_compile.Worker([kind] if calls_gemm(self.source) else [])
+            self.worker = compiler.Worker([kind] if calls_gemm(self.source) else [])
         self.module, self.path = load_module(name, self.source)
         # team: MKL chooses its threading layer when a model is built, as the README says
         # (kernels/cpu/team.py); the optimizer's kernels are imported when training needs
         # them (the optim property)
-        from ..kernels.cpu import blas, check, team  # noqa: F401
+        from ...kernels.cpu import blas, check, team  # noqa: F401
         self.blas, self.check = blas, check
         self.runtime = _Reference(program)
         self.arenas, self.bound = {}, {}
@@ -110,11 +110,11 @@ class CPUExecutor:
         self.slots, self.team_updates = {}, {}
         self.state = {}
         self.compiled, self.compile_report = set(), None
-        self.direct: dict = {}          # {mode: cpu_direct.Direct or None} (see _driver)
+        self.direct: dict = {}          # {mode: fast_path.Direct or None} (see _driver)
         self.ran: set = set()           # modes whose driver has run
-        setting = cpu_schedule.setting()
+        setting = scheduler.setting()
         self.threads, self.split_modes, self.second_grads = threads(setting), {}, None
-        self.schedules = cpu_schedule.Schedules(setting)
+        self.schedules = scheduler.Schedules(setting)
         self.wide = self.threads >= 2       # whether the run under way takes both cores
         self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
         self.output_buffers = [(name, self.names[node]) for name, node in program.outputs.items()]
@@ -136,7 +136,7 @@ class CPUExecutor:
     def optim(self):
         """kernels/cpu/optim.py, imported when training first needs it: a process that
         only predicts or evaluates never does."""
-        from ..kernels.cpu import optim
+        from ...kernels.cpu import optim
         return optim
 
     def adopt(self, params: dict) -> dict:
@@ -148,7 +148,7 @@ class CPUExecutor:
     def pack(self) -> None:
         """Pack the weights that a frozen module's dense layers multiply by (packed.pack):
         copies made now, which later changes to the parameters do not reach."""
-        from ..kernels.cpu.packed import pack
+        from ...kernels.cpu.packed import pack
         for key in self.packed:
             self.packed[key] = pack(self.pviews[key])
 
@@ -259,7 +259,7 @@ class CPUExecutor:
 
     def prepare(self, mode, state):
         """Compile, before their first call, the kernels of `mode` and of the modes that
-        usually follow it, on two cores where there are two (see cpu_compile.py)."""
+        usually follow it, on two cores where there are two (see compiler.py)."""
         if mode in self.compiled:
             return
         self.state = state
@@ -273,22 +273,22 @@ class CPUExecutor:
                 dtype = self.dtype if inp.dtype.startswith("float") else np.dtype(inp.dtype)
                 views[self.names[name]] = np.zeros((1,) + tuple(inp.shape), dtype)
             self._bind_state(views)
-            cpu_compile.record(getattr(self.module, m), views, calls)
+            compiler.record(getattr(self.module, m), views, calls)
             if m == "train" and getattr(self, "opt", None) is not None:
                 kernel, args = self._update_call(self.opt, 0)
                 task = self._team_task(kernel, args)
                 if task is None:
-                    cpu_compile.Recorder(kernel, calls)(*args)
+                    compiler.Recorder(kernel, calls)(*args)
                 else:
                     calls.append((task, ()))
             if m == "train" and self._splits(m):
-                cpu_compile.Recorder(self.optim.mean_of_halves, calls)(
+                compiler.Recorder(self.optim.mean_of_halves, calls)(
                     self.flat_grads, self.flat_grads, 0.5, 0.5)
             if self._splits(m):
-                for kernel, args in cpu_threads.typical_calls():
-                    cpu_compile.Recorder(kernel, calls)(*args)
+                for kernel, args in parallel.typical_calls():
+                    compiler.Recorder(kernel, calls)(*args)
             if m == "train" and len(self.reg_start):
-                cpu_compile.Recorder(self.optim.regularize, calls)(
+                compiler.Recorder(self.optim.regularize, calls)(
                     self.flat_params, self.flat_grads, self.reg_start, self.reg_end,
                     self.reg_l1, self.reg_l2)
         # the range check of integer inputs only where the batch has some: predict reads no
@@ -297,16 +297,16 @@ class CPUExecutor:
         read = net.feature_inputs if mode == "predict" else net.inputs
         integers = any(not net.inputs[k].dtype.startswith("float") for k in read)
         for kernel, args in self.check.typical_calls(self.dtype, integers):
-            cpu_compile.Recorder(kernel, calls)(*args)
+            compiler.Recorder(kernel, calls)(*args)
         if calls:
-            self.compile_report = cpu_compile.compile_calls(
+            self.compile_report = compiler.compile_calls(
                 calls, {self.module.__name__: self.path}, self.worker)
         elif self.worker is not None:
             self.worker.close()
         self.worker = None
 
     def _schedule(self, mode, batch):
-        """The Schedule of this kind of run (cpu_schedule.py), or None where the second
+        """The Schedule of this kind of run (scheduler.py), or None where the second
         core has nothing to do: one thread, or batches too small to split whose products
         MKL keeps on one thread anyway."""
         n = len(next(iter(batch.values())))
@@ -345,7 +345,7 @@ class CPUExecutor:
 
     def _driver(self, mode, batch, views):
         """The driver of `mode`; from its second run on, its direct form when it has one
-        and the batch fits it (cpu_direct.py: kernels called without numba's dispatcher,
+        and the batch fits it (fast_path.py: kernels called without numba's dispatcher,
         ~2.5 us less in a LeNet-5 predict). Modes that run reference rules or whose layers
         keep state always go through the dispatchers."""
         if mode in self.direct:
@@ -355,7 +355,7 @@ class CPUExecutor:
         driver = getattr(self.module, mode)
         if mode in self.compiled and mode in self.ran:
             self.direct[mode] = None if self.uses_reference[mode] or self.program.state \
-                else cpu_direct.direct(driver, views, batch)
+                else fast_path.direct(driver, views, batch)
         self.ran.add(mode)
         return driver
 
@@ -410,7 +410,7 @@ class CPUExecutor:
             return driver(views, self.runtime)
 
         if self.wide:
-            loss0, loss1 = cpu_threads.second().run_beside(run, views1, lambda: run(views0))
+            loss0, loss1 = parallel.second().run_beside(run, views1, lambda: run(views0))
         else:                           # a busy machine: the same halves, one after the other
             loss0, loss1 = run(views0), run(views1)
         w0, w1 = half / n, (n - half) / n
@@ -490,7 +490,7 @@ class CPUExecutor:
             return
         (name, arr), = batch.items()
         n = len(arr)
-        # batches the schedule chooses one or two cores for go its way (cpu_schedule.py)
+        # batches the schedule chooses one or two cores for go its way (scheduler.py)
         if (n >= 2 * SPLIT_MIN and self.threads >= 2) \
                 or name not in self.checks_finite["predict"]:
             return

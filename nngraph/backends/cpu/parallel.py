@@ -9,7 +9,7 @@ CPU and ~140 cycles on another): after a job the second thread spins IDLE_SPIN_S
 next one, then sleeps on an event; the calling thread spins WAIT_SPIN_S for the job's end,
 then sleeps until the second thread wakes it. On a busy machine a spinning thread takes the
 core that the thread it waits for needs; the bounds keep that short, and the schedule
-(cpu_schedule.py) stops handing work over where it does not pay.
+(scheduler.py) stops handing work over where it does not pay.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def tries_per_second() -> float:
     measured once."""
     global _tries_per_s
     if _tries_per_s is None:
-        from ..kernels.cpu import sync
+        from ...kernels.cpu import sync
         flags, best = np.zeros(1, np.int64), float("inf")
         sync.wait_change(flags, 0, 0, 10)       # compiled (or loaded) before it is timed
         for _ in range(3):
@@ -48,7 +48,7 @@ def tries_per_second() -> float:
 
 class Second:
     def __init__(self):
-        from ..kernels.cpu import sync
+        from ...kernels.cpu import sync
         self.sync = sync
         per_s = tries_per_second()
         self.idle_tries = max(1, int(IDLE_SPIN_S * per_s))
@@ -105,7 +105,7 @@ class Second:
 
 def typical_calls() -> list:
     """(kernel, example arguments) of the hand-over, for compiling it ahead of first use."""
-    from ..kernels.cpu import sync
+    from ...kernels.cpu import sync
     flags = np.zeros(2, np.int64)
     return [(sync.wait_change, (flags, 0, 0, 1)), (sync.publish, (flags, 0, 0))]
 

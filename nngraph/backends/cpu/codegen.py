@@ -16,12 +16,14 @@ import sys
 import numba
 import numpy as np
 
-from .. import __version__
-from ..cache import cache_dir
-from ..passes.fuse import Group, _ident, fuse
-from ..passes.plan_memory import Buffer, plan_memory
-from . import cpu_kernel_rules, cpu_rules
-from .scalar import scalar_code, uses
+from ... import __version__
+from ...cache import cache_dir
+from ...passes.fuse import Group, _ident, fuse
+from ...passes.plan_memory import Buffer, plan_memory
+from . import lower
+from .lower import Extern, Kernel, View
+from .lower.conv2d import pools_in_copy_back
+from ...codegen.scalar import scalar_code, uses
 
 KERNEL_MODULES = {"_conv": "conv", "_convw": "conv_wide", "_pool": "pool",
                   "_rec": "recurrent", "_norm": "norm", "_emb": "embedding"}
@@ -149,9 +151,6 @@ class Site:
         d = self.node(n)
         return scalar_code(d["op"].scalar[1], d["attrs"], names)
 
-    def kernel(self, args, body, call, returns=False):
-        return args, body, call, returns
-
     def scratch(self, tag, shape, layout="batch", kind="float"):
         return self.gen.scratch(f"s_{_ident(self.group.anchor)}_{tag}", shape, self.index,
                                 layout, kind)
@@ -276,7 +275,7 @@ class CPUCodegen:
             if len(users) != 1 or last in read_after or users[0] not in pools:
                 continue
             pool_site = Site(self, pools[users[0]], index)
-            if cpu_kernel_rules.pools_in_copy_back(Site(self, grp, index), pool_site):
+            if pools_in_copy_back(Site(self, grp, index), pool_site):
                 out[grp.name] = users[0]
         return out
 
@@ -304,19 +303,24 @@ class CPUCodegen:
 
     def _emit(self, group, index, mode):
         site = Site(self, group, index)
-        rule = cpu_rules.rule_for(site)
-        result = rule(site) if rule else None
+        rule = lower.rule_for(site)
+        result = rule.emit(site) if rule else None
         if result is None:
             return self._fallback(site, mode)
-        if result[0] == "direct":              # calls of hand-written kernels, plus epilogues
-            _, lines, kernels = result
-            if site.unfit:                     # the first line calls the checking kernel
-                lines = [f"unfit += {lines[0]}"] + lines[1:]
-            for name, src in kernels.items():
-                final = self._add_kernel(name, src.replace(f"def {name}(", "def __KERNEL__("))
-                lines = [line.replace(f"{name}(", f"{final}(") for line in lines]
+        if isinstance(result, View):
+            return [f"    # {result.name}: a view of {result.base} (no copy)"] + \
+                [f"    {p}" for p in site.post]
+        if isinstance(result, Extern):         # calls of hand-written kernels, plus helpers
+            finals = {name: self._add_kernel(name, src.replace(f"def {name}(", "def __KERNEL__("))
+                      for name, src in result.helpers.items()}
+            for call in result.calls:
+                call.function = finals.get(call.function, call.function)
+            lines = [call.source() for call in result.calls]
+            if site.unfit:                     # the first call is the checking kernel's
+                lines[0] = f"unfit += {lines[0]}"
             return [f"    {line}" for line in lines] + [f"    {p}" for p in site.post]
-        args, body, call, returns = result
+        assert isinstance(result, Kernel), f"{rule.op} {rule.kind}: {result!r}"
+        args, body, call, returns = result.args, result.body, result.call, result.returns
         name = f"k_{group.name}"
         header = self._header(group)
         src = ("@kernel\n"

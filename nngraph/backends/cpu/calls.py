@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..passes.fuse import Group
-from .cpu import CPUCodegen
+from ...passes.fuse import Group
+from .codegen import CPUCodegen
 
 MODES = ("train", "evaluate", "predict")
 _CALLEE = re.compile(r"([A-Za-z_][\w.]*)\(")

@@ -5,7 +5,7 @@ LeNet-5's train, evaluate and predict need about 20 compiled functions, 8 s of c
 2-core development machine. Here the calls a run would make are recorded first (the drivers
 run once over batch-of-one buffers with every kernel replaced by a recorder), and then the
 kernels are compiled for exactly those argument types by this process and a second one (a
-fork of this one, else `python -m nngraph.backends.compile_worker`), both writing numba's
+fork of this one, else `python -m nngraph.backends.cpu.compile_worker`), both writing numba's
 on-disk cache. The two take the calls from one list, costliest first, each taking the next
 one as it gets free (Claims), so they finish within about one kernel of each other. When the
 worker is done this process finds the worker's kernels in that cache, as any later process
@@ -36,7 +36,7 @@ import numba
 from numba.core import types as nbtypes
 from numba.core.dispatcher import Dispatcher
 
-from . import cpu_schedule
+from . import scheduler
 
 WORKER_TIMEOUT_S = 600.0
 """How long to wait for the worker before going on without it."""
@@ -66,7 +66,7 @@ def jobs() -> int:
         except ValueError:
             raise ValueError(f"NNGRAPH_COMPILE_JOBS={value!r}: give a whole number of "
                              f"processes (1 compiles in this process only)") from None
-    return 2 if cpu_schedule.usable_cores() >= 2 else 1
+    return 2 if scheduler.usable_cores() >= 2 else 1
 
 
 class Recorder:
@@ -157,7 +157,7 @@ def _calls_gemm(dispatcher) -> bool:
 def _product_kinds(calls) -> set:
     """The BLAS products ('s', 'd') that compiling `calls` binds and this process has not:
     the dtype of the first float array argument of each kernel that calls gemm."""
-    from ..kernels.cpu import blas
+    from ...kernels.cpu import blas
     kinds = set()
     for dispatcher, sig in calls:
         if not _calls_gemm(dispatcher):
@@ -247,7 +247,7 @@ def compile_calls(calls: list, module_paths: dict, worker: "Worker | None" = Non
             _compile(todo, report)
             return report
         try:
-            from ..kernels.cpu import blas
+            from ...kernels.cpu import blas
             for kind in sorted(kinds - theirs):
                 t0 = time.perf_counter()
                 blas.bind_product(kind)
@@ -306,7 +306,7 @@ class Worker:
                 # (and the generated modules' imports resolve) however this one was started
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "nngraph.backends.compile_worker"],
+                    [sys.executable, "-m", "nngraph.backends.cpu.compile_worker"],
                     stdin=subprocess.PIPE, stdout=self.out, stderr=self.errors, env=env)
         except OSError as exc:
             self.failure = f"could not start: {exc}"

@@ -21,7 +21,7 @@ keeps state (running statistics, which users may replace with any array).
 """
 from __future__ import annotations
 
-from .cpu_compile import Recorder, _Runtime, with_kernels
+from .compiler import Recorder, _Runtime, with_kernels
 
 
 class Direct:
