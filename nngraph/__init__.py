@@ -11,7 +11,7 @@ from .errors import (DataError, Diagnostic, ModelFileError, NNGraphError, SpecEr
                      TrainingError, TrainingWarning)
 from .graph import Network
 
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["load", "compile", "load_model", "Network", "SpecError", "DataError",
            "ModelFileError", "TrainingError", "TrainingWarning", "NNGraphError", "Diagnostic",
            "__version__"]
@@ -61,5 +61,5 @@ def compile(spec, backend: str = "cpu", seed: int | None = None, dtype: str = "f
 
 def load_model(path: str, backend: str | None = None):
     """Load a model saved with `Model.save`; raises ModelFileError for a bad file."""
-    from .persist import load_model as _load_model
+    from .model import load_model as _load_model
     return _load_model(path, backend)

@@ -152,8 +152,3 @@ class Network:
     def __repr__(self) -> str:
         return (f"<Network {self.name!r}: {len(self.layers())} layers, "
                 f"{self.num_params:,} parameters>")
-
-
-def show_shape(shape, batch: str = "N") -> str:
-    """(6, 24, 24) -> 'N×6×24×24'; () -> 'N'."""
-    return "×".join([batch] + [str(s) for s in shape])

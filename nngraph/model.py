@@ -16,16 +16,16 @@ import math
 import numpy as np
 
 from . import initializers
-from .backends import executor
+from . import persist
+from .backends import DTYPES, executor
 from .batch import as_batch
-from .errors import DataError, NNGraphError
+from .errors import DataError, ModelFileError, NNGraphError
 from .graph import Network
 from .memory import check_memory
 from .metrics import Tally
 from .optimizers import Optimizer
 from .program import build_program
 
-DTYPES = ("float32", "float64")
 
 
 class _Predicts:
@@ -207,12 +207,26 @@ class Model(_Predicts):
     # ------------------------------------------------------------------ files
     def save(self, path: str) -> None:
         """Write the whole model (spec, parameters, optimizer and training state) atomically."""
-        from .persist import save_model
-        save_model(self, path)
+        persist.save_model(self, path)
 
     def __repr__(self):
         return (f"<Model {self.net.name!r} backend={self.backend} dtype={self.dtype} "
                 f"params={self.net.num_params:,} step={self.step}>")
+
+
+def load_model(path: str, backend: str | None = None) -> Model:
+    """Rebuild a model saved with Model.save (nngraph.load_model). Raises ModelFileError for
+    a bad or mismatching file; `backend` overrides the one the file names."""
+    net, settings, saved = persist.read_model(path)
+    try:
+        model = Model(net, backend or settings["backend"], seed=settings["seed"],
+                      dtype=settings["dtype"])
+    except NNGraphError as e:
+        if backend:                               # the caller's choice, not the file's
+            raise
+        raise ModelFileError(f"{path}: {e}") from None
+    persist.restore(model, saved, settings, path)
+    return model
 
 
 def _batch_len(batch: dict) -> int:

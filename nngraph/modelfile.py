@@ -97,7 +97,7 @@ def save(path, spec: dict, params: dict, optimizer: dict, state: dict, meta: dic
     }
     if not isinstance(meta, dict):
         raise ModelFileError(f"{path}: cannot save: meta must be a dict, got {type(meta).__name__}")
-    from . import __version__
+    from .version import __version__
     full_meta = {key: value for key, value in meta.items() if key not in RESERVED_META}
     full_meta.update(
         format=FORMAT, format_version=FORMAT_VERSION, nngraph_version=__version__,
@@ -541,7 +541,7 @@ def _check_format(path: str, meta: dict) -> None:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFileError(f"{path}: {META} has an invalid format_version {_show(version)}")
     if version > FORMAT_VERSION:
-        from . import __version__
+        from .version import __version__
         written_by = meta.get("nngraph_version")
         written_by = written_by[:40] if isinstance(written_by, str) else "unknown version"
         raise ModelFileError(

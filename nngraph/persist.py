@@ -14,8 +14,9 @@ import os
 
 import numpy as np
 
-from . import __version__, modelfile
-from .errors import ModelFileError, NNGraphError, SpecError
+from . import modelfile
+from .errors import ModelFileError, SpecError
+from .version import __version__
 
 MAX_COUNT = (1 << 63) - 1         # step, epoch and seed: what an int64 holds
 
@@ -30,9 +31,10 @@ def save_model(model, path: str) -> None:
     modelfile.save(path, model.net.spec, model.params, model.opt_state, model.flat_state, meta)
 
 
-def load_model(path: str, backend: str | None = None):
-    """Rebuild a saved model. Raises ModelFileError for a bad or mismatching file."""
-    from .model import Model
+def read_model(path: str):
+    """(network, settings, saved tensors) of a model file, every field and tensor checked
+    against what the network and settings make; Model.load_model builds the model from them.
+    Raises ModelFileError for a bad or mismatching file."""
     try:
         path = os.fspath(path)
     except TypeError:
@@ -53,13 +55,12 @@ def load_model(path: str, backend: str | None = None):
         _check_finite(path, name, tensors)
     if settings["spec_file"]:
         net.file = settings["spec_file"]          # so relative data paths still resolve
-    try:
-        model = Model(net, backend or settings["backend"], seed=settings["seed"],
-                      dtype=settings["dtype"])
-    except NNGraphError as e:
-        if backend:                               # the caller's choice, not the file's
-            raise
-        raise ModelFileError(f"{path}: {e}") from None
+    return net, settings, saved
+
+
+def restore(model, saved, settings: dict, path: str) -> None:
+    """Put a file's parameters, optimizer and layer state and counters into `model`, built
+    from its network and settings (read_model)."""
     expected = {k: (v.shape, v.dtype) for k, v in model.params.items()}
     modelfile.check_params(saved.params, expected, path)
     for k, v in saved.params.items():
@@ -70,15 +71,13 @@ def load_model(path: str, backend: str | None = None):
     _restore(model.flat_state, saved.state, path, "layer state tensors")
     model.step, model.epoch = settings["step"], settings["epoch"]
     model.history = settings["history"]
-    return model
 
 
 # ---------------------------------------------------------------------------- meta.json
 
 def _settings(path: str, meta: dict) -> dict:
     """The meta.json fields a model is rebuilt from, each checked by type and range."""
-    from .backends import BACKENDS
-    from .model import DTYPES
+    from .backends import BACKENDS, DTYPES
     from .optimizers import checked_config
 
     def bad(field, expected, value):

@@ -8,12 +8,15 @@ fused backends turn its groups into kernels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from .graph import Network, ParamInfo
 from .passes.autodiff import autodiff
 from .passes.lower import lower
+
+if TYPE_CHECKING:     # annotations only: a Network draws itself through viz, which reads programs
+    from .graph import Network, ParamInfo
 
 
 @dataclass

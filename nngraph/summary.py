@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .graph import Network, show_shape
 from .metrics import report_keys
 from .ops import REGISTRY
+from .shapes import show_shape
+
+if TYPE_CHECKING:
+    from .graph import Network
 
 COLUMNS = ("name", "op", "output", "params", "trainable", "FLOPs", "activations")
 NUMERIC = {"params", "FLOPs", "activations"}       # right-aligned

@@ -9,34 +9,23 @@ source is still written, so a picture is one command away.
 """
 from __future__ import annotations
 
-import html
 import os
 import re
 import shutil
+from typing import TYPE_CHECKING
 
 import graphviz
 
-from .graph import Network, show_shape
 from .ops import LOSS_ATTRS
+from .shapes import show_shape
 from .summary import op_label
+from .viz_style import (CLUSTER_FILLS, FONT, RANKDIRS, STYLE, TARGET_EDGE, esc, heading,
+                        input_style, is_target_edge, node_style, small, target_keys)
+
+if TYPE_CHECKING:
+    from .graph import Network
 
 FORMATS = ("svg", "png", "dot")
-RANKDIRS = ("TB", "LR", "BT", "RL")
-FONT = "Helvetica,Arial,sans-serif"
-
-# Fill and border colours by what a node is, light enough for black text to stay readable.
-STYLE = {
-    "input": ("#dbeafe", "#3b82f6"),
-    "target": ("#ccfbf1", "#0f766e"),
-    "parametric": ("#fde7c7", "#e08a1e"),
-    "activation": ("#dcfce7", "#22a05a"),
-    "merge": ("#ede4fb", "#8b5cf6"),
-    "loss": ("#fde0e0", "#dc4444"),
-    "other": ("#eeeff2", "#7b8190"),
-}
-CLUSTER_FILLS = ("#f7f8fa", "#eef0f4", "#e5e8ee")    # deeper nesting, darker fill
-TARGET = STYLE["target"][1]
-TARGET_EDGE = {"style": "dashed", "color": TARGET, "fontcolor": TARGET, "penwidth": "1.4"}
 
 DOT_MISSING = (
     "graphviz's `dot` program was not found, so {wanted} could not be drawn.\n"
@@ -88,7 +77,7 @@ def to_dot(net: Network, rankdir: str = "TB") -> graphviz.Digraph:
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    title = f"<b>{_esc(net.name)}  ·  {net.num_params:,} parameters</b>"
+    title = f"<b>{esc(net.name)}  ·  {net.num_params:,} parameters</b>"
     targets = set(net.label_inputs)
     has_target = any(is_target_edge(net.node(i), net.node(l)) for l in net.losses
                      for i in net.node(l)["inputs"])
@@ -116,81 +105,28 @@ def to_dot(net: Network, rankdir: str = "TB") -> graphviz.Digraph:
     return g
 
 
-def heading(title: str, keys: list, per_row: int = 5) -> str:
-    """A picture's title (HTML) over its legend, a grid of (fill, border, style, text) keys.
-    A key is a box coloured as what it names (style 'bold': a thick border) with its text
-    inside, or, without a fill, an edge: its glyph (the style) before the text."""
-    def key(fill, border, style, text):
-        text = f'<font point-size="10">{_esc(text)}</font>'
-        if fill is None:
-            glyph = f'<font color="{border}" point-size="10"><b>{_esc(style)}</b></font>'
-            return f"<td>{glyph} {text}</td>"
-        width, style = ("3", "rounded") if style == "bold" else ("1", style)
-        return (f'<td bgcolor="{fill}" color="{border}" border="{width}" style="{style}" '
-                f'cellpadding="3">{text}</td>')
-    # One grid, not a table per row: a row narrower than the widest would be stretched.
-    rows = "".join("<tr>" + "".join(key(*k) for k in keys[i:i + per_row]) + "</tr>"
-                   for i in range(0, len(keys), per_row))
-    legend = (f'<tr><td><table border="0" cellspacing="6">{rows}</table></td></tr>'
-              if keys else "")
-    return f'<<table border="0" cellspacing="4"><tr><td>{title}</td></tr>{legend}</table>>'
-
-
 # ------------------------------------------------------------------------------ nodes
-
-def node_style(d: dict, target: bool = False) -> str:
-    """Which STYLE a node's data gets: input, target (an input that only losses read: say
-    so with `target`), parametric, activation, merge, loss, other."""
-    if d["kind"] == "input" and target:
-        return "target"
-    if d["kind"] in ("input", "loss"):
-        return d["kind"]
-    if d.get("params"):
-        return "parametric"
-    if d["op"].kind in ("activation", "merge"):
-        return d["op"].kind
-    return "other"
-
-
-def is_target_edge(src: dict, dst: dict) -> bool:
-    """Is the edge between these nodes' data an input read by a loss: the loss's target?"""
-    return src["kind"] == "input" and dst["kind"] == "loss"
-
-
-def target_keys(label_inputs) -> list:
-    """Legend keys, (fill, border, style, text), for a picture where losses read inputs: the
-    target input where there are `label_inputs`, and the target edge (no fill: a glyph)."""
-    keys = [(*STYLE["input"], "solid", "feature input")]
-    if label_inputs:
-        keys.append((*STYLE["target"], "dashed", "target input: read by losses only"))
-    return keys + [(None, TARGET, "- - →", "a loss's target")]
-
-
-def input_style(target: bool) -> dict:
-    """Node attributes of an input: square corners (an end of the graph), dashed if a target."""
-    return {"style": "filled,dashed" if target else "filled"}
-
 
 def _node(g: graphviz.Digraph, net: Network, name: str, node_id: str, params: dict,
           targets: set):
     d = net.node(name)
     target = name in targets
     fill, border = STYLE[node_style(d, target)]
-    rows = [f"<b>{_esc(name)}</b>", _small("target input" if target else op_label(d),
+    rows = [f"<b>{esc(name)}</b>", small("target input" if target else op_label(d),
                                            "#374151")]
     if d["op"] is not None:
         attrs = " ".join(filter(None, [d["op"].summary_attrs(d["attrs"], d.get("attr_paths", ())),
                                        _loss_attrs(d)]))
         if attrs:
-            rows.append(_small(re.sub(r"(?<=\d)x(?=\d)", "×", attrs), "#4b5563"))
+            rows.append(small(re.sub(r"(?<=\d)x(?=\d)", "×", attrs), "#4b5563"))
     else:
-        rows.append(_small(show_shape(d["shape"]) + ("" if d["dtype"] == "float32"
+        rows.append(small(show_shape(d["shape"]) + ("" if d["dtype"] == "float32"
                                                      else f"  {d['dtype']}"), "#4b5563"))
     mine = [p for p in params.values() if p.layer == name]
     if mine:
         shapes = "  ".join(f"{p.name} {'×'.join(map(str, p.spec.shape))}" for p in mine)
         frozen = not any(p.trainable for p in mine)
-        rows.append(_small(shapes + ("  (frozen)" if frozen else ""), "#6b4a12"))
+        rows.append(small(shapes + ("  (frozen)" if frozen else ""), "#6b4a12"))
     extra = {}
     if name in net.outputs:
         extra["penwidth"] = "2.4"            # what predict() returns stands out
@@ -248,7 +184,7 @@ def _draw_level(parent, net, level: dict, ids, params, targets, depth: int):
         number = list(net.clusters).index(inst) if inst in net.clusters else id(entry)
         with parent.subgraph(name=f"cluster_{number}") as c:
             block = net.clusters.get(inst, "")
-            label = f"<b>{_esc(inst)}</b>" + (f"  <i>{_esc(block)}</i>" if block else "")
+            label = f"<b>{esc(inst)}</b>" + (f"  <i>{esc(block)}</i>" if block else "")
             c.attr(label=f"<{label}>", style="rounded,filled",
                    fillcolor=CLUSTER_FILLS[min(depth, len(CLUSTER_FILLS) - 1)],
                    color="#9ca3af", fontname=FONT, fontsize="11", labeljust="l",
@@ -259,14 +195,6 @@ def _draw_level(parent, net, level: dict, ids, params, targets, depth: int):
 
 
 # ------------------------------------------------------------------------------ helpers
-
-def _esc(text: str) -> str:
-    return html.escape(str(text), quote=False)
-
-
-def _small(text: str, colour: str) -> str:
-    return f'<font point-size="9" color="{colour}">{_esc(text)}</font>'
-
 
 def _format_of(path: str) -> str:
     ext = os.path.splitext(str(path))[1].lower().lstrip(".")

@@ -17,13 +17,18 @@ fuse), in each group that runs it, and those clusters say `shared (×3)`.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import graphviz
 
 from .backends.cpu.calls import codegen, group_calls
-from .graph import Network, show_shape
 from .program import build_program
-from .viz import (FONT, RANKDIRS, STYLE, TARGET_EDGE, _esc, _small, heading, input_style,
-                  is_target_edge, node_style, target_keys)
+from .shapes import show_shape
+from .viz_style import (FONT, RANKDIRS, STYLE, TARGET_EDGE, esc, heading, input_style,
+                        is_target_edge, node_style, small, target_keys)
+
+if TYPE_CHECKING:
+    from .graph import Network
 
 # Cluster fill and border by what runs a fused group, and the legend's words for it.
 RUNS = {
@@ -181,7 +186,7 @@ class _Picture:
     def _cluster_attrs(self, kind, name) -> dict:
         if kind != "group":
             block = self.net.clusters.get(name, "")
-            label = f"<b>{_esc(name)}</b>" + (f"  <i>{_esc(block)}</i>" if block else "") + (
+            label = f"<b>{esc(name)}</b>" + (f"  <i>{esc(block)}</i>" if block else "") + (
                 "  backward" if kind == "backward block" else "")
             return dict(label=f"<{label}>", style="rounded,filled,dashed", fontname=FONT,
                         fontsize="10", labeljust="l", margin="8", fillcolor=BLOCK_FILL,
@@ -198,25 +203,25 @@ class _Picture:
         _, border, _ = RUNS[c.runs]
         callees = list(dict.fromkeys(c.callees))
         if c.runs == "generated":
-            rows = [f"<b>{_esc(self._kernel(k))}</b>" for k in callees] + [
-                _small("generated", border) + "".join(map(self._shared_tag, callees))]
+            rows = [f"<b>{esc(self._kernel(k))}</b>" for k in callees] + [
+                small("generated", border) + "".join(map(self._shared_tag, callees))]
         elif c.runs == "view":
-            rows = [f"<b>{_esc(name)}</b>", _small("a view, no copy", border)]
+            rows = [f"<b>{esc(name)}</b>", small("a view, no copy", border)]
         elif c.runs == "reference":
             ops = sorted({self.graph.nodes[n]["op"].name for n in c.reference_nodes})
-            rows = [f"<b>{_esc(name)}</b>", _small("reference rule: " + ", ".join(ops), border)]
+            rows = [f"<b>{esc(name)}</b>", small("reference rule: " + ", ".join(ops), border)]
         else:
-            rows = [f"<b>{_esc(name)}</b>"] + [
-                _small(f"kernels/cpu {k.split('.', 1)[1]}", border) if "." in k
-                else _small(f"+ {self._kernel(k)}", RUNS["generated"][1]) + self._shared_tag(k)
+            rows = [f"<b>{esc(name)}</b>"] + [
+                small(f"kernels/cpu {k.split('.', 1)[1]}", border) if "." in k
+                else small(f"+ {self._kernel(k)}", RUNS["generated"][1]) + self._shared_tag(k)
                 for k in callees]
         if c.group.kind == "loss" and len(c.group.nodes) > 1 and not self.backward:
-            rows.append(_small("(and the loss's gradient)", "#4b5563"))
+            rows.append(small("(and the loss's gradient)", "#4b5563"))
         if name in self.pools:
-            rows.append(_small(f"(evaluate, predict: and {self.pools[name]})", "#4b5563"))
+            rows.append(small(f"(evaluate, predict: and {self.pools[name]})", "#4b5563"))
         pooled_in = [conv for conv, pool in self.pools.items() if pool == c.group.anchor]
         if pooled_in:
-            rows.append(_small(f"(evaluate, predict: in {pooled_in[0]})", "#4b5563"))
+            rows.append(small(f"(evaluate, predict: in {pooled_in[0]})", "#4b5563"))
         label_id = f"L{len(self.labels)}"
         left = '<br align="left"/>'
         # An SVG reader finds the function of the generated module under the short name.
@@ -253,8 +258,8 @@ class _Picture:
             vjps = sum(1 for b in self.back if b.startswith("vjp:"))
             npg = sum(len(self.graph.nodes[b].get("param_slots", {})) for b in self.back)
             what.append(f"backward: {vjps} vjp nodes, {npg} parameter gradients")
-        head = f"<b>{_esc(self.net.name)}</b>  ·  lowered program" + "".join(
-            f"  ·  {_esc(w)}" for w in what)
+        head = f"<b>{esc(self.net.name)}</b>  ·  lowered program" + "".join(
+            f"  ·  {esc(w)}" for w in what)
         keys = [(fill, border, "rounded", text) for fill, border, text in RUNS.values()
                 ] if self.fused else []
         if self.shared:
@@ -280,13 +285,13 @@ class _Picture:
         fill, border = STYLE[node_style(d, target)]
         if n in self.group_of:
             fill = "white"                   # the cluster's colour says what runs it
-        rows = [f"<b>{_esc(n)}</b>", _small(("target " if target else "") + _op_line(d),
+        rows = [f"<b>{esc(n)}</b>", small(("target " if target else "") + _op_line(d),
                                             "#374151"),
-                _small(show_shape(d["shape"]), "#4b5563")]
+                small(show_shape(d["shape"]), "#4b5563")]
         mine = [f"{p} {'×'.join(map(str, self.program.params[k].spec.shape))}"
                 for p, k in d["params"].items()]
         if mine and not self.fused:
-            rows.append(_small("  ".join(mine), "#6b4a12"))
+            rows.append(small("  ".join(mine), "#6b4a12"))
         extra = {"penwidth": "2.4"} if n in self.program.outputs.values() else {}
         if d["kind"] == "input":
             extra.update(input_style(target))
@@ -297,21 +302,21 @@ class _Picture:
 
     def _grad_node(self, parent, n, d):
         fans = self.graph.in_degree(n)
-        head = f"{'Σ' if fans > 1 else ''}∂ {_esc(d['fwd'])}"   # Σ: consumers' gradients add up
+        head = f"{'Σ' if fans > 1 else ''}∂ {esc(d['fwd'])}"   # Σ: consumers' gradients add up
         sub = f"seed {d['seed']}" if d.get("seed") is not None else show_shape(d["shape"])
-        parent.node(self.ids[n], label=f"<{head}<br/>{_small(sub, '#4b5563')}>",
+        parent.node(self.ids[n], label=f"<{head}<br/>{small(sub, '#4b5563')}>",
                     shape="ellipse", style="filled,dashed", fillcolor="white", color=GRAD,
                     fontsize="10", margin="0.04,0.02")
 
     def _vjp_node(self, parent, n, d):
         fwd = self.graph.nodes[d["fwd"]]
         op = fwd["op"].name if fwd["op"] is not None else "input"
-        label = f"<<b>{_esc(n)}</b><br/>{_small(op + ' backward', '#4c1d95')}>"
+        label = f"<<b>{esc(n)}</b><br/>{small(op + ' backward', '#4c1d95')}>"
         parent.node(self.ids[n], label=label, fillcolor=VJP_FILL, color=GRAD)
         if d["param_slots"]:
             rows = "".join(
-                f'<tr><td align="left"><b>∂{_esc(key)}</b></td><td align="right">'
-                f'{_small("×".join(map(str, self.program.params[key].spec.shape)), "#6b4a12")}'
+                f'<tr><td align="left"><b>∂{esc(key)}</b></td><td align="right">'
+                f'{small("×".join(map(str, self.program.params[key].spec.shape)), "#6b4a12")}'
                 f'</td></tr>' for key in d["param_slots"].values())
             parent.node(self.ids[n] + "p", label=f'<<table border="0" cellspacing="1">{rows}'
                         '</table>>', shape="note", style="filled", fillcolor=PGRAD[0],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import NNGraphError
 
 BACKENDS = ("reference", "cpu", "cuda")
+DTYPES = ("float32", "float64")      # what a model computes in
 
 
 def executor(program, backend: str, dtype, frozen: bool = False):

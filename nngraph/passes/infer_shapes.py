@@ -11,7 +11,7 @@ import math
 import networkx as nx
 
 from ..errors import Reporter
-from ..graph import show_shape
+from ..shapes import show_shape
 from ..ops import REGISTRY
 from ..ops.base import ShapeError
 

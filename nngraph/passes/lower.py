@@ -7,10 +7,14 @@ their spec names (`c1.W`).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import networkx as nx
 
-from ..graph import Network
 from ..ops import REGISTRY
+
+if TYPE_CHECKING:     # annotations only: a Network draws itself through viz, which reads programs
+    from ..graph import Network
 
 
 def lower(net: Network) -> tuple[nx.DiGraph, dict]:

@@ -16,7 +16,7 @@ import sys
 import numba
 import numpy as np
 
-from ... import __version__
+from ...version import __version__
 from ...cache import cache_dir
 from ...passes.fuse import Group, _ident, fuse
 from ...passes.plan_memory import Buffer, plan_memory

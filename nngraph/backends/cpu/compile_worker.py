@@ -3,7 +3,7 @@
 Reads a pickled job from stdin (or, forked, from a pipe): {"modules": {generated module
 name: file}, "calls": [(module, qualified name, argument types), ...]}, imports the kernels
 and compiles each call into numba's on-disk cache, printing "module.kernel seconds" for each.
-With "claims" (a directory, see compiler.Claims), "kinds" (the BLAS products the calls
+With "claims" (a directory, see claims.Claims), "kinds" (the BLAS products the calls
 bind) and "gemm" (per call: does it bind them?), it compiles only the calls it takes before
 the parent does, and takes none that binds the products until they are in the cache. A
 forked worker may compile products before it reads its job (compile_products).
@@ -90,7 +90,7 @@ def _taken(job):
     if "claims" not in job:
         yield from calls
         return
-    from .compiler import PRODUCTS_WAIT_S, Claims
+    from .claims import PRODUCTS_WAIT_S, Claims
     claims, kinds = Claims(job["claims"]), job.get("kinds", [])
     deadline = time.monotonic() + PRODUCTS_WAIT_S
     for index in claims.each(job["gemm"], lambda: claims.products(kinds)
