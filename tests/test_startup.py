@@ -78,7 +78,7 @@ def test_predict_loads_only_what_predict_runs(model_file, tmp_path):
     assert warm["compiled"] == 0 and warm["train_only"] == [], warm
     assert _unneeded(warm) == []
     # numba's own way of loading a cached kernel gives the same predictions
-    _run(*args, "-o", str(tmp_path / "numba.csv"), NNGRAPH_LIGHT_LOAD="0")
+    _run(*args, "-o", str(tmp_path / "numba.csv"), NNGRAPH_NUMBA_PATCHES="-light")
     assert (tmp_path / "warm.csv").read_bytes() == (tmp_path / "numba.csv").read_bytes()
     expected = nngraph.load_model(model_file).predict(x)
     table = np.loadtxt(tmp_path / "warm.csv", delimiter=",", skiprows=1)

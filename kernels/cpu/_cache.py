@@ -19,8 +19,8 @@ target context, which imports and registers every typing and lowering rule it ha
 linalg among them, and so SciPy's), 0.4-0.6 s of a warm `nngraph predict` that loads a few
 kernels and compiles nothing (tools/results/startup.md). Compiled code needs none of it, only
 numba's runtime (NRT) set up, as after a refresh; a function that is not in the cache is
-compiled by numba's own pipeline, which refreshes the context itself. NNGRAPH_LIGHT_LOAD=0
-loads them numba's way.
+compiled by numba's own pipeline, which refreshes the context itself (_patches.py: `light`;
+NNGRAPH_NUMBA_PATCHES=-light loads them numba's way).
 """
 from __future__ import annotations
 
@@ -126,20 +126,20 @@ _numba_load_overload = caching.Cache.load_overload     # FunctionCache's, before
 def _load_overload(self, sig, target_context):
     """numba's FunctionCache.load_overload without its refresh of the target context (see
     the top) for the functions KernelsLocator located; numba's own for the others."""
-    if not isinstance(self._impl._locator, KernelsLocator) \
-            or os.environ.get("NNGRAPH_LIGHT_LOAD", "1").strip() == "0":
+    if not isinstance(self._impl._locator, KernelsLocator):
         return _numba_load_overload(self, sig, target_context)
     rtsys.initialize(target_context)
     with self._guard_against_spurious_io_errors():
         return self._load_overload(sig, target_context)
 
 
-def install() -> None:
-    """Put KernelsLocator first in numba's locator list, KernelsCacheImpl in place of
-    numba's cache implementation for jitted functions and _load_overload in place of its
-    load_overload (once)."""
+def install(light: bool = True) -> None:
+    """Put KernelsLocator first in numba's locator list and KernelsCacheImpl in place of
+    numba's cache implementation for jitted functions; with `light`, _load_overload in place
+    of its load_overload (once)."""
     classes = caching.CacheImpl._locator_classes
     if KernelsLocator not in classes:
         classes.insert(0, KernelsLocator)
     caching.FunctionCache._impl_class = KernelsCacheImpl
-    caching.FunctionCache.load_overload = _load_overload
+    if light:
+        caching.FunctionCache.load_overload = _load_overload

@@ -34,8 +34,9 @@ class _BlockCopier:
         return getattr(copy, name)
 
 
-def install() -> None:
+def install() -> bool:
     """Once per process, before the first compile; leaves a numba that no longer imports
-    `copy` in inline_closurecall as it is."""
+    `copy` in inline_closurecall as it is. Whether the copier is in place."""
     if getattr(inline_closurecall, "copy", None) is copy:
         inline_closurecall.copy = _BlockCopier()
+    return isinstance(getattr(inline_closurecall, "copy", None), _BlockCopier)

@@ -25,11 +25,15 @@ def _ours(ll_module) -> bool:
     return any("nngraph" in f.name for f in ll_module.functions if not f.is_declaration)
 
 
-def install() -> None:
+def install() -> bool:
+    """Whether the passes run at FUNCTION_OPT from now on (not on a numba without the
+    internals this replaces)."""
     library = codegen.CPUCodeLibrary
-    if getattr(library, "_nngraph_passes", False) \
-            or not hasattr(codegen.CPUCodegen, "_pass_builder"):
-        return
+    if getattr(library, "_nngraph_passes", False):
+        return True
+    if not hasattr(codegen.CPUCodegen, "_pass_builder") \
+            or not hasattr(library, "_optimize_functions"):
+        return False
     numba_optimize = library._optimize_functions
 
     def _optimize_functions(self, ll_module):
@@ -43,3 +47,4 @@ def install() -> None:
 
     library._optimize_functions = _optimize_functions
     library._nngraph_passes = True
+    return True

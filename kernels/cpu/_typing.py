@@ -36,9 +36,9 @@ def _involves_array(args) -> bool:
                for a in args)
 
 
-def install() -> None:
+def install() -> bool:
     """Once per process; leaves a numba whose internals differ from the ones described as
-    they are."""
+    they are. Whether the operator template is patched."""
     operator = getattr(npydecl, "NumpyRulesArrayOperator", None)
     if operator is not None and not getattr(operator, "_nngraph_scalars", False):
         generic = operator.generic
@@ -51,3 +51,4 @@ def install() -> None:
     if os.name != "nt" and hasattr(errors, "ColorShell") \
             and hasattr(errors, "HighlightColorScheme"):
         errors.ColorShell = _Streams
+    return bool(operator is not None and getattr(operator, "_nngraph_scalars", False))
