@@ -24,7 +24,7 @@ declares be checked before what they describe is read: the zip directory (exactl
 members, once each, stored or deflated; JSON members at most MAX_JSON_BYTES), meta.json,
 spec.json, then each safetensors member: its header's length, its header (dtypes, shapes,
 offsets that tile the data exactly), then its data, read in pieces, never more than the
-header describes. With `expect` (what persist.load_model passes: the tensors the stored
+header describes. With `expect` (what persist.read_model passes: the tensors the stored
 spec makes) a member that declares more than the network's tensors take is refused unread;
 without it, the zip-bomb limits MAX_MEMBER_BYTES and MAX_RATIO apply.
 """
@@ -33,8 +33,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import json
-import math
 import os
 import secrets
 import stat
@@ -44,9 +42,11 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-import safetensors.numpy
 
 from .errors import ModelFileError
+from .modelfile_members import (MAX_HEADER_BYTES, MAX_JSON_BYTES, Declared, check_params,  # noqa: F401
+                               json_bytes, max_header, nbytes, parse_header, parse_json,
+                               show, size_text, tensor_bytes)
 
 FORMAT = "nngraph-model"
 FORMAT_VERSION = 1
@@ -54,7 +54,6 @@ SPEC, PARAMS, OPTIMIZER, STATE, META = (
     "spec.json", "params.safetensors", "optimizer.safetensors", "state.safetensors", "meta.json")
 TENSOR_MEMBERS = {"params": PARAMS, "optimizer": OPTIMIZER, "state": STATE}
 MEMBERS = (SPEC, PARAMS, OPTIMIZER, STATE, META)
-DTYPES = ("float32", "float64", "int64", "int32")
 RESERVED_META = ("format", "format_version", "nngraph_version", "created", "sha256")
 
 # Zip-bomb guards, checked against the sizes the archive declares before anything is read.
@@ -63,8 +62,6 @@ RESERVED_META = ("format", "format_version", "nngraph_version", "created", "sha2
 MAX_MEMBER_BYTES = 4 << 30
 MAX_RATIO = 1000
 RATIO_FLOOR_BYTES = 1 << 20      # a member smaller than this cannot hurt, whatever its ratio
-MAX_JSON_BYTES = 16 << 20        # spec.json and meta.json, written and read
-MAX_HEADER_BYTES = 100 << 20     # a safetensors header (safetensors' own limit)
 
 
 @dataclass
@@ -90,10 +87,10 @@ def save(path, spec: dict, params: dict, optimizer: dict, state: dict, meta: dic
     """
     path = os.fspath(path)
     members = {
-        SPEC: _json_bytes(path, "spec", spec),
-        PARAMS: _tensor_bytes(path, "params", params),
-        OPTIMIZER: _tensor_bytes(path, "optimizer", optimizer),
-        STATE: _tensor_bytes(path, "state", state),
+        SPEC: json_bytes(path, "spec", spec),
+        PARAMS: tensor_bytes(path, "params", params),
+        OPTIMIZER: tensor_bytes(path, "optimizer", optimizer),
+        STATE: tensor_bytes(path, "state", state),
     }
     if not isinstance(meta, dict):
         raise ModelFileError(f"{path}: cannot save: meta must be a dict, got {type(meta).__name__}")
@@ -103,48 +100,8 @@ def save(path, spec: dict, params: dict, optimizer: dict, state: dict, meta: dic
         format=FORMAT, format_version=FORMAT_VERSION, nngraph_version=__version__,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         sha256={name: hashlib.sha256(data).hexdigest() for name, data in members.items()})
-    members[META] = _json_bytes(path, "meta", full_meta)
+    members[META] = json_bytes(path, "meta", full_meta)
     _write_atomically(path, members)
-
-
-def _json_bytes(path: str, what: str, value) -> bytes:
-    if what == "spec" and not isinstance(value, dict):
-        raise ModelFileError(f"{path}: cannot save: spec must be a dict, got {type(value).__name__}")
-    try:
-        data = json.dumps(value, indent=1, default=_numpy_to_json).encode("utf-8")
-    except (TypeError, ValueError, RecursionError) as exc:   # unserialisable, circular, too deep
-        raise ModelFileError(f"{path}: cannot save: {what} is not plain JSON data: {exc}") from None
-    if len(data) > MAX_JSON_BYTES:      # load would refuse it
-        raise ModelFileError(f"{path}: cannot save: {what} takes {_bytes(len(data))} as JSON "
-                             f"(the limit is {_bytes(MAX_JSON_BYTES)})")
-    return data
-
-
-def _numpy_to_json(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} {value!r} cannot be written as JSON")
-
-
-def _tensor_bytes(path: str, what: str, tensors) -> bytes:
-    if not isinstance(tensors, dict):
-        raise ModelFileError(f"{path}: cannot save: {what} must be a dict of arrays, "
-                             f"got {type(tensors).__name__}")
-    problems, arrays = [], {}
-    for name, array in tensors.items():
-        if not isinstance(name, str):
-            problems.append(f"name {name!r} is not a string")
-        elif not isinstance(array, np.ndarray):
-            problems.append(f"'{name}' is a {type(array).__name__}, not a numpy array")
-        elif array.dtype.name not in DTYPES:
-            problems.append(f"'{name}' has dtype {array.dtype}; nngraph stores {', '.join(DTYPES)}")
-        else:   # safetensors wants C-contiguous little-endian data (ascontiguousarray makes 0-d 1-d)
-            arrays[name] = np.asarray(array, dtype=np.dtype(array.dtype.name).newbyteorder("<"), order="C")
-    if problems:
-        raise ModelFileError(f"{path}: cannot save {what}: " + "; ".join(problems))
-    return safetensors.numpy.save(arrays)
 
 
 def _write_atomically(path: str, members: dict[str, bytes]) -> None:
@@ -259,12 +216,12 @@ def load(path, expect=None) -> SavedModel:
 
 def _read_archive(path: str, archive: zipfile.ZipFile, expect) -> SavedModel:
     _check_members(path, archive)
-    meta = _parse_json(path, META, _read_member(path, archive, META))
+    meta = parse_json(path, META, _read_member(path, archive, META))
     _check_format(path, meta)
     hashes = _checksums(path, meta)
     blob = _read_member(path, archive, SPEC)
     _verify(path, SPEC, hashlib.sha256(blob), hashes)
-    spec = _parse_json(path, SPEC, blob)
+    spec = parse_json(path, SPEC, blob)
     meta = {k: v for k, v in meta.items() if k != "sha256"}
     expected = expect(spec, meta) if expect is not None else {}
     tensors = {what: _read_tensors(path, archive, name, hashes, expected.get(what))
@@ -300,10 +257,10 @@ def _refuse_bomb(path: str, info: zipfile.ZipInfo, limit: int) -> None:
     name, size, packed = info.filename, info.file_size, info.compress_size
     if size > limit:
         raise ModelFileError(f"{path}: refused: member {name} declares "
-                             f"{_bytes(size)} uncompressed (the limit is {_bytes(limit)})")
+                             f"{size_text(size)} uncompressed (the limit is {size_text(limit)})")
     if size > RATIO_FLOOR_BYTES and size > MAX_RATIO * max(packed, 1):
         raise ModelFileError(f"{path}: refused: member {name} would expand "
-                             f"{size // max(packed, 1)}-fold ({_bytes(packed)} to {_bytes(size)}); "
+                             f"{size // max(packed, 1)}-fold ({size_text(packed)} to {size_text(size)}); "
                              "this looks like a zip bomb, not a model")
 
 
@@ -361,12 +318,12 @@ def _read_tensors(path: str, archive: zipfile.ZipFile, name: str, hashes: dict, 
         _refuse_bomb(path, info, MAX_MEMBER_BYTES)
         header_limit = MAX_HEADER_BYTES
     else:
-        need = sum(_nbytes(shape, dtype) for shape, dtype in expected.values())
-        header_limit = _header_limit(expected)
+        need = sum(nbytes(shape, dtype) for shape, dtype in expected.values())
+        header_limit = max_header(expected)
         if declared > 8 + header_limit + need:
             raise ModelFileError(
-                f"{path}: refused: {name} declares {_bytes(declared)} uncompressed, but the "
-                f"{len(expected)} tensors the network has for it take {_bytes(need)}; "
+                f"{path}: refused: {name} declares {size_text(declared)} uncompressed, but the "
+                f"{len(expected)} tensors the network has for it take {size_text(need)}; "
                 "nothing of it was read")
     digest = hashlib.sha256()
     with _reading(path, name), archive.open(name) as member:
@@ -381,9 +338,9 @@ def _read_tensors(path: str, archive: zipfile.ZipFile, name: str, hashes: dict, 
                                  f"{'the member holds' if size > declared - 8 else 'its tensors need'})")
         text = _read_exactly(path, name, member, size)
         data_size = declared - 8 - size
-        entries = _parse_header(path, name, text, data_size)
+        entries = parse_header(path, name, text, data_size)
         if expected is not None:
-            declares = {key: _Declared(shape, np.dtype(dtype))
+            declares = {key: Declared(shape, np.dtype(dtype))
                         for key, (dtype, shape, _, _) in entries.items()}
             check_params(declares, expected, path, what=f"the tensors in {name}")
         data = _read_exactly(path, name, member, data_size, bytearray(data_size))
@@ -406,140 +363,13 @@ def _read_tensors(path: str, archive: zipfile.ZipFile, name: str, hashes: dict, 
     return tensors
 
 
-class _Declared:
-    """What a safetensors header says of a tensor, shaped like an array for check_params."""
-
-    def __init__(self, shape, dtype):
-        self.shape, self.dtype = tuple(shape), dtype
-
-
-def _nbytes(shape, dtype) -> int:
-    return math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
-
-
-def _header_limit(expected: dict) -> int:
-    """The most a safetensors header describing `expected` can take: every character of the
-    names escaped as a surrogate pair (12 bytes), every number at its widest."""
-    return 1024 + sum(12 * len(k) + 128 + 24 * len(shape)
-                      for k, (shape, _) in expected.items())
-
-
-# safetensors dtype names; those nngraph does not store are refused with their numpy names
-ST_DTYPES = {"F64": "float64", "F32": "float32", "I64": "int64", "I32": "int32",
-             "F16": "float16", "BF16": "bfloat16", "I16": "int16", "I8": "int8",
-             "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
-             "F8_E4M3": "float8_e4m3", "F8_E5M2": "float8_e5m2"}
-MAX_RANK = 32
-
-
-def _parse_header(path: str, name: str, text: bytes, data_size: int) -> dict:
-    """{tensor: (dtype, shape, begin, end)} from a safetensors header; the tensors must tile
-    the `data_size` bytes after it exactly, each taking what its shape and dtype need."""
-    def bad(why):
-        return ModelFileError(f"{path}: {name} is not a readable safetensors table ({why})")
-
-    header = _json_loads(path, name, text, bad)
-    if not isinstance(header, dict):
-        raise bad(f"its header is a JSON {_json_type(header)}, not an object")
-    metadata = header.pop("__metadata__", None)
-    if metadata is not None and not (isinstance(metadata, dict) and
-                                     all(isinstance(v, str) for v in metadata.values())):
-        raise bad("its __metadata__ is not a map of strings")
-    entries = {}
-    for key, entry in header.items():
-        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise bad(f"{_show(key)} is not a tensor entry with dtype, shape and data_offsets")
-        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if not isinstance(dtype, str) or dtype not in ST_DTYPES:
-            raise bad(f"{_show(key)} has an unknown dtype {dtype!r}"[:200])
-        if ST_DTYPES[dtype] not in DTYPES:
-            raise ModelFileError(f"{path}: {name}: {_show(key)} has dtype {ST_DTYPES[dtype]}, "
-                                 f"which nngraph does not use ({', '.join(DTYPES)})")
-        if not (isinstance(shape, list) and len(shape) <= MAX_RANK and all(_is_count(d) for d in shape)
-                and math.prod(max(d, 1) for d in shape) < 1 << 56):   # what numpy can shape
-            raise bad(f"{_show(key)} has a shape that is not a list of at most {MAX_RANK} sizes")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)
-                and offsets[0] <= offsets[1] <= data_size):
-            raise bad(f"{_show(key)} has data_offsets that are not two positions in its "
-                      f"{data_size} bytes of data")
-        dtype = ST_DTYPES[dtype]
-        if _nbytes(shape, dtype) != offsets[1] - offsets[0]:
-            raise bad(f"{_show(key)} is {_shape(shape)} of {dtype}, {_nbytes(shape, dtype)} bytes, "
-                      f"but has {offsets[1] - offsets[0]} bytes of data")
-        entries[key] = (dtype, shape, offsets[0], offsets[1])
-    at = 0
-    for key, (_, _, begin, end) in sorted(entries.items(), key=lambda item: item[1][2:]):
-        if begin != at:
-            raise bad(f"{_show(key)} does not start where the tensor before it ends: the data "
-                      "has gaps or overlaps")
-        at = end
-    if at != data_size:
-        raise bad(f"its tensors take {at} bytes but it holds {data_size} bytes of data")
-    return entries
-
-
-def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs):
-    keys = set()
-    for key, _ in pairs:
-        if key in keys:
-            raise _DuplicateKey(key)
-        keys.add(key)
-    return dict(pairs)
-
-
-def _json_loads(path: str, name: str, blob: bytes, bad):
-    try:
-        return json.loads(blob.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except UnicodeDecodeError:
-        raise bad("not UTF-8 text") from None
-    except _DuplicateKey as exc:
-        raise bad(f"the key {str(exc)[:100]!r} appears twice") from None
-    except json.JSONDecodeError as exc:
-        raise bad(f"not valid JSON: line {exc.lineno}, column {exc.colno}") from None
-    except ValueError:      # an integer too long to convert
-        raise bad("not valid JSON: a number too long to read") from None
-    except RecursionError:
-        raise bad("nested too deeply") from None
-
-
-def _json_type(value) -> str:
-    return {list: "array", str: "string", bool: "boolean", type(None): "null",
-            int: "number", float: "number"}.get(type(value), type(value).__name__)
-
-
-def _parse_json(path: str, name: str, blob: bytes) -> dict:
-    try:
-        value = json.loads(blob.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise ModelFileError(f"{path}: {name} is not valid JSON{where}") from None
-    except _DuplicateKey as exc:
-        raise ModelFileError(f"{path}: {name} is not valid: the key {str(exc)[:100]!r} "
-                             "appears twice in one object") from None
-    except ValueError:      # an integer too long to convert
-        raise ModelFileError(f"{path}: {name} is not valid JSON (a number too long to read)") from None
-    except RecursionError:
-        raise ModelFileError(f"{path}: {name} is nested too deeply") from None
-    if not isinstance(value, dict):
-        raise ModelFileError(f"{path}: {name} must hold a JSON object, not {type(value).__name__}")
-    return value
-
-
 def _check_format(path: str, meta: dict) -> None:
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: is not an nngraph model file "
-                             f"({META} says format {_show(meta.get('format'))}, expected '{FORMAT}')")
+                             f"({META} says format {show(meta.get('format'))}, expected '{FORMAT}')")
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(f"{path}: {META} has an invalid format_version {_show(version)}")
+        raise ModelFileError(f"{path}: {META} has an invalid format_version {show(version)}")
     if version > FORMAT_VERSION:
         from .version import __version__
         written_by = meta.get("nngraph_version")
@@ -550,7 +380,7 @@ def _check_format(path: str, meta: dict) -> None:
             f"{FORMAT_VERSION} — upgrade nngraph to load it")
     for key in ("nngraph_version", "created"):
         if key in meta and not isinstance(meta[key], str):
-            raise ModelFileError(f"{path}: {META}: {key} must be a string, got {_show(meta[key])}")
+            raise ModelFileError(f"{path}: {META}: {key} must be a string, got {show(meta[key])}")
 
 
 def _checksums(path: str, meta: dict) -> dict:
@@ -562,7 +392,7 @@ def _checksums(path: str, meta: dict) -> dict:
         if not (isinstance(digest, str) and len(digest) == 64 and
                 all(c in "0123456789abcdef" for c in digest)):
             raise ModelFileError(f"{path}: {META}: sha256 has no SHA-256 digest for {name}, "
-                                 f"got {_show(digest)}")
+                                 f"got {show(digest)}")
     return hashes
 
 
@@ -570,57 +400,3 @@ def _verify(path: str, name: str, digest, hashes: dict) -> None:
     if digest.hexdigest() != hashes[name]:
         raise ModelFileError(f"{path}: is corrupted: {name} does not match its SHA-256 "
                              "checksum (the file was modified after it was saved)")
-
-
-def _show(value) -> str:
-    """A value from a file, for a message: short, whatever it is."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:50] + "..." + text[-6:]
-
-
-# ---------------------------------------------------------------------------- check
-
-def check_params(saved_params: dict, expected: dict, path, what: str = "parameters") -> None:
-    """Raise one `ModelFileError` listing every way `saved_params` fails to fit a network.
-
-    `expected` maps each parameter name to (shape, dtype); a dtype of None is not checked.
-    `what` names the tensors in the message's first line.
-
-        c1.W: file has 6×1×5×5, network expects 8×1×5×5
-    """
-    problems = []
-    missing = [name for name in expected if name not in saved_params]
-    unexpected = [name for name in saved_params if name not in expected]
-    if missing:
-        problems.append("missing from the file: " + _names(missing))
-    if unexpected:
-        problems.append("in the file but not in the network: " + _names(unexpected))
-    for name, (shape, dtype) in expected.items():
-        if name not in saved_params:
-            continue
-        array = saved_params[name]
-        if tuple(array.shape) != tuple(shape):
-            problems.append(f"{name}: file has {_shape(array.shape)}, network expects {_shape(shape)}")
-        elif dtype is not None and np.dtype(array.dtype) != np.dtype(dtype):
-            problems.append(f"{name}: file has {np.dtype(array.dtype)}, network expects {np.dtype(dtype)}")
-    if len(problems) > 12:
-        problems[12:] = [f"and {len(problems) - 12} more"]
-    if problems:
-        raise ModelFileError(f"{os.fspath(path)}: {what} do not fit the network:\n  "
-                             + "\n  ".join(problems))
-
-
-def _names(names: list) -> str:
-    shown = ", ".join(n if n.isprintable() and len(n) <= 60 else _show(n) for n in names[:10])
-    return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-
-
-def _shape(shape) -> str:
-    return "×".join(str(d) for d in shape) if len(shape) else "a scalar"
-
-
-def _bytes(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024

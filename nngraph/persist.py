@@ -82,7 +82,7 @@ def _settings(path: str, meta: dict) -> dict:
 
     def bad(field, expected, value):
         return ModelFileError(f"{path}: meta.json: {field} must be {expected}, "
-                              f"got {modelfile._show(value)}")
+                              f"got {modelfile.show(value)}")
 
     out = {}
     for field in ("step", "epoch", "seed"):
@@ -121,7 +121,7 @@ def _history(history, bad) -> dict:
         raise bad("history", "a mapping from metric names to lists of numbers", history)
     out = {}
     for key, values in history.items():
-        field = f"history[{modelfile._show(key)}]"
+        field = f"history[{modelfile.show(key)}]"
         if not isinstance(values, list):
             raise bad(field, "a list of numbers", values)
         out[key] = []

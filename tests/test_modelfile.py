@@ -416,7 +416,8 @@ def test_checksums_must_be_digests(model):
 
 
 def test_save_refuses_json_that_load_would_refuse(tmp_path, monkeypatch):
-    monkeypatch.setattr(modelfile, "MAX_JSON_BYTES", 1000)
+    from nngraph import modelfile_members
+    monkeypatch.setattr(modelfile_members, "MAX_JSON_BYTES", 1000)
     with pytest.raises(ModelFileError, match=r"cannot save: meta takes .* as JSON \(the limit is 1000 bytes\)"):
         modelfile.save(tmp_path / "m.nnz", SPEC, {}, {}, {}, {"history": {"loss": [0.5] * 1000}})
     assert os.listdir(tmp_path) == []
