@@ -73,8 +73,6 @@ class SavedModel:
     meta: dict       # meta.json without "sha256": the caller's keys plus format, created, ...
 
 
-# ---------------------------------------------------------------------------- save
-
 def save(path, spec: dict, params: dict, optimizer: dict, state: dict, meta: dict) -> None:
     """Write a model to `path` (conventionally `.nnz`), replacing any file there atomically.
 
@@ -163,8 +161,6 @@ def _fsync_directory(directory: str) -> None:
     finally:
         os.close(fd)
 
-
-# ---------------------------------------------------------------------------- load
 
 def load(path, expect=None) -> SavedModel:
     """Read and verify a model written by `save`; every problem is a `ModelFileError`.
