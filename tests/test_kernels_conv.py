@@ -193,17 +193,28 @@ def test_conv1d_as_conv2d_of_height_1(attrs):
     close(gw.reshape(p["W"].shape), gp["W"], dtype, "gW")
 
 
+TRANSPOSE_CASES = [  # (N, C, H, W), attrs
+    ((2, 3, 4, 5), dict(filters=2, kernel=3)),
+    ((2, 3, 4, 5), dict(filters=2, kernel=3, stride=2, padding="same")),
+    ((2, 3, 4, 5), dict(filters=2, kernel=[3, 4], stride=[2, 3], padding=[1, 2],
+                        output_padding=[1, 2])),
+    ((2, 3, 4, 5), dict(filters=2, kernel=2, stride=3, padding="same")),      # hi < 0
+    ((2, 3, 4, 5), dict(filters=2, kernel=[2, 3], stride=[3, 2], output_padding=[2, 1])),
+    ((2, 3, 6, 5), dict(filters=2, kernel=3, padding=[3, 1])),      # rows reaching nothing
+    ((3, 3, 30, 30), dict(filters=4, kernel=3, padding=1)),          # one sample a chunk
+    ((2, 12, 3, 3), dict(filters=2, kernel=2, stride=2)),            # gW transposed
+]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("attrs", [dict(filters=2, kernel=3),
-                                   dict(filters=2, kernel=3, stride=2, padding="same"),
-                                   dict(filters=2, kernel=[3, 4], stride=[2, 3], padding=[1, 2],
-                                        output_padding=[1, 2])])
-def test_conv2d_transpose(dtype, attrs):
+@pytest.mark.parametrize("shape,attrs", TRANSPOSE_CASES)
+def test_conv2d_transpose(dtype, shape, attrs):
     rng = np.random.default_rng(3)
-    x = randn(rng, (2, 3, 4, 5), dtype)
+    x = randn(rng, shape, dtype)
+    n, c, h, w = shape
     a = make_attrs("conv2d_transpose", **attrs)
-    kh, kw = a.kernel
-    p = {"W": randn(rng, (3, 2, kh, kw), dtype), "b": np.zeros(2, dtype)}
+    kh, kw, f = a.kernel[0], a.kernel[1], a.filters
+    p = {"W": randn(rng, (c, f, kh, kw), dtype), "b": randn(rng, (f,), dtype)}
     a, y_ref, gy, (gx_ref,), gp, _ = reference("conv2d_transpose", attrs, [x], p)
     pads = []
     for axis in range(2):                   # conv2d's padding of the adjoint (see conv.py)
@@ -215,15 +226,37 @@ def test_conv2d_transpose(dtype, attrs):
             pv = 0 if a.padding == "valid" else a.padding[axis]
             pads += [pv, pv - extra]
     geo = (*a.stride, pads[0], pads[1], pads[2], pads[3])
-    nhw = 2 * 4 * 5
+    nhw = n * h * w
+    cols, xbuf = np.empty((f * kh * kw, nhw), dtype), np.empty((c, nhw), dtype)
+    transposed = c > 8 and f * kh * kw < 256       # conv2d_backward's gW.T rule
+    gwt = np.empty(f * kh * kw * c, dtype) if transposed else empty(dtype)
     y = np.empty_like(y_ref)
-    conv.conv2d_transpose_forward(x, p["W"], y, np.empty((3, nhw), dtype),
-                                  np.empty((2 * kh * kw, nhw), dtype), *geo)
-    close(y, y_ref, dtype, "y")
-    gw, gb, gx = np.empty_like(p["W"]), np.empty(2, dtype), np.empty_like(x)
-    conv.conv2d_transpose_backward(x, p["W"], gy, gw, gb, gx, np.empty((3, nhw), dtype),
-                                   np.empty((2 * kh * kw, nhw), dtype),
-                                   np.empty((3, nhw), dtype), empty(dtype), *geo)
-    close(gx, gx_ref, dtype, "gx")
-    close(gw, gp["W"], dtype, "gW")
-    close(gb, gp["b"], dtype, "gb")
+    for b, relu in ((p["b"], False), (p["b"], True), (empty(dtype), False)):
+        want = y_ref - (0 if b.size else p["b"][None, :, None, None])
+        bad = conv.conv2d_transpose_forward(x, p["W"], b, y, cols, xbuf, relu, *geo)
+        close(y, np.maximum(want, 0) if relu else want, dtype, f"y, relu {relu}")
+        assert not bad
+    for relu in (False, True):              # gy through the forward's relu
+        y_relu = np.maximum(y_ref, 0)
+        g = gy * (y_relu > 0) if relu else gy
+        gw, gb, gx = np.empty_like(p["W"]), np.empty(f, dtype), np.empty_like(x)
+        conv.conv2d_transpose_backward(x, p["W"], gy.copy(),
+                                       y_relu if relu else empty(dtype, 4), gw, gb, gx, cols,
+                                       xbuf, gwt, *geo)
+        (gx_want,), gp_want = REGISTRY["conv2d_transpose"].backward(None, a, [x], p, y_ref, g)
+        close(gx, gx_want, dtype, f"gx, relu {relu}")
+        close(gw, gp_want["W"], dtype, f"gW, relu {relu}")
+        close(gb, gp_want["b"], dtype, f"gb, relu {relu}")
+    # a frozen weight: gx alone; a network input: gw and gb with gx into scratch
+    gx, gb = np.empty_like(x), np.empty(f, dtype)
+    conv.conv2d_transpose_backward(x, p["W"], gy.copy(), empty(dtype, 4), empty(dtype, 4),
+                                   empty(dtype), gx, cols, xbuf, empty(dtype), *geo)
+    close(gx, gx_ref, dtype, "gx alone")
+    gw = np.empty_like(p["W"])
+    conv.conv2d_transpose_backward(x, p["W"], gy.copy(), empty(dtype, 4), gw, gb,
+                                   np.empty_like(x), cols, xbuf, gwt, *geo)
+    close(gw, gp["W"], dtype, "gW, gx to scratch")
+    close(gb, gp["b"], dtype, "gb, gx to scratch")
+    with pytest.raises(ValueError, match="gw needs gx"):
+        conv.conv2d_transpose_backward(x, p["W"], gy.copy(), empty(dtype, 4), gw, gb,
+                                       empty(dtype, 4), cols, xbuf, gwt, *geo)

@@ -388,28 +388,64 @@ def _check_input(x, n_batch, channels, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, d
 
 
 @kernel
-def conv2d_transpose_forward(x, w, y, xbuf, gcols, sh, sw, pt, pb, pl, pr):
-    """y (N, F, Ho, Wo) = conv2d_transpose(x (N, C, H, W), w (C, F, kh, kw)), no bias: the
-    input gradient of the conv2d of weight w whose output is x. Scratch: xbuf >= C * g*H*W,
-    gcols >= F*kh*kw * N*H*W values. pb, pr may be negative (see top)."""
-    conv2d_backward(None, x, x[:0], w, w[:0], y[0, 0, 0, :0], y, gcols, xbuf, xbuf[:0],
+def conv2d_transpose_forward(x, w, b, y, cols, xbuf, relu, sh, sw, pt, pb, pl, pr):
+    """y (N, F, Ho, Wo) = conv2d_transpose(x (N, C, H, W), w (C, F, kh, kw)) + b (F,), b
+    optional, then relu when relu is set; returns whether any value before relu was NaN or
+    infinite. The input gradient of the conv2d of weight w whose output is x: conv2d_backward
+    with x None, called as codegen calls it for a conv2d (one compiled version serves both),
+    then bias and relu in one pass over y. Scratch: cols >= F*kh*kw * N*H*W, xbuf >= C * N*H*W
+    values (codegen's per-sample plans). pb, pr may be negative (see top)."""
+    f_count = y.shape[1]
+    if w.shape[1] != f_count or (b.size and b.size != f_count):
+        raise ValueError("conv2d_transpose_forward: shapes of w, b and y do not fit")
+    conv2d_backward(None, x, x[:0], w, w[:0], b[:0], y, cols, xbuf, b[:0],
                     sh, sw, pt, pb, pl, pr, 1, 1)
+    p = y.shape[2] * y.shape[3]
+    yf, bad = flat(y), False
+    for n in range(y.shape[0]):
+        for f in range(f_count):
+            at = (n * f_count + f) * p
+            bad |= _bias_relu(yf[at:at + p], b[f] if b.size else y.dtype.type(0), relu)
+    return bad
 
 
 @kernel
-def conv2d_transpose_backward(x, w, gy, gw, gb, gx, xbuf, cols, gxbuf, gwt,
-                              sh, sw, pt, pb, pl, pr):
-    """From gy (N, F, Ho, Wo): gw (C, F, kh, kw), gb (F,), gx (N, C, H, W), each skipped when
-    size 0: gx is the conv2d of gy, gw that conv2d's weight gradient for output gradient x.
-    Scratch: xbuf and gxbuf >= C * g*H*W, cols >= F*kh*kw * g*H*W values, gwt as
-    conv2d_backward's (F*kh*kw * C values, or empty)."""
+def conv2d_transpose_backward(x, w, gy, y, gw, gb, gx, cols, xbuf, gwt, sh, sw, pt, pb, pl,
+                              pr):
+    """From gy (N, F, Ho, Wo): gw (C, F, kh, kw), gb (F,), gx (N, C, H, W), gw and gb skipped
+    when size 0. y: when the forward applied relu, its output (gy is taken through relu in
+    place first, and summed into gb on the way); size 0: no relu.
+
+    gx is the conv2d of gy (conv2d_forward), gw that conv2d's weight gradient for output
+    gradient x (conv2d_backward with x None, from the columns of gy that conv2d_forward
+    keeps in cols): both called as codegen calls them for a conv2d, so a network with both
+    ops compiles each once, and gy is unfolded once. gx must therefore be given whenever gw
+    is (a scratch array where the input's gradient is not wanted); size 0 with gw size 0.
+    Scratch: cols >= F*kh*kw * N*H*W, xbuf >= C * N*H*W values, gwt as conv2d_backward's
+    (F*kh*kw * C values, or empty)."""
+    n_batch, f_count = gy.shape[0], gy.shape[1]
+    p = gy.shape[2] * gy.shape[3]
+    if w.shape[1] != f_count or (gb.size and gb.size != f_count) \
+            or (y.size and y.size != gy.size):
+        raise ValueError("conv2d_transpose_backward: shapes of gy, y, w and gb do not fit")
+    if gw.size and not gx.size:
+        raise ValueError("conv2d_transpose_backward: gw needs gx (a scratch array will do)")
+    for f in range(gb.size):
+        gb[f] = 0
+    if y.size or gb.size:                 # through relu in place, summed into gb
+        gf, yf = flat(gy), flat(y)
+        for n in range(n_batch):
+            for f in range(f_count):
+                at, total = (n * f_count + f) * p, gy.dtype.type(0)
+                for q in range(at, at + p):
+                    if y.size and not yf[q] > 0:
+                        gf[q] = 0
+                    total += gf[q]
+                if gb.size:
+                    gb[f] += total
     if gx.size:
-        conv2d_forward(gy, w, gb[:0], gx, cols, gxbuf, False, False, 1, sh, sw, pt, pb, pl, pr,
-                       1, 1)
+        conv2d_forward(gy, w, gb[:0], gx, cols, xbuf, gw.size > 0, False, 1,
+                       sh, sw, pt, pb, pl, pr, 1, 1)
     if gw.size:
-        conv2d_backward(gy, x, x[:0], w, gw, gb[:0], gx[:0], cols, xbuf, gwt,
+        conv2d_backward(None, x, x[:0], w, gw, gb[:0], gx[:0], cols, xbuf, gwt,
                         sh, sw, pt, pb, pl, pr, 1, 1)
-    if gb.size:
-        g3 = gy.reshape(gy.shape[0], gy.shape[1], gy.size // (gy.shape[0] * gy.shape[1]))
-        for f in range(gy.shape[1]):
-            gb[f] = g3[:, f, :].sum()
