@@ -10,7 +10,7 @@ import nngraph
 from nngraph import DataError, datasets
 from nngraph.batch import as_batch
 from nngraph.data import load_splits, load_training_data
-from nngraph.spec.build import CLASS_DATASETS
+from nngraph.spec.checks import CLASS_DATASETS
 from nngraph.spec.train_schema import DATASETS
 
 

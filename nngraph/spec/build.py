@@ -6,17 +6,16 @@ everything wrong with a file at once. Later checks skip what earlier ones alread
 """
 from __future__ import annotations
 
-import math
-
 import networkx as nx
 
-from .. import initializers, metrics, ops
+from .. import ops
 from ..errors import Reporter, SpecError, did_you_mean
 from ..graph import InputDef, Network
 from ..ops.base import AttrError, Attrs
 from ..passes.infer_shapes import infer_shapes
 from .expand import check_blocks, expand
 from .source import Source, from_python, read_text
+from . import checks
 from .train_schema import check_train
 
 TOP_KEYS = ("nngraph", "name", "description", "inputs", "layers", "outputs", "losses",
@@ -101,16 +100,16 @@ def build(src: Source, rep: Reporter) -> Network:
     declared = set(inputs) | {d.name for d in ex.layers} | set(ex.aliases) | ex.rejected
     _connect(src, rep, g, ex.aliases, declared)
     outputs = _check_outputs(src, rep, doc.get("outputs"), g, ex.aliases, decls)
-    cyclic = _check_acyclic(rep, g)
+    cyclic = checks.check_acyclic(rep, g)
     infer_shapes(g.subgraph([n for n in g if n not in cyclic]), rep, src)
-    _check_params(src, rep, g)
-    _check_code_names(rep, g)
+    checks.check_params(src, rep, g)
+    checks.check_code_names(rep, g)
     train = check_train(src, rep, doc.get("train"))
-    _check_label_contract(src, rep, g, inputs, losses, train)
-    _check_metrics(src, rep, g, inputs, losses, train)
+    checks.check_label_contract(src, rep, g, inputs, losses, train)
+    checks.check_metrics(src, rep, g, inputs, losses, train)
     if not rep.failed:
-        _warn_unused(rep, g, outputs, losses)
-        _warn_squashed_logits(rep, g, losses)
+        checks.warn_unused(rep, g, outputs, losses)
+        checks.warn_squashed_logits(rep, g, losses)
     rep.raise_if_failed()
     net = Network(doc.get("name") if isinstance(doc.get("name"), str) else "network",
                   src.file, g, inputs, outputs, losses, train, ex.clusters,
@@ -121,34 +120,6 @@ def build(src: Source, rep: Reporter) -> Network:
 
 # ------------------------------------------------------------------------------ sections
 
-# The named datasets whose labels are class indices, and how many classes each has.
-CLASS_DATASETS = {"mnist_5k": 10, "digits": 10, "iris": 3, "wine": 3, "breast_cancer": 2,
-                  "sequence_parity": 2, "tokens_majority": 2}
-CLASS_LOSSES = ("softmax_cross_entropy", "max_margin")      # their targets are classes
-
-
-def _check_label_contract(src, rep, g, inputs, losses, train):
-    """A named dataset of class indices against a loss target declared one-hot ([K]):
-    what would fail only once training has loaded the data is said here, with the fix."""
-    data = train.get("data") if isinstance(train, dict) else None
-    if rep.failed or not isinstance(data, dict) or data.get("one_hot") or data.get("map") \
-            or not isinstance(data.get("dataset"), str) \
-            or data["dataset"] not in CLASS_DATASETS:
-        return
-    name, classes = data["dataset"], CLASS_DATASETS[data["dataset"]]
-    for loss in losses:
-        node = g.nodes[loss] if loss in g else {}
-        op = getattr(node.get("op"), "name", None)
-        targets = (node.get("inputs") or []) if op in CLASS_LOSSES else []
-        for t in targets[1:2]:
-            d = inputs.get(t) if isinstance(t, str) else None
-            shape = getattr(d, "shape", None)
-            if shape is not None and len(shape) == 1 and shape[0] > 1:
-                rep.error(src.at(("inputs", t)), "E030",
-                          f"input '{t}' has shape [{shape[0]}] (one-hot labels), but dataset "
-                          f"'{name}' gives class indices (0 to {classes - 1}): add "
-                          f"one_hot: true to train.data, or declare "
-                          f"{t}: {{shape: [], dtype: int64}}")
 
 def _check_top(src, rep, doc):
     for k in doc:
@@ -278,28 +249,6 @@ def _check_attrs(src, rep, op, given: dict, paths: dict, who: str, lpath) -> Att
     return a if ok else None
 
 
-def _check_metrics(src, rep, g, inputs, losses, train):
-    """Metrics asked of losses they do not apply to, and an early-stopping monitor that
-    training would not report."""
-    if rep.failed:
-        return
-    labels = [n for n in inputs if g.out_degree(n)
-              and all(g.nodes[u]["kind"] == "loss" for u in g.successors(n))]
-    _, problems = metrics.plan(g, losses, train, labels)
-    for path, message in problems:
-        rep.error(src.at(path), "E013", message)
-    es = train.get("early_stopping")
-    monitor = es.get("monitor") if isinstance(es, dict) else None
-    if isinstance(monitor, str) and not problems:
-        keys = metrics.report_keys_of(g, losses, train, labels)
-        known = keys + [f"val_{k}" for k in keys]
-        if monitor not in known:
-            rep.error(src.at(("train", "early_stopping", "monitor")), "E013",
-                      f"early_stopping monitors '{monitor}', which training does not report"
-                      f"{did_you_mean(monitor, known)}; it reports {', '.join(known)} (val_ "
-                      f"ones with validation data)")
-
-
 def _check_losses(src, rep, losses, g) -> list:
     names = []
     if losses is None:
@@ -421,119 +370,3 @@ def _check_outputs(src, rep, outputs, g, aliases, decls) -> list:
     return out
 
 
-def _check_acyclic(rep, g) -> set:
-    """Report each cycle once; returns the nodes on or downstream of a cycle, whose shapes
-    cannot be inferred."""
-    bad = set()
-    for component in nx.strongly_connected_components(g):
-        first = next(iter(component))
-        if len(component) == 1 and not g.has_edge(first, first):
-            continue
-        cycle = nx.find_cycle(g.subgraph(component))
-        names = [u for u, _ in cycle] + [cycle[0][0]]
-        rep.error(g.nodes[cycle[0][0]]["pos"], "E023",
-                  f"layers form a cycle: {' -> '.join(names)}")
-        bad |= component
-    for n in list(bad):
-        bad |= nx.descendants(g, n)
-    return bad
-
-
-def _check_params(src, rep, g):
-    """Parameter shapes, literal initializers that must fit them, and absurd sizes."""
-    from ..passes.infer_shapes import MAX_PARAMS
-    total = 0
-    for name, d in g.nodes(data=True):
-        if d["kind"] != "layer":
-            continue
-        for pname, spec in d["params"].items():
-            count = math.prod(spec.shape)
-            total += count
-            if count > MAX_PARAMS:
-                dims = "x".join(map(str, spec.shape))
-                rep.error(d["pos"], "E031",
-                          f"layer '{name}': {pname} has {dims} = {count:,} parameters "
-                          f"({count * 4 / 2**30:.1f} GiB in float32), more than the limit of "
-                          f"{MAX_PARAMS:,}")
-            a = d["attrs"]
-            init = a.get("bias_init") if spec.role == "bias" else a.get("weight_init")
-            problem = initializers.fits(init, spec.shape) if init is not None else None
-            if problem:
-                key = "bias_init" if spec.role == "bias" else "weight_init"
-                rep.error(src.at(d["attr_paths"].get(key, d["path"] + (key,))), "E030",
-                          f"layer '{name}': {pname}: {problem}")
-        lr = d["attrs"].get("lr_mult")
-        if isinstance(lr, dict):
-            for p in lr:
-                if p not in d["params"]:
-                    rep.error(src.at(d["attr_paths"].get("lr_mult", d["path"])), "E011",
-                              f"layer '{name}': lr_mult names '{p}', but the layer's "
-                              f"parameters are {', '.join(d['params']) or 'none'}"
-                              f"{did_you_mean(p, d['params'])}")
-    if total > MAX_PARAMS:
-        rep.error((1, 1), "E031", f"the network has {total:,} parameters, more than the limit "
-                                  f"of {MAX_PARAMS:,}")
-
-
-def _check_code_names(rep, g):
-    """Generated code names a value `v_<name>` with '/', ':' and other characters made '_'
-    (passes/fuse.py _ident): two names that come out the same would share a buffer."""
-    from ..passes.fuse import _ident
-    seen = {}
-    for name, d in g.nodes(data=True):
-        forms = [("value", name)] + [("parameter", f"{name}.{p}") for p in d["params"]]
-        if d.get("activation"):
-            forms.append(("value", f"{name}:{d['activation'][0]}"))
-        for kind, form in forms:
-            first = seen.setdefault((kind, _ident(form)), (form, name))
-            if first[1] != name:
-                rep.error(d["pos"], "E022",
-                          f"{_what(form, name)} and {_what(*first)} would have the same name "
-                          f"in generated code, '{_ident(form)}'; rename '{name}'")
-                break
-
-
-def _what(form, owner) -> str:
-    if form == owner:
-        return f"'{owner}'"
-    if form.startswith(owner + ":"):
-        return f"the activation of '{owner}' ({form})"
-    return f"the parameter {form}"
-
-
-def _warn_unused(rep, g, outputs, losses):
-    if not outputs and not losses:
-        return
-    needed = set()
-    for target in list(outputs) + list(losses):
-        if target in g:
-            needed |= nx.ancestors(g, target) | {target}
-    for name, d in g.nodes(data=True):
-        if name not in needed:
-            what = "input" if d["kind"] == "input" else "layer"
-            rep.warning(d["pos"], "W001",
-                        f"{what} '{name}' is not used by any output or loss")
-
-
-# A loss on logits and the activations that would squash its input a second time.
-_LOGIT_LOSSES = {"softmax_cross_entropy": ("softmax", "log_softmax"),
-                 "sigmoid_cross_entropy": ("sigmoid",)}
-
-
-def _warn_squashed_logits(rep, g, losses):
-    for loss in losses:
-        d = g.nodes[loss]
-        squashes = _LOGIT_LOSSES.get(d["op"].name)
-        src = d["inputs"][0] if squashes and d["inputs"] else None
-        if src not in g:
-            continue
-        s = g.nodes[src]
-        act = (s.get("activation") or (None,))[0]
-        found = act if act in squashes else (s["op"].name if s["op"] is not None
-                                             and s["op"].name in squashes else None)
-        if found:
-            rep.warning(d["pos"], "W002",
-                        f"{d['op'].name} takes logits and applies the {squashes[0]} itself, "
-                        f"but '{src}' already ends in {found}: it is applied twice, which "
-                        f"slows or stalls learning. Drop the {found} from '{src}' (predict "
-                        f"gives logits; `nngraph predict` writes the probabilities too)")
