@@ -58,7 +58,10 @@ class ReferenceExecutor:
         prog = self.program
         roots = [self.g.nodes[b]["fwd"] for b in prog.backward
                  if self.g.nodes[b].get("seed") is not None]
-        values, contexts = self.forward(arrays, state, batch, roots, True, seed)
+        # every loss counts in the total, one whose prediction gets no gradient too (a loss
+        # on a network input)
+        values, contexts = self.forward(arrays, state, batch, roots + list(prog.losses), True,
+                                        seed)
         grads_of = {}                          # node -> gradient of its output
         param_grads = {}
         for b in prog.backward:

@@ -18,10 +18,7 @@ def gradient_into(site, x):
     """Where a loss kernel writes d loss / d x (see _losses.gradient_target), counted as a
     contribution to x's gradient in training (Site.input_grad): when another loss or layer
     has written it already, this one writes a scratch buffer that the driver adds in."""
-    into = gradient_target(site, x)
-    if into is not None and len(site.group.nodes) > 1:
-        return site.input_grad(site.group.anchor, site.node(site.group.anchor)["inputs"].index(x))
-    return into
+    return gradient_target(site, x)
 
 
 def pointwise_loss(site, element: list, scale: float = 1.0, consts: tuple = ()):
