@@ -151,7 +151,7 @@ def test_yaml12_numbers_are_numbers(tmp_path):
     p.write_text(net("- {op: flatten}\n- {op: dense, name: logits, units: 10}\n")
                  + "train: {optimizer: {type: adam, lr: 1e-3}}\n")
     assert nngraph.load(str(p)).train["optimizer"]["lr"] == 0.001
-    from nngraph.spec.source import _plain_scalar
+    from nngraph.spec.source_yaml import _plain_scalar
     assert _plain_scalar("no") == "no" and _plain_scalar("on") == "on"
 
 
