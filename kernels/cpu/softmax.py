@@ -1,13 +1,16 @@
-"""Softmax cross-entropy (loss and logits gradient in one kernel) and plain softmax /
-log-softmax over the last axis, as nngraph/ops/{softmax_cross_entropy,softmax,log_softmax}.py.
+"""Softmax cross-entropy on one-hot or probability targets (loss and logits gradient in one
+kernel) and plain softmax / log-softmax over the last axis, as
+nngraph/ops/{softmax_cross_entropy,softmax,log_softmax}.py. (Class-index labels run a
+generated kernel: backends/cpu/lower/softmax_cross_entropy.py.)
 
 Arrays are 2-D (rows, classes): the caller reshapes anything else to (-1, K).
 
 Each row is read once for its maximum m, then once more computing d = x - m and e = exp(d)
-a single time per element; e is parked in the gradient buffer and rescaled in place, so no
-exp or shift is ever recomputed (NUMBA_NOTES.md: recomputing can differ by an ulp). Loss sums
-are accumulated in float64 and returned as a Python float together with the number of rows
-whose arg-max (first maximum, as numpy) is the label, for accuracy metrics at no extra cost.
+a single time per element; e is parked in the output (or gradient) buffer and rescaled in
+place, so no exp or shift is ever recomputed (NUMBA_NOTES.md: recomputing can differ by an
+ulp). Loss sums are accumulated in float64 and returned as a Python float together with the
+number of rows whose arg-max (first maximum, as numpy) is the target's, for accuracy metrics
+at no extra cost.
 
 Gradient scaling: gx = weight * (softmax(x) - target) / (N if mean else 1), where `weight`
 is the loss's weight times the upstream gradient (1 for a plain training step) and `mean`
@@ -26,40 +29,6 @@ def _row_max(row):
         if row[k] > best:
             best, at = row[k], k
     return best, at
-
-
-@kernel
-def softmax_cross_entropy(x, labels, gx, mean, weight):
-    """Integer class labels (N,). Returns (loss, correct). gx (N, K) is skipped if size 0."""
-    n_rows, k_count = x.shape
-    if labels.shape[0] != n_rows:
-        raise ValueError("softmax_cross_entropy: one label per row")
-    want = gx.size > 0
-    dt = x.dtype.type
-    scale = dt(weight / n_rows) if mean else dt(weight)
-    total = 0.0
-    correct = 0
-    for i in range(n_rows):
-        row = x[i]
-        m, at = _row_max(row)
-        c = labels[i]
-        if c < 0 or c >= k_count:
-            raise ValueError("softmax_cross_entropy: a label is outside [0, classes)")
-        correct += at == c
-        s = dt(0)
-        for k in range(k_count):
-            e = np.exp(row[k] - m)
-            s += e
-            if want:
-                gx[i, k] = e
-        total += np.log(s) - (row[c] - m)
-        if want:
-            g = gx[i]
-            r = scale / s
-            for k in range(k_count):
-                g[k] *= r
-            g[c] -= scale
-    return (total / n_rows if mean else total), correct
 
 
 @kernel
