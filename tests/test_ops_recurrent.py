@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import _VF, nn
 
+from nngraph import random_stream
 from nngraph.ops import REGISTRY, RunContext, ShapeError, make_attrs
 from op_harness import check_against_torch, check_gradients, forward, make_case
 
@@ -195,7 +196,8 @@ def test_dropout():
     check_gradients("dropout", attrs, [(4, 5)])
 
     def masked(xs, p, a):          # the mask the harness's forward draws (seed 1)
-        keep = np.random.default_rng(1).random(tuple(xs[0].shape)) >= a.rate
+        shape = tuple(xs[0].shape)
+        keep = random_stream.uniform(random_stream.key(1), random_stream.counters(shape)) >= a.rate
         return xs[0] * torch.tensor(keep) / (1 - a.rate)
     check_against_torch("dropout", attrs, [(4, 5)], masked)
     from nngraph.ops import AttrError
@@ -209,8 +211,9 @@ def test_gaussian_noise():
     attrs = dict(stddev=0.3)
     check_gradients("gaussian_noise", attrs, [(2, 3)])
 
-    def noisy(xs, p, a):
-        e = np.random.default_rng(1).normal(0, a.stddev, tuple(xs[0].shape))
+    def noisy(xs, p, a):           # the noise the harness's forward draws (seed 1)
+        e = random_stream.normal(random_stream.key(1), random_stream.counters(tuple(xs[0].shape)),
+                                 a.stddev)
         return xs[0] + torch.tensor(e)
     check_against_torch("gaussian_noise", attrs, [(2, 3)], noisy)
     assert make_attrs("gaussian_noise").stddev == 0.1

@@ -6,6 +6,7 @@ plain one. The mask is saved for backward, which applies the same scaled mask to
 """
 import numpy as np
 
+from .. import random_stream
 from .base import Attr, Float, Fusion, OpDef, elementwise_flops, same_shape
 
 
@@ -13,7 +14,10 @@ def forward(ctx, a, xs, p):
     x = xs[0]
     if not ctx.training:
         return x
-    mask = ctx.rng.random(x.shape) >= a.rate
+    # the counter-based stream of this node and step, which the CPU backend's kernels
+    # draw from too (nngraph/random_stream.py)
+    mask = random_stream.uniform(random_stream.key_of(ctx.rng),
+                                 random_stream.counters(x.shape)) >= a.rate
     ctx.saved["mask"] = mask
     return x * mask / np.asarray(1 - a.rate, dtype=x.dtype)
 

@@ -3,6 +3,7 @@ step (the corruption of a denoising autoencoder, or a regularizer); in evaluatio
 
 The noise does not depend on x, so the gradient passes through unchanged.
 """
+from .. import random_stream
 from .base import Attr, Float, Fusion, OpDef, elementwise_flops, same_shape
 
 
@@ -10,7 +11,11 @@ def forward(ctx, a, xs, p):
     x = xs[0]
     if not ctx.training:
         return x
-    return x + ctx.rng.normal(0.0, a.stddev, x.shape).astype(x.dtype)
+    # the counter-based stream of this node and step, which the CPU backend's kernels
+    # draw from too (nngraph/random_stream.py)
+    noise = random_stream.normal(random_stream.key_of(ctx.rng),
+                                 random_stream.counters(x.shape), a.stddev)
+    return x + noise.astype(x.dtype)
 
 
 def backward(ctx, a, xs, p, y, gy):
