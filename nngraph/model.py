@@ -246,9 +246,8 @@ class FrozenModel(_Predicts):
     As its weights never change, a frozen model on the CPU backend keeps the weight
     matrices of its large dense layers packed once in MKL's own layout, as ONNX Runtime
     does in its sessions. A Model, whose parameters may be edited in place between any two
-    calls, has MKL pack them again in every product (the first layer of the MLP
-    784-128-64-10 at batch 256: 257-278 us packed, 275-301 us not, on the 2-core
-    development machine). Predictions equal the model's to float rounding: the packed
+    calls, has MKL pack them again in every product, which costs a little time
+    (kernels/cpu/packed.py). Predictions equal the model's to float rounding: the packed
     product sums in another order. With nothing to pack (no dense layer that large,
     OpenBLAS, the reference backend) it runs the model's own compiled code on its copy."""
 

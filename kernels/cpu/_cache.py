@@ -16,9 +16,9 @@ before_load() see its compiled code: blas.py binds there the symbols that it cal
 
 Loading one of these functions skips what numba does first before any load: refreshing its
 target context, which imports and registers every typing and lowering rule it has (numpy's
-linalg among them, and so SciPy's), 0.4-0.6 s of a warm `nngraph predict` that loads a few
-kernels and compiles nothing (tools/results/startup.md). Compiled code needs none of it, only
-numba's runtime (NRT) set up, as after a refresh; a function that is not in the cache is
+linalg among them, and so SciPy's), a large part of a warm `nngraph predict` that loads a
+few kernels and compiles nothing (tools/results/startup.md). Compiled code needs none of it,
+only numba's runtime (NRT) set up, as after a refresh; a function that is not in the cache is
 compiled by numba's own pipeline, which refreshes the context itself (_patches.py: `light`;
 NNGRAPH_NUMBA_PATCHES=-light loads them numba's way).
 """

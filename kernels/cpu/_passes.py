@@ -4,12 +4,10 @@ numba optimises each function of a new module on its own (LLVM's function pipeli
 opt level, O3), then the whole library once more with the O3 module pipeline, which runs the
 same function simplifications again, then inlines, unrolls and vectorises. For our kernels
 the first O3 pass is work done twice: at O1 it still cleans the IR up (SROA, instcombine,
-simplifycfg, early CSE) for the module pipeline, whose machine code came out nearly the same
-size with the same vector instructions (conv2d_forward 3295 -> 3307 instructions, 112 -> 111 of
-them on ymm/zmm registers; conv2d_backward 4015 -> 4020, 148 -> 148), while LeNet-5's cold
-compile spent 1.0 s in function passes instead of 1.9 s (NUMBA_LLVM_PASS_TIMINGS=1, one
-process). At O0 the module pipeline had more to do (in one of two runs more than the function
-passes saved) and the code came out different (conv2d_forward 3543 instructions).
+simplifycfg, early CSE) for the module pipeline, whose machine code comes out nearly the same
+size with the same vector instructions, while the function passes take about half the time
+they take at O3. At O0 the module pipeline has more to do (at times more than the function
+passes save) and the code comes out different.
 
 install() changes numba's CPUCodeLibrary._optimize_functions for modules that define
 nngraph's functions (whose mangled names carry the module path: nngraph.kernels.cpu.*, the

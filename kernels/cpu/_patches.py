@@ -12,11 +12,13 @@
     typing   speed        scalar operators skip numba's ufunc-loop search;  ~4% of the compile's
                           no colorama wrapping for unread errors (_typing)  Python calls
 
-(The figures are from tools/results and the commits that added each patch.) A patch is
-applied only where numba has the internals it replaces, and the speed patches only on the
-numba versions they were tested on (TESTED): elsewhere numba runs as it is, slower to
-compile and to start, never wrong. NNGRAPH_NUMBA_PATCHES=0 turns every speed patch off;
-`NNGRAPH_NUMBA_PATCHES=-passes,-inline` the ones named. The cache patch always applies.
+(Approximate figures, measured when each patch went in: tools/results, the patch's commit.)
+
+A patch is applied only where numba has the internals it replaces, and the speed patches
+only on the numba versions they were tested on (TESTED): elsewhere numba runs as it is,
+slower to compile and to start, never wrong. NNGRAPH_NUMBA_PATCHES=0 turns every speed
+patch off; `NNGRAPH_NUMBA_PATCHES=-passes,-inline` the ones named. The cache patch always
+applies.
 """
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ def install() -> None:
 
 def install_for_compile() -> None:
     """The patches only a compile needs, applied by the first one (the inliner's module
-    alone is 60-90 ms of imports that a process loading cached kernels does without)."""
+    brings imports that a process loading cached kernels does without)."""
     if "inline" in wanted() and "inline" not in _applied:
         from . import _inline
         if _inline.install():

@@ -6,15 +6,10 @@ numba lowers every `a.reshape(...)` into a call of a compiled helper that normal
 shape (compiled once per process) and a call of its C routine that works out the strides,
 with an error branch after it. Neither call can be seen through, so LLVM knows nothing of
 the view's shape and strides. For a C-contiguous array the view is just the same pointer
-with a new shape, which these intrinsics build in a few instructions. With them (float32,
-LeNet-5's signatures) conv2d_forward's LLVM IR went from 3431 to 2640 lines and its machine
-code from 3200 to 2399 instructions, conv2d_backward's from 4317 to 3225 and 4078 to 2931;
-on one thread the kernels ran as fast as before (paired runs, LeNet-5's layers at batch 1, 32
-and 128). With numba's reference counting still on, the views' counts slowed LeNet-5's
-two-thread batch-256 predict by ~15% (1.85-1.9 -> 2.12-2.18 ms); the kernels now run
-without it (_jit.py), and that predict takes 1.84-1.85 ms.
-maxpool2d_backward, which was the first to compile a reshape in its process, went from
-0.59 to 0.21 s.
+with a new shape, which these intrinsics build in a few instructions. The convolution
+kernels' IR and machine code shrink by about a quarter at the same speed, and no process
+compiles numba's reshape helper. Each view would update reference counts, which slowed a
+two-thread predict, but the kernels run without numba's reference counting (_jit.py).
 
 flat() and rows() give views (they share a's memory and keep it alive, as reshape does)
 and cannot fail: rows() of a with n < 1 is an empty (0, 0) view, and a.size values that do
@@ -126,10 +121,8 @@ def _runs(name, add):
     return intrinsic(run)
 
 
-# Measured with LeNet-5's layers (float32, one thread, interleaved A/B against the plain loop):
-# im2col of 24-value rows 432 -> 301 us for 128 samples, 4.3 -> 3.2 us for one; of 8-value
-# rows 608 -> 484 and 5.8 -> 4.5 us. conv2d_forward 6-17% faster at batch 1, 32 and 128,
-# conv2d_backward 4-6% at 32 (col2im); their LLVM IR grew by 14-17%.
+# On im2col's and col2im's short rows these beat the plain loop LLVM vectorises, whose vector
+# body the rows are too short to reach; the price is somewhat larger IR.
 copy_run = _runs("copy_run", add=False)
 """copy_run(dst, at, src, start, count): dst[at:at + count] = src[start:start + count]."""
 

@@ -8,9 +8,9 @@ imported:
     mkl        Intel oneMKL (the `mkl` wheel, libmkl_rt), when it can be loaded;
     openblas   SciPy's OpenBLAS through scipy.linalg.cython_blas otherwise.
 
-NNGRAPH_BLAS=mkl|openblas forces one (mkl fails loudly when it cannot be loaded). Measured on
-the 2-core development machine, float32, both threads (GFLOP/s, OpenBLAS -> MKL):
-64x784x128 81 -> 147, 784x64x128 105 -> 162, 256x784x128 137 -> 175, 32x128x512 64 -> 86.
+NNGRAPH_BLAS=mkl|openblas forces one (mkl fails loudly when it cannot be loaded). MKL comes
+first because it was faster than SciPy's OpenBLAS on every product shape measured (those of
+the benchmark networks).
 
 How compiled code finds the BLAS: jitted functions call the symbols `nngraph_sgemm` and
 `nngraph_dgemm`, which this module binds to the chosen library's entry points with
@@ -46,7 +46,8 @@ _THREADS_SYMBOL = "nngraph_blas_threads_local"
 
 def _keep_threads(n):
     """Stands in for MKL_Set_Num_Threads_Local where the BLAS has no per-thread setting
-    (compiled as a C callback only then: 0.03-0.04 s of a cold start under MKL)."""
+    (compiled as a C callback only then, so that a cold start under MKL does not pay for
+    it)."""
     return 0
 
 
@@ -271,7 +272,7 @@ _N, _T = ord("N"), ord("T")
 _OK, _NO_CHAIN, _C_ROWS, _STRIDES = 0, 1, 2, 3
 
 
-@kernel(inline=True)        # into _product: 0.1 s less to compile than a function of its own
+@kernel(inline=True)        # into _product: quicker to compile than a function of its own
 def _row_major(rows, cols, s0, s1, trans):
     """(ok, transposed?, leading dimension) of a matrix with element strides s0, s1 read as a
     row-major matrix: itself when its rows are contiguous, else its transpose when its
@@ -285,17 +286,15 @@ def _row_major(rows, cols, s0, s1, trans):
     return False, trans, 0
 
 
-# With one or two rows a plain loop beats a BLAS call (1x784x128 float32: 6.7 us against 14 us
-# for MKL, 1x256x120: 2.5 against 4.7 us); from 64 rows on MKL wins even on small products
-# (64x64x10: 2.6 us against 14 us for the loop; Intel Xeon, 2 cores).
+# With one or two rows a plain loop beats a BLAS call, whose fixed cost is then most of the
+# time; from 64 rows on MKL wins even on small products.
 _LOOP_ROWS = 2
 
 
 def _small_gemm(alpha, pa, lda, pb, ldb, beta, pc, ldc, m, n, k):
     """c = alpha a @ b + beta c for row-major a (m x k, row stride lda), b (k x n, ldb) and
     c (m x n, ldc), one row of c at a time, four rows of b per pass over it: the row of c is
-    loaded and stored once per four multiply-adds (1x784x128 float32: 6.7 us, against 9.8 us
-    one row of b at a time)."""
+    loaded and stored once per four multiply-adds, not once per row of b."""
     a = carray(pa, (m, lda))
     b = carray(pb, (k, ldb))
     c = carray(pc, (m, ldc))
@@ -323,8 +322,8 @@ def _small_gemm(alpha, pa, lda, pb, ldb, beta, pc, ldc, m, n, k):
 
 
 # The loop is compiled on its own as a C-callable function for float32 and reached through a
-# named symbol: as a jitted callee of _product it was compiled twice (alone, then again inside
-# _product), 1.3 s of cold compile instead of 0.8 s. See bind_product().
+# named symbol: as a jitted callee of _product it would be compiled twice (alone, then again
+# inside _product). See bind_product().
 _SMALL_SYMBOL = "nngraph_small_sgemm"
 
 
@@ -390,9 +389,9 @@ def _product(alpha, pa, ar, ac, as0, as1, trans_a, pb, br, bc, bs0, bs1, trans_b
 
 
 # The product is compiled once per dtype as a C-callable function and reached through a named
-# symbol, like the BLAS itself. Called as an ordinary jitted function, its code was linked
-# into every kernel that calls gemm and optimised and compiled again with each (about 0.09 s
-# of cold compile per calling kernel; a trivial caller now costs what a plain loop does).
+# symbol, like the BLAS itself. Called as an ordinary jitted function, its code would be
+# linked into every kernel that calls gemm and optimised and compiled again with each; through
+# the symbol, a kernel that calls gemm costs no more to compile than a plain loop.
 _PRODUCT_SYMBOLS = {"s": "nngraph_product_s", "d": "nngraph_product_d"}
 _REALS = {"s": types.float32, "d": types.float64}
 
@@ -408,8 +407,8 @@ def bind_product(kind: str) -> None:
     that calls gemm is compiled or loaded from numba's cache. Compiling one types
     _call_product, which binds the product for its dtype; before numba loads any kernel of
     ours from its cache, _cache.py has the ones it calls bound (_before_load). So a float32
-    network, compiled cold, never compiles the float64 product (0.36 s in each compiling
-    process)."""
+    network, compiled cold, never compiles the float64 product, which would add to the
+    compile in each process."""
     if kind in _bound:
         return
     _bound.add(kind)
@@ -501,8 +500,8 @@ def _gemm(alpha, a, trans_a, b, trans_b, beta, c, serial):
 
 
 # gemm and gemm_serial are inlined into their callers: the one function they call is all
-# there is to compile (as three functions, gemm, gemm_serial and their error raiser cost
-# 0.3-0.5 s of a LeNet-5 cold compile).
+# there is to compile (as three functions, gemm, gemm_serial and their error raiser, they
+# lengthened every cold compile).
 @kernel(inline=True)
 def gemm(alpha, a, trans_a, b, trans_b, beta, c):
     """c = alpha * op(a) @ op(b) + beta * c, op(x) = x.T when trans_x, in place.

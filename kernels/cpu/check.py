@@ -13,8 +13,8 @@ def all_finite(arr: np.ndarray) -> bool:
 
     A float is NaN or infinite exactly when its exponent bits are all ones, so the test runs
     on the bits as unsigned integers: a vectorised integer loop that reads the data once, with
-    no temporary (784x256 float32 in ~15 us, against ~86 us for the float64 sum of numpy).
-    The bits are viewed here, not in the kernel: numba's array.view costs ~0.6 s to compile."""
+    no temporary, several times faster than numpy's float64 sum. The bits are viewed here,
+    not in the kernel: numba's array.view is slow to compile."""
     bits, mask = _EXPONENT[arr.itemsize]
     return _count_exponent(arr.reshape(-1).view(bits), mask) == 0
 
@@ -29,7 +29,7 @@ def _count_exponent(bits, mask):
 
 def int_range(arr: np.ndarray) -> tuple[int, int]:
     """(min, max) of a non-empty integer array in one pass (numpy's min and max are two
-    passes and ~2 us of overhead each: most of checking a batch of class labels)."""
+    passes, and their fixed cost per call is most of checking a batch of class labels)."""
     return _min_max(arr.reshape(-1))
 
 

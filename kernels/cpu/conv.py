@@ -11,10 +11,9 @@ C*kh*kw*n0*Ho*Wo. With W2 = W.reshape(F, C*kh*kw) and P = Ho*Wo:
     weight gradient  gW += gybuf @ cols.T,       gybuf[f, n*P:(n+1)*P] = gy[n0 + n, f]
     input gradient   gcols = W2.T @ gybuf,       gx[n0:n0 + g] = col2im(gcols)
 
-Measured on the 2-core machine (LeNet-5, float32, one MKL thread, forward + backward of both
-conv layers): 2.2 ms at batch 64 and 10.8 ms at batch 256, against 3.5 and 22 ms for one
-im2col and one GEMM over the whole batch, whose rows of cols were 16-64 KiB apart (power-of-
-two strides) and, at batch 256, 15 MB long.
+Chunks rather than one im2col and one GEMM over the whole batch: those columns have rows
+16-64 KiB apart (power-of-two strides) and, at large batches, megabytes long, and the
+whole-batch form took up to twice as long.
 
 Evaluate and predict run conv_wide.conv2d_forward_wide instead of conv2d_forward for padded
 convolutions of stride 1: its columns are runs of whole padded rows of the input, for a
@@ -41,17 +40,14 @@ Scratch buffers (C-contiguous, dtype of x), sized in values:
 Optional inputs and outputs (b; gb, gx, gw) are skipped when given as size-0 arrays.
 
 Indices into flat views are cast to np.uint64 where they are sums of products: numba then
-drops its negative-index wraparound, whose select keeps LLVM from vectorising the copies
-(LeNet-5's second layer, batch 64: im2col 0.57 ms with int64 indices, 0.32 ms unsigned).
+drops its negative-index wraparound, whose select keeps LLVM from vectorising the copies.
 With unsigned indices LLVM also versions the copy loop on stride == 1 by itself, so one
-loop serves every stride (a loop per case made each kernel that calls im2col ~0.3 s slower
-to compile).
+loop serves every stride (a loop per case made each kernel that calls im2col slower to
+compile).
 
 Threads: serial loops, and the chunks' GEMMs on the calling thread too (blas.gemm_serial):
-each chunk's columns and product then stay in one core's cache (LeNet-5 batch 256 predict
-5.5-6.4 ms with two MKL threads, 5.0-5.9 ms with one; noisy 2-core machine). prange over
-the batch was measured slower (a whole-batch im2col of LeNet-5 batch 64: 1.07 ms serial vs
-2.87 ms prange).
+each chunk's columns and product then stay in one core's cache, where a second MKL thread
+did not pay. prange over the batch was measured slower than the serial loop.
 """
 import math
 
@@ -102,9 +98,9 @@ def _im2col(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
 
         cols[(c, u, v), (n, i, j)] = x[n0 + n, c, i*sh + u*dh - pt, j*sw + v*dw - pl]
 
-    (0 outside x). Flat indices into x and cols, no slice per row of cols: LeNet-5's second
-    layer at batch 1 7.1 -> 5.0 us (one A/B run). The loop nest is written again in
-    _col2im: a table of the rows that both read cost 0.5 s more to compile."""
+    (0 outside x). Flat indices into x and cols, no slice per row of cols: at small batches
+    making the slices costs as much as the copies. The loop nest is written again in
+    _col2im: a table of the rows that both read took longer to compile than the copy."""
     channels, h, w = x.shape[1], x.shape[2], x.shape[3]
     p = ho * wo
     m = cols.shape[1]
@@ -137,7 +133,7 @@ def _im2col(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
 def _col2im(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
     """The adjoint of _im2col: x[n0:n0+g] = 0, then every entry of cols is added into the
     entry of x it would have been read from. (Its own kernel, not a flag of _im2col: a
-    convolution's forward then compiles only the copy it runs, 0.35 s less.)"""
+    convolution's forward then compiles only the copy it runs.)"""
     channels, h, w = x.shape[1], x.shape[2], x.shape[3]
     p = ho * wo
     m = cols.shape[1]
@@ -214,13 +210,12 @@ def _to_nchw_pool2(a, n0, buf, bias, relu, wp):
     pooling). Returns whether any value of buf plus the bias was NaN or infinite.
 
     With relu: bias and relu first, in place over all of buf in one loop LLVM vectorises
-    (relu makes a NaN 0, as the pooling kernels see it), then the plain max of each window.
-    At batch 128 on one thread, LeNet-5's first layer with the pooling took 553 against 666
-    us for the selects below over every window, its second 668 against 720 (interleaved
-    calls). Without: relu(max + bias) = max(relu(value + bias)) as both are non-decreasing,
-    with selects that let a NaN win as in the pooling kernels, and the note from the sum of
-    each window (one test, not four; a sum that overflows says so too, which costs only the
-    full scan of predict's input check, which then finds nothing)."""
+    (relu makes a NaN 0, as the pooling kernels see it), then the plain max of each window,
+    which is faster than the selects below over every window. Without: relu(max + bias) =
+    max(relu(value + bias)) as both are non-decreasing, with selects that let a NaN win as
+    in the pooling kernels, and the note from the sum of each window (one test, not four; a
+    sum that overflows says so too, which costs only the full scan of predict's input
+    check, which then finds nothing)."""
     f_count, hq, wq = a.shape[1], a.shape[2], a.shape[3]
     af, bf, bad = flat(a), flat(buf), False
     for f in range(f_count):
@@ -271,17 +266,15 @@ def conv2d_forward(x, w, b, y, cols, ybuf, keep, relu, pool, sh, sw, pt, pb, pl,
     relu when relu is set; returns whether any value before relu was NaN or infinite (with
     stride 1 and no dilation every value of x reaches one: predict's input check, see codegen
     Site.check_input). Per chunk: im2col, one GEMM, bias (and relu) applied in the copy
-    back to NCHW, which saves a pass over y (LeNet-5 at batch 256: 0.26-0.39 ms). keep:
-    every chunk's columns go to their own block of cols, for conv2d_backward; else each
-    chunk reuses the first block, which stays in cache (LeNet-5 at batch 256: 3.3 ms
-    instead of 5.2 ms for the two layers, one thread).
+    back to NCHW, which saves a pass over y. keep: every chunk's columns go to their own
+    block of cols, for conv2d_backward; else each chunk reuses the first block, which stays
+    in cache.
 
     pool: 1, or 2 for a 2x2 max pooling at stride 2 applied in the copy back, y then being
     (N, F, Ho/2, Wo/2) with Ho and Wo even; not with keep (the backward reads the unpooled
-    output). Where predict and evaluate pool a conv's output and nothing else reads it: at
-    batch 128 on one thread, LeNet-5's first layer took 615-665 us with the pooling against
-    553-572 us without, and the pooling kernel it stands in for took 127-149 us (the
-    pooling with relu is faster since: see _to_nchw_pool2).
+    output). The conv2d lowering asks for it (pools_in_copy_back) where predict and
+    evaluate pool a conv's output and nothing else reads it: pooling in the copy back adds
+    less time than the pooling kernel it stands in for takes.
     (Evaluate and predict run conv_wide.conv2d_forward_wide instead for padded convolutions
     of stride and dilation 1.)"""
     n_batch, channels, h, wd = x.shape
@@ -323,14 +316,14 @@ def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, gwt, sh, sw, pt, pb, p
 
     The columns: with x (N, C, H, W) given, im2col of x per chunk (cols then needs room for
     one chunk); with x None (or empty), cols must hold what conv2d_forward left there (saves
-    an im2col, 0.27 ms for LeNet-5's first layer at batch 64). With None the im2col is not
-    even compiled in (numba drops the branches `x is not None` guards): 0.4 s less to compile.
+    an im2col). With None the im2col is not even compiled in (numba drops the branches
+    `x is not None` guards), which shortens the compile.
 
     For more than 8 filters and fewer than 256 rows of cols, gw.T += cols @ gy.T (into gwt,
     C*kh*kw x F values of scratch, copied to gw at the end) instead, when gwt has the room:
-    MKL runs that form 3x faster (16 filters x 150, inner 436, one thread: 39 us against
-    115 us), while for 3-8 filters it is 3-8x slower. (gwt is the caller's, not np.empty's:
-    allocating here cost 0.2 s of compile in each process.)"""
+    MKL runs that form about 3x faster for those shapes, and several times slower for 3-8
+    filters. (gwt is the caller's, not np.empty's: allocating here added to the compile in
+    each process.)"""
     n_batch, f_count, ho, wo = gy.shape
     channels, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     if w.shape[0] != f_count or (gw.size and gw.size != w.size) \

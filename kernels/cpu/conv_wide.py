@@ -22,13 +22,12 @@ def _wide_to_nchw(a, n0, buf, bias, relu, wp):
     """_to_nchw from conv2d_forward_wide's rows: a[n0 + n, f, i, j] = buf[f, (n*Ho + i)*wp
     + j] + bias[f] for j < Wo (the values at j >= Wo are not outputs), through relu when
     relu is set. Bias and relu go over all of buf first, in place, in one loop LLVM
-    vectorises, then the outputs' rows are copied (one loop per row ran scalar for rows
-    shorter than its vectors: a 1x1 conv of 16 channels on 8x8 at batch 64 took 78-111
-    against 52-89 us for conv2d_forward). Returns whether any value of buf, before relu,
-    was NaN or infinite: every value of x reaches an output (stride 1), and the values that
-    are not outputs are sums of x's values too, so one is non-finite only where x has a
-    NaN or an infinity or the sum overflows (the full scan of predict's input check then
-    finds nothing)."""
+    vectorises, then the outputs' rows are copied (a loop per row runs scalar on rows
+    shorter than a vector, and was slower than conv2d_forward on small planes). Returns
+    whether any value of buf, before relu, was NaN or infinite: every value of x reaches an
+    output (stride 1), and the values that are not outputs are sums of x's values too, so
+    one is non-finite only where x has a NaN or an infinity or the sum overflows (the full
+    scan of predict's input check then finds nothing)."""
     f_count, ho, wo = a.shape[1], a.shape[2], a.shape[3]
     af, bad = flat(a), False
     lines, width = (1, ho * wo) if wp == wo else (ho, wo)     # a 1x1 conv: whole planes
@@ -99,13 +98,10 @@ def conv2d_forward_wide(x, w, b, y, cols, ybuf, relu, pool, pt, pb, pl, pr):
     there is padding (the padded copy); ybuf >= F * g*Ho*wp; g = the samples per chunk, as
     many as keep C*kh*kw * g*Ho*wp within COLS_CHUNK (at least 1, at most N).
 
-    Against conv2d_forward, one thread, float32 (medians of interleaved runs): a 3x3
-    'same' conv on 32x32 at batch 64, 3 -> 16 channels 0.99-1.01 against 1.15-1.17 ms, 16
-    -> 32 channels 7.7-10.1 against 8.4-11.5 ms; on 16x16, 32 -> 64 channels 6.6-6.7
-    against 6.9-7.1 ms; on 8x8, 8 -> 8 channels 129 against 175 us; a 5x5 conv padded by 2
-    on 28x28, 1 -> 6 channels at batch 128, 842-845 against 902-954 us. A 1x1 conv (16 ->
-    16 on 8x8) about the same. Codegen runs it where it paid: padded, at most 1.5 times
-    the work (backends/cpu/lower/conv2d.py _wide)."""
+    Against conv2d_forward it was faster on every padded convolution measured (3x3 'same'
+    on 8x8 to 32x32, 5x5 padded by 2), most on small planes and few channels, and about
+    the same on a 1x1 conv. Codegen runs it where it paid: padded, at most 1.5 times the
+    work (backends/cpu/lower/conv2d.py _wide)."""
     n_batch, channels, h, wd = x.shape
     f_count, _, kh, kw = w.shape
     if pool != 1 and pool != 2:

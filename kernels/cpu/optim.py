@@ -22,15 +22,15 @@ regularized parameters are listed.
 Slots that decay (momentum, squared averages) are flushed to zero once they fall below the
 smallest normal float: a parameter whose gradient stays 0 (a dead ReLU unit, a pixel that is
 0 in every image) otherwise sees its momentum decay geometrically into subnormal numbers,
-which x86 cores process at a fraction of the speed (measured: the MLP benchmark's SGD update
-went from 0.06 to 0.6 ms per step once 94% of its momentum was subnormal). The reference
-backend does not flush; values that small are below every tolerance that compares them.
+which x86 cores process at a fraction of the speed (the MLP benchmark's SGD update ran ten
+times slower once most of its momentum was subnormal). The reference backend does not flush;
+values that small are below every tolerance that compares them.
 
-Serial loops: an update is one streaming pass. Measured (sgd with momentum, float32, 2 cores,
-machine load ~2.7): 61,706 parameters 0.096 ms serial vs 7.8 ms with prange; 1M parameters
-0.89 ms serial vs 2.8 ms with prange. Large float32 updates run instead on MKL's own OpenMP
-threads, each taking a part of the flat arrays (TeamUpdate, team.py): MLP 784-128-64-10,
-109k parameters after a training step's products, 61 -> 26 us (medians of 15 x 100).
+Serial loops: an update is one streaming pass, and prange's second pool of threads made it
+slower at every size tried, up to a million parameters. Large float32 updates run instead
+on MKL's own OpenMP threads, each taking a part of the flat arrays (TeamUpdate, team.py),
+which are awake after a training step's products and add a core's share of the memory
+bandwidth.
 """
 import numpy as np
 
@@ -38,7 +38,7 @@ from . import team
 from ._jit import kernel
 
 
-@kernel(inline=True)       # inlined: as functions of their own, 0.03 s each to compile
+@kernel(inline=True)       # inlined: quicker to compile than functions of their own
 def _smallest_normal(p):
     return p.dtype.type(1.1754943508222875e-38 if p.itemsize == 4 else 2.2250738585072014e-308)
 
@@ -62,7 +62,7 @@ def sgd_call(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
     return _sgd_momentum, (p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov)
 
 
-# In both loops: slices, not p[i] over range(lo, hi): the loops then vectorise (4x faster)
+# In both loops: slices, not p[i] over range(lo, hi): the loops then vectorise
 
 @kernel
 def _sgd_plain(p, g, seg_start, seg_end, seg_lr, lr):

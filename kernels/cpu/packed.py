@@ -3,11 +3,10 @@
 MKL can keep the B operand of a product in the layout its kernels read (cblas_?gemm_pack),
 and multiply by it without packing it again on each call (cblas_?gemm_compute), which
 blas.py binds to the symbols `nngraph_[sd]gemm_compute`. A frozen model packs its dense
-layers' weights once: 256x784x128 float32 took 257-278 us against 275-301 us for the
-ordinary product (2-core machine, interleaved). The packed copy is MKL's own format, ~8 MB
-at least whatever the matrix's size, so only matrices of PACK_MIN elements or more are
-packed: the 64x10 product of a classifier's last layer was slower packed (13.4 against
-9.9 us).
+layers' weights once, which makes their products a little faster. The packed copy is MKL's
+own format, ~8 MB at least whatever the matrix's size, so only matrices of PACK_MIN
+elements or more are packed: the small product of a classifier's last layer was slower
+packed.
 """
 from __future__ import annotations
 

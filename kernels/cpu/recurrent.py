@@ -30,22 +30,22 @@ for gx time-major (size 0 when gx is). gx may have size 0 (input needs no gradie
 embedding), gb/gbu size 0 when there is no bias. No kernel allocates: all of them run
 without numba's reference counting (_jit.py).
 
-Measured on the 2-core machine, float32, N 32, T 32, F 16, H 128 (LSTM), per call:
+Why the loops read as they do:
 - Every gate loop runs j from 0 over a slice of one gate (z[2*H:3*H] and the like). An index
   such as z[2 * H + j] keeps numba's negative-index wraparound select in the loop body, and
-  LLVM left the loop scalar; 2-D indexing z[i, k, j] of an (N, 4, H) view ran at scalar speed
-  too. The forward gate math took 3.7 ms that way, 0.4-0.6 ms with slices.
-- The gate loops are written inline in the kernels: calling a jitted helper once per sample
-  (1024 calls) added ~0.1 ms to each direction.
+  LLVM leaves the loop scalar; 2-D indexing z[i, k, j] of an (N, 4, H) view runs at scalar
+  speed too. With slices the gate math vectorises, several times faster.
+- The gate loops are written inline in the kernels: a jitted helper would be called once per
+  sample and step, and those calls add up.
 - tanh dominates those loops: float32 uses the vectorisable rational tanh of _math.py (libm's
   tanhf does not vectorise) and sigmoid(v) = (1 + tanh(v / 2)) / 2; float64 keeps libm.
 - The h-gradient GEMM multiplies by a contiguous copy of U^T: MKL's d @ U with the
-  transpose flag took ~100-125 us for 32x512x128, the plain product ~30 us.
-- Time-major xt and d, instead of batch-major copies of x W and of d, save 4 MB of memory
-  traffic per backward (~0.15 ms of ~2.5 ms).
-- GEMMs are ~60% of the time (forward ~1.5 ms, backward ~2.3 ms on an idle machine). MKL's
-  two threads make them sensitive to other processes: h @ U ran ~3x slower while another
-  process kept a core busy, and the backward's product with U^T ~25x (see _back_through_u).
+  transpose flag is several times slower than the plain product.
+- Time-major xt and d, instead of batch-major copies of x W and of d, spare the backward a
+  copy of each.
+- GEMMs are over half the time, and MKL's two threads make them sensitive to other
+  processes: a core kept busy elsewhere slows h @ U, and the backward's product with U^T far
+  more (see _back_through_u).
 """
 from ._jit import kernel
 from ._math import tanh
@@ -109,9 +109,10 @@ def _add_state_grad(gh, gy, t, steps):
 @kernel
 def _back_through_u(d, ut, beta, gh):
     """gh = d @ ut + beta gh, the gradient reaching h_{t-1} (ut = U^T, contiguous), as two
-    GEMMs over halves of the batch. MKL runs the (32, 512) @ (512, 128) product on both
-    threads, and while another process kept a core busy it took 700-900 us instead of
-    ~30 us; two 16-row products took 100-150 us then and ~34 us on an idle machine."""
+    GEMMs over halves of the batch. MKL runs a (32, 512) @ (512, 128) product on both
+    threads, and while another process keeps a core busy it slows down by more than an order
+    of magnitude; two 16-row products slow down far less and cost about the same on an idle
+    machine."""
     half = d.shape[0] // 2
     gemm(1.0, d[:half], False, ut, False, beta, gh[:half])
     gemm(1.0, d[half:], False, ut, False, beta, gh[half:])

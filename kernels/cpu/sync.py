@@ -1,11 +1,10 @@
 """Waiting for another thread without sleeping: atomic flags that jitted code spins on.
 
-A thread that sleeps on a lock or an event takes 0.1-0.2 ms to wake on the 2-core
-development VM (a ThreadPoolExecutor round trip: 208 us), more than a LeNet-5 half-batch
-can spare. The backend's second thread (backends/cpu/parallel.py) therefore spins here, with
-the GIL released, for a while after each job, and the thread that hands it work spins here
-until the work is done (a round trip of a no-op job: 31 us, the rest being the GIL changing
-hands).
+A thread that sleeps on a lock or an event takes a tenth of a millisecond or more to wake,
+more than a LeNet-5 half-batch can spare. The backend's second thread
+(backends/cpu/parallel.py) therefore spins here, with the GIL released, for a while after
+each job, and the thread that hands it work spins here until the work is done: a round trip
+then costs several times less, most of what is left being the GIL changing hands.
 """
 import platform
 

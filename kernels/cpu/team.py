@@ -5,13 +5,12 @@ a while after each product (KMP_BLOCKTIME, 200 ms unless set) before they sleep.
 ours can run on that same team through the OpenMP runtime's entry point __kmpc_fork_call,
 the call a C compiler makes for `#pragma omp parallel`. Right after a training step's
 products the team is awake, and no second pool of threads competes with MKL's for the
-cores, as numba's prange would bring one (the update ran 80x slower with it, optim.py).
+cores, as numba's prange would bring one (with prange the update ran many times slower:
+optim.py).
 
 The update is memory-bound: an MLP's 109k float32 parameters, gradients and momentum are
 1.3 MB, read from L3 after the products have filled the caches, and one core's share of the
-L3 bandwidth limits it. On the 2-core development VM, MLP 784-128-64-10 at batch 64: the
-update took 61 us on one thread after a step's products and 26 us on the team (medians of
-15 x 100); a whole training step 274-381 -> 245-354 us (medians of 15 x 50, interleaved).
+L3 bandwidth limits it, so the team's second core more than halves the update's time.
 
 A task is a C-callable function (numba cfunc) with the signature of an outlined OpenMP
 region, void(int32 *global_tid, int32 *bound_tid, int64 *job), which every thread of the
@@ -60,8 +59,8 @@ def _runtime():
     MKL chooses its threading layer when first asked about threads: Intel OpenMP unless
     MKL_THREADING_LAYER says otherwise or GNU OpenMP is in the process already (PyTorch
     brings its libgomp). On GNU's, a team of Intel's would be a second pool of threads
-    beside MKL's: measured with PyTorch imported first, the MLP's update took 0.1-3.8 ms
-    instead of 0.04 ms after each product. So only MKL's Intel layer, loaded, will do."""
+    beside MKL's, and with PyTorch imported first the MLP's update ran many times slower,
+    and erratically. So only MKL's Intel layer, loaded, will do."""
     if blas.PROVIDER != "mkl":
         return None
     mkl = blas.mkl_library()
@@ -188,8 +187,8 @@ class Task:
     signature, () (py_func, overloads, stats, compile)."""
 
     COMPILE_S = 1.2
-    """Rough cold compile seconds (with the kernel it calls; the MLP's sgd task took 1.25-
-    1.37 s in the compile worker), for compiler.share."""
+    """Rough cold compile seconds (with the kernel it calls), for compiler.share: what the
+    MLP's sgd task took in the compile worker."""
 
     def __init__(self, fn):
         self.py_func, self.compiled = fn, None

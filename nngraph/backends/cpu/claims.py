@@ -18,7 +18,7 @@ class Claims:
     next call when it is free. A marker `products_<kind>` says that the BLAS product of
     that kind ('s', 'd') is in numba's cache, or that the process compiling it is done
     trying: until then the other process takes no call that would compile it (a second
-    compile of it would cost that process ~0.85 s)."""
+    compile of it would cost that process most of a second, for nothing)."""
 
     def __init__(self, path: str | None = None):
         self.path = path or tempfile.mkdtemp(prefix="nngraph-claims-")

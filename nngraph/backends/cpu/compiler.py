@@ -1,8 +1,8 @@
 """Compile a CPU program's kernels ahead of their first call, on two cores when there are two.
 
 Numba compiles a kernel the first time it is called, one kernel after another, on one core:
-LeNet-5's train, evaluate and predict need about 20 compiled functions, 8 s of compile on the
-2-core development machine. Here the calls a run would make are recorded first (the drivers
+LeNet-5's train, evaluate and predict need about 20 compiled functions, several seconds of
+compile. Here the calls a run would make are recorded first (the drivers
 run once over batch-of-one buffers with every kernel replaced by a recorder), and then the
 kernels are compiled for exactly those argument types by this process and a second one (a
 fork of this one, else `python -m nngraph.backends.cpu.compile_worker`), both writing numba's
@@ -42,12 +42,11 @@ from .claims import PRODUCTS_WAIT_S, Claims  # noqa: F401 - the compile's two pr
 WORKER_TIMEOUT_S = 600.0
 """How long to wait for the worker before going on without it."""
 
-# Rough cold compile seconds per kernel (2-core machine, both processes compiling), which
-# order the list the two processes take calls from, costliest first: the last calls taken
-# are then short, and neither process waits long for the other at the end. The convolution
-# and recurrent kernels bring large helpers with them (im2col, the gate loops): LeNet-5's
-# convolution forward and backward 1.8-3.5 s each; the spin-wait and check kernels are a few
-# lines (0.04-0.15 s), the pooling backward and the optimizer 0.25-0.6 s.
+# Rough cold compile seconds per kernel (both processes compiling), which order the list the
+# two processes take calls from, costliest first: the last calls taken are then short, and
+# neither process waits long for the other at the end. The convolution and recurrent kernels
+# bring large helpers with them (im2col, the gate loops) and cost the most; the spin-wait and
+# check kernels are a few lines.
 _MODULE_S = {"nngraph.kernels.cpu.conv": 2.5, "nngraph.kernels.cpu.recurrent": 2.5,
              "nngraph.kernels.cpu.sync": 0.08, "nngraph.kernels.cpu.check": 0.08}
 _KERNEL_S = {"mean_of_halves": 0.1}
@@ -331,9 +330,9 @@ class Worker:
 class _Forked:
     """The worker as a fork of this process, for the parts of subprocess.Popen that Worker
     uses. Forked, it starts with numba imported and set up (a new Python process spends
-    ~1.2 s on that before it can take its share), and first compiles the BLAS products of
-    `products` (marked done in `claims`). Only forked while this process runs one Python
-    thread, so that no lock another thread holds is copied into the child held."""
+    over a second on that before it can take its share), and first compiles the BLAS
+    products of `products` (marked done in `claims`). Only forked while this process runs
+    one Python thread, so that no lock another thread holds is copied into the child held."""
 
     def __init__(self, out, errors, products, claims):
         read, write = os.pipe()

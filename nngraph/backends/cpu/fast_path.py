@@ -2,9 +2,8 @@
 
 A jitted function called from Python goes through its dispatcher, which types every
 argument and looks the types up among the compiled signatures before it calls the compiled
-wrapper: ~0.4 us a call plus ~40 ns an argument on the 2-core machine (16 arguments 0.82 us,
-5 arrays 0.45 us). LeNet-5's predict makes 7 calls, two of them with 16 arguments; its
-batch-1 predict takes ~28 us.
+wrapper: ~0.4 us a call and more per argument, a sizeable part of a small network's batch-1
+predict (LeNet-5's makes 7 calls, two of them with 16 arguments).
 
 After a driver has run once, every kernel it calls is compiled for the arguments it got.
 direct() records the driver's calls over the views of that run; a kernel whose calls all had

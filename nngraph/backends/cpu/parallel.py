@@ -3,9 +3,9 @@
 `Second.run_beside(job, arg, own)` hands `job(arg)` to the second thread, runs `own()` here,
 and returns both results once both are done. The hand-over goes through atomic flags that
 both threads spin on with the GIL released (kernels/cpu/sync.py): sleeping on a lock, the
-second thread took 0.1-0.2 ms to wake on the 2-core development VM, a tenth of a LeNet-5
-training step. Spinning is bounded in time, not in tries (a `pause` takes ~15 ns on one
-CPU and ~140 cycles on another): after a job the second thread spins IDLE_SPIN_S for the
+second thread takes a tenth of a millisecond or more to wake, about a tenth of a LeNet-5
+training step. Spinning is bounded in time, not in tries (what a `pause` takes differs
+several-fold between CPUs): after a job the second thread spins IDLE_SPIN_S for the
 next one, then sleeps on an event; the calling thread spins WAIT_SPIN_S for the job's end,
 then sleeps until the second thread wakes it. On a busy machine a spinning thread takes the
 core that the thread it waits for needs; the bounds keep that short, and the schedule

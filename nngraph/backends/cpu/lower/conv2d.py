@@ -32,12 +32,11 @@ def _wide(site, n) -> bool:
     """Does conv2d node n run conv2d_forward_wide, which unfolds the input in runs of whole
     padded rows? In evaluate and predict, for stride and dilation 1, where the input is
     padded (the runs of conv2d_forward's im2col are then short and clipped by the padding)
-    and the padded width is at most 1.5 times the output's (the wide GEMM's extra work).
-    Measured per layer (kernels/cpu/conv_wide.py conv2d_forward_wide): 5-30% faster for padded
-    3x3 and 5x5 convs up to that ratio. Unpadded, the columns cost about as much both ways
-    (a 1x1 conv's too) and the extra work decides: LeNet-5's second layer (5x5 on 12x12,
-    1.5 times the work, pooled) at batch 128 took 871-1227 against 804-1065 us; its first
-    (28/24) was within the noise."""
+    and the padded width is at most 1.5 times the output's (the wide GEMM's extra work):
+    there the wide form was faster for every padded 3x3 and 5x5 conv measured. Unpadded, the
+    columns cost about as much both ways (a 1x1 conv's too) and the extra work decides:
+    LeNet-5's second layer (5x5 on 12x12, 1.5 times the work) was slower wide, its first no
+    faster."""
     sh, sw, pt, pb, pl, pr, dh, dw = conv_geometry(site, n)
     _, _, w = site.shape(site.node(n)["inputs"][0])
     _, _, wo = site.shape(n)

@@ -19,7 +19,7 @@ def copy_forward(site):
 
 # flatten / reshape and their backward: one kernel serves them all. Its arrays come in the
 # same order both ways (a shaped as the op's input, b as its output), so that one compiled
-# signature serves both directions (a signature each: 0.12-0.2 s more cold compile).
+# signature serves both directions (a signature each would be one more cold compile).
 _COPY_ARGS = ["a", "b", "forward"]
 _COPY = ["    af = _flat(a)", "    bf = _flat(b)",
          "    if forward:",
