@@ -26,12 +26,16 @@ from .lower.conv2d import pools_in_copy_back
 from ...codegen.scalar import scalar_code, uses
 
 KERNEL_MODULES = {"_conv": "conv", "_convw": "conv_wide", "_pool": "pool",
-                  "_rec": "recurrent", "_norm": "norm", "_emb": "embedding"}
+                  "_rec": "recurrent", "_norm": "norm", "_emb": "embedding",
+                  "_rng": "random_stream", "_smx": "softmax"}
 """The hand-written kernel modules of nngraph.kernels.cpu, by the name generated code
 imports each as."""
 
 GEMM_MODULES = ("_conv", "_convw", "_rec")
 """Those of KERNEL_MODULES whose kernels call gemm (tests/test_parallel_compile.py checks)."""
+
+STREAM_WORDS = "rng_words"
+"""The drivers' array of the stream words of a run (see Site.stream)."""
 
 _CALLS_GEMM = re.compile(r"\bgemm(_packed)?\(|\b(" + "|".join(GEMM_MODULES) + r")\.")
 
@@ -138,6 +142,26 @@ class Site:
         gen.use(name, self.index)
         gen.use(base, self.index)
         return True
+
+    def stream(self, n):
+        """(words, index) of node n's random numbers (nngraph/random_stream.py) in the train
+        driver: the driver's array of the run's stream words (model seed, step and the index
+        of the run's first sample in the batch, which CPUExecutor writes before each run)
+        and the index the reference backend seeds n's generator with (its place in the
+        evaluation order of the losses; nodes that no loss reads, which the reference does
+        not run in training, come after them). None in evaluate and predict, which draw
+        nothing."""
+        gen = self.gen
+        if gen.mode != "train":
+            return None
+        if not hasattr(gen, "_stream_index"):
+            prog = gen.program
+            order = list(prog.eval_order(list(prog.losses)))
+            seen = set(order)
+            order += [m for m in prog.eval_order(list(prog.losses) + list(prog.outputs.values()))
+                      if m not in seen]
+            gen._stream_index = {m: i for i, m in enumerate(order)}
+        return gen.use(STREAM_WORDS, self.index), gen._stream_index[n]
 
     def keeps_pre(self, epi) -> bool:
         """Does the fused activation's backward need its input (the pre-activation)?"""
@@ -421,7 +445,8 @@ class CPUCodegen:
     def _driver_source(self, mode, lines, buffers):
         names = sorted({b.name for b in buffers})
         data = sorted(n for n in self.uses if n.startswith("v_") and n not in names)
-        params = sorted(n for n in self.uses if n.startswith(("p_", "gp_", "st_", "q_")))
+        params = sorted(n for n in self.uses
+                        if n.startswith(("p_", "gp_", "st_", "q_")) or n == STREAM_WORDS)
         head = [f"def {mode}(B, R):",
                 f"    \"\"\"{mode} driver: "
                 f"{sum(not line.lstrip().startswith('#') for line in lines)} calls.\"\"\""]

@@ -18,7 +18,8 @@ import numpy as np
 
 from ... import optimizers
 from ...batch import refuse_non_finite
-from .codegen import GEMM_MODULES, CPUCodegen, calls_gemm, load_module, module_file
+from .codegen import (GEMM_MODULES, STREAM_WORDS, CPUCodegen, calls_gemm, load_module,
+                      module_file)
 from ...ops.base import RunContext
 from ...passes.fuse import _ident
 from . import compiler, fast_path, parallel, scheduler
@@ -219,6 +220,7 @@ class CPUExecutor:
             views[f"gp_{_ident(k)}"] = self.gviews[k]
         for k, packed in self.packed.items():
             views[f"q_{_ident(k)}"] = packed
+        views[STREAM_WORDS] = np.zeros(3, np.uint64)     # see _set_stream
         return views
 
     def _buffers(self, mode, batch, part=0, n=None):
@@ -325,8 +327,10 @@ class CPUExecutor:
         self.state = state
         n = len(next(iter(batch.values())))
         if n >= 2 * SPLIT_MIN and self._splits(mode):
-            return self._run_halves(mode, batch, n)
+            return self._run_halves(mode, batch, n, seed)
         views = self._buffers(mode, batch, 0, n)
+        if seed is not None:
+            _set_stream(views, seed, 0)
         if self.uses_reference[mode]:
             self.runtime.begin(arrays, state, training, seed)
         # BLAS threads: none beside ours where the driver runs kernels that call products
@@ -371,8 +375,9 @@ class CPUExecutor:
         ran no faster than one after the other (128x784x128, 20 of each: 8.9 ms together,
         4.0 ms for one thread's 20 alone). It is exact when MKL can be told to stay on the
         calling thread, the driver calls compiled kernels only (the reference rules are not
-        thread-safe), no layer keeps state or draws random numbers (batchnorm, dropout:
-        their results would depend on the split), every loss is a mean over the batch, and
+        thread-safe), no layer keeps state (batchnorm's statistics would be of the half;
+        dropout's and gaussian_noise's random numbers are not: each value's is drawn by its
+        index in the whole batch, see _set_stream), every loss is a mean over the batch, and
         what is read after a run (outputs, loss inputs) is laid out sample by sample, so
         that the halves' values join along the first axis."""
         if mode not in self.split_modes:
@@ -383,13 +388,11 @@ class CPUExecutor:
                 and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
                 and ("_conv." in driver or "_rec." in driver)
                 and not self.uses_reference[mode]
-                and not any(g.nodes[n].get("op") is not None and g.nodes[n]["op"].kind == "noise"
-                            for n in g.nodes)
                 and all(g.nodes[l]["attrs"].get("reduction", "mean") == "mean"
                         for l in prog.losses))
         return self.split_modes[mode]
 
-    def _run_halves(self, mode, batch, n):
+    def _run_halves(self, mode, batch, n, seed):
         """The driver on both halves of the batch at once, on this thread and on a second
         one, each with its own arena (and, in training, its own gradients), BLAS on the
         calling thread only. The losses and gradients are means over each half: weighted
@@ -403,6 +406,9 @@ class CPUExecutor:
         first = {k: v[:half] for k, v in batch.items()}
         views0 = self._buffers(mode, first, 0)
         views1 = self._buffers(mode, {k: v[half:] for k, v in batch.items()}, 1)
+        if seed is not None:
+            _set_stream(views0, seed, 0)
+            _set_stream(views1, seed, half)
         driver = self._driver(mode, first, views0)
 
         def run(views):
@@ -525,6 +531,15 @@ class CPUExecutor:
         if direct.driver(views, self.runtime):
             return None             # NaN or infinity: the usual way says where
         return views[buffer].copy()
+
+
+def _set_stream(views, seed, first):
+    """Write a training run's stream words, which the kernels of dropout and gaussian_noise
+    draw their random numbers with (codegen.Site.stream, nngraph/random_stream.py): the
+    model seed (mod 2^64) and the step, as the reference backend seeds its generators with
+    them, and the index in the whole batch of the run's first sample (0, or a second half's
+    first), from which the kernels count."""
+    views[STREAM_WORDS][:] = [w % 2 ** 64 for w in seed] + [first]
 
 
 class _Reference:

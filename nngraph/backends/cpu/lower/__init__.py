@@ -79,13 +79,7 @@ class Rule:
 
 RULES: dict = {}                 # (op name, kind) -> Rule; op "*elementwise": any scalar op
 
-REFERENCE_ONLY = {
-    "dropout": "a random mask per step from numpy's generator, which the reference and the "
-               "CPU backend must draw alike",
-    "gaussian_noise": "random noise per step from numpy's generator, drawn as the reference "
-                      "draws it",
-    "kl_sparsity": "a loss over the batch's mean activations: a few hundred values",
-}
+REFERENCE_ONLY: dict = {}
 """Ops that run their numpy rule on purpose, with the reason."""
 
 
