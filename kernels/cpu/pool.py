@@ -12,7 +12,7 @@ like numpy's argmax; a NaN wins, as numpy's argmax makes it.
 Average pooling counts padding cells as zeros and always divides by kh*kw (the reference's
 count_include_pad semantics).
 
-Backward kernels overwrite gx (they zero it first).
+Backward kernels overwrite gx, whatever it held.
 
 Serial: prange over the batch in maxpool2d_forward (64x6x24x24, float32) took 2.69 ms against
 1.30 ms serial on this shared 2-core machine.
@@ -20,8 +20,8 @@ Serial: prange over the batch in maxpool2d_forward (64x6x24x24, float32) took 2.
 import numpy as np
 
 from ._jit import kernel
-from ._views import flat
-from .conv import check_geometry
+from ._views import copy_run, flat, rows
+from .conv import _span, check_geometry
 
 
 @kernel
@@ -77,25 +77,33 @@ def maxpool2d_backward(gy, arg, gx):
 
 @kernel
 def avgpool2d_forward(x, y, kh, kw, sh, sw, pt, pb, pl, pr):
-    """y = sum over each window of x / (kh*kw); padding cells count as zeros."""
+    """y = sum over each window of x / (kh*kw); padding cells count as zeros. Row by row of
+    y, each window cell (r, v) adds its run of x along the row: the window's short loops
+    stay outside and the long one inside, with its ends clipped once (_span), not per
+    output."""
     n_batch, channels, h, w = x.shape
     ho, wo = y.shape[2], y.shape[3]
     check_geometry(h, w, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, 1, 1)
     if y.shape[0] != n_batch or y.shape[1] != channels:
         raise ValueError("avgpool2d_forward: y does not fit x")
     scale = x.dtype.type(1.0 / (kh * kw))
-    for n in range(n_batch):
-        for c in range(channels):
-            plane, out = x[n, c], y[n, c]
-            for i in range(ho):
-                r0 = i * sh - pt
-                for j in range(wo):
-                    s0 = j * sw - pl
-                    total = x.dtype.type(0)
-                    for r in range(max(r0, 0), min(r0 + kh, h)):
-                        for s in range(max(s0, 0), min(s0 + kw, w)):
-                            total += plane[r, s]
-                    out[i, j] = total * scale
+    xf, yf = flat(x), flat(y)
+    for p in range(n_batch * channels):
+        for i in range(ho):
+            out = (p * ho + i) * wo
+            for j in range(wo):
+                yf[out + j] = 0
+            r0 = i * sh - pt
+            for r in range(max(r0, 0), min(r0 + kh, h)):
+                row = (p * h + r) * w
+                for v in range(kw):
+                    j0, j1 = _span(wo, sw, v - pl, w)
+                    at = row + j0 * sw + v - pl
+                    for j in range(j0, j1):
+                        yf[out + j] += xf[at]
+                        at += sw
+            for j in range(wo):
+                yf[out + j] *= scale
 
 
 @kernel
@@ -122,56 +130,69 @@ def avgpool2d_backward(gy, gx, kh, kw, sh, sw, pt, pb, pl, pr):
 @kernel
 def global_avgpool2d_forward(x, y):
     """y (N, C) = mean of x (N, C, H, W) over H and W."""
-    n_batch, channels = x.shape[0], x.shape[1]
     area = x.shape[2] * x.shape[3]
-    x3 = x.reshape(n_batch, channels, area)
+    if y.shape[0] != x.shape[0] or y.shape[1] != x.shape[1]:
+        raise ValueError("global_avgpool2d_forward: y must be (N, C)")
+    planes, yf = rows(flat(x), area), flat(y)
     scale = x.dtype.type(1.0 / area)
-    for n in range(n_batch):
-        for c in range(channels):
-            y[n, c] = x3[n, c].sum() * scale
+    for p in range(yf.size):
+        total = x.dtype.type(0)
+        for q in range(area):
+            total += planes[p, q]
+        yf[p] = total * scale
 
 
 @kernel
 def global_avgpool2d_backward(gy, gx):
     """gx[n, c, :, :] = gy[n, c] / (H*W)."""
-    n_batch, channels = gx.shape[0], gx.shape[1]
     area = gx.shape[2] * gx.shape[3]
-    g3 = gx.reshape(n_batch, channels, area)
+    if gy.shape[0] != gx.shape[0] or gy.shape[1] != gx.shape[1]:
+        raise ValueError("global_avgpool2d_backward: gy must be (N, C)")
+    planes, gyf = rows(flat(gx), area), flat(gy)
     scale = gx.dtype.type(1.0 / area)
-    for n in range(n_batch):
-        for c in range(channels):
-            share = gy[n, c] * scale
-            row = g3[n, c]
-            for q in range(area):
-                row[q] = share
+    for p in range(gyf.size):
+        share = gyf[p] * scale
+        for q in range(area):
+            planes[p, q] = share
 
 
 @kernel
 def upsample2d_forward(x, y, sh, sw):
-    """y[n, c, i, j] = x[n, c, i // sh, j // sw]: nearest-neighbour upsampling."""
+    """y[n, c, i, j] = x[n, c, i // sh, j // sw]: nearest-neighbour upsampling. Each input
+    row is widened once into its first output row, which the other sh - 1 rows copy: no
+    division per output value."""
     n_batch, channels, h, w = x.shape
-    if y.shape[2] != h * sh or y.shape[3] != w * sw:
+    if y.shape[0] != n_batch or y.shape[1] != channels or y.shape[2] != h * sh \
+            or y.shape[3] != w * sw:
         raise ValueError("upsample2d_forward: y must be (N, C, H*sh, W*sw)")
-    for n in range(n_batch):
-        for c in range(channels):
-            src, dst = x[n, c], y[n, c]
-            for i in range(h * sh):
-                row, out = src[i // sh], dst[i]
-                for j in range(w * sw):
-                    out[j] = row[j // sw]
+    wy = w * sw
+    xf, yf = flat(x), flat(y)
+    for r in range(n_batch * channels * h):          # input rows, plane after plane
+        first = r * sh * wy
+        for j in range(w):
+            value = xf[r * w + j]
+            for dj in range(sw):
+                yf[first + j * sw + dj] = value
+        for di in range(1, sh):
+            copy_run(yf, first + di * wy, yf, first, wy)
 
 
 @kernel
 def upsample2d_backward(gy, gx, sh, sw):
-    """gx[n, c, r, s] = sum of gy over the sh x sw block that copied x[n, c, r, s]."""
+    """gx[n, c, r, s] = sum of gy over the sh x sw block that copied x[n, c, r, s]: for each
+    input row, one pass over gx's row per cell (di, dj) of the block, no division per
+    value of gy."""
     n_batch, channels, h, w = gx.shape
-    if gy.shape[2] != h * sh or gy.shape[3] != w * sw:
+    if gy.shape[0] != n_batch or gy.shape[1] != channels or gy.shape[2] != h * sh \
+            or gy.shape[3] != w * sw:
         raise ValueError("upsample2d_backward: gy must be (N, C, H*sh, W*sw)")
-    gx[...] = 0
-    for n in range(n_batch):
-        for c in range(channels):
-            src, dst = gy[n, c], gx[n, c]
-            for i in range(h * sh):
-                row, out = src[i], dst[i // sh]
-                for j in range(w * sw):
-                    out[j // sw] += row[j]
+    wy = w * sw
+    gxf, gyf = flat(gx), flat(gy)
+    for r in range(n_batch * channels * h):
+        dst, first = r * w, r * sh * wy
+        for j in range(w):
+            gxf[dst + j] = gyf[first + j * sw]
+        for k in range(1, sh * sw):
+            src = first + (k // sw) * wy + k % sw
+            for j in range(w):
+                gxf[dst + j] += gyf[src + j * sw]
