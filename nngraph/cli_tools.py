@@ -26,8 +26,14 @@ def cmd_compile(args) -> int:
     from . import __version__, load
     from .backends.cpu.calls import codegen, group_calls
     from .program import build_program
+    if args.passes:
+        from .pipeline import listing
+        print(listing(), end="")
+        return 0
     if args.backend == "cuda":
         raise NNGraphError(CUDA_MISSING)
+    if not args.spec:
+        raise NNGraphError("nngraph compile needs a SPEC (or --passes)")
     net = load(args.spec)
     gen = codegen(build_program(net), args.dtype)
     module = f"{net.name}_{args.dtype}.py"
@@ -338,10 +344,13 @@ def register(sub) -> None:
                        "the fused groups and what runs each; with --emit DIR, write the module "
                        "(DIR/NAME_DTYPE.py) and an index (DIR/index.txt). Example: nngraph "
                        "compile specs/lenet5.yaml --emit build/")
-    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("spec", metavar="SPEC", nargs="?")
     s.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
     s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     s.add_argument("--emit", metavar="DIR", help="write the source and index.txt here")
+    s.add_argument("--passes", action="store_true",
+                   help="list the compiler's passes, stage by stage (nngraph/pipeline.py); "
+                        "NNGRAPH_DEBUG=passes prints what each made")
     s.add_argument("--frozen", action="store_true",
                    help="with --emit, also write the predict-only module of Model.freeze() "
                         "(DIR/NAME_DTYPE_frozen.py)")

@@ -7,11 +7,12 @@ fused backends turn its groups into kernels.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import networkx as nx
 
+from . import pipeline
 from .passes.autodiff import autodiff
 from .passes.lower import lower
 
@@ -42,19 +43,45 @@ class Program:
         return [n for n in self.forward if n in need]
 
 
+@dataclass
+class ProgramState:
+    """What the program stage of the pipeline works on."""
+    net: Network
+    of: str | None = None        # an output whose sum the backward differentiates, else losses
+    wrt_inputs: tuple = ()
+    graph: nx.DiGraph | None = None    # the lowered graph, then with its backward
+    value_of: dict = field(default_factory=dict)   # spec name -> node holding its value
+
+
+def _show(s: ProgramState) -> list:
+    return [f"{n}: {d.get('kind')} {getattr(d.get('op'), 'name', '') or ''} "
+            f"<- {', '.join(d.get('inputs') or [])}" for n, d in s.graph.nodes(data=True)]
+
+
+@pipeline.implements("program", "lower", _show)
+def lower_network(s: ProgramState) -> ProgramState:
+    s.graph, s.value_of = lower(s.net)
+    return s
+
+
+@pipeline.implements("program", "autodiff", _show)
+def differentiate(s: ProgramState) -> ProgramState:
+    seeds = {l: s.net.node(l)["attrs"]["weight"] for l in s.net.losses} if s.of is None \
+        else {s.value_of[s.of]: "ones"}
+    s.graph = autodiff(s.graph, seeds, s.net.param_table(), s.wrt_inputs)
+    return s
+
+
 def build_program(net: Network, of: str | None = None, wrt_inputs=()) -> Program:
     """The program for training (gradients of the weighted losses), or, with `of` (an
-    output name) and `wrt_inputs`, for the gradient of that output's sum."""
-    params = net.param_table()
-    g, value_of = lower(net)
-    if of is None:
-        seeds = {l: net.node(l)["attrs"]["weight"] for l in net.losses}
-    else:
-        seeds = {value_of[of]: "ones"}
-    g = autodiff(g, seeds, params, wrt_inputs)
+    output name) and `wrt_inputs`, for the gradient of that output's sum: the program stage
+    of nngraph/pipeline.py (lower, autodiff)."""
+    s = pipeline.run("program", ProgramState(net, of, tuple(wrt_inputs)))
     state = {}
     for name in net.order():
         for sname, spec in net.node(name).get("state", {}).items():
             state[f"{name}.{sname}"] = (name, spec)
+    g = s.graph
     return Program(net, g, g.graph["forward"], g.graph["backward"],
-                   {o: value_of[o] for o in net.outputs}, list(net.losses), params, state)
+                   {o: s.value_of[o] for o in net.outputs}, list(net.losses),
+                   net.param_table(), state)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import networkx as nx
 
 from .. import ops
-from ..errors import Reporter, SpecError, did_you_mean
+from ..errors import Reporter, did_you_mean
 from ..graph import InputDef, Network
 from ..ops.base import AttrError, Attrs
 from ..passes.infer_shapes import infer_shapes
 from .expand import check_blocks, expand
-from .source import Source, from_python, read_text
+from .source import Source
 from . import checks
 from .train_schema import check_train
 
@@ -30,42 +30,6 @@ RESERVED = "/."         # block scopes (res_1/conv) and parameters (c1.W)
 
 def _reserved() -> str:
     return ", ".join(f"'{c}'" for c in RESERVED)
-
-
-def load_file(path: str) -> Network:
-    """Parse, validate and shape-check a spec file. Raises SpecError."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(8 * 1024 * 1024 + 1)
-    except ValueError as e:               # a NUL byte in the path
-        raise SpecError([_file_diag(path, f"cannot read the spec: {e}")]) from None
-    except OSError as e:
-        raise SpecError([_file_diag(path, f"cannot read the spec: {e.strerror or e}")]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SpecError([_file_diag(path, f"the spec is not UTF-8 text (byte {e.start})")]) from None
-    return load_text(text, path)
-
-
-def load_text(text: str, file: str = "<string>") -> Network:
-    rep = Reporter(file)
-    src = read_text(file, text, rep)
-    rep.raise_if_failed()
-    return build(src, rep)
-
-
-def load_dict(spec: dict, file: str = "<dict>") -> Network:
-    """A spec given as Python data (positions are unknown: every error points at 1:1)."""
-    rep = Reporter(file)
-    src = from_python(file, spec, rep)
-    rep.raise_if_failed()
-    return build(src, rep)
-
-
-def _file_diag(path, message):
-    from ..errors import Diagnostic
-    return Diagnostic(path, 1, 1, "E001", message)
 
 
 def build(src: Source, rep: Reporter) -> Network:

@@ -20,9 +20,10 @@ from ...version import __version__
 from ...cache import cache_dir
 from ...passes.fuse import Group, _ident, fuse
 from ...passes.plan_memory import Buffer, plan_memory
+from ... import pipeline
 from . import lower
 from .lower import Extern, Kernel, View
-from .lower.conv2d import pools_in_copy_back
+from .lower.conv2d import pools_in_copy_back, runs_wide
 from ...codegen.scalar import scalar_code, uses
 
 KERNEL_MODULES = {"_conv": "conv", "_convw": "conv_wide", "_pool": "pool",
@@ -198,17 +199,14 @@ class CPUCodegen:
         self.graph = program.graph
         self.dtype = np.dtype(dtype)
         self.needs_grad = self.graph.graph["needs_grad"]
-        self.groups = fuse(self.graph, program.forward, program.backward, program.losses)
-        self.pooled = self._pooled_convs()      # {conv group: maxpool node} (see there)
-        self.wide: set = set()    # conv groups evaluate and predict run on conv2d_forward_wide
+        self.modes = ("predict",) if frozen else ("train", "evaluate", "predict")
         self.kernels_by_code: dict = {}           # name -> (code, docstrings, names asked)
         self.drivers: dict[str, str] = {}
         self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)
         # inputs that the kernels of predict and train check (Site.check_input)
         self.checked_inputs: dict = {"train": set(), "predict": set()}
-        for mode in ("predict",) if frozen else ("train", "evaluate", "predict"):
-            self._driver(mode)
-        self._rename(self._shared_names())
+        self.per_mode: dict = {}                  # driver -> what emit left (_ModeState)
+        pipeline.run("cpu", self)
 
     def _rename(self, names: dict) -> None:
         """Give kernels their final names (see _shared_names), in drivers too."""
@@ -232,17 +230,24 @@ class CPUCodegen:
         return self.use(name, index)
 
     # ------------------------------------------------------------------ drivers
-    def _driver(self, mode):
+    def _enter(self, mode) -> None:
+        """Point the per-driver bookkeeping (what Site reads and writes) at driver `mode`."""
+        st = self.per_mode.setdefault(mode, _ModeState())
         self.mode = mode
-        self.uses, self.shapes, self.contributions, self.aliases = {}, {}, {}, {}
-        prog, g = self.program, self.graph
-        if mode == "predict":
-            wanted = set(prog.eval_order(list(prog.outputs.values())))
-        else:
-            wanted = set(prog.eval_order(list(prog.losses) + list(prog.outputs.values())))
-        lines, index = [], 0
+        self.uses, self.shapes, self.contributions, self.aliases = \
+            st.uses, st.shapes, st.contributions, st.aliases
+
+    def _schedule(self, mode) -> list:
+        """The groups driver `mode` runs, in order: the backward only in training; in
+        evaluate and predict a merged conv2d group pools too (its pooling group does not
+        run) and a loss group computes the loss alone."""
+        prog = self.program
+        targets = list(prog.outputs.values()) if mode == "predict" else \
+            list(prog.losses) + list(prog.outputs.values())
+        wanted = set(prog.eval_order(targets))
         pooled = self.pooled if mode != "train" else {}
         merged = set(pooled.values())
+        out = []
         for group in self.groups:
             if group.kind == "backward" and mode != "train":
                 continue
@@ -256,13 +261,27 @@ class CPUCodegen:
                               meta={"pool": pooled[group.name]})
             if mode != "train" and group.kind == "loss":
                 group = Group(group.name, "loss", group.nodes[:1], anchor=group.anchor)
-            lines += self._emit(group, index, mode)
-            index += 1
-        # values read after the driver returns (outputs, what accuracy compares) stay live
+            out.append(group)
+        return out
+
+    def _emit_driver(self, mode) -> None:
+        """Each scheduled group's lowering as driver lines; the values read after the driver
+        returns (outputs, what the metrics compare) stay live to its end."""
+        self._enter(mode)
+        st = self.per_mode[mode]
+        st.lines = []
+        for index, group in enumerate(st.groups):
+            st.lines += self._emit(group, index, mode)
+        end = len(st.groups)
+        g, prog = self.graph, self.program
         for n in list(prog.outputs.values()) + [i for l in prog.losses
                                                  for i in g.nodes[l]["inputs"]]:
             if f"v_{_ident(n)}" in self.uses:
-                self.uses[f"v_{_ident(n)}"].append(index)
+                self.uses[f"v_{_ident(n)}"].append(end)
+
+    def _plan_driver(self, mode) -> None:
+        """The buffers driver `mode` uses, placed in one arena by live range."""
+        self._enter(mode)
         buffers = []
         for name, idx in self.uses.items():
             if name.startswith(("p_", "gp_", "st_", "q_", "_")):
@@ -276,7 +295,6 @@ class CPUCodegen:
         sizes = {kind: plan_memory([b for b in buffers if b.kind == kind])
                  for kind in ("float", "int")}
         self.plans[mode] = (buffers, sizes)
-        self.drivers[mode] = self._driver_source(mode, lines, buffers)
 
     def _pooled_convs(self) -> dict:
         """{conv group name: maxpool node} for evaluate and predict: a conv2d whose output
@@ -521,3 +539,75 @@ def load_module(name: str, source: str):
     sys.modules[mod_name] = module
     spec.loader.exec_module(module)
     return module, path
+
+
+# ------------------------------------------------------------------------------ passes
+
+class _ModeState:
+    """One driver's bookkeeping between the passes: its groups, lines and buffer uses."""
+
+    def __init__(self):
+        self.groups, self.lines = [], []
+        self.uses, self.shapes, self.contributions, self.aliases = {}, {}, {}, {}
+
+
+def _show_groups(gen) -> list:
+    return [f"{g.name}: {g.kind} {' + '.join(g.nodes)}" for g in gen.groups]
+
+
+@pipeline.implements("cpu", "fuse", _show_groups)
+def fuse_groups(gen: CPUCodegen) -> CPUCodegen:
+    prog = gen.program
+    gen.groups = fuse(gen.graph, prog.forward, prog.backward, prog.losses)
+    return gen
+
+
+@pipeline.implements("cpu", "merge", lambda gen: [f"{c} pools {p}" for c, p in gen.pooled.items()])
+def merge_conv_pool(gen: CPUCodegen) -> CPUCodegen:
+    gen.pooled = gen._pooled_convs()       # {conv group: maxpool node}
+    return gen
+
+
+@pipeline.implements("cpu", "layout", lambda gen: sorted(gen.wide))
+def choose_conv_layout(gen: CPUCodegen) -> CPUCodegen:
+    gen.wide = {grp.name for i, grp in enumerate(gen.groups)   # run wide in evaluate, predict
+                if runs_wide(Site(gen, grp, i))}
+    return gen
+
+
+@pipeline.implements("cpu", "schedule", lambda gen: [
+    f"{mode}: {', '.join(g.name for g in st.groups)}" for mode, st in gen.per_mode.items()])
+def schedule_drivers(gen: CPUCodegen) -> CPUCodegen:
+    for mode in gen.modes:
+        gen._enter(mode)
+        gen.per_mode[mode].groups = gen._schedule(mode)
+    return gen
+
+
+@pipeline.implements("cpu", "emit", lambda gen: [
+    f"{mode}: {len(st.lines)} lines" for mode, st in gen.per_mode.items()])
+def emit_drivers(gen: CPUCodegen) -> CPUCodegen:
+    for mode in gen.modes:
+        gen._emit_driver(mode)
+    return gen
+
+
+@pipeline.implements("cpu", "memory", lambda gen: [
+    f"{mode}: {len(buffers)} buffers, {sizes['float']:,} floats and {sizes['int']:,} ints "
+    f"per sample" for mode, (buffers, sizes) in gen.plans.items()])
+def plan_drivers(gen: CPUCodegen) -> CPUCodegen:
+    for mode in gen.modes:
+        gen._plan_driver(mode)
+    return gen
+
+
+@pipeline.implements("cpu", "source", lambda gen: [
+    f"{len(gen.kernels_by_code)} kernels"] + [f"{m}: {len(d.splitlines())} lines"
+                                             for m, d in gen.drivers.items()])
+def write_source(gen: CPUCodegen) -> CPUCodegen:
+    for mode in gen.modes:
+        gen._enter(mode)
+        gen.drivers[mode] = gen._driver_source(mode, gen.per_mode[mode].lines,
+                                               gen.plans[mode][0])
+    gen._rename(gen._shared_names())
+    return gen

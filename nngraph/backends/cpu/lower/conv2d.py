@@ -28,20 +28,24 @@ def _kernel_relu(site, epi) -> bool:
     return op.name == "relu" and op.scalar == ("x if x > 0 else 0", "gy if y > 0 else 0")
 
 
-def _wide(site, n) -> bool:
-    """Does conv2d node n run conv2d_forward_wide, which unfolds the input in runs of whole
-    padded rows? In evaluate and predict, for stride and dilation 1, where the input is
-    padded (the runs of conv2d_forward's im2col are then short and clipped by the padding)
-    and the padded width is at most 1.5 times the output's (the wide GEMM's extra work):
-    there the wide form was faster for every padded 3x3 and 5x5 conv measured. Unpadded, the
-    columns cost about as much both ways (a 1x1 conv's too) and the extra work decides:
-    LeNet-5's second layer (5x5 on 12x12, 1.5 times the work) was slower wide, its first no
-    faster."""
+def runs_wide(site) -> bool:
+    """Is the group at `site` a conv2d that evaluate and predict run on conv2d_forward_wide,
+    which unfolds the input in runs of whole padded rows (the pipeline's cpu `layout` pass;
+    training keeps conv2d_forward, whose columns the backward reads)? For stride and
+    dilation 1, a padded input (the runs of conv2d_forward's im2col are then short and
+    clipped by the padding) and a padded width at most 1.5 times the output's (the wide
+    GEMM's extra work): there the wide form was faster for every padded 3x3 and 5x5 conv
+    measured. Unpadded, the columns cost about as much both ways (a 1x1 conv's too) and the
+    extra work decides: LeNet-5's second layer (5x5 on 12x12, 1.5 times the work) was slower
+    wide, its first no faster."""
+    n = site.group.anchor
+    if site.group.kind != "forward" or getattr(site.node(n)["op"], "name", None) != "conv2d":
+        return False
     sh, sw, pt, pb, pl, pr, dh, dw = conv_geometry(site, n)
     _, _, w = site.shape(site.node(n)["inputs"][0])
     _, _, wo = site.shape(n)
-    return site.gen.mode != "train" and (sh, sw, dh, dw) == (1, 1, 1, 1) and \
-        pt + pb + pl + pr > 0 and 2 * (w + pl + pr) <= 3 * wo
+    return (sh, sw, dh, dw) == (1, 1, 1, 1) and pt + pb + pl + pr > 0 \
+        and 2 * (w + pl + pr) <= 3 * wo
 
 
 @lowers("conv2d", kind="forward", calls=("_conv.conv2d_forward", "_convw.conv2d_forward_wide"))
@@ -62,8 +66,7 @@ def conv2d_forward(site):
     if (sh, sw, dh, dw) == (1, 1, 1, 1):
         site.check_input(d["inputs"][0])
     x, weight = site.val(d["inputs"][0]), site.param(d["params"]["W"])
-    if _wide(site, n):
-        site.gen.wide.add(site.group.name)
+    if site.gen.mode != "train" and site.group.name in site.gen.wide:
         wp = w + pl + pr                            # per sample: the columns, the padded copy
         padded = (h + pt + pb) * wp * c + kw if pt + pb + pl + pr else 0
         cols = site.scratch("cols", (c * kh * kw * ho * wp + padded,))

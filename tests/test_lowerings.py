@@ -1,0 +1,74 @@
+"""The CPU backend's lowerings (nngraph/backends/cpu/lower/): every hand-written kernel is
+reachable from a lowering that declares it, every op has a lowering or a stated reason not
+to, a lowering calls only what it declares, and every example spec runs fused."""
+import glob
+import os
+
+import pytest
+from numba.core.dispatcher import Dispatcher
+
+import nngraph
+from nngraph.backends.cpu import lower
+from nngraph.backends.cpu.calls import codegen, group_calls
+from nngraph.backends.cpu.codegen import KERNEL_MODULES
+from nngraph.ops import REGISTRY
+from nngraph.ops.base import Fusion
+from nngraph.program import build_program
+
+SPECS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "specs", "*")))
+
+
+def hand_written() -> set:
+    """'_conv.conv2d_forward', ...: the public kernels of the modules generated code calls."""
+    import importlib
+    out = set()
+    for alias, module in KERNEL_MODULES.items():
+        mod = importlib.import_module(f"nngraph.kernels.cpu.{module}")
+        for name, value in vars(mod).items():
+            if isinstance(value, Dispatcher) and not name.startswith("_") \
+                    and value.py_func.__module__ == mod.__name__ \
+                    and value.targetoptions.get("inline") != "always":   # helpers of kernels
+                out.add(f"{alias}.{name}")
+    return out
+
+
+def declared() -> set:
+    return {c for rule in lower.rules().values() for c in rule.calls}
+
+
+def test_every_hand_written_kernel_is_reachable_from_a_lowering():
+    missing = hand_written() - declared()
+    assert not missing, f"hand-written kernels no lowering calls: {sorted(missing)}"
+    assert declared() <= hand_written(), sorted(declared() - hand_written())
+
+
+def test_every_op_has_a_lowering_or_a_reason():
+    rules = lower.rules()
+    for name, op in REGISTRY.items():
+        kind = "loss" if op.kind == "loss" else "forward"
+        covered = (name, kind) in rules or (kind == "forward" and op.fusion == Fusion.ELEMWISE
+                                            and op.scalar is not None)
+        assert covered or name in lower.REFERENCE_ONLY, \
+            f"op {name} has no CPU lowering and no reason in lower.REFERENCE_ONLY"
+    assert set(lower.REFERENCE_ONLY) <= set(REGISTRY)
+    for name, why in lower.REFERENCE_ONLY.items():
+        assert len(why) > 20 and (name, "forward") not in rules
+
+
+@pytest.mark.parametrize("path", SPECS, ids=os.path.basename)
+def test_each_spec_runs_fused_and_calls_only_what_its_lowerings_declare(path):
+    program = build_program(nngraph.load(path))
+    gen = codegen(program)
+    rules = lower.rules()
+    numpy_groups = []
+    for name, calls in group_calls(program, gen=gen).items():
+        if calls.runs == "reference":
+            ops = {program.graph.nodes[n].get("fwd", n) for n in calls.group.nodes}
+            if not all(program.graph.nodes[n]["op"].name in lower.REFERENCE_ONLY for n in ops):
+                numpy_groups.append(f"{name} ({calls.describe()})")
+        anchor = program.graph.nodes[calls.group.anchor]["op"].name
+        allowed = {c for (op, _), rule in rules.items() if op == anchor for c in rule.calls}
+        for callee in calls.callees:
+            if "." in callee and not callee.startswith("R."):
+                assert callee in allowed, f"{name}: {callee} is not declared by {anchor}'s rules"
+    assert not numpy_groups, f"groups running numpy rules: {numpy_groups}"
