@@ -233,3 +233,33 @@ def test_two_halves_draw_what_one_thread_draws(monkeypatch, dtype, rtol):
     for k in models["ref"].params:
         close(models["2"].params[k], models["1"].params[k], rtol * 10)
         close(models["2"].params[k], models["ref"].params[k], rtol * 10)
+
+
+def test_a_fastmath_kernel_compiling_the_stream_first_changes_no_bit(tmp_path):
+    """numba gives a callee the caller's fastmath where the callee leaves it unset; the
+    stream's helpers say fastmath=False, so the first kernel to compile them (a generated,
+    fastmath one) does not decide their bits. In a fresh process and cache, a fastmath
+    caller compiles them first; the bits are then numpy's."""
+    import subprocess
+    import sys
+    script = tmp_path / "first.py"
+    script.write_text(
+        "import numba, numpy as np\n"
+        "from nngraph import random_stream\n"
+        "from nngraph.kernels.cpu import random_stream as ks\n"
+        "@numba.njit(fastmath=True)\n"
+        "def draw(words, n):\n"
+        "    key = ks.node_key(words, 3)\n"
+        "    z = np.empty(n)\n"
+        "    for i in range(n):\n"
+        "        z[i] = ks.normal(key, i, 0.3) + 0.0 * ks.uniform(key, i)\n"
+        "    return z\n"
+        "z = draw(np.array([1, 7, 0], np.uint64), 20000)\n"
+        "want = random_stream.normal(random_stream.key([1, 7, 3]),\n"
+        "                            np.arange(20000, dtype=np.uint64), 0.3)\n"
+        "print(int((z != want).sum()))\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0"

@@ -13,7 +13,7 @@ These helpers are compiled without fastmath: contraction into FMAs, reassociatio
 approximate functions would change the last bits, and then a mask or a noise value would
 differ from the reference's. (They are small plain calls, which LLVM inlines into the
 kernel loop; the flags are per instruction, so the kernel's own fastmath does not reach
-them.) The constants are those of nngraph/random_stream.py, written again here because
+them, as long as each says fastmath=False itself: see _exact.) The constants are those of nngraph/random_stream.py, written again here because
 compiled code keeps constants and the kernels' cache knows only the files of kernels/cpu.
 """
 import math
@@ -38,8 +38,10 @@ _SIN = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(8, -1, -1))
 
 def _exact(fn):
     """numba.njit as kernels/cpu/_jit.kernel, but without fastmath (see the top)."""
+    # fastmath=False said outright: numba gives a callee the caller's fastmath where the
+    # callee leaves it unset, and the generated kernels that call these use fastmath
     return _without_literals(numba.njit(cache=True, nogil=True, error_model="numpy",
-                                        no_cfunc_wrapper=True, _nrt=False,
+                                        fastmath=False, no_cfunc_wrapper=True, _nrt=False,
                                         pipeline_class=Pipeline)(fn))
 
 
