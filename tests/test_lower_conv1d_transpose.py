@@ -4,6 +4,11 @@ dilation and output_padding variants, with fused activations (relu in the kernel
 generated epilogues, one reading the pre-activation), without bias, frozen, and reading a
 network input; what each group runs (hand-written kernels, no numpy rule); and a NaN in a
 network input either layer reads refused in predict as on the reference."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -137,24 +142,32 @@ def test_conv1d_runs_on_views_of_its_arrays_and_the_conv2d_kernels_compile_once(
     train = model.executor.gen.drivers["train"]
     assert "_conv.conv2d_forward(v_s[:, :, None], p_a_W[:, :, None], p_a_b, " \
            "v_a_relu[:, :, None], " in train, train
-    model.gradients(random_batch(model.net, 3, "float32"))
-    model.predict(random_batch(model.net, 3, "float32"))
-    from nngraph.kernels.cpu import conv
-    for kernel in (conv.conv2d_forward, conv.conv2d_backward):
-        f32 = [s for s in kernel.signatures if "float32" in str(s[1])]
-        assert len(f32) == 1, f32
+    assert _float32_signatures(spec) == [1, 1]
 
 
 def test_conv2d_transpose_calls_conv2d_s_kernels_as_a_conv2d_does():
     """The transpose kernels call conv2d_forward and conv2d_backward with the types a conv2d
     layer's driver gives them: with both ops in a network, each compiles once per dtype."""
-    model = nngraph.compile(TRANSPOSE, backend="cpu", dtype="float32", seed=1)
-    model.gradients(random_batch(model.net, 3, "float32"))
-    model.predict(random_batch(model.net, 3, "float32"))
-    from nngraph.kernels.cpu import conv
-    for kernel in (conv.conv2d_forward, conv.conv2d_backward):
-        f32 = [s for s in kernel.signatures if "float32" in str(s[1])]
-        assert len(f32) == 1, f32
+    assert _float32_signatures(TRANSPOSE) == [1, 1]
+
+
+def _float32_signatures(spec) -> list:
+    """How many float32 versions conv2d_forward and conv2d_backward have after a model of
+    `spec` computes gradients and predicts, in a process of its own (this one's other tests
+    call the kernels with other array types)."""
+    code = (
+        "import json, sys, nngraph\n"
+        "from nngraph.kernels.cpu import conv\n"
+        "from test_backends import random_batch\n"
+        "model = nngraph.compile(sys.stdin.read(), backend='cpu', dtype='float32', seed=1)\n"
+        "model.gradients(random_batch(model.net, 3, 'float32'))\n"
+        "model.predict(random_batch(model.net, 3, 'float32'))\n"
+        "print(json.dumps([len([s for s in k.signatures if 'float32' in str(s[1])])\n"
+        "                  for k in (conv.conv2d_forward, conv.conv2d_backward)]))\n")
+    out = subprocess.run([sys.executable, "-c", code], input=spec, capture_output=True,
+                         text=True, cwd=os.path.dirname(os.path.abspath(__file__)), timeout=600)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("layer,checked", [
