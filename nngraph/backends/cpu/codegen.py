@@ -1,30 +1,28 @@
 """Generate the CPU module of a Program: one njit kernel per fused group and three plain
 drivers (train_step, evaluate, predict) that call them on views of one arena.
 
-The source is written to a real file under the cache directory, named by the hash of its
-text, and imported; kernels use `cache=True`, so a second process with the same network
-finds both the source and Numba's compiled code and compiles nothing.
+CPUCodegen runs the cpu stage of nngraph/pipeline.py (stages.py) over a program; what each
+group becomes is its op's lowering (lower/), seen through a Site (site.py). The source is
+written to a file named by its hash and imported (module.py); kernels use `cache=True`, so
+a second process with the same network finds both and compiles nothing.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import re
-import sys
 
 import numba
 import numpy as np
 
-from ...version import __version__
-from ...cache import cache_dir
-from ...passes.fuse import Group, _ident, fuse
-from ...passes.plan_memory import Buffer, plan_memory
 from ... import pipeline
+from ...passes.fuse import Group, _ident
+from ...passes.plan_memory import Buffer, plan_memory
+from ...version import __version__
 from . import lower
 from .lower import Extern, Kernel, View
-from .lower.conv2d import pools_in_copy_back, runs_wide
-from ...codegen.scalar import scalar_code, uses
+from .lower.conv2d import pools_in_copy_back
+from .site import STREAM_WORDS, Site
+from .stages import ModeState
 
 KERNEL_MODULES = {"_conv": "conv", "_convw": "conv_wide", "_pool": "pool",
                   "_rec": "recurrent", "_norm": "norm", "_emb": "embedding",
@@ -35,9 +33,6 @@ imports each as."""
 GEMM_MODULES = ("_conv", "_convw", "_rec")
 """Those of KERNEL_MODULES whose kernels call gemm (tests/test_parallel_compile.py checks)."""
 
-STREAM_WORDS = "rng_words"
-"""The drivers' array of the stream words of a run (see Site.stream)."""
-
 _CALLS_GEMM = re.compile(r"\bgemm(_packed)?\(|\b(" + "|".join(GEMM_MODULES) + r")\.")
 
 
@@ -45,146 +40,6 @@ def calls_gemm(source: str) -> bool:
     """Do the kernels of generated `source` call gemm, themselves or through a kernel of
     GEMM_MODULES? (Then compiling them binds a BLAS product, kernels/cpu/blas.py.)"""
     return _CALLS_GEMM.search(source) is not None
-
-
-class Site:
-    """What a rule sees of one group while the codegen assembles a driver."""
-
-    def __init__(self, gen, group: Group, index: int):
-        self.gen, self.group, self.index = gen, group, index
-        self.post: list[str] = []
-        self.unfit = False          # the kernel's result adds to the driver's `unfit`
-
-    # names of things
-    def node(self, n):
-        return self.gen.graph.nodes[n]
-
-    def shape(self, n):
-        return tuple(self.node(n)["shape"])
-
-    def val(self, n):
-        return self.gen.use(f"v_{_ident(n)}", self.index)
-
-    def grad(self, n):
-        return self.gen.use(f"g_{_ident(n)}", self.index)
-
-    def has_grad(self, n):
-        return n in self.gen.needs_grad
-
-    def param(self, key):
-        return self.gen.use(f"p_{_ident(key)}", self.index)
-
-    def packed(self, key):
-        """The packed copy of weight matrix `key` (kernels/cpu/packed.py), in a frozen
-        module's drivers; None elsewhere."""
-        if not self.gen.frozen:
-            return None
-        self.gen.packed_params.add(key)
-        return self.gen.use(f"q_{_ident(key)}", self.index)
-
-    def pgrad(self, key):
-        return self.gen.use(f"gp_{_ident(key)}", self.index)
-
-    def state(self, n, name):
-        """A persistent state array of layer n (batchnorm's running statistics)."""
-        return self.gen.use(f"st_{_ident(self.node(n)['layer'])}_{name}", self.index)
-
-    def param_slots(self, n):
-        return self.gen.graph.nodes[f"vjp:{n}"]["param_slots"]
-
-    def input_grad(self, n, j):
-        """Where the gradient for input j of n goes: its grad buffer if this is the first
-        contribution, else a scratch buffer added into it afterwards."""
-        vjp = self.gen.graph.nodes.get(f"vjp:{n}")
-        if vjp is None or f"in{j}" not in vjp["input_slots"]:
-            return None
-        src = self.node(n)["inputs"][j]
-        target = self.grad(src)
-        count = self.gen.contributions.get(src, 0)
-        self.gen.contributions[src] = count + 1
-        if count == 0:
-            return target
-        scratch = self.gen.scratch(f"s_{_ident(src)}_{count}", self.shape(src), self.index)
-        self.post.append(f"_add_into({target}, {scratch})")
-        return scratch
-
-    def check_input(self, n) -> bool:
-        """Does this kernel's note of non-finite results stand in for the scan of input `n`
-        for NaN and infinity? For a float network input read by a dense layer: each of its
-        output rows sums a product with every value of the input row, and a NaN or an
-        infinity in a sum of products (with any weights, zero included) makes the sum NaN
-        or infinite, so the kernel notes it. In predict the driver returns how many kernels
-        did; a nonzero total sends the batch to the full check (CPUExecutor.predict), which
-        tells a bad input from non-finite parameters. In training the driver then returns a
-        NaN loss, which means no update and the same check (CPUExecutor._backprop); not for
-        networks with state (batchnorm's running statistics would take the NaN in)."""
-        d = self.node(n)
-        mode = self.gen.mode
-        if mode == "evaluate" or (mode == "train" and self.gen.program.state) \
-                or d["kind"] != "input" or not (d.get("dtype") or "float").startswith("float"):
-            return False
-        self.unfit = True
-        self.gen.checked_inputs[mode].add(n)
-        return True
-
-    def alias(self, name, base) -> bool:
-        """Make buffer `name` a view of buffer `base` in its own shape, so that nothing has to
-        copy one into the other, when both are buffers of the arena holding as many values
-        per sample (a network input is the caller's array, and a scratch buffer may have
-        another layout). True when it is done. Only its producer writes a value buffer, and a
-        gradient buffer is only written before its one reader (a first contribution, see
-        input_grad), so the two names never hold different values while both are used."""
-        gen = self.gen
-        shapes = [gen._shape_of(b) for b in (name, base)]
-        if None in shapes or name in gen.shapes or base in gen.shapes \
-                or int(np.prod(shapes[0])) != int(np.prod(shapes[1])):
-            return False
-        gen.aliases[name] = base
-        gen.use(name, self.index)
-        gen.use(base, self.index)
-        return True
-
-    def stream(self, n):
-        """(words, index) of node n's random numbers (nngraph/random_stream.py) in the train
-        driver: the driver's array of the run's stream words (model seed, step and the index
-        of the run's first sample in the batch, which CPUExecutor writes before each run)
-        and the index the reference backend seeds n's generator with (its place in the
-        evaluation order of the losses; nodes that no loss reads, which the reference does
-        not run in training, come after them). None in evaluate and predict, which draw
-        nothing."""
-        gen = self.gen
-        if gen.mode != "train":
-            return None
-        if not hasattr(gen, "_stream_index"):
-            prog = gen.program
-            order = list(prog.eval_order(list(prog.losses)))
-            seen = set(order)
-            order += [m for m in prog.eval_order(list(prog.losses) + list(prog.outputs.values()))
-                      if m not in seen]
-            gen._stream_index = {m: i for i, m in enumerate(order)}
-        return gen.use(STREAM_WORDS, self.index), gen._stream_index[n]
-
-    def keeps_pre(self, epi) -> bool:
-        """Does the fused activation's backward need its input (the pre-activation)?"""
-        return uses(self.node(epi)["op"].scalar[1], "x")
-
-    def act(self, n, var):
-        d = self.node(n)
-        return scalar_code(d["op"].scalar[0], d["attrs"], {"x": var})
-
-    def act_grad(self, n, names):
-        d = self.node(n)
-        return scalar_code(d["op"].scalar[1], d["attrs"], names)
-
-    def scratch(self, tag, shape, layout="batch", kind="float"):
-        return self.gen.scratch(f"s_{_ident(self.group.anchor)}_{tag}", shape, self.index,
-                                layout, kind)
-
-    def njit(self, name, args, body, header):
-        """Source of a generated helper kernel (epilogues around hand-written kernels)."""
-        return ("@kernel\n"
-                f"def {name}({', '.join(args)}):\n    \"\"\"{header}\"\"\"\n" +
-                "\n".join(body) + "\n")
 
 
 class CPUCodegen:
@@ -205,7 +60,7 @@ class CPUCodegen:
         self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)
         # inputs that the kernels of predict and train check (Site.check_input)
         self.checked_inputs: dict = {"train": set(), "predict": set()}
-        self.per_mode: dict = {}                  # driver -> what emit left (_ModeState)
+        self.per_mode: dict = {}                  # driver -> its ModeState (stages.py)
         pipeline.run("cpu", self)
 
     def _rename(self, names: dict) -> None:
@@ -232,7 +87,7 @@ class CPUCodegen:
     # ------------------------------------------------------------------ drivers
     def _enter(self, mode) -> None:
         """Point the per-driver bookkeeping (what Site reads and writes) at driver `mode`."""
-        st = self.per_mode.setdefault(mode, _ModeState())
+        st = self.per_mode.setdefault(mode, ModeState())
         self.mode = mode
         self.uses, self.shapes, self.contributions, self.aliases = \
             st.uses, st.shapes, st.contributions, st.aliases
@@ -515,99 +370,3 @@ class CPUCodegen:
                   "def _add_into(a, b):", "    af = _flat(a)", "    bf = _flat(b)",
                   "    for i in range(af.size):", "        af[i] += bf[i]", "", "", ""]
         return "\n".join(lines) + body + "\n\n" + drivers
-
-
-def module_file(name: str, source: str) -> tuple[str, str]:
-    """(module name, file under the cache directory) of generated `source`."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    mod_name = f"nngraph_gen_{_ident(name)}_{digest}"
-    return mod_name, os.path.join(cache_dir(), mod_name + ".py")
-
-
-def load_module(name: str, source: str):
-    """Write `source` under the cache directory (once) and import it; (module, its file)."""
-    mod_name, path = module_file(name, source)
-    if mod_name in sys.modules:
-        return sys.modules[mod_name], sys.modules[mod_name].__file__
-    if not os.path.exists(path):
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(source)
-        os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    spec.loader.exec_module(module)
-    return module, path
-
-
-# ------------------------------------------------------------------------------ passes
-
-class _ModeState:
-    """One driver's bookkeeping between the passes: its groups, lines and buffer uses."""
-
-    def __init__(self):
-        self.groups, self.lines = [], []
-        self.uses, self.shapes, self.contributions, self.aliases = {}, {}, {}, {}
-
-
-def _show_groups(gen) -> list:
-    return [f"{g.name}: {g.kind} {' + '.join(g.nodes)}" for g in gen.groups]
-
-
-@pipeline.implements("cpu", "fuse", _show_groups)
-def fuse_groups(gen: CPUCodegen) -> CPUCodegen:
-    prog = gen.program
-    gen.groups = fuse(gen.graph, prog.forward, prog.backward, prog.losses)
-    return gen
-
-
-@pipeline.implements("cpu", "merge", lambda gen: [f"{c} pools {p}" for c, p in gen.pooled.items()])
-def merge_conv_pool(gen: CPUCodegen) -> CPUCodegen:
-    gen.pooled = gen._pooled_convs()       # {conv group: maxpool node}
-    return gen
-
-
-@pipeline.implements("cpu", "layout", lambda gen: sorted(gen.wide))
-def choose_conv_layout(gen: CPUCodegen) -> CPUCodegen:
-    gen.wide = {grp.name for i, grp in enumerate(gen.groups)   # run wide in evaluate, predict
-                if runs_wide(Site(gen, grp, i))}
-    return gen
-
-
-@pipeline.implements("cpu", "schedule", lambda gen: [
-    f"{mode}: {', '.join(g.name for g in st.groups)}" for mode, st in gen.per_mode.items()])
-def schedule_drivers(gen: CPUCodegen) -> CPUCodegen:
-    for mode in gen.modes:
-        gen._enter(mode)
-        gen.per_mode[mode].groups = gen._schedule(mode)
-    return gen
-
-
-@pipeline.implements("cpu", "emit", lambda gen: [
-    f"{mode}: {len(st.lines)} lines" for mode, st in gen.per_mode.items()])
-def emit_drivers(gen: CPUCodegen) -> CPUCodegen:
-    for mode in gen.modes:
-        gen._emit_driver(mode)
-    return gen
-
-
-@pipeline.implements("cpu", "memory", lambda gen: [
-    f"{mode}: {len(buffers)} buffers, {sizes['float']:,} floats and {sizes['int']:,} ints "
-    f"per sample" for mode, (buffers, sizes) in gen.plans.items()])
-def plan_drivers(gen: CPUCodegen) -> CPUCodegen:
-    for mode in gen.modes:
-        gen._plan_driver(mode)
-    return gen
-
-
-@pipeline.implements("cpu", "source", lambda gen: [
-    f"{len(gen.kernels_by_code)} kernels"] + [f"{m}: {len(d.splitlines())} lines"
-                                             for m, d in gen.drivers.items()])
-def write_source(gen: CPUCodegen) -> CPUCodegen:
-    for mode in gen.modes:
-        gen._enter(mode)
-        gen.drivers[mode] = gen._driver_source(mode, gen.per_mode[mode].lines,
-                                               gen.plans[mode][0])
-    gen._rename(gen._shared_names())
-    return gen

@@ -18,8 +18,9 @@ import numpy as np
 
 from ... import optimizers
 from ...batch import refuse_non_finite
-from .codegen import (GEMM_MODULES, STREAM_WORDS, CPUCodegen, calls_gemm, load_module,
-                      module_file)
+from .codegen import GEMM_MODULES, CPUCodegen, calls_gemm
+from .module import load_module, module_file
+from .site import STREAM_WORDS
 from ...ops.base import RunContext
 from ...passes.fuse import _ident
 from . import compiler, fast_path, parallel, scheduler
@@ -535,7 +536,7 @@ class CPUExecutor:
 
 def _set_stream(views, seed, first):
     """Write a training run's stream words, which the kernels of dropout and gaussian_noise
-    draw their random numbers with (codegen.Site.stream, nngraph/random_stream.py): the
+    draw their random numbers with (site.Site.stream, nngraph/random_stream.py): the
     model seed (mod 2^64) and the step, as the reference backend seeds its generators with
     them, and the index in the whole batch of the run's first sample (0, or a second half's
     first), from which the kernels count."""

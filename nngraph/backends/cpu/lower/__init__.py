@@ -5,7 +5,7 @@ module. One file here per op (or family of ops) registers its rules:
     def dense_forward(site) -> Kernel | Extern | View | None: ...
 
 A rule reads the group through its `site` (buffer names, shapes, attributes; see
-codegen.Site) and returns one of three things, turned into source only when the module is
+site.Site) and returns one of three things, turned into source only when the module is
 written:
 
     Kernel  a generated njit kernel (its arguments and body) and the driver's call of it

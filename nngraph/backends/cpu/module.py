@@ -1,0 +1,35 @@
+"""Generated modules as files: written once under the cache directory, named by the hash of
+their source, and imported (numba then finds its compiled code beside them)."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+
+from ...cache import cache_dir
+from ...passes.fuse import _ident
+
+
+def module_file(name: str, source: str) -> tuple[str, str]:
+    """(module name, file under the cache directory) of generated `source`."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    mod_name = f"nngraph_gen_{_ident(name)}_{digest}"
+    return mod_name, os.path.join(cache_dir(), mod_name + ".py")
+
+
+def load_module(name: str, source: str):
+    """Write `source` under the cache directory (once) and import it; (module, its file)."""
+    mod_name, path = module_file(name, source)
+    if mod_name in sys.modules:
+        return sys.modules[mod_name], sys.modules[mod_name].__file__
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    spec.loader.exec_module(module)
+    return module, path
