@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import nngraph
-from nngraph.backends.cpu import executor as cpu_backend
+from nngraph.backends.cpu import update
 from nngraph.kernels.cpu import optim, team
 from test_backends import random_batch
 
@@ -31,7 +31,7 @@ OPTIMIZERS = [{"type": "sgd", "lr": 0.1}, {"type": "sgd", "lr": 0.1, "momentum":
 
 
 def _trained(monkeypatch, optimizer, team_min):
-    monkeypatch.setattr(cpu_backend, "TEAM_MIN", team_min)
+    monkeypatch.setattr(update, "TEAM_MIN", team_min)
     monkeypatch.setenv("NNGRAPH_THREADS", "2")
     model = nngraph.compile(SPEC, backend="cpu", seed=4)
     model.set_optimizer(optimizer)
@@ -78,7 +78,7 @@ def test_small_or_split_networks_update_on_this_thread(monkeypatch):
     model.train_step(random_batch(model.net, 6, "float32"))
     assert list(model.executor.team_updates.values()) == [None]
     monkeypatch.setenv("NNGRAPH_THREADS", "1")
-    monkeypatch.setattr(cpu_backend, "TEAM_MIN", 0)
+    monkeypatch.setattr(update, "TEAM_MIN", 0)
     model = nngraph.compile(SPEC, backend="cpu", seed=4)
     model.train_step(random_batch(model.net, 6, "float32"))
     assert list(model.executor.team_updates.values()) == [None]

@@ -20,8 +20,9 @@ from ... import optimizers
 from ...batch import refuse_non_finite
 from .codegen import GEMM_MODULES, CPUCodegen, calls_gemm
 from .module import load_module, module_file
+from .runtime import Reference, set_stream
 from .site import STREAM_WORDS
-from ...ops.base import RunContext
+from .update import FlatUpdate
 from ...passes.fuse import _ident
 from . import compiler, fast_path, parallel, scheduler
 
@@ -29,19 +30,8 @@ from . import compiler, fast_path, parallel, scheduler
 _NOT_PACKED = np.zeros(0, np.uint8)     # a weight with no packed copy: gemm_packed calls gemm
 
 SPLIT_MIN = 8
-"""A batch runs as two halves on two threads from 2 * SPLIT_MIN samples on (see _splits).
-Measured on the 2-core development VM, median ms per call, one thread -> two halves:
-LeNet-5 train at batch 8 0.72 -> 0.62, 16 1.22 -> 0.93, 32 1.53 -> 0.93, predict at 16
-0.38 -> 0.28; LSTM (32 steps, 128 units) train at 8 1.4-1.8 -> 1.9-2.4 (slower), 16
-2.4 -> 1.9, 32 5.1 -> 4.35, predict at 32 2.16 -> 1.43. At batch 4 the hand-over costs
-more than it saves (LeNet-5 train 0.23 -> 0.37)."""
-
-TEAM_MIN = 40_000
-"""The optimizer update runs on MKL's threads from this many parameters on (see _team_task).
-Train steps of 784-U-10 MLPs at batch 64, median us, one thread -> the team: 6,370
-parameters 135 -> 151, 25,450 110 -> 116, 31,810 204 -> 211, 38,170 203 -> 205, 50,890
-187 -> 150; 784-128-64-10 (109,386) ~325 -> ~298."""
-
+"""A batch runs as two halves on two threads from 2 * SPLIT_MIN samples on (see _splits):
+below, handing half a batch to the second thread costs more than it saves."""
 
 def threads(setting: str | None = None) -> int:
     """Threads a batch may run on: 1 with NNGRAPH_THREADS=1 or one usable core, else 2
@@ -49,8 +39,9 @@ def threads(setting: str | None = None) -> int:
     return 1 if (setting or scheduler.setting()) == "one" else 2
 
 
-class CPUExecutor:
+class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate):
     name = "cpu"
+    SPLIT_MIN = SPLIT_MIN
 
     def __init__(self, program, dtype, frozen: bool = False):
         self.program, self.dtype = program, np.dtype(dtype)
@@ -79,34 +70,9 @@ class CPUExecutor:
         # them (the optim property)
         from ...kernels.cpu import blas, check, team  # noqa: F401
         self.blas, self.check = blas, check
-        self.runtime = _Reference(program)
+        self.runtime = Reference(program)
         self.arenas, self.bound = {}, {}
-        infos = program.params
-        sizes = [math.prod(p.spec.shape) for p in infos.values()]
-        self.flat_params = np.zeros(sum(sizes), self.dtype)
-        self.flat_grads = np.zeros(sum(sizes), self.dtype)
-        self.pviews, self.gviews, self.segments, offset = {}, {}, {}, 0
-        for (key, info), size in zip(infos.items(), sizes):
-            shape = info.spec.shape
-            self.pviews[key] = self.flat_params[offset:offset + size].reshape(shape)
-            self.gviews[key] = self.flat_grads[offset:offset + size].reshape(shape)
-            self.segments[key] = (offset, offset + size)
-            offset += size
-        self.pview_list = list(self.pviews.values())
-        self.packed = {k: _NOT_PACKED for k in self.gen.packed_params}   # see pack()
-        self.trainable = {k: p for k, p in infos.items() if p.trainable}
-        seg = list(self.segments.values())
-        self.seg_start = np.array([a for a, _ in seg], np.int64)
-        self.seg_end = np.array([b for _, b in seg], np.int64)
-        self.seg_lr = np.array([p.lr_mult if p.trainable else 0.0 for p in infos.values()])
-        reg = [k for k, p in self.trainable.items()
-               if p.regularizer.get("l1") or p.regularizer.get("l2")]
-        self.reg_start = np.array([self.segments[k][0] for k in reg], np.int64)
-        self.reg_end = np.array([self.segments[k][1] for k in reg], np.int64)
-        self.reg_l1 = np.array([infos[k].regularizer.get("l1", 0.0) for k in reg])
-        self.reg_l2 = np.array([infos[k].regularizer.get("l2", 0.0) for k in reg])
-        self.max_norm = {k: p.regularizer["max_norm"] for k, p in self.trainable.items()
-                         if "max_norm" in p.regularizer}
+        self._lay_out(program.params)
         g = program.graph
         self.loss_inputs = {i for l in program.losses for i in g.nodes[l]["inputs"]}
         self.slots, self.team_updates = {}, {}
@@ -134,6 +100,36 @@ class CPUExecutor:
         self.unreached = [self.gviews[k] for k in self.trainable
                           if not re.search(rf"\bgp_{_ident(k)}\b", train)]
 
+    def _lay_out(self, infos) -> None:
+        """Parameters and their gradients each in one flat array, `pviews`/`gviews` the
+        parameters' views into them, and per parameter its segment, learning-rate
+        multiplier and regularization, which the flat update and penalty read."""
+        sizes = [math.prod(p.spec.shape) for p in infos.values()]
+        self.flat_params = np.zeros(sum(sizes), self.dtype)
+        self.flat_grads = np.zeros(sum(sizes), self.dtype)
+        self.pviews, self.gviews, self.segments, offset = {}, {}, {}, 0
+        for (key, info), size in zip(infos.items(), sizes):
+            shape = info.spec.shape
+            self.pviews[key] = self.flat_params[offset:offset + size].reshape(shape)
+            self.gviews[key] = self.flat_grads[offset:offset + size].reshape(shape)
+            self.segments[key] = (offset, offset + size)
+            offset += size
+        self.pview_list = list(self.pviews.values())
+        self.packed = {k: _NOT_PACKED for k in self.gen.packed_params}   # see pack()
+        self.trainable = {k: p for k, p in infos.items() if p.trainable}
+        seg = list(self.segments.values())
+        self.seg_start = np.array([a for a, _ in seg], np.int64)
+        self.seg_end = np.array([b for _, b in seg], np.int64)
+        self.seg_lr = np.array([p.lr_mult if p.trainable else 0.0 for p in infos.values()])
+        reg = [k for k, p in self.trainable.items()
+               if p.regularizer.get("l1") or p.regularizer.get("l2")]
+        self.reg_start = np.array([self.segments[k][0] for k in reg], np.int64)
+        self.reg_end = np.array([self.segments[k][1] for k in reg], np.int64)
+        self.reg_l1 = np.array([infos[k].regularizer.get("l1", 0.0) for k in reg])
+        self.reg_l2 = np.array([infos[k].regularizer.get("l2", 0.0) for k in reg])
+        self.max_norm = {k: p.regularizer["max_norm"] for k, p in self.trainable.items()
+                         if "max_norm" in p.regularizer}
+
     @functools.cached_property
     def optim(self):
         """kernels/cpu/optim.py, imported when training first needs it: a process that
@@ -153,61 +149,6 @@ class CPUExecutor:
         from ...kernels.cpu.packed import pack
         for key in self.packed:
             self.packed[key] = pack(self.pviews[key])
-
-    def adopt_optimizer(self, opt, state: dict) -> dict:
-        """Keep each optimizer slot of all parameters in one flat array, as parameters are,
-        so the update is one fused pass; returns views named like Optimizer.init_state's."""
-        self.opt = opt
-        self.slots = {slot: np.zeros_like(self.flat_params) for slot in opt.slots}
-        self.team_updates = {}          # {update kernel: TeamUpdate or None}, per slot arrays
-        views = {}
-        for key in self.trainable:
-            lo, hi = self.segments[key]
-            for slot, flat in self.slots.items():
-                views[f"{key}/{slot}"] = flat[lo:hi].reshape(self.pviews[key].shape)
-                if f"{key}/{slot}" in state:
-                    views[f"{key}/{slot}"][...] = state[f"{key}/{slot}"]
-        return views
-
-    def _update(self, opt, t):
-        kernel, args = self._update_call(opt, t)
-        on_team = self.team_updates.get(kernel, False)
-        if on_team is False:
-            on_team = self.team_updates[kernel] = self._team_update(kernel, args)
-        if on_team is None or not self.wide:
-            kernel(*args)
-        else:
-            on_team.run(args, self.threads)
-        for k, limit in self.max_norm.items():
-            optimizers.apply_max_norm(self.pviews[k], limit, self.pviews[k].shape)
-
-    def _team_task(self, kernel, args):
-        """The task that runs the update on the BLAS's own threads (kernels/cpu/team.py)
-        where that pays, else None: from TEAM_MIN parameters, when training runs whole
-        batches (its products keep MKL's threads awake; beside the halves of a split batch
-        they sleep)."""
-        if self.threads < 2 or self.flat_params.size < TEAM_MIN or self._splits("train"):
-            return None
-        return self.optim.TeamUpdate.task_for(kernel, args)
-
-    def _team_update(self, kernel, args):
-        task = self._team_task(kernel, args)
-        return None if task is None else self.optim.TeamUpdate(kernel, args)
-
-    def _update_call(self, opt, t):
-        """(kernel, arguments) of the optimizer update for step t."""
-        c, p, g = opt.config, self.flat_params, self.flat_grads
-        lr = opt.lr_at(t)
-        args = (self.seg_start, self.seg_end, self.seg_lr, lr)
-        if c["type"] == "sgd":
-            v = self.slots.get("v", np.zeros(0, p.dtype))
-            return self.optim.sgd_call(p, g, v, *args, c["momentum"], c["nesterov"])
-        if c["type"] == "rmsprop":
-            return self.optim.rmsprop_update, (p, g, self.slots["s"], *args, c["rho"], c["eps"])
-        if c["type"] == "adagrad":
-            return self.optim.adagrad_update, (p, g, self.slots["s"], *args, c["eps"])
-        return self.optim.adam_update, (p, g, self.slots["m"], self.slots["v"], *args, c["beta1"],
-                                   c["beta2"], c["eps"], t)
 
     # ------------------------------------------------------------------ running
     def _views(self, mode, n):
@@ -331,7 +272,7 @@ class CPUExecutor:
             return self._run_halves(mode, batch, n, seed)
         views = self._buffers(mode, batch, 0, n)
         if seed is not None:
-            _set_stream(views, seed, 0)
+            set_stream(views, seed, 0)
         if self.uses_reference[mode]:
             self.runtime.begin(arrays, state, training, seed)
         # BLAS threads: none beside ours where the driver runs kernels that call products
@@ -365,68 +306,6 @@ class CPUExecutor:
         return driver
 
     # ------------------------------------------------------------------ two threads
-    def _splits(self, mode) -> bool:
-        """Does `mode` run as two halves of the batch, one per core? When it pays and is
-        exact. It pays for drivers that run convolution or recurrent kernels, whose loops
-        keep to one core (2-core VM, one thread -> two: LeNet-5 train step at batch 64
-        3.0 -> 1.66 ms, predict at 256 5.2 -> 2.7 ms; LSTM predict at 256 10.4 -> 6.6 ms,
-        train step at 32 5.1 -> 3.2-4.4 ms: the per-step products of 16 rows each on one
-        thread beat MKL's two threads on 32 rows). Networks of dense layers already keep
-        both cores busy in MKL, and on the development VM two one-thread products at once
-        ran no faster than one after the other (128x784x128, 20 of each: 8.9 ms together,
-        4.0 ms for one thread's 20 alone). It is exact when MKL can be told to stay on the
-        calling thread, the driver calls compiled kernels only (the reference rules are not
-        thread-safe), no layer keeps state (batchnorm's statistics would be of the half;
-        dropout's and gaussian_noise's random numbers are not: each value's is drawn by its
-        index in the whole batch, see _set_stream), every loss is a mean over the batch, and
-        what is read after a run (outputs, loss inputs) is laid out sample by sample, so
-        that the halves' values join along the first axis."""
-        if mode not in self.split_modes:
-            g, prog, driver = self.program.graph, self.program, self.gen.drivers[mode]
-            layouts = {b.name: b.layout for b in self.gen.plans[mode][0]}
-            self.split_modes[mode] = (
-                self.threads >= 2 and not prog.state
-                and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
-                and ("_conv." in driver or "_rec." in driver)
-                and not self.uses_reference[mode]
-                and all(g.nodes[l]["attrs"].get("reduction", "mean") == "mean"
-                        for l in prog.losses))
-        return self.split_modes[mode]
-
-    def _run_halves(self, mode, batch, n, seed):
-        """The driver on both halves of the batch at once, on this thread and on a second
-        one, each with its own arena (and, in training, its own gradients), BLAS on the
-        calling thread only. The losses and gradients are means over each half: weighted
-        by the halves' sizes they make the mean over the batch. Returns the loss and the
-        values read after a run (outputs, loss inputs), joined along the batch."""
-        half = n // 2
-        if self.second_grads is None:
-            self.second_grads = np.zeros_like(self.flat_grads)
-            self.second_gviews = {k: self.second_grads[a:b].reshape(self.pviews[k].shape)
-                                  for k, (a, b) in self.segments.items()}
-        first = {k: v[:half] for k, v in batch.items()}
-        views0 = self._buffers(mode, first, 0)
-        views1 = self._buffers(mode, {k: v[half:] for k, v in batch.items()}, 1)
-        if seed is not None:
-            _set_stream(views0, seed, 0)
-            _set_stream(views1, seed, half)
-        driver = self._driver(mode, first, views0)
-
-        def run(views):
-            self.blas.set_threads(1)
-            return driver(views, self.runtime)
-
-        if self.wide:
-            loss0, loss1 = parallel.second().run_beside(run, views1, lambda: run(views0))
-        else:                           # a busy machine: the same halves, one after the other
-            loss0, loss1 = run(views0), run(views1)
-        w0, w1 = half / n, (n - half) / n
-        if mode == "train":
-            self.optim.mean_of_halves(self.flat_grads, self.second_grads, w0, w1)
-        joined = {name: np.concatenate([views0[name], views1[name]])
-                  for name in self.read_after if name in views0}
-        return w0 * loss0 + w1 * loss1, joined
-
     def _values(self, views, nodes):
         names = self.names
         return {n: views[names[n]] for n in nodes if names[n] in views}
@@ -485,103 +364,3 @@ class CPUExecutor:
             self._arm_quick(batch, views)
             return {name: views[buffer].copy()}
         return {name: views[buffer].copy() for name, buffer in self.output_buffers}
-
-    # ------------------------------------------------------------------ quick predict
-    def _arm_quick(self, batch, views):
-        """After a predict that ran the direct driver on the views of one batch size, let
-        quick_predict repeat it for another batch of that size. Only for one input, which
-        the kernels check for NaN and infinity on the way, declared in the model's dtype
-        (no cast), and one output, on one thread, in batches too small for the second core."""
-        direct = self.direct.get("predict")
-        if len(batch) != 1 or direct is None:
-            return
-        (name, arr), = batch.items()
-        n = len(arr)
-        # batches the schedule chooses one or two cores for go its way (scheduler.py)
-        if (n >= 2 * SPLIT_MIN and self.threads >= 2) \
-                or name not in self.checks_finite["predict"]:
-            return
-        inp = self.program.net.inputs[name]
-        if np.dtype(inp.dtype) != self.dtype or not direct.fits(batch) \
-                or views is not self.bound.get(("predict", n, 0)):
-            return
-        self.quick = (name, (n,) + tuple(inp.shape), arr.dtype, views, self.names[name],
-                      direct, self.output_buffers[0][1])
-
-    quick = None
-
-    def quick_predict(self, arrays, data, most: int):
-        """The single output for `data` (one array, or {input: array}) when it is exactly
-        what the last predict took (dtype, shape and batch size, a C array), holds at most
-        `most` samples, and nothing else has changed (the parameters' arrays, the direct
-        driver); else None, and the caller takes the usual way. Skips the checks and lookups
-        that a repeated call need not make again: a batch-1 predict of the MLP 784-128-64-10
-        took 10.6 us this way against 13.4 us (2-core development VM, medians)."""
-        quick = self.quick
-        if quick is None:
-            return None
-        name, shape, dtype, views, key, direct, buffer = quick
-        arr = data if type(data) is np.ndarray else \
-            data.get(name) if type(data) is dict and len(data) == 1 else None
-        if type(arr) is not np.ndarray or arr.shape != shape or arr.dtype is not dtype \
-                or shape[0] > most or not arr.flags.carray \
-                or self.direct.get("predict") is not direct or len(arrays) != len(self.pviews) \
-                or not all(map(is_, arrays.values(), self.pview_list)):
-            return None
-        views[key] = arr
-        if direct.driver(views, self.runtime):
-            return None             # NaN or infinity: the usual way says where
-        return views[buffer].copy()
-
-
-def _set_stream(views, seed, first):
-    """Write a training run's stream words, which the kernels of dropout and gaussian_noise
-    draw their random numbers with (site.Site.stream, nngraph/random_stream.py): the
-    model seed (mod 2^64) and the step, as the reference backend seeds its generators with
-    them, and the index in the whole batch of the run's first sample (0, or a second half's
-    first), from which the kernels count."""
-    views[STREAM_WORDS][:] = [w % 2 ** 64 for w in seed] + [first]
-
-
-class _Reference:
-    """`R` in generated drivers: runs reference rules for groups without a CPU rule, with
-    the random streams the reference backend would use."""
-
-    def __init__(self, program):
-        self.program, self.graph = program, program.graph
-        self.rng_index = {n: i for i, n in enumerate(program.eval_order(program.losses))}
-
-    def begin(self, arrays, state, training, seed):
-        self.arrays, self.state, self.training, self.seed = arrays, state, training, seed
-        self.contexts, self.loss_values = {}, {}
-
-    def _params(self, d):
-        return {p: self.arrays[k] for p, k in d["params"].items()}
-
-    def forward(self, n, xs, out):
-        d = self.graph.nodes[n]
-        rng = (np.random.default_rng(self.seed + [self.rng_index[n]])
-               if self.training and n in self.rng_index else None)
-        ctx = RunContext(training=self.training, rng=rng,
-                         state=self.state.setdefault(d["layer"], {}))
-        out[...] = d["op"].forward(ctx, d["attrs"], xs, self._params(d))
-        self.contexts[n] = ctx
-
-    def loss(self, n, xs):
-        d = self.graph.nodes[n]
-        ctx = RunContext(training=self.training)
-        value = d["op"].forward(ctx, d["attrs"], xs, {})
-        self.contexts[n], self.loss_values[n] = ctx, value
-        return float(value)
-
-    def backward(self, n, xs, y, gy, targets, pgrads):
-        d = self.graph.nodes[n]
-        if d["kind"] == "loss":
-            y = self.loss_values[n]
-            gy = np.asarray(d["attrs"]["weight"], dtype=xs[0].dtype)
-        gxs, gp = d["op"].backward(self.contexts[n], d["attrs"], xs, self._params(d), y, gy)
-        for target, g in zip(targets, gxs):
-            if target is not None:
-                target[...] = g
-        for p, target in pgrads.items():
-            target[...] = gp[p]

@@ -20,6 +20,10 @@ keeps state (running statistics, which users may replace with any array).
 """
 from __future__ import annotations
 
+from operator import is_
+
+import numpy as np
+
 from .compiler import Recorder, _Runtime, with_kernels
 
 
@@ -68,3 +72,54 @@ def direct(driver, views: dict, batch: dict) -> Direct | None:
         return None
     return Direct(with_kernels(driver, lambda d: entries.get(d, d)),
                   {key: (arr.dtype, arr.ndim) for key, arr in batch.items()})
+
+
+class QuickPredict:
+    """CPUExecutor's repeat of the last predict (a mixin: it reads the executor's direct
+    drivers, views, inputs and parameters)."""
+
+    def _arm_quick(self, batch, views):
+        """After a predict that ran the direct driver on the views of one batch size, let
+        quick_predict repeat it for another batch of that size. Only for one input, which
+        the kernels check for NaN and infinity on the way, declared in the model's dtype
+        (no cast), and one output, on one thread, in batches too small for the second core."""
+        direct = self.direct.get("predict")
+        if len(batch) != 1 or direct is None:
+            return
+        (name, arr), = batch.items()
+        n = len(arr)
+        # batches the schedule chooses one or two cores for go its way (scheduler.py)
+        if (n >= 2 * self.SPLIT_MIN and self.threads >= 2) \
+                or name not in self.checks_finite["predict"]:
+            return
+        inp = self.program.net.inputs[name]
+        if np.dtype(inp.dtype) != self.dtype or not direct.fits(batch) \
+                or views is not self.bound.get(("predict", n, 0)):
+            return
+        self.quick = (name, (n,) + tuple(inp.shape), arr.dtype, views, self.names[name],
+                      direct, self.output_buffers[0][1])
+
+    quick = None
+
+    def quick_predict(self, arrays, data, most: int):
+        """The single output for `data` (one array, or {input: array}) when it is exactly
+        what the last predict took (dtype, shape and batch size, a C array), holds at most
+        `most` samples, and nothing else has changed (the parameters' arrays, the direct
+        driver); else None, and the caller takes the usual way. Skips the checks and lookups
+        that a repeated call need not make again: a batch-1 predict of the MLP 784-128-64-10
+        took 10.6 us this way against 13.4 us (2-core development VM, medians)."""
+        quick = self.quick
+        if quick is None:
+            return None
+        name, shape, dtype, views, key, direct, buffer = quick
+        arr = data if type(data) is np.ndarray else \
+            data.get(name) if type(data) is dict and len(data) == 1 else None
+        if type(arr) is not np.ndarray or arr.shape != shape or arr.dtype is not dtype \
+                or shape[0] > most or not arr.flags.carray \
+                or self.direct.get("predict") is not direct or len(arrays) != len(self.pviews) \
+                or not all(map(is_, arrays.values(), self.pview_list)):
+            return None
+        views[key] = arr
+        if direct.driver(views, self.runtime):
+            return None             # NaN or infinity: the usual way says where
+        return views[buffer].copy()

@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from .runtime import set_stream
+
 IDLE_SPIN_S = 300e-6
 """How long the second thread spins for the next job after one before it sleeps: the gap
 between the halves of a training loop's steps (the optimizer update, the next batch's
@@ -120,3 +122,66 @@ def second() -> Second:
     if _second is None or _second.pid != os.getpid():
         _second = Second()
     return _second
+
+
+class Halves:
+    """CPUExecutor's runs of a batch as two halves at once, this thread and the second (a
+    mixin: it reads the executor's program, drivers, arenas and flat gradients)."""
+
+    def _splits(self, mode) -> bool:
+        """Does `mode` run as two halves of the batch, one per core? When it pays and is
+        exact. It pays for drivers that run convolution or recurrent kernels, whose loops
+        keep to one core; networks of dense layers already keep both cores busy in MKL,
+        where two one-thread products at once ran no faster than one after the other. It is
+        exact when MKL can be told to stay on the calling thread, the driver calls compiled
+        kernels only (the reference rules are not thread-safe), no layer keeps state
+        (batchnorm's statistics would be of the half; dropout's and gaussian_noise's random
+        numbers are not: each value's is drawn by its index in the whole batch, see
+        runtime.set_stream), every loss is a mean over the batch, and what is read after a
+        run (outputs, loss inputs) is laid out sample by sample, so that the halves' values
+        join along the first axis."""
+        if mode not in self.split_modes:
+            g, prog, driver = self.program.graph, self.program, self.gen.drivers[mode]
+            layouts = {b.name: b.layout for b in self.gen.plans[mode][0]}
+            self.split_modes[mode] = (
+                self.threads >= 2 and not prog.state
+                and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
+                and ("_conv." in driver or "_rec." in driver)
+                and not self.uses_reference[mode]
+                and all(g.nodes[l]["attrs"].get("reduction", "mean") == "mean"
+                        for l in prog.losses))
+        return self.split_modes[mode]
+
+    def _run_halves(self, mode, batch, n, seed):
+        """The driver on both halves of the batch at once, on this thread and on a second
+        one, each with its own arena (and, in training, its own gradients), BLAS on the
+        calling thread only. The losses and gradients are means over each half: weighted
+        by the halves' sizes they make the mean over the batch. Returns the loss and the
+        values read after a run (outputs, loss inputs), joined along the batch."""
+        half = n // 2
+        if self.second_grads is None:
+            self.second_grads = np.zeros_like(self.flat_grads)
+            self.second_gviews = {k: self.second_grads[a:b].reshape(self.pviews[k].shape)
+                                  for k, (a, b) in self.segments.items()}
+        first = {k: v[:half] for k, v in batch.items()}
+        views0 = self._buffers(mode, first, 0)
+        views1 = self._buffers(mode, {k: v[half:] for k, v in batch.items()}, 1)
+        if seed is not None:
+            set_stream(views0, seed, 0)
+            set_stream(views1, seed, half)
+        driver = self._driver(mode, first, views0)
+
+        def run(views):
+            self.blas.set_threads(1)
+            return driver(views, self.runtime)
+
+        if self.wide:
+            loss0, loss1 = second().run_beside(run, views1, lambda: run(views0))
+        else:                           # a busy machine: the same halves, one after the other
+            loss0, loss1 = run(views0), run(views1)
+        w0, w1 = half / n, (n - half) / n
+        if mode == "train":
+            self.optim.mean_of_halves(self.flat_grads, self.second_grads, w0, w1)
+        joined = {name: np.concatenate([views0[name], views1[name]])
+                  for name in self.read_after if name in views0}
+        return w0 * loss0 + w1 * loss1, joined
