@@ -76,9 +76,9 @@ def _compile_now(model, mode: str) -> None:
     compiled for the first time (numba: seconds, then cached), instead of a silent wait
     inside the first step."""
     executor = getattr(model, "executor", None)
-    if not getattr(executor, "first_time", False) or mode in executor.compiled:
+    if not executor.first_time or executor.prepared(mode):
         return
-    groups = len(getattr(getattr(executor, "gen", None), "groups", ()))
+    groups = executor.fused_groups
     what = f" ({groups} fused groups)" if groups else ""
     t0 = time.perf_counter()
     with Spinner(f"compiling {model.net.name} for {model.backend}{what}, first time only "

@@ -34,10 +34,10 @@ class _Predicts:
     def _run_on(self, runner) -> None:
         self.executor = runner
         self.backend = runner.name          # what really runs (see backends.executor)
-        self._prepare = getattr(runner, "prepare", None)
-        self._quick_predict = getattr(runner, "quick_predict", None)
+        self._prepare = runner.prepare
+        self._quick_predict = runner.quick_predict
         # {mode: inputs the backend checks for NaN and infinity itself, on the way}
-        self._scanned_by = getattr(runner, "checks_finite", {})
+        self._scanned_by = runner.checks_finite
 
     def _batch(self, data, labels: bool, mode: str | None = None) -> dict:
         """The checked batch. `mode` (train, evaluate, predict) names the run it is for: a
@@ -87,8 +87,7 @@ class Model(_Predicts):
         self.params = {k: initializers.initialize(p.init, p.spec.shape, rng, p.spec.fan_in,
                                                   p.spec.fan_out, self.dtype)
                        for k, p in self.program.params.items()}
-        if hasattr(self.executor, "adopt"):        # backends that keep parameters flat
-            self.params = self.executor.adopt(self.params)
+        self.params = self.executor.adopt(self.params)     # flat storage on the cpu backend
         self.state = {}
         for key, (layer, spec) in self.program.state.items():
             self.state.setdefault(layer, {})[key.split(".", 1)[1]] = np.full(
@@ -103,8 +102,7 @@ class Model(_Predicts):
         """Replace the optimizer (its state starts afresh): {'type': 'adam', 'lr': 1e-3}."""
         self.optimizer = Optimizer(config)
         self.opt_state = self.optimizer.init_state(self.params, self.program.params)
-        if hasattr(self.executor, "adopt_optimizer"):
-            self.opt_state = self.executor.adopt_optimizer(self.optimizer, self.opt_state)
+        self.opt_state = self.executor.adopt_optimizer(self.optimizer, self.opt_state)
 
     @property
     def flat_state(self) -> dict:
@@ -256,10 +254,8 @@ class FrozenModel(_Predicts):
         self.program, self.step = model.program, model.step
         self._run_on(executor(self.program, model.backend, self.dtype, frozen=True))
         self._params = {k: np.array(v, dtype=self.dtype) for k, v in model.params.items()}
-        if hasattr(self.executor, "adopt"):        # backends that keep parameters flat
-            self._params = self.executor.adopt(self._params)
-        if hasattr(self.executor, "pack"):
-            self.executor.pack()
+        self._params = self.executor.adopt(self._params)   # flat storage on the cpu backend
+        self.executor.pack()
         self.state = {layer: {k: v.copy() for k, v in d.items()}
                       for layer, d in model.state.items()}
 

@@ -537,3 +537,21 @@ train: {{optimizer: {{type: sgd, lr: 0.1}}}}
     for k in models["reference"].params:
         np.testing.assert_allclose(models["cpu"].params[k], models["reference"].params[k],
                                    rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_every_backend_is_an_executor_with_its_hooks(backend):
+    """A Model calls the runs and hooks of backends/base.Executor, never asking whether an
+    executor has them: the reference backend takes the defaults, the cpu backend its own."""
+    from nngraph.backends.base import Executor
+    model = nngraph.compile(os.path.join(os.path.dirname(__file__), "..", "specs",
+                                         "xor_mlp.yaml"), backend=backend)
+    ex = model.executor
+    assert isinstance(ex, Executor)
+    if backend == "reference":
+        assert ex.fused_groups == 0 and ex.prepared("train")
+        assert ex.quick_predict({}, None, 1) is None
+    else:
+        assert ex.fused_groups > 0 and type(ex).adopt is not Executor.adopt
+    from nngraph.data import load_training_data
+    assert "loss" in model.evaluate(load_training_data(model.net)[0])

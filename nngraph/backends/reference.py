@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.base import RunContext
 from .. import optimizers
+from ..ops.base import RunContext
+from .base import Executor
 
 
-class ReferenceExecutor:
+class ReferenceExecutor(Executor):
     name = "reference"
 
     def __init__(self, program, dtype):

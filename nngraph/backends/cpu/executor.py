@@ -24,6 +24,7 @@ from .runtime import Reference, set_stream
 from .site import STREAM_WORDS
 from .update import FlatUpdate
 from ...passes.fuse import _ident
+from ..base import Executor
 from . import compiler, fast_path, parallel, scheduler
 
 
@@ -39,7 +40,7 @@ def threads(setting: str | None = None) -> int:
     return 1 if (setting or scheduler.setting()) == "one" else 2
 
 
-class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate):
+class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor):
     name = "cpu"
     SPLIT_MIN = SPLIT_MIN
 
@@ -129,6 +130,13 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate):
         self.reg_l2 = np.array([infos[k].regularizer.get("l2", 0.0) for k in reg])
         self.max_norm = {k: p.regularizer["max_norm"] for k, p in self.trainable.items()
                          if "max_norm" in p.regularizer}
+
+    @property
+    def fused_groups(self) -> int:
+        return len(self.gen.groups)
+
+    def prepared(self, mode: str) -> bool:
+        return mode in self.compiled
 
     @functools.cached_property
     def optim(self):
