@@ -202,6 +202,7 @@ class CPUCodegen:
         site = Site(self, group, index)
         rule = lower.rule_for(site)
         result = rule.emit(site) if rule else None
+        self.per_mode[mode].runs.append(result)
         if result is None:
             return self._fallback(site, mode)
         if isinstance(result, View):
@@ -227,6 +228,15 @@ class CPUCodegen:
         target = "loss += {w!r} * ".format(w=self.graph.nodes[group.anchor]["attrs"]["weight"]) \
             if group.kind == "loss" else "unfit += " if site.unfit else ""
         return [f"    {target}{name}({', '.join(call)})"] + [f"    {p}" for p in site.post]
+
+    def uses_reference(self, mode: str) -> bool:
+        """Does driver `mode` run a numpy reference rule (a group no lowering covers)?"""
+        return any(r is None for r in self.per_mode[mode].runs)
+
+    def calls_modules(self, mode: str) -> set:
+        """The hand-written kernel modules driver `mode` calls ('_conv', '_rec', ...)."""
+        return {c.function.split(".")[0] for r in self.per_mode[mode].runs
+                if isinstance(r, Extern) for c in r.calls if "." in c.function}
 
     def _add_kernel(self, name, src, suffix="_2"):
         """Add kernel source `src` (defining __KERNEL__) under `name`, or under the name of

@@ -87,7 +87,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         self.wide = self.threads >= 2       # whether the run under way takes both cores
         self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
         self.output_buffers = [(name, self.names[node]) for name, node in program.outputs.items()]
-        self.uses_reference = {m: "R." in d for m, d in self.gen.drivers.items()}
+        self.uses_reference = {m: self.gen.uses_reference(m) for m in self.gen.drivers}
         # {mode: inputs that its kernels check for NaN and infinity on the way} (see
         # Site.check_input): the batch checks skip their own scan of them
         self.checks_finite = {m: frozenset(v) for m, v in self.gen.checked_inputs.items()}
@@ -294,8 +294,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
 
     def _chunked(self, mode) -> bool:
         """Does `mode`'s driver call the kernels that multiply chunk by chunk?"""
-        driver = self.gen.drivers[mode]
-        return any(f"{m}." in driver for m in GEMM_MODULES)
+        return bool(self.gen.calls_modules(mode) & set(GEMM_MODULES))
 
     def _driver(self, mode, batch, views):
         """The driver of `mode`; from its second run on, its direct form when it has one

@@ -141,12 +141,12 @@ class Halves:
         run (outputs, loss inputs) is laid out sample by sample, so that the halves' values
         join along the first axis."""
         if mode not in self.split_modes:
-            g, prog, driver = self.program.graph, self.program, self.gen.drivers[mode]
+            g, prog = self.program.graph, self.program
             layouts = {b.name: b.layout for b in self.gen.plans[mode][0]}
             self.split_modes[mode] = (
                 self.threads >= 2 and not prog.state
                 and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
-                and ("_conv." in driver or "_rec." in driver)
+                and bool(self.gen.calls_modules(mode) & {"_conv", "_rec"})
                 and not self.uses_reference[mode]
                 and all(g.nodes[l]["attrs"].get("reduction", "mean") == "mean"
                         for l in prog.losses))

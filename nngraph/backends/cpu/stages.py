@@ -19,6 +19,7 @@ class ModeState:
     def __init__(self):
         self.groups, self.lines = [], []
         self.uses, self.shapes, self.contributions, self.aliases = {}, {}, {}, {}
+        self.runs = []          # per group, what its lowering gave: Kernel, Extern, View or None
 
 
 def _show_groups(gen) -> list:
