@@ -82,7 +82,7 @@ def test_the_tiny_spec_has_every_kind_of_group(tiny_calls):
     runs = {name: c.runs for name, c in tiny_calls.items()}
     assert runs["c1_relu"] == "hand-written" and runs["d_c1_relu"] == "hand-written"
     assert runs["pool"] == "reference" and runs["d_pool"] == "reference"
-    assert runs["hidden_tanh"] == runs["loss_loss_1"] == "generated"
+    assert runs["hidden_tanh"] == runs["loss_1"] == "generated"
     assert tiny_calls["c1_relu"].callees == ["_conv.conv2d_forward"]    # relu applied inside
     assert tiny_calls["pool"].describe() == "R.forward(pool)"
 
@@ -192,7 +192,7 @@ def test_profile_lists_every_kernel_of_the_step(tiny, tiny_calls, capsys):
             expected[(label, name)] = c.runs if callee.startswith(("R.", "_conv.")) else \
                 "generated"
     assert rows.items() >= expected.items()
-    assert ("R.loss(loss_1)", "loss_loss_1") not in rows     # that loss has a CPU rule
+    assert ("R.loss(loss_1)", "loss_1") not in rows     # that loss has a CPU rule
     assert re.search(r"optimizer update \(sgd\)\s+-\s+hand-written\s+2", table)
     assert re.search(r"all steps\s+2\s+[\d.]+\s+100.0", table)
     assert "% step" in out

@@ -161,15 +161,15 @@ def test_what_each_group_runs():
     program = build_program(nngraph.load(LOSSES))
     gen = codegen(program, "float64")
     calls = group_calls(program, gen=gen)
-    probs = calls["loss_loss_1"].kernels[0]
+    probs = calls["loss_1"].kernels[0]
     assert "_smx.softmax_cross_entropy_probs(" in gen.kernels[probs]
-    classes = calls["loss_loss_2"].kernels[0]
+    classes = calls["loss_2"].kernels[0]
     assert "_smx" not in gen.kernels[classes]
     # every loss on class indices shares one kernel, whatever its weight and reduction
-    assert calls["loss_loss_3"].kernels == [classes]
-    assert calls["loss_loss_4"].kernels == [probs]
+    assert calls["loss_3"].kernels == [classes]
+    assert calls["loss_4"].kernels == [probs]
     # a's second gradient (loss_2's) goes to a scratch buffer added in after
-    assert calls["loss_loss_2"].callees == [classes, "_add_into"]
+    assert calls["loss_2"].callees == [classes, "_add_into"]
 
 
 def test_the_row_maximum_keeps_exp_from_overflowing():

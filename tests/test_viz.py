@@ -305,13 +305,13 @@ def test_a_shared_kernel_gets_one_short_name_and_its_clusters_say_shared(backwar
         names.add(head)
     first = re.search(r"label=<<b>(.*?)</b>", labels["h1_relu"][0]).group(1)
     assert first.endswith(": dense[+relu]")               # the logits have no relu
-    assert "<b>k_loss_loss_1</b>" in labels["loss_loss_1"][0]
+    assert "<b>k_loss_1</b>" in labels["loss_1"][0]
 
 
 def test_unique_kernels_keep_their_names(convnet):
     from nngraph import viz_program
     source = viz_program.to_dot(convnet, fused=True).source
-    assert "<b>k_logits</b>" in source and "<b>k_loss_loss_1</b>" in source
+    assert "<b>k_logits</b>" in source and "<b>k_loss_1</b>" in source
     assert "shared" not in source and "K1:" not in source and "penwidth=2.8" not in source
 
 

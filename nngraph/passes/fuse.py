@@ -36,7 +36,9 @@ def fuse(graph, forward: list, backward: list, losses: list) -> list[Group]:
         d = graph.nodes[n]
         if d["kind"] == "loss":
             nodes = [n] + ([f"vjp:{n}"] if f"vjp:{n}" in graph else [])
-            groups.append(Group(f"loss_{_ident(n)}", "loss", nodes, anchor=n))
+            name = _ident(n)                        # loss_1, not loss_loss_1
+            groups.append(Group(name if name.startswith("loss") else f"loss_{name}", "loss",
+                                nodes, anchor=n))
             continue
         epi = _epilogue(graph, n)
         if epi is not None:
