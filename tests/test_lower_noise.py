@@ -172,7 +172,7 @@ losses:
     assert model.evaluate({"x": x, "t": x})["loss"] == \
         pytest.approx(ref.evaluate({"x": x, "t": x})["loss"], rel=1e-5)
     gen = codegen(build_program(model.net), dtype)
-    runs = {mode: {g.name: lines for g, lines in gen.emitted[mode]}
+    runs = {mode: {g.name: lines for g, lines, _ in gen.emitted[mode]}
             for mode in ("evaluate", "predict")}
     for mode, groups in runs.items():
         assert groups["drop"] == ["# v_drop: a view of v_h (no copy)"], mode

@@ -1,4 +1,5 @@
-"""What each fused group runs on the CPU backend, read off the driver lines the codegen emits.
+"""What each fused group runs on the CPU backend: what its lowering gave (a Kernel, an Extern,
+a View or None, recorded by the codegen), and the driver lines that call it.
 
     >>> calls = group_calls(build_program(nngraph.load("specs/lenet5.yaml")))
     >>> calls["c1_relu"].runs, calls["c1_relu"].callees
@@ -20,6 +21,7 @@ import numpy as np
 
 from ...passes.fuse import Group
 from .codegen import CPUCodegen
+from .lower import Extern, Kernel, View
 
 MODES = ("train", "evaluate", "predict")
 _CALLEE = re.compile(r"([A-Za-z_][\w.]*)\(")
@@ -30,6 +32,7 @@ _NODE = re.compile(r"""R\.\w+\((['"])(.*?)\1""")
 class GroupCalls:
     group: Group
     lines: list = field(default_factory=list)     # the driver lines, stripped
+    lowered: object = "unknown"   # what its lowering gave: Kernel, Extern, View or None
 
     @property
     def callees(self) -> list[str]:
@@ -38,6 +41,15 @@ class GroupCalls:
 
     @property
     def runs(self) -> str:
+        if self.lowered is None:
+            return "reference"
+        if isinstance(self.lowered, View):
+            return "view"
+        if isinstance(self.lowered, Kernel):
+            return "generated"
+        if isinstance(self.lowered, Extern):
+            return "hand-written" if any("." in c.function for c in self.lowered.calls) \
+                else "generated"
         callees = self.callees
         if not callees and self.lines and all(line.startswith("#") for line in self.lines):
             return "view"
@@ -83,12 +95,13 @@ class _RecordingCodegen(CPUCodegen):
 
     def _emit(self, group, index, mode):
         lines = super()._emit(group, index, mode)
-        self.emitted[mode].append((group, [line.strip() for line in lines]))
+        self.emitted[mode].append((group, [line.strip() for line in lines],
+                                   self.per_mode[mode].runs[-1]))
         return lines
 
     def _renamed(self, call, new):
-        self.emitted = {mode: [(group, [call.sub(f"{new}(", line) for line in lines])
-                               for group, lines in emitted]
+        self.emitted = {mode: [(group, [call.sub(f"{new}(", line) for line in lines], lowered)
+                               for group, lines, lowered in emitted]
                         for mode, emitted in self.emitted.items()}
 
 
@@ -103,9 +116,9 @@ def group_calls(program, dtype="float32", gen=None) -> dict[str, GroupCalls]:
     gen = gen or codegen(program, dtype)
     out: dict[str, GroupCalls] = {}
     for mode in MODES:
-        for group, lines in gen.emitted[mode]:
+        for group, lines, lowered in gen.emitted[mode]:
             if group.name not in out:
-                out[group.name] = GroupCalls(group, lines)
+                out[group.name] = GroupCalls(group, lines, lowered)
     order = {g.name: i for i, g in enumerate(gen.groups)}
     return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
 
@@ -118,7 +131,7 @@ def callees(driver_source: str) -> list[str]:
 
 def call_sites(gen, mode="train") -> list[tuple[str, str]]:
     """(callee, group name) for every line of one driver, in the order it runs them."""
-    return [(c, group.name) for group, lines in gen.emitted[mode]
+    return [(c, group.name) for group, lines, _ in gen.emitted[mode]
             for c in GroupCalls(group, lines).callees]
 
 
