@@ -2,18 +2,11 @@
 
 numba's np.dot cannot scale, accumulate into C or take a strided view without copying it,
 and it calls the OpenBLAS that SciPy ships, which is slow on the skinny products of small
-networks. `gemm` here calls the Fortran `sgemm`/`dgemm` of a BLAS chosen when this module is
-imported:
-
-    mkl        Intel oneMKL (the `mkl` wheel, libmkl_rt), when it can be loaded;
-    openblas   SciPy's OpenBLAS through scipy.linalg.cython_blas otherwise.
-
-NNGRAPH_BLAS=mkl|openblas forces one (mkl fails loudly when it cannot be loaded). MKL comes
-first because it was faster than SciPy's OpenBLAS on every product shape measured (those of
-the benchmark networks).
+networks. `gemm` here calls the Fortran `sgemm`/`dgemm` of the BLAS that blas_library.py chooses and
+binds when it is imported (oneMKL where it loads, else SciPy's OpenBLAS; NNGRAPH_BLAS).
 
 How compiled code finds the BLAS: jitted functions call the symbols `nngraph_sgemm` and
-`nngraph_dgemm`, which this module binds to the chosen library's entry points with
+`nngraph_dgemm`, which blas_library.py binds to the chosen library's entry points with
 llvmlite.binding.add_symbol. Numba's on-disk cache stores the call by symbol name, not by
 address, so a cached kernel is valid in any process, whichever BLAS that process chose, as
 long as this module was imported first (every kernel module imports it). More symbols
@@ -26,11 +19,6 @@ when first needed, per dtype (bind_product).
 """
 from __future__ import annotations
 
-import ctypes
-import glob
-import os
-import sys
-
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import carray, cfunc
@@ -40,176 +28,9 @@ from numba.extending import intrinsic
 from . import _cache
 from ._jit import FASTMATH, Pipeline, kernel
 
-_SYMBOLS = {"s": "nngraph_sgemm", "d": "nngraph_dgemm"}
-_THREADS_SYMBOL = "nngraph_blas_threads_local"
-
-
-def _keep_threads(n):
-    """Stands in for MKL_Set_Num_Threads_Local where the BLAS has no per-thread setting
-    (compiled as a C callback only then, so that a cold start under MKL does not pay for
-    it)."""
-    return 0
-
-
-def load_library(pattern: str, fallbacks: list, loaded_only: bool = False):
-    """ctypes handle (global symbols) of the first library that loads: files matching
-    `pattern` in this Python's lib directory (where the `mkl` and `intel-openmp` wheels put
-    theirs), then the names in `fallbacks` (the system's search path); None if none does.
-    `loaded_only`: only a library this process has loaded already, its symbols left where
-    they were (a library loaded as another's dependency stays out of the global scope, where
-    its symbols would take the place of same-named ones that later libraries need: Intel
-    OpenMP's GOMP_* entry points, PyTorch's GNU OpenMP)."""
-    roots = [sys.prefix, os.path.dirname(os.path.dirname(sys.executable))]
-    names = [p for root in dict.fromkeys(roots)
-             for p in sorted(glob.glob(os.path.join(root, "lib", pattern)))]
-    if loaded_only and not hasattr(os, "RTLD_NOLOAD"):
-        return None
-    mode = ctypes.RTLD_LOCAL | os.RTLD_NOLOAD if loaded_only else ctypes.RTLD_GLOBAL
-    for name in names + fallbacks:
-        try:
-            return ctypes.CDLL(name, mode=mode)
-        except OSError:
-            continue
-    return None
-
-
-def mkl_library():
-    """ctypes handle of libmkl_rt from the `mkl` wheel (or a system oneMKL), or None."""
-    return load_library("libmkl_rt.so*", ["libmkl_rt.so.2", "libmkl_rt.so"])
-
-
-def _mkl_entries():
-    lib = mkl_library()
-    if lib is None:
-        return None
-    entries = {kind: ctypes.cast(getattr(lib, f"{kind}gemm_"), ctypes.c_void_p).value
-               for kind in _SYMBOLS}
-    entries["threads"] = ctypes.cast(lib.MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
-    for kind in _SYMBOLS:
-        entries[f"{kind}compute"] = ctypes.cast(getattr(lib, f"cblas_{kind}gemm_compute"),
-                                                ctypes.c_void_p).value
-    return entries
-
-
-def _scipy_entries():
-    from scipy.linalg import cython_blas
-    get_name = ctypes.pythonapi.PyCapsule_GetName
-    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
-    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object,
-                                                                   ctypes.c_char_p]
-    entries = {}
-    for kind in _SYMBOLS:
-        capsule = cython_blas.__pyx_capi__[f"{kind}gemm"]
-        entries[kind] = get_pointer(capsule, get_name(capsule))
-    _scipy_entries.sgemm = entries["s"]
-    global _keep_threads_c          # kept alive: the symbol holds its address
-    _keep_threads_c = cfunc(types.int32(types.int32), cache=True)(_keep_threads)
-    entries["threads"] = _keep_threads_c.address
-    return entries
-
-
-_COMPUTE_SYMBOLS = {"s": "nngraph_sgemm_compute", "d": "nngraph_dgemm_compute"}
-"""MKL's products with a packed B (cblas_?gemm_compute), which packed.gemm_packed calls."""
-
-_no_compute = None
-
-
-def _no_compute_address() -> int:
-    """Where the packed products' symbols point under a BLAS without them. gemm_packed
-    never calls them there (packed.pack() gives empty arrays), but compiled code that names them
-    must link in any process; a call would only say so."""
-    global _no_compute
-    if _no_compute is None:
-        def refuse(*args):
-            raise RuntimeError("gemm_packed: this BLAS has no packed product")
-        _no_compute = ctypes.CFUNCTYPE(None, *[ctypes.c_int] * 6, ctypes.c_void_p,
-                                       ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
-                                       ctypes.c_double, ctypes.c_void_p, ctypes.c_int)(refuse)
-    return ctypes.cast(_no_compute, ctypes.c_void_p).value
-
-
-def _bind() -> str:
-    # Intel OpenMP's threads spin for KMP_BLOCKTIME after each parallel region before they
-    # sleep: 200 ms unless set, which on a busy machine takes a core from every other
-    # process (and from our own second thread) for most of the time. One millisecond still
-    # covers the gaps between the products of a training step and the next step.
-    os.environ.setdefault("KMP_BLOCKTIME", "1")
-    wanted = os.environ.get("NNGRAPH_BLAS", "auto").strip().lower() or "auto"
-    if wanted not in ("auto", "mkl", "openblas"):
-        raise RuntimeError(f"NNGRAPH_BLAS={wanted!r}: choose mkl, openblas or auto")
-    entries, name = None, "openblas"
-    if wanted in ("auto", "mkl"):
-        entries, name = _mkl_entries(), "mkl"
-        if entries is None and wanted == "mkl":
-            raise RuntimeError("NNGRAPH_BLAS=mkl but libmkl_rt cannot be loaded "
-                               "(pip install mkl)")
-    if entries is None:
-        entries, name = _scipy_entries(), "openblas"
-    for kind, symbol in _SYMBOLS.items():
-        llvm.add_symbol(symbol, entries[kind])
-    llvm.add_symbol(_THREADS_SYMBOL, entries["threads"])
-    for kind, symbol in _COMPUTE_SYMBOLS.items():
-        llvm.add_symbol(symbol, entries.get(f"{kind}compute") or _no_compute_address())
-    global _set_threads_local
-    _set_threads_local = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(entries["threads"])
-    return name
-
-
-PROVIDER = _bind()
-"""Which BLAS `gemm` calls in this process: 'mkl' or 'openblas'."""
-
-PER_THREAD = PROVIDER == "mkl"
-"""Whether the BLAS thread count can be set per calling thread (see threads_local)."""
-
-
-def threads_local(n: int) -> int:
-    """From Python: BLAS threads for products called from this thread (0: the global
-    setting); returns the previous value. Does nothing under OpenBLAS (PER_THREAD False)."""
-    return _set_threads_local(n)
-
-
-def _openblas_controller():
-    """threadpoolctl's controller of the OpenBLAS that `gemm` calls (the library that holds
-    the sgemm we bound, found with dladdr; SciPy's), or None."""
-    from threadpoolctl import ThreadpoolController
-    path = None
-    try:
-        class _Info(ctypes.Structure):
-            _fields_ = [("fname", ctypes.c_char_p), ("fbase", ctypes.c_void_p),
-                        ("sname", ctypes.c_char_p), ("saddr", ctypes.c_void_p)]
-        dladdr = ctypes.CDLL(None).dladdr
-        dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Info)]
-        info = _Info()
-        if dladdr(ctypes.c_void_p(_scipy_entries.sgemm), ctypes.byref(info)):
-            path = os.path.realpath(info.fname.decode())
-    except (AttributeError, OSError):
-        pass
-    candidates = ThreadpoolController().select(internal_api="openblas").lib_controllers
-    for lib in candidates:
-        if path is not None and os.path.realpath(lib.filepath) == path:
-            return lib
-    scipys = [lib for lib in candidates if "scipy" in os.path.basename(
-        os.path.dirname(lib.filepath))]
-    return scipys[0] if len(scipys) == 1 else None
-
-
-_openblas = None
-
-
-def set_threads(n: int) -> None:
-    """BLAS threads for the products that this thread calls from now on: MKL's per-thread
-    setting, or OpenBLAS's one global count (threadpoolctl). OpenBLAS's threads must never
-    run beside ours: a LeNet-5 step under OpenBLAS took 80x longer with its two threads
-    than with one, its threads waking for every small product of a convolution."""
-    global _openblas
-    if PER_THREAD:
-        _set_threads_local(n)
-        return
-    if _openblas is None:
-        _openblas = _openblas_controller() or False
-    if _openblas and _openblas.num_threads != n:     # (setting it may start threads)
-        _openblas.set_num_threads(n)
+from .blas_library import (_SYMBOLS, _THREADS_SYMBOL, PER_THREAD, PROVIDER,  # noqa: F401
+                           _openblas_controller, load_library, mkl_library, set_threads,
+                           threads_local)
 
 
 @intrinsic

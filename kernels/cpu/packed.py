@@ -18,7 +18,8 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from ._jit import kernel
-from .blas import _COMPUTE_SYMBOLS, _LOOP_ROWS, PROVIDER, gemm, mkl_library
+from .blas import _LOOP_ROWS, gemm
+from .blas_library import _COMPUTE_SYMBOLS, PROVIDER, mkl_library
 
 PACK_MIN = 32768
 """Elements of the smallest weight matrix worth packing."""
