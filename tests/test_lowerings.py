@@ -72,3 +72,14 @@ def test_each_spec_runs_fused_and_calls_only_what_its_lowerings_declare(path):
             if "." in callee and not callee.startswith("R."):
                 assert callee in allowed, f"{name}: {callee} is not declared by {anchor}'s rules"
     assert not numpy_groups, f"groups running numpy rules: {numpy_groups}"
+
+
+@pytest.mark.parametrize("path", SPECS, ids=os.path.basename)
+def test_generated_modules_import_only_what_they_use(path):
+    import ast
+    from nngraph.backends.cpu.codegen import CPUCodegen
+    tree = ast.parse(CPUCodegen(build_program(nngraph.load(path)), "float32").source())
+    imported = {(a.asname or a.name).split(".")[0] for node in tree.body
+                if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert imported - used == set()

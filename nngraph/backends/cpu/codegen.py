@@ -362,10 +362,13 @@ class CPUCodegen:
         # that loads a cached network ~10-30 ms each (conv, recurrent)
         used = [f"{module} as {alias}" for alias, module in KERNEL_MODULES.items()
                 if re.search(rf"\b{alias}\.", body + drivers)]
-        lines += ['"""', "import math", "", "import numpy as np", ""]
+        code = body + drivers
+        lines += ['"""'] + (["import math", ""] if "math." in code else []) + \
+            ["import numpy as np", ""]
         if used:
             lines.append("from nngraph.kernels.cpu import " + ", ".join(used))
-        lines.append("from nngraph.kernels.cpu.blas import gemm")
+        if re.search(r"\bgemm\(", code):
+            lines.append("from nngraph.kernels.cpu.blas import gemm")
         if self.frozen:
             lines.append("from nngraph.kernels.cpu.packed import gemm_packed")
         lines += ["from nngraph.kernels.cpu._views import flat as _flat   # a.reshape(-1), "
