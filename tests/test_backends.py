@@ -45,30 +45,41 @@ def close(a, b, rtol):
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-9), ("float32", 1e-4)])
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: os.path.basename(p))
 def test_cpu_matches_reference(path, dtype, rtol):
-    cpu = nngraph.compile(path, backend="cpu", dtype=dtype, seed=1)
-    ref = nngraph.compile(path, backend="reference", dtype=dtype, seed=1)
+    cpu, _ = matches_reference(path, dtype, rtol)
     assert cpu.backend == "cpu"
-    batch = random_batch(cpu.net, 5, dtype)
+
+
+def matches_reference(spec, dtype, rtol, n=5):
+    """(cpu, reference) models of `spec` after checking that the CPU backend computes what
+    the reference does: predictions, evaluate's report, gradients, three steps' reports (the
+    loss, each loss of several, the metrics) and the parameters after them."""
+    cpu = nngraph.compile(spec, backend="cpu", dtype=dtype, seed=1)
+    ref = nngraph.compile(spec, backend="reference", dtype=dtype, seed=1)
+    batch = random_batch(cpu.net, n, dtype)
     out_c, out_r = cpu.predict(batch), ref.predict(batch)
-    if not isinstance(out_c, dict):
+    if not isinstance(out_r, dict):
         out_c, out_r = {"y": out_c}, {"y": out_r}
     for k in out_r:
         close(out_c[k], out_r[k], rtol)
     if not cpu.net.losses:
-        return
+        return cpu, ref
+    ev_c, ev_r = cpu.evaluate(batch), ref.evaluate(batch)
+    assert ev_c.keys() == ev_r.keys()
+    for k in ev_r:
+        close(ev_c[k], ev_r[k], rtol)
     g_c, g_r = cpu.gradients(batch), ref.gradients(batch)
     assert set(g_c) == set(g_r)
     for k in g_r:
         close(g_c[k], g_r[k], rtol * 10)
     for step in range(3):
-        step_batch = random_batch(cpu.net, 5, dtype, seed=step + 1)
-        # what fit() reports: the loss, each loss of several, the metrics
+        step_batch = random_batch(cpu.net, n, dtype, seed=step + 1)
         logs_c, logs_r = reported(cpu, step_batch), reported(ref, step_batch)
         assert logs_c.keys() == logs_r.keys()
         for k in logs_r:
             close(logs_c[k], logs_r[k], rtol)
     for k in ref.params:
         close(cpu.params[k], ref.params[k], rtol * 10)
+    return cpu, ref
 
 
 def test_flatten_is_a_view_of_its_input_or_a_copy(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import nngraph
 from nngraph.backends.cpu.calls import group_calls
 from nngraph.program import build_program
-from test_backends import close, random_batch, reported
+from test_backends import matches_reference
 
 DTYPES = [("float64", 1e-9), ("float32", 1e-4)]
 
@@ -113,30 +113,6 @@ losses:
 
 SPECS = {"avgpool2d": AVGPOOL, "global_upsample": GLOBAL_AND_UPSAMPLE,
          "maxpool1d": MAXPOOL1D, "frozen": FROZEN}
-
-
-def matches_reference(spec, dtype, rtol, n=5):
-    """What tests/test_backends.py checks of every spec: predictions, gradients, three
-    steps' reports and the parameters after them, CPU backend against the reference."""
-    cpu = nngraph.compile(spec, backend="cpu", dtype=dtype, seed=1)
-    ref = nngraph.compile(spec, backend="reference", dtype=dtype, seed=1)
-    batch = random_batch(cpu.net, n, dtype)
-    out_c, out_r = cpu.predict(batch), ref.predict(batch)
-    close(out_c, out_r, rtol)
-    close(cpu.evaluate(batch)["loss"], ref.evaluate(batch)["loss"], rtol)
-    g_c, g_r = cpu.gradients(batch), ref.gradients(batch)
-    assert set(g_c) == set(g_r)
-    for k in g_r:
-        close(g_c[k], g_r[k], rtol * 10)
-    for step in range(3):
-        step_batch = random_batch(cpu.net, n, dtype, seed=step + 1)
-        logs_c, logs_r = reported(cpu, step_batch), reported(ref, step_batch)
-        assert logs_c.keys() == logs_r.keys()
-        for k in logs_r:
-            close(logs_c[k], logs_r[k], rtol)
-    for k in ref.params:
-        close(cpu.params[k], ref.params[k], rtol * 10)
-    return cpu
 
 
 @pytest.mark.parametrize("dtype,rtol", DTYPES)

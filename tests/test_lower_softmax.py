@@ -11,7 +11,7 @@ import nngraph
 from nngraph.backends import executor
 from nngraph.backends.cpu.calls import codegen, group_calls
 from nngraph.program import build_program
-from test_backends import close, random_batch, reported
+from test_backends import close, matches_reference, random_batch
 
 DTYPES = [("float64", 1e-9), ("float32", 1e-4)]
 
@@ -67,35 +67,6 @@ losses:
 """
 
 SPECS = {"softmax": SOFTMAX, "losses": LOSSES}
-
-
-def matches_reference(spec, dtype, rtol, n=5):
-    """Predictions, evaluate's loss, gradients, three steps' reports and the parameters after
-    them, CPU backend against the reference."""
-    cpu = nngraph.compile(spec, backend="cpu", dtype=dtype, seed=1)
-    ref = nngraph.compile(spec, backend="reference", dtype=dtype, seed=1)
-    batch = random_batch(cpu.net, n, dtype)
-    out_c, out_r = cpu.predict(batch), ref.predict(batch)
-    if not isinstance(out_r, dict):
-        out_c, out_r = {"y": out_c}, {"y": out_r}
-    for k in out_r:
-        close(out_c[k], out_r[k], rtol)
-    ev_c, ev_r = cpu.evaluate(batch), ref.evaluate(batch)
-    assert ev_c.keys() == ev_r.keys()
-    for k in ev_r:
-        close(ev_c[k], ev_r[k], rtol)
-    g_c, g_r = cpu.gradients(batch), ref.gradients(batch)
-    assert set(g_c) == set(g_r)
-    for k in g_r:
-        close(g_c[k], g_r[k], rtol * 10)
-    for step in range(3):
-        step_batch = random_batch(cpu.net, n, dtype, seed=step + 1)
-        logs_c, logs_r = reported(cpu, step_batch), reported(ref, step_batch)
-        assert logs_c.keys() == logs_r.keys()
-        for k in logs_r:
-            close(logs_c[k], logs_r[k], rtol)
-    for k in ref.params:
-        close(cpu.params[k], ref.params[k], rtol * 10)
 
 
 def input_gradients(spec, wrt, dtype="float64", batch=None):
