@@ -14,13 +14,6 @@ from . import Kernel
 from ._losses import gradient_target
 
 
-def gradient_into(site, x):
-    """Where a loss kernel writes d loss / d x (see _losses.gradient_target), counted as a
-    contribution to x's gradient in training (Site.input_grad): when another loss or layer
-    has written it already, this one writes a scratch buffer that the driver adds in."""
-    return gradient_target(site, x)
-
-
 def pointwise_loss(site, element: list, scale: float = 1.0, consts: tuple = ()):
     """The Kernel of a loss Σ_i l(x_i, t_i) · scale per sample, then mean or sum over the
     batch, whose labels t have the prediction x's shape.
@@ -33,7 +26,7 @@ def pointwise_loss(site, element: list, scale: float = 1.0, consts: tuple = ()):
     """
     d = site.node(site.group.anchor)
     pred, label = d["inputs"]
-    into = gradient_into(site, pred)
+    into = gradient_target(site, pred)
     train = into is not None
     args = ["x", "t"] + (["g"] if train else []) + ["weight", "mean", "scale"] + \
         [arg for _, arg, _ in consts]

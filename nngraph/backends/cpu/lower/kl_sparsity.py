@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from . import Kernel, lowers
-from ._pointwise import gradient_into
+from ._losses import gradient_target
 from ....ops.kl_sparsity import HIGH, LOW
 
 
@@ -19,7 +19,7 @@ def kl_sparsity_loss(site):
     h = d["inputs"][0]
     units = math.prod(site.shape(h))
     q = site.scratch("mean", (units,), layout="fixed")
-    into = gradient_into(site, h)
+    into = gradient_target(site, h)
     train = into is not None
     args = ["h"] + (["g"] if train else []) + ["q", "weight", "rho", "beta"]
     body = [

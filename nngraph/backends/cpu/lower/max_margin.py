@@ -4,14 +4,14 @@ class, in one pass over the scores. Weight, reduction and margin are arguments."
 from __future__ import annotations
 
 from . import Kernel, lowers
-from ._pointwise import gradient_into
+from ._losses import gradient_target
 
 
 @lowers("max_margin", kind="loss")
 def max_margin_loss(site):
     d = site.node(site.group.anchor)
     scores, label = d["inputs"]
-    into = gradient_into(site, scores)
+    into = gradient_target(site, scores)
     train = into is not None
     args = ["x", "t"] + (["g"] if train else []) + ["weight", "mean", "margin"]
     body = [
