@@ -74,12 +74,7 @@ class Network:
     @cached_property
     def label_inputs(self) -> list[str]:
         """Inputs read only by losses (labels, targets)."""
-        out = []
-        for name in self.inputs:
-            users = list(self.graph.successors(name))
-            if users and all(self.graph.nodes[u]["kind"] == "loss" for u in users):
-                out.append(name)
-        return out
+        return label_inputs_of(self.graph, self.inputs)
 
     @cached_property
     def feature_inputs(self) -> list[str]:
@@ -152,3 +147,10 @@ class Network:
     def __repr__(self) -> str:
         return (f"<Network {self.name!r}: {len(self.layers())} layers, "
                 f"{self.num_params:,} parameters>")
+
+
+def label_inputs_of(graph, inputs) -> list[str]:
+    """Of `inputs`, those that only losses read (labels, targets), in their order; what
+    Network.label_inputs gives, for a graph still being checked."""
+    return [n for n in inputs if graph.out_degree(n)
+            and all(graph.nodes[u]["kind"] == "loss" for u in graph.successors(n))]

@@ -10,6 +10,7 @@ import networkx as nx
 
 from .. import initializers, metrics
 from ..errors import did_you_mean
+from ..graph import label_inputs_of
 
 
 # The named datasets whose labels are class indices, and how many classes each has.
@@ -49,8 +50,7 @@ def check_metrics(src, rep, g, inputs, losses, train):
     training would not report."""
     if rep.failed:
         return
-    labels = [n for n in inputs if g.out_degree(n)
-              and all(g.nodes[u]["kind"] == "loss" for u in g.successors(n))]
+    labels = label_inputs_of(g, inputs)
     _, problems = metrics.plan(g, losses, train, labels)
     for path, message in problems:
         rep.error(src.at(path), "E013", message)
