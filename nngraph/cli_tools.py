@@ -83,7 +83,7 @@ def describe(net, gen, calls: dict, module: str | None = None) -> str:
     lines.append("")
     rows = [("group", "kind", "runs", "nodes", "calls")]
     for name, c in calls.items():
-        rows.append((name, c.group.kind, c.runs, " + ".join(c.group.nodes), c.describe()))
+        rows.append((name, c.group.kind, c.runs, " + ".join(map(str, c.group.nodes)), c.describe()))
     lines += _table(rows)
     lines += [""] * bool(gen.pooled or gen.wide) + [   # what only evaluate and predict do
         f"evaluate and predict: {name} also pools {pool} in its copy back ({pool} runs no "

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DataError, did_you_mean
+from .ir import Node
 from .metric_formulas import auc, precision_recall_f1
 from .ops.base import AttrError, RunContext
 
@@ -222,8 +223,8 @@ class Tally:
 
     def __init__(self, program):
         net = program.net
-        reports, _ = plan(program.graph, program.losses, net.train, net.label_inputs)
-        self.parts = [_Part(r, program.graph.nodes[r.loss]) for r in reports
+        reports, _ = plan(net.graph, program.losses, net.train, net.label_inputs)
+        self.parts = [_Part(r, program.graph.node(r.loss)) for r in reports
                       if r.key or r.metrics]
         self.n, self.loss_sum = 0, 0.0
 
@@ -254,7 +255,7 @@ class Tally:
 class _Part:
     """One loss's share of a Tally."""
 
-    def __init__(self, report: Report, node: dict):
+    def __init__(self, report: Report, node: Node):
         self.report, self.node = report, node
         self.names = {m.name for m in report.metrics}
         self.value_sum, self.n = 0.0, 0
@@ -267,12 +268,12 @@ class _Part:
 
     def add(self, values, batch, size):
         r, d = self.report, self.node
-        xs = [_value(values, batch, i) for i in d["inputs"]]
+        xs = [_value(values, batch, i) for i in d.inputs]
         self.n += size
         if r.key:
             own = values.get(r.loss)
             if own is None:
-                own = d["op"].forward(RunContext(training=False), d["attrs"], xs, {})
+                own = d.op.forward(RunContext(training=False), d.attrs, xs, {})
             self.value_sum += float(own) * size
         if not r.metrics:
             return

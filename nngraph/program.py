@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import networkx as nx
 
 from . import pipeline
+from .ir import IRGraph, Node
 from .passes.autodiff import autodiff
 from .passes.lower import lower
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:     # annotations only: a Network draws itself through viz, wh
 @dataclass
 class Program:
     net: Network
-    graph: nx.DiGraph             # lowered forward nodes plus grad:/vjp: backward nodes
+    graph: IRGraph                # lowered forward nodes plus Grad/Vjp backward nodes (ir.py)
     forward: list                 # forward node order (inputs excluded)
     backward: list                # backward node order
     outputs: dict                 # output name -> node
@@ -49,13 +50,19 @@ class ProgramState:
     net: Network
     of: str | None = None        # an output whose sum the backward differentiates, else losses
     wrt_inputs: tuple = ()
-    graph: nx.DiGraph | None = None    # the lowered graph, then with its backward
+    graph: IRGraph | None = None       # the lowered graph, then with its backward
     value_of: dict = field(default_factory=dict)   # spec name -> node holding its value
 
 
 def _show(s: ProgramState) -> list:
-    return [f"{n}: {d.get('kind')} {getattr(d.get('op'), 'name', '') or ''} "
-            f"<- {', '.join(d.get('inputs') or [])}" for n, d in s.graph.nodes(data=True)]
+    out = []
+    for n in s.graph:
+        d = s.graph.node(n)
+        if isinstance(d, Node):
+            out.append(f"{n}: {d.kind} {getattr(d.op, 'name', '')} <- {', '.join(d.inputs)}")
+        else:
+            out.append(f"{n}: {d.kind} <- {', '.join(map(str, s.graph.predecessors(n)))}")
+    return out
 
 
 @pipeline.implements("program", "lower", _show)

@@ -162,9 +162,9 @@ class _Watch:
     def __init__(self, model):
         g = model.program.graph
         self.model, self.first, self.said = model, None, set()
-        self.sigmoids = [(l, g.nodes[l]["inputs"][0]) for l in model.program.losses
-                         if g.nodes[l]["inputs"] and
-                         getattr(g.nodes[g.nodes[l]["inputs"][0]]["op"], "name", "") == "sigmoid"]
+        self.sigmoids = [(l, g.node(l).inputs[0]) for l in model.program.losses
+                         if g.node(l).inputs and
+                         getattr(g.node(g.node(l).inputs[0]).op, "name", "") == "sigmoid"]
 
     def step(self, loss: float) -> None:
         if self.first is None:
@@ -187,16 +187,16 @@ class _Watch:
 
     def _stuck(self, loss, node, stuck, epoch) -> str:
         g = self.model.program.graph
-        d = g.nodes[loss]
+        d = g.node(loss)
         layer = node.split(":")[0]
         msg = (f"after epoch {epoch}, {stuck:.0%} of the sigmoid outputs of '{layer}' are "
                f"within {self.EDGE:g} of 0 or 1, where the sigmoid's gradient all but "
                f"vanishes: they barely learn any more. Lower the learning rate")
-        if d["op"].task == "values":
+        if d.op.task == "values":
             msg += (f", or drop the sigmoid from '{layer}' and train its logits with "
-                    f"sigmoid_cross_entropy (targets in [0, 1]) instead of {d['op'].name}")
-        per_sample = int(np.prod(g.nodes[node]["shape"]))
-        if d["op"].name == "squared_error" and per_sample > 1:
+                    f"sigmoid_cross_entropy (targets in [0, 1]) instead of {d.op.name}")
+        per_sample = int(np.prod(g.node(node).shape))
+        if d.op.name == "squared_error" and per_sample > 1:
             msg += (f"; squared_error adds up each sample's {per_sample} values, so its "
                     f"gradients are {per_sample}/2 times those of mse, the mean")
         return msg

@@ -79,7 +79,7 @@ def to_dot(net: Network, rankdir: str = "TB") -> graphviz.Digraph:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     title = f"<b>{esc(net.name)}  ·  {net.num_params:,} parameters</b>"
     targets = set(net.label_inputs)
-    has_target = any(is_target_edge(net.node(i), net.node(l)) for l in net.losses
+    has_target = any(is_target_edge(net.node(i)["kind"], "loss") for l in net.losses
                      for i in net.node(l)["inputs"])
     g = graphviz.Digraph(net.name, graph_attr={
         "rankdir": rankdir, "label": heading(title, target_keys(targets) if has_target else []),
@@ -99,7 +99,7 @@ def to_dot(net: Network, rankdir: str = "TB") -> graphviz.Digraph:
     _draw_clusters(g, net, ids, params, targets)
     for name in net.order():
         for src in net.node(name)["inputs"]:
-            target = is_target_edge(net.node(src), net.node(name))
+            target = is_target_edge(net.node(src)["kind"], net.node(name)["kind"])
             g.edge(ids[src], ids[name], label=_edge_label(net, src),
                    **(TARGET_EDGE if target else {}))
     return g
@@ -111,7 +111,7 @@ def _node(g: graphviz.Digraph, net: Network, name: str, node_id: str, params: di
           targets: set):
     d = net.node(name)
     target = name in targets
-    fill, border = STYLE[node_style(d, target)]
+    fill, border = STYLE[node_style(d["kind"], d["op"], d.get("params"), target)]
     rows = [f"<b>{esc(name)}</b>", small("target input" if target else op_label(d),
                                            "#374151")]
     if d["op"] is not None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import graphviz
 
 from .backends.cpu.calls import codegen, group_calls
+from .ir import Grad, Vjp, forward_of
 from .program import build_program
 from .shapes import show_shape
 from .viz_style import (FONT, RANKDIRS, STYLE, TARGET_EDGE, esc, heading, input_style,
@@ -67,7 +68,7 @@ class _Picture:
         self.targets = set(net.label_inputs)
         # {conv group: the pooling it also does in evaluate and predict} (backends/cpu/codegen.py)
         self.pools = gen.pooled if fused else {}
-        self.forward = [n for n in g.nodes if g.nodes[n]["kind"] not in ("grad", "vjp")]
+        self.forward = [n for n in g if isinstance(n, str)]
         self.back = list(prog.backward) if backward else []
         self.ids = {n: f"n{i}" for i, n in enumerate(self.forward + self.back)}
         self.order = {n: i for i, n in enumerate(self.forward)}
@@ -94,7 +95,7 @@ class _Picture:
         kernel (the activation's backward is applied in place), so it is drawn inside."""
         g = self.graph
         for b in self.back:
-            if g.nodes[b]["kind"] != "grad" or g.in_degree(b) == 0:
+            if not isinstance(b, Grad) or g.in_degree(b) == 0:
                 continue
             touching = {self.group_of.get(x) for x in [*g.predecessors(b), *g.successors(b)]}
             if len(touching) == 1 and None not in touching:
@@ -119,10 +120,10 @@ class _Picture:
         beside a hand-written kernel, the activation it applies."""
         g = self.graph
         nodes = [c.group.epilogue] if c.runs != "generated" and c.group.epilogue else [
-            n for n in c.group.nodes if g.nodes[n]["kind"] not in ("vjp", "grad")
+            n for n in c.group.nodes if isinstance(n, str)
         ] or c.group.nodes
-        fwd = sorted({g.nodes[n].get("fwd", n) for n in nodes}, key=lambda n: self.order[n])
-        return [g.nodes[n]["op"].name for n in fwd]
+        fwd = sorted({forward_of(n) for n in nodes}, key=lambda n: self.order[n])
+        return [g.node(n).op.name for n in fwd]
 
     def _drawn(self, n) -> bool:
         """Every node, but for a loss whose fused group is not drawn (forward-only, fused)."""
@@ -151,8 +152,8 @@ class _Picture:
         # right of the forward one only when they are separate boxes. (A loss's group holds
         # its backward too, and stays in the forward half.)
         group = self.group_of.get(n)
-        backward = self.calls[group].group.kind == "backward" if group else "fwd" in \
-            self.graph.nodes[n]
+        backward = self.calls[group].group.kind == "backward" if group else \
+            not isinstance(n, str)
         kind = "backward block" if backward else "block"
         if group is None:
             return tuple((kind, b) for b in blocks)
@@ -161,8 +162,7 @@ class _Picture:
         return tuple((kind, b) for b in blocks) + (("group", group),)
 
     def _blocks(self, n) -> tuple:
-        fwd = self.graph.nodes[n].get("fwd", n)
-        return tuple(self.graph.nodes[fwd].get("cluster") or ())
+        return tuple(self.graph.node(forward_of(n)).cluster or ())
 
     def _draw_tree(self, parent, level):
         for key, entry in level.items():
@@ -208,7 +208,7 @@ class _Picture:
         elif c.runs == "view":
             rows = [f"<b>{esc(name)}</b>", small("a view, no copy", border)]
         elif c.runs == "reference":
-            ops = sorted({self.graph.nodes[n]["op"].name for n in c.reference_nodes})
+            ops = sorted({self.graph.node(n).op.name for n in c.reference_nodes})
             rows = [f"<b>{esc(name)}</b>", small("reference rule: " + ", ".join(ops), border)]
         else:
             rows = [f"<b>{esc(name)}</b>"] + [
@@ -230,7 +230,7 @@ class _Picture:
                         for k in callees if k in self.shared)
         cluster.node(label_id, label="<" + left.join(rows) + left + ">", shape="plaintext",
                      style="", margin="0.02,0.02", **({"tooltip": tip} if tip else {}))
-        top = min(nodes, key=lambda n: self.order.get(self.graph.nodes[n].get("fwd", n), 0))
+        top = min(nodes, key=lambda n: self.order.get(forward_of(n), 0))
         self.labels.append((label_id, self.ids[top]))
 
     def _kernel(self, k) -> str:
@@ -255,8 +255,9 @@ class _Picture:
                 what.append(f"{len(self.shared)} kernel{'s' if len(self.shared) > 1 else ''} "
                             f"shared by {len(users)} groups")
         if self.backward:
-            vjps = sum(1 for b in self.back if b.startswith("vjp:"))
-            npg = sum(len(self.graph.nodes[b].get("param_slots", {})) for b in self.back)
+            vjps = [self.graph.node(b) for b in self.back if isinstance(b, Vjp)]
+            npg = sum(len(d.params) for d in vjps)
+            vjps = len(vjps)
             what.append(f"backward: {vjps} vjp nodes, {npg} parameter gradients")
         head = f"<b>{esc(self.net.name)}</b>  ·  lowered program" + "".join(
             f"  ·  {esc(w)}" for w in what)
@@ -264,9 +265,9 @@ class _Picture:
                 ] if self.fused else []
         if self.shared:
             keys.append(("white", "#374151", "bold", "K1: one kernel that several groups run"))
-        if any(is_target_edge(self.graph.nodes[i], self.graph.nodes[n])
+        if any(is_target_edge(self.graph.node(i).kind, self.graph.node(n).kind)
                for n in self.forward if self._drawn(n)
-               for i in self.graph.nodes[n]["inputs"] if self._drawn(i)):
+               for i in self.graph.node(n).inputs if self._drawn(i)):
             keys += target_keys(self.targets)
         if self.backward:
             keys += [(VJP_FILL, GRAD, "rounded", "vjp: backward rule"),
@@ -276,48 +277,48 @@ class _Picture:
 
     # ---------------------------------------------------------------- nodes
     def _node(self, parent, n):
-        d = self.graph.nodes[n]
-        if d["kind"] == "grad":
+        d = self.graph.node(n)
+        if isinstance(n, Grad):
             return self._grad_node(parent, n, d)
-        if d["kind"] == "vjp":
+        if isinstance(n, Vjp):
             return self._vjp_node(parent, n, d)
         target = n in self.targets
-        fill, border = STYLE[node_style(d, target)]
+        fill, border = STYLE[node_style(d.kind, d.op, d.params, target)]
         if n in self.group_of:
             fill = "white"                   # the cluster's colour says what runs it
         rows = [f"<b>{esc(n)}</b>", small(("target " if target else "") + _op_line(d),
                                             "#374151"),
-                small(show_shape(d["shape"]), "#4b5563")]
+                small(show_shape(d.shape), "#4b5563")]
         mine = [f"{p} {'×'.join(map(str, self.program.params[k].spec.shape))}"
-                for p, k in d["params"].items()]
+                for p, k in d.params.items()]
         if mine and not self.fused:
             rows.append(small("  ".join(mine), "#6b4a12"))
         extra = {"penwidth": "2.4"} if n in self.program.outputs.values() else {}
-        if d["kind"] == "input":
+        if d.kind == "input":
             extra.update(input_style(target))
-        if d["kind"] == "loss":
+        if d.kind == "loss":
             extra["style"] = "filled"            # square corners: the ends of the graph
         parent.node(self.ids[n], label="<" + "<br/>".join(rows) + ">", fillcolor=fill,
                     color=border, **extra)
 
     def _grad_node(self, parent, n, d):
         fans = self.graph.in_degree(n)
-        head = f"{'Σ' if fans > 1 else ''}∂ {esc(d['fwd'])}"   # Σ: consumers' gradients add up
-        sub = f"seed {d['seed']}" if d.get("seed") is not None else show_shape(d["shape"])
+        head = f"{'Σ' if fans > 1 else ''}∂ {esc(n.of)}"   # Σ: consumers' gradients add up
+        sub = f"seed {d.seed}" if d.seed is not None else show_shape(d.shape)
         parent.node(self.ids[n], label=f"<{head}<br/>{small(sub, '#4b5563')}>",
                     shape="ellipse", style="filled,dashed", fillcolor="white", color=GRAD,
                     fontsize="10", margin="0.04,0.02")
 
     def _vjp_node(self, parent, n, d):
-        fwd = self.graph.nodes[d["fwd"]]
-        op = fwd["op"].name if fwd["op"] is not None else "input"
+        fwd = self.graph.node(n.of)
+        op = fwd.op.name if fwd.op is not None else "input"
         label = f"<<b>{esc(n)}</b><br/>{small(op + ' backward', '#4c1d95')}>"
         parent.node(self.ids[n], label=label, fillcolor=VJP_FILL, color=GRAD)
-        if d["param_slots"]:
+        if d.params:
             rows = "".join(
                 f'<tr><td align="left"><b>∂{esc(key)}</b></td><td align="right">'
                 f'{small("×".join(map(str, self.program.params[key].spec.shape)), "#6b4a12")}'
-                f'</td></tr>' for key in d["param_slots"].values())
+                f'</td></tr>' for key in d.params.values())
             parent.node(self.ids[n] + "p", label=f'<<table border="0" cellspacing="1">{rows}'
                         '</table>>', shape="note", style="filled", fillcolor=PGRAD[0],
                         color=PGRAD[1], fontsize="10", margin="0.06,0.02")
@@ -326,24 +327,24 @@ class _Picture:
     def _edges(self):
         g, ids = self.graph, self.ids
         for n in self.forward:
-            for src in g.nodes[n]["inputs"]:
+            for src in g.node(n).inputs:
                 if self._drawn(n) and self._drawn(src):
                     inside = n in self.group_of and self.group_of.get(src) == self.group_of[n]
-                    target = is_target_edge(g.nodes[src], g.nodes[n])
+                    target = is_target_edge(g.node(src).kind, g.node(n).kind)
                     self.g.edge(ids[src], ids[n], **({"penwidth": "2.2", "color": "#374151"}
                                                      if inside else TARGET_EDGE if target
                                                      else {}))
         for b in self.back:
             for src in g.predecessors(b):
-                if g.nodes[src]["kind"] in ("grad", "vjp"):
+                if not isinstance(src, str):
                     # Drawn against the flow (dir=back) so that the layout mirrors the
                     # forward pass: gradients climb beside the layers they belong to.
                     self.g.edge(ids[b], ids[src], dir="back", style="dashed", color=GRAD,
                                 penwidth="1.3")
-                elif not self.fused and src != g.nodes[b]["fwd"]:
+                elif not self.fused and src != b.of:
                     self.g.edge(ids[src], ids[b], style="dotted", color=READ,
                                 constraint="false", arrowsize="0.5")
-            if g.nodes[b].get("param_slots"):
+            if isinstance(b, Vjp) and g.node(b).params:
                 self.g.edge(ids[b], ids[b] + "p", style="dashed", color=PGRAD[1],
                             penwidth="1.2")
 
@@ -353,10 +354,9 @@ class _Picture:
         for label, top in self.labels:
             self._same_rank(top, label)
         for b in self.back:
-            d = self.graph.nodes[b]
-            if d["kind"] == "vjp":
-                self._same_rank(self.ids[d["fwd"]], self.ids[b])
-                if d["param_slots"]:                   # the edge to it is drawn already
+            if isinstance(b, Vjp):
+                self._same_rank(self.ids[b.of], self.ids[b])
+                if self.graph.node(b).params:                   # the edge to it is drawn already
                     self._same_rank(self.ids[b], self.ids[b] + "p", edge=False)
 
     def _same_rank(self, left, right, edge=True):
@@ -384,10 +384,10 @@ def _merged(ops: list) -> str:
 
 
 def _op_line(d) -> str:
-    if d["op"] is None:
-        return "input" + ("" if d["dtype"] in (None, "float32") else f" {d['dtype']}")
-    attrs = d["op"].summary_attrs(d["attrs"]) if d["kind"] != "loss" else ""
-    return d["op"].name + (f"  {attrs}" if attrs else "")
+    if d.op is None:
+        return "input" + ("" if d.dtype in (None, "float32") else f" {d.dtype}")
+    attrs = d.op.summary_attrs(d.attrs) if d.kind != "loss" else ""
+    return d.op.name + (f"  {attrs}" if attrs else "")
 
 
 def _slug(name: str) -> str:

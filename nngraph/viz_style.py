@@ -43,23 +43,25 @@ def heading(title: str, keys: list, per_row: int = 5) -> str:
     return f'<<table border="0" cellspacing="4"><tr><td>{title}</td></tr>{legend}</table>>'
 
 
-def node_style(d: dict, target: bool = False) -> str:
-    """Which STYLE a node's data gets: input, target (an input that only losses read: say
-    so with `target`), parametric, activation, merge, loss, other."""
-    if d["kind"] == "input" and target:
+def node_style(kind: str, op, params, target: bool = False) -> str:
+    """Which STYLE a node gets from its kind, op and parameters (a spec layer's or a
+    program node's): input, target (an input that only losses read: say so with `target`),
+    parametric, activation, merge, loss, other."""
+    if kind == "input" and target:
         return "target"
-    if d["kind"] in ("input", "loss"):
-        return d["kind"]
-    if d.get("params"):
+    if kind in ("input", "loss"):
+        return kind
+    if params:
         return "parametric"
-    if d["op"].kind in ("activation", "merge"):
-        return d["op"].kind
+    if op.kind in ("activation", "merge"):
+        return op.kind
     return "other"
 
 
-def is_target_edge(src: dict, dst: dict) -> bool:
-    """Is the edge between these nodes' data an input read by a loss: the loss's target?"""
-    return src["kind"] == "input" and dst["kind"] == "loss"
+def is_target_edge(src_kind: str, dst_kind: str) -> bool:
+    """Is an edge from a node of kind `src_kind` to one of `dst_kind` an input read by a
+    loss: the loss's target?"""
+    return src_kind == "input" and dst_kind == "loss"
 
 
 def target_keys(label_inputs) -> list:

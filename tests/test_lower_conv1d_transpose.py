@@ -120,9 +120,9 @@ def test_every_group_runs_hand_written_kernels(spec, op, calls):
     program = build_program(nngraph.load(spec))
     seen = set()
     for name, group in group_calls(program).items():
-        anchor = program.graph.nodes[group.group.anchor]
+        anchor = program.graph.node(group.group.anchor)
         assert group.runs != "reference", (name, group.describe())
-        if anchor["op"].name == op:
+        if anchor.op.name == op:
             assert calls[group.group.kind] in group.callees, (name, group.describe())
             seen.add(group.group.kind)
     assert seen == {"forward", "backward"}

@@ -9,6 +9,7 @@ from numba.core.dispatcher import Dispatcher
 
 import nngraph
 from nngraph.backends.cpu import lower
+from nngraph.ir import forward_of
 from nngraph.backends.cpu.calls import codegen, group_calls
 from nngraph.backends.cpu.codegen import KERNEL_MODULES
 from nngraph.ops import REGISTRY
@@ -63,10 +64,10 @@ def test_each_spec_runs_fused_and_calls_only_what_its_lowerings_declare(path):
     numpy_groups = []
     for name, calls in group_calls(program, gen=gen).items():
         if calls.runs == "reference":
-            ops = {program.graph.nodes[n].get("fwd", n) for n in calls.group.nodes}
-            if not all(program.graph.nodes[n]["op"].name in lower.REFERENCE_ONLY for n in ops):
+            ops = {forward_of(n) for n in calls.group.nodes}
+            if not all(program.graph.node(n).op.name in lower.REFERENCE_ONLY for n in ops):
                 numpy_groups.append(f"{name} ({calls.describe()})")
-        anchor = program.graph.nodes[calls.group.anchor]["op"].name
+        anchor = program.graph.node(calls.group.anchor).op.name
         allowed = {c for (op, _), rule in rules.items() if op == anchor for c in rule.calls}
         for callee in calls.callees:
             if "." in callee and not callee.startswith("R."):

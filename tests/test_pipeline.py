@@ -9,6 +9,7 @@ import pytest
 
 import nngraph
 from nngraph import pipeline
+from nngraph.ir import Vjp
 from nngraph.cli import main
 from nngraph.program import build_program
 
@@ -46,5 +47,5 @@ def test_debug_passes_shows_each_pass_in_order():
 def test_the_stages_give_what_they_gave_before():
     net = nngraph.load(os.path.join(ROOT, "specs", "lenet5.yaml"))
     program = build_program(net)
-    assert program.losses == ["loss_1"] and "vjp:c1" in program.graph
+    assert program.losses == ["loss_1"] and Vjp("c1") in program.graph
     assert program.outputs == {"logits": "logits"}

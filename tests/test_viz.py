@@ -88,8 +88,9 @@ def test_dot_source_has_every_node_and_edge_shape(convnet, tmp_path):
 
 
 def test_colours_follow_what_a_node_is(convnet):
-    styles = {n: viz.node_style(convnet.node(n), n in convnet.label_inputs)
-              for n in convnet.order()}
+    nodes = {n: convnet.node(n) for n in convnet.order()}
+    styles = {n: viz.node_style(d["kind"], d["op"], d["params"], n in convnet.label_inputs)
+              for n, d in nodes.items()}
     assert styles == {"image": "input", "label": "target", "c1": "parametric",
                       "maxpool2d_1": "other", "flatten_1": "other", "logits": "parametric",
                       "loss_1": "loss"}

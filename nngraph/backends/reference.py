@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import optimizers
+from ..ir import Grad, GradNode
 from ..ops.base import RunContext
 from .base import Executor
 
@@ -26,16 +27,16 @@ class ReferenceExecutor(Executor):
         values = dict(batch)
         contexts = {}
         for i, n in enumerate(self.program.eval_order(targets)):
-            d = self.g.nodes[n]
+            d = self.g.node(n)
             rng = np.random.default_rng(seed + [i]) if training else None
-            ctx = RunContext(training=training, rng=rng, state=state.setdefault(d["layer"], {}))
-            p = {pname: arrays[key] for pname, key in d["params"].items()}
-            values[n] = d["op"].forward(ctx, d["attrs"], [values[x] for x in d["inputs"]], p)
+            ctx = RunContext(training=training, rng=rng, state=state.setdefault(d.layer, {}))
+            p = {pname: arrays[key] for pname, key in d.params.items()}
+            values[n] = d.op.forward(ctx, d.attrs, [values[x] for x in d.inputs], p)
             contexts[n] = ctx
         return values, contexts
 
     def loss_value(self, values) -> float:
-        return float(sum(self.g.nodes[l]["attrs"]["weight"] * float(values[l])
+        return float(sum(self.g.node(l).attrs["weight"] * float(values[l])
                          for l in self.program.losses if l in values))
 
     def predict(self, arrays, state, batch) -> dict:
@@ -57,8 +58,8 @@ class ReferenceExecutor(Executor):
 
     def _backprop(self, arrays, state, batch, seed):
         prog = self.program
-        roots = [self.g.nodes[b]["fwd"] for b in prog.backward
-                 if self.g.nodes[b].get("seed") is not None]
+        roots = [b.of for b in prog.backward
+                 if isinstance(b, Grad) and self.g.node(b).seed is not None]
         # every loss counts in the total, one whose prediction gets no gradient too (a loss
         # on a network input)
         values, contexts = self.forward(arrays, state, batch, roots + list(prog.losses), True,
@@ -66,26 +67,25 @@ class ReferenceExecutor(Executor):
         grads_of = {}                          # node -> gradient of its output
         param_grads = {}
         for b in prog.backward:
-            bd = self.g.nodes[b]
-            n = bd["fwd"]
-            if bd["kind"] == "grad":
-                if bd["seed"] == "ones":
+            bd = self.g.node(b)
+            n = b.of
+            if isinstance(bd, GradNode):
+                if bd.seed == "ones":
                     grads_of[n] = np.ones_like(values[n])
-                elif bd["seed"] is not None:
-                    grads_of[n] = np.asarray(bd["seed"], dtype=self.dtype)
+                elif bd.seed is not None:
+                    grads_of[n] = np.asarray(bd.seed, dtype=self.dtype)
                 continue
-            d = self.g.nodes[n]
-            p = {pname: arrays[key] for pname, key in d["params"].items()}
-            xs = [values[x] for x in d["inputs"]]
-            gxs, gp = d["op"].backward(contexts[n], d["attrs"], xs, p, values[n], grads_of[n])
-            for slot in bd["input_slots"]:
-                j = int(slot[2:])
-                src = d["inputs"][j]
+            d = self.g.node(n)
+            p = {pname: arrays[key] for pname, key in d.params.items()}
+            xs = [values[x] for x in d.inputs]
+            gxs, gp = d.op.backward(contexts[n], d.attrs, xs, p, values[n], grads_of[n])
+            for j in bd.inputs:
+                src = d.inputs[j]
                 grads_of[src] = grads_of[src] + gxs[j] if src in grads_of else gxs[j]
-            for pname, key in bd["param_slots"].items():
+            for pname, key in bd.params.items():
                 param_grads[key] = gp[pname]
         for name in prog.net.inputs:
-            if f"grad:{name}" in self.g and name in grads_of:
+            if Grad(name) in self.g and name in grads_of:
                 param_grads[name] = grads_of[name]
         loss = self.loss_value(values)
         loss += optimizers.penalty(arrays, prog.params, param_grads)

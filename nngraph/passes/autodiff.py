@@ -2,10 +2,10 @@
 
 For every forward node whose output influences a root (a loss) *and* depends on something
 being differentiated (a trainable parameter, or an input asked for), two nodes are added:
-    grad:<n>   the gradient of n's output: the sum of what n's consumers send back (fan-out
+    Grad(n)    the gradient of n's output: the sum of what n's consumers send back (fan-out
                accumulates here), or the root's seed (a loss's weight)
-    vjp:<n>    n's op's backward rule applied to grad:<n>; its outputs are the gradients of
-               n's inputs (slots 'in0', 'in1', ...) and of n's parameters ('W', 'b', ...)
+    Vjp(n)     n's op's backward rule applied to Grad(n); its outputs are the gradients of
+               n's inputs (by index) and of n's parameters ('W', 'b', ...)
 Nothing is built for frozen parameters or for the part of the network before the first
 trainable one (a frozen feature extractor costs no backward work). Regularization
 penalties and the optimizer update are applied by the backend's update step.
@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ..ir import Grad, GradNode, IRGraph, Vjp, VjpNode
 
-def autodiff(g: nx.DiGraph, seeds: dict, params: dict, wrt_inputs=()) -> nx.DiGraph:
+
+def autodiff(g: IRGraph, seeds: dict, params: dict, wrt_inputs=()) -> IRGraph:
     """`seeds` maps each root node to d(total)/d(root): a loss's weight, or 'ones'."""
     forward = _forward_order(g)
     sources = {n for n in forward
-               if any(params[k].trainable for k in g.nodes[n]["params"].values())}
+               if any(params[k].trainable for k in g.node(n).params.values())}
     sources |= set(wrt_inputs)
     downstream = set(sources)
     for n in sources:
@@ -29,21 +31,21 @@ def autodiff(g: nx.DiGraph, seeds: dict, params: dict, wrt_inputs=()) -> nx.DiGr
     for n in reversed(forward):
         if n not in needed:
             continue
-        d = g.nodes[n]
-        grad, vjp = f"grad:{n}", f"vjp:{n}"
+        d = g.node(n)
+        grad, vjp = Grad(n), Vjp(n)
         _add_grad(g, n, seeds.get(n))
-        slots = [f"in{j}" for j, src in enumerate(d["inputs"]) if src in needed and
-                 _differentiable(d, j)]
-        pslots = {p: key for p, key in d["params"].items() if params[key].trainable}
-        g.add_node(vjp, kind="vjp", fwd=n, input_slots=slots, param_slots=pslots)
+        slots = tuple(j for j, src in enumerate(d.inputs) if src in needed and
+                      _differentiable(d, j))
+        pslots = {p: key for p, key in d.params.items() if params[key].trainable}
+        g.add(vjp, VjpNode(slots, pslots))
         g.add_edge(grad, vjp)
-        for src in [n] + list(d["inputs"]):          # the values the backward rule reads
+        for src in [n] + list(d.inputs):          # the values the backward rule reads
             g.add_edge(src, vjp)
         backward += [grad, vjp]
     for name in wrt_inputs:
         if name in needed:
             _add_grad(g, name, None)
-            backward.append(f"grad:{name}")
+            backward.append(Grad(name))
     g.graph.update(forward=forward, backward=backward, needs_grad=needed)
     return g
 
@@ -53,8 +55,8 @@ def _reaches(g, seeds) -> set:
     only, so a layer read only as a loss's label (a target) gets no backward."""
     out, stack = set(seeds), list(seeds)
     while stack:
-        d = g.nodes[stack.pop()]
-        for j, src in enumerate(d.get("inputs") or ()):
+        d = g.node(stack.pop())
+        for j, src in enumerate(d.inputs):
             if src not in out and _differentiable(d, j):
                 out.add(src)
                 stack.append(src)
@@ -62,19 +64,19 @@ def _reaches(g, seeds) -> set:
 
 
 def _add_grad(g, n, seed):
-    grad = f"grad:{n}"
-    g.add_node(grad, kind="grad", fwd=n, shape=g.nodes[n]["shape"], seed=seed)
+    grad = Grad(n)
+    g.add(grad, GradNode(g.node(n).shape, seed))
     for c in list(g.successors(n)):
-        if g.nodes[c].get("kind") not in ("vjp", "grad") and f"vjp:{c}" in g:
-            g.add_edge(f"vjp:{c}", grad)
+        if isinstance(c, str) and Vjp(c) in g:
+            g.add_edge(Vjp(c), grad)
 
 
 def _forward_order(g):
     index = {n: i for i, n in enumerate(g.nodes)}
     return [n for n in nx.lexicographical_topological_sort(g, key=index.__getitem__)
-            if g.nodes[n]["kind"] not in ("input", "grad", "vjp")]
+            if isinstance(n, str) and g.node(n).kind != "input"]
 
 
 def _differentiable(d, j) -> bool:
-    allowed = d["op"].differentiable_inputs
+    allowed = d.op.differentiable_inputs
     return allowed is None or j in allowed

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..ir import Vjp, ident
 from ..ops.base import Fusion
 
 
@@ -33,58 +34,50 @@ def fuse(graph, forward: list, backward: list, losses: list) -> list[Group]:
     for n in forward:
         if n in absorbed:
             continue
-        d = graph.nodes[n]
-        if d["kind"] == "loss":
-            nodes = [n] + ([f"vjp:{n}"] if f"vjp:{n}" in graph else [])
-            name = _ident(n)                        # loss_1, not loss_loss_1
+        d = graph.node(n)
+        if d.kind == "loss":
+            nodes = [n] + ([Vjp(n)] if Vjp(n) in graph else [])
+            name = ident(n)                         # loss_1, not loss_loss_1
             groups.append(Group(name if name.startswith("loss") else f"loss_{name}", "loss",
                                 nodes, anchor=n))
             continue
         epi = _epilogue(graph, n)
         if epi is not None:
             absorbed.add(epi)
-            groups.append(Group(f"{_ident(n)}_{graph.nodes[epi]['op'].name}", "forward",
+            groups.append(Group(f"{ident(n)}_{graph.node(epi).op.name}", "forward",
                                 [n, epi], anchor=n, epilogue=epi))
         else:
-            groups.append(Group(_ident(n), "forward", [n], anchor=n))
+            groups.append(Group(ident(n), "forward", [n], anchor=n))
     pairs = {g.epilogue: g.anchor for g in groups if g.epilogue}
     done = set()
     for b in backward:
-        bd = graph.nodes[b]
-        if bd["kind"] != "vjp" or b in done:
+        if not isinstance(b, Vjp) or b in done:
             continue
-        n = bd["fwd"]
-        if graph.nodes[n]["kind"] == "loss":
+        n = b.of
+        if graph.node(n).kind == "loss":
             continue                              # computed with the loss's forward
-        if n in pairs and f"vjp:{pairs[n]}" in graph:
+        if n in pairs and Vjp(pairs[n]) in graph:
             anchor = pairs[n]
-            done.add(f"vjp:{anchor}")
-            groups.append(Group(f"d_{_ident(anchor)}_{graph.nodes[n]['op'].name}", "backward",
-                                [b, f"vjp:{anchor}"], anchor=anchor, epilogue=n))
+            done.add(Vjp(anchor))
+            groups.append(Group(f"d_{ident(anchor)}_{graph.node(n).op.name}", "backward",
+                                [b, Vjp(anchor)], anchor=anchor, epilogue=n))
         elif b not in done:
-            groups.append(Group(f"d_{_ident(n)}", "backward", [b], anchor=n))
+            groups.append(Group(f"d_{ident(n)}", "backward", [b], anchor=n))
     return groups
 
 
 def _epilogue(graph, n):
     """The elementwise activation fused into anchor `n`, if the pattern applies."""
-    d = graph.nodes[n]
-    if d["kind"] != "layer" or d["op"].fusion != Fusion.ANCHOR:
+    d = graph.node(n)
+    if d.kind != "layer" or d.op.fusion != Fusion.ANCHOR:
         return None
-    users = [c for c in graph.successors(n) if graph.nodes[c].get("kind") in ("layer", "loss")]
+    users = [c for c in graph.successors(n)
+             if isinstance(c, str) and graph.node(c).kind in ("layer", "loss")]
     if len(users) != 1:
         return None
     c = users[0]
-    cd = graph.nodes[c]
-    if cd["kind"] == "layer" and cd["op"].fusion == Fusion.ELEMWISE and cd["op"].scalar \
-            and cd["inputs"] == [n]:
+    cd = graph.node(c)
+    if cd.kind == "layer" and cd.op.fusion == Fusion.ELEMWISE and cd.op.scalar \
+            and cd.inputs == [n]:
         return c
     return None
-
-
-def _ident(name: str) -> str:
-    """A Python identifier for a node name ('res_1/conv:relu' -> 'res_1_conv_relu'). ASCII
-    only: str.isalnum() is true of characters Python refuses in names ('²'). Spec loading
-    refuses two names with the same identifier (spec/build.py)."""
-    out = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in name)
-    return out if out[:1].isalpha() or out[:1] == "_" else "n" + out

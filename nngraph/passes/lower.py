@@ -9,38 +9,36 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import networkx as nx
-
+from ..ir import IRGraph, Node
 from ..ops import REGISTRY
 
 if TYPE_CHECKING:     # annotations only: a Network draws itself through viz, which reads programs
     from ..graph import Network
 
 
-def lower(net: Network) -> tuple[nx.DiGraph, dict]:
+def lower(net: Network) -> tuple[IRGraph, dict]:
     """Returns (graph, value_of): value_of maps a spec name to the node holding its value."""
-    g = nx.DiGraph()
+    g = IRGraph()
     value_of = {}
     for name in net.order():
         d = net.node(name)
         inputs = [value_of[i] for i in d["inputs"]]
-        common = dict(shape=d["shape"], dtype=d["dtype"], layer=name, cluster=d["cluster"])
+        common = dict(shape=tuple(d["shape"]), dtype=d["dtype"], layer=name,
+                      cluster=tuple(d["cluster"] or ()))
         if d["kind"] == "input":
-            g.add_node(name, kind="input", op=None, attrs={}, inputs=[], params={}, state={},
-                       **common)
+            g.add(name, Node("input", None, {}, [], {}, {}, **common))
             value_of[name] = name
             continue
-        g.add_node(name, kind=d["kind"], op=d["op"], attrs=d["attrs"], inputs=inputs,
-                   params={p: f"{name}.{p}" for p in d["params"]},
-                   state={s: f"{name}.{s}" for s in d["state"]}, **common)
+        g.add(name, Node(d["kind"], d["op"], d["attrs"], inputs,
+                         {p: f"{name}.{p}" for p in d["params"]},
+                         {s: f"{name}.{s}" for s in d["state"]}, **common))
         for i in inputs:
             g.add_edge(i, name)
         value_of[name] = name
         if d["activation"] is not None:
             act_name, act_attrs = d["activation"]
             node = f"{name}:{act_name}"
-            g.add_node(node, kind="layer", op=REGISTRY[act_name], attrs=act_attrs,
-                       inputs=[name], params={}, state={}, **common)
+            g.add(node, Node("layer", REGISTRY[act_name], act_attrs, [name], {}, {}, **common))
             g.add_edge(name, node)
             value_of[name] = node
     return g, value_of

@@ -11,6 +11,7 @@ import networkx as nx
 from .. import initializers, metrics
 from ..errors import did_you_mean
 from ..graph import label_inputs_of
+from ..ir import ident
 
 
 # The named datasets whose labels are class indices, and how many classes each has.
@@ -122,19 +123,18 @@ def check_params(src, rep, g):
 
 def check_code_names(rep, g):
     """Generated code names a value `v_<name>` with '/', ':' and other characters made '_'
-    (passes/fuse.py _ident): two names that come out the same would share a buffer."""
-    from ..passes.fuse import _ident
+    (ir.ident): two names that come out the same would share a buffer."""
     seen = {}
     for name, d in g.nodes(data=True):
         forms = [("value", name)] + [("parameter", f"{name}.{p}") for p in d["params"]]
         if d.get("activation"):
             forms.append(("value", f"{name}:{d['activation'][0]}"))
         for kind, form in forms:
-            first = seen.setdefault((kind, _ident(form)), (form, name))
+            first = seen.setdefault((kind, ident(form)), (form, name))
             if first[1] != name:
                 rep.error(d["pos"], "E022",
                           f"{_what(form, name)} and {_what(*first)} would have the same name "
-                          f"in generated code, '{_ident(form)}'; rename '{name}'")
+                          f"in generated code, '{ident(form)}'; rename '{name}'")
                 break
 
 

@@ -15,13 +15,14 @@ import numba
 import numpy as np
 
 from ... import pipeline
-from ...passes.fuse import Group, _ident
+from ...ir import ARENA, Ref, Space, Vjp, forward_of
+from ...passes.fuse import Group
 from ...passes.plan_memory import Buffer, plan_memory
 from ...version import __version__
 from . import lower
 from .lower import Extern, Kernel, View
 from .lower.conv2d import pools_in_copy_back
-from .site import STREAM_WORDS, Site
+from .site import Site
 from .stages import ModeState
 
 KERNEL_MODULES = {"_conv": "conv", "_convw": "conv_wide", "_pool": "pool",
@@ -61,6 +62,7 @@ class CPUCodegen:
         # inputs that the kernels of predict and train check (Site.check_input)
         self.checked_inputs: dict = {"train": set(), "predict": set()}
         self.per_mode: dict = {}                  # driver -> its ModeState (stages.py)
+        self.refs: dict = {}                      # buffer name in the code -> its ir.Ref
         pipeline.run("cpu", self)
 
     def _rename(self, names: dict) -> None:
@@ -76,13 +78,15 @@ class CPUCodegen:
         """Hook for subclasses that keep driver lines of their own."""
 
     # ------------------------------------------------------------------ buffers
-    def use(self, name, index):
-        self.uses.setdefault(name, []).append(index)
-        return name
+    def use(self, ref: Ref, index) -> str:
+        """Note that group `index` of the driver uses buffer `ref`; its name in the code."""
+        self.refs[ref.name] = ref
+        self.uses.setdefault(ref, []).append(index)
+        return ref.name
 
-    def scratch(self, name, shape, index, layout="batch", kind="float"):
-        self.shapes[name] = (tuple(shape), layout, kind)
-        return self.use(name, index)
+    def scratch(self, ref: Ref, shape, index, layout="batch", kind="float") -> str:
+        self.shapes[ref] = (tuple(shape), layout, kind)
+        return self.use(ref, index)
 
     # ------------------------------------------------------------------ drivers
     def _enter(self, mode) -> None:
@@ -130,23 +134,24 @@ class CPUCodegen:
         end = len(st.groups)
         g, prog = self.graph, self.program
         for n in list(prog.outputs.values()) + [i for l in prog.losses
-                                                 for i in g.nodes[l]["inputs"]]:
-            if f"v_{_ident(n)}" in self.uses:
-                self.uses[f"v_{_ident(n)}"].append(end)
+                                                 for i in g.node(l).inputs]:
+            if Ref(Space.VALUE, n) in self.uses:
+                self.uses[Ref(Space.VALUE, n)].append(end)
 
     def _plan_driver(self, mode) -> None:
         """The buffers driver `mode` uses, placed in one arena by live range."""
         self._enter(mode)
         buffers = []
-        for name, idx in self.uses.items():
-            if name.startswith(("p_", "gp_", "st_", "q_", "_")):
+        for ref, idx in self.uses.items():
+            if ref.space not in ARENA:
                 continue
-            shape, layout, kind = self.shapes.get(name) or (self._shape_of(name), "batch",
-                                                            "float")
+            shape, layout, kind = self.shapes.get(ref) or (self._shape_of(ref), "batch",
+                                                           "float")
             if shape is None:
                 continue
-            buffers.append(Buffer(name, shape, min(idx), max(idx), layout=layout, kind=kind,
-                                  alias_of=self._alias_root(name)))
+            root = self._alias_root(ref)
+            buffers.append(Buffer(ref.name, shape, min(idx), max(idx), layout=layout, kind=kind,
+                                  alias_of=root and root.name))
         sizes = {kind: plan_memory([b for b in buffers if b.kind == kind])
                  for kind in ("float", "int")}
         self.plans[mode] = (buffers, sizes)
@@ -159,16 +164,16 @@ class CPUCodegen:
         conv's output and the pooling's arg-max."""
         g, prog = self.graph, self.program
         read_after = set(prog.outputs.values()) | {i for l in prog.losses
-                                                   for i in g.nodes[l]["inputs"]}
+                                                   for i in g.node(l).inputs}
         pools = {grp.anchor: grp for grp in self.groups
                  if grp.kind == "forward" and grp.nodes == [grp.anchor]}
         out = {}
         for index, grp in enumerate(self.groups):
-            if grp.kind != "forward" or g.nodes[grp.anchor].get("kind") != "layer":
+            if grp.kind != "forward" or g.node(grp.anchor).kind != "layer":
                 continue
             last = grp.epilogue or grp.anchor
             users = [c for c in g.successors(last)
-                     if g.nodes[c].get("kind") in ("layer", "loss")]
+                     if isinstance(c, str) and g.node(c).kind in ("layer", "loss")]
             if len(users) != 1 or last in read_after or users[0] not in pools:
                 continue
             pool_site = Site(self, pools[users[0]], index)
@@ -176,27 +181,25 @@ class CPUCodegen:
                 out[grp.name] = users[0]
         return out
 
-    def _alias_root(self, name):
-        """The buffer whose space `name` views, following views of views (a reshape's
+    def _alias_root(self, ref):
+        """The buffer whose space `ref` views, following views of views (a reshape's
         output flattened: the backward makes the later view first); None for a buffer of
         its own."""
-        if name not in self.aliases:
+        if ref not in self.aliases:
             return None
-        while name in self.aliases:
-            name = self.aliases[name]
-        return name
+        while ref in self.aliases:
+            ref = self.aliases[ref]
+        return ref
 
-    def _shape_of(self, name):
-        """Shape of a node's value or gradient buffer; None for input data (not arena)."""
-        if not hasattr(self, "_node_of"):
-            self._node_of = {f"{p}_{_ident(n)}": n for n in self.graph.nodes for p in "vg"}
-        n = self._node_of.get(name)
-        if n is None:
+    def _shape_of(self, ref):
+        """Shape of a node's value or gradient buffer; None for input data (not arena)
+        and for scratch buffers (their shapes are given where they are asked for)."""
+        if ref.space not in (Space.VALUE, Space.GRAD):
             return None
-        d = self.graph.nodes[n]
-        if d.get("kind") == "input" and name.startswith("v_"):
+        d = self.graph.node(ref.key)
+        if d.kind == "input" and ref.space == Space.VALUE:
             return None
-        return tuple(d["shape"])
+        return tuple(d.shape)
 
     def _emit(self, group, index, mode):
         site = Site(self, group, index)
@@ -225,7 +228,7 @@ class CPUCodegen:
                f"def __KERNEL__({', '.join(args)}):\n    \"\"\"{header}\"\"\"\n" +
                "\n".join(body) + ("\n    return 0.0\n" if not returns else "\n"))
         name = self._add_kernel(name, src, "_eval" if mode != "train" else "_2")
-        target = "loss += {w!r} * ".format(w=self.graph.nodes[group.anchor]["attrs"]["weight"]) \
+        target = "loss += {w!r} * ".format(w=self.graph.node(group.anchor).attrs["weight"]) \
             if group.kind == "loss" else "unfit += " if site.unfit else ""
         return [f"    {target}{name}({', '.join(call)})"] + [f"    {p}" for p in site.post]
 
@@ -291,13 +294,13 @@ class CPUCodegen:
         group, g = site.group, self.graph
         lines = []
         for n in group.nodes:
-            if n.startswith("vjp:"):
-                f = g.nodes[n]["fwd"]
-                d = g.nodes[f]
-                targets = [site.input_grad(f, j) for j in range(len(d["inputs"]))]
-                pg = {p: site.pgrad(k) for p, k in g.nodes[n]["param_slots"].items()}
-                loss = d["kind"] == "loss"
-                xs = ", ".join(site.val(i) for i in d["inputs"])
+            if isinstance(n, Vjp):
+                f = n.of
+                d = g.node(f)
+                targets = [site.input_grad(f, j) for j in range(len(d.inputs))]
+                pg = {p: site.pgrad(k) for p, k in g.node(n).params.items()}
+                loss = d.kind == "loss"
+                xs = ", ".join(site.val(i) for i in d.inputs)
                 y, gy = ("None", "None") if loss else (site.val(f), site.grad(f))
                 lines.append(f"    R.backward({f!r}, [{xs}], {y}, {gy}, "
                              f"[{', '.join(t or 'None' for t in targets)}], "
@@ -305,10 +308,10 @@ class CPUCodegen:
                 lines += [f"    {p}" for p in site.post]
                 site.post = []
             else:
-                d = g.nodes[n]
-                ins = ", ".join(site.val(i) for i in d["inputs"])
-                if d["kind"] == "loss":
-                    w = d["attrs"]["weight"]
+                d = g.node(n)
+                ins = ", ".join(site.val(i) for i in d.inputs)
+                if d.kind == "loss":
+                    w = d.attrs["weight"]
                     lines.append(f"    loss += {w!r} * R.loss({n!r}, [{ins}])")
                 else:
                     lines.append(f"    R.forward({n!r}, [{ins}], {site.val(n)})")
@@ -317,19 +320,18 @@ class CPUCodegen:
     def _header(self, group):
         parts = []
         for n in group.nodes:
-            fwd = self.graph.nodes[n].get("fwd", n)
-            d = self.graph.nodes[fwd]
-            what = f"{'backward of ' if n.startswith('vjp:') else ''}{fwd} ({d['op'].name})"
-            ins = ", ".join("N×" + "×".join(map(str, self.graph.nodes[i]["shape"]))
-                            for i in d["inputs"])
-            parts.append(f"{what}: {ins} -> N×{'×'.join(map(str, d['shape'])) or '1'}")
+            fwd = forward_of(n)
+            d = self.graph.node(fwd)
+            what = f"{'backward of ' if isinstance(n, Vjp) else ''}{fwd} ({d.op.name})"
+            ins = ", ".join("N×" + "×".join(map(str, self.graph.node(i).shape))
+                            for i in d.inputs)
+            parts.append(f"{what}: {ins} -> N×{'×'.join(map(str, d.shape)) or '1'}")
         return "; ".join(parts)
 
     def _driver_source(self, mode, lines, buffers):
         names = sorted({b.name for b in buffers})
-        data = sorted(n for n in self.uses if n.startswith("v_") and n not in names)
-        params = sorted(n for n in self.uses
-                        if n.startswith(("p_", "gp_", "st_", "q_")) or n == STREAM_WORDS)
+        data = sorted(r.name for r in self.uses if r.space == Space.VALUE and r.name not in names)
+        params = sorted(r.name for r in self.uses if r.space not in ARENA)
         head = [f"def {mode}(B, R):",
                 f"    \"\"\"{mode} driver: "
                 f"{sum(not line.lstrip().startswith('#') for line in lines)} calls.\"\"\""]
@@ -354,7 +356,7 @@ class CPUCodegen:
                  (", frozen: predict on packed weights." if self.frozen else "."),
                  f"dtype {self.dtype}; nngraph {__version__}, numba {numba.__version__}.",
                  "", "Fused groups:"]
-        lines += [f"  {g.name:<28} {' + '.join(self.graph.nodes[n].get('fwd', n) for n in g.nodes)}"
+        lines += [f"  {g.name:<28} {' + '.join(forward_of(n) for n in g.nodes)}"
                   for g in self.groups]
         body = "\n\n".join(self.kernels.values())
         drivers = "\n\n".join(self.drivers.values())

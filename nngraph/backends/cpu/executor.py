@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import re
 from operator import is_
 from time import perf_counter
 
@@ -18,12 +17,11 @@ import numpy as np
 
 from ... import optimizers
 from ...batch import refuse_non_finite
+from ...ir import STREAM_WORDS, Ref, Space
 from .codegen import GEMM_MODULES, CPUCodegen, calls_gemm
 from .module import load_module, module_file
 from .runtime import Reference, set_stream
-from .site import STREAM_WORDS
 from .update import FlatUpdate
-from ...passes.fuse import _ident
 from ..base import Executor
 from . import compiler, fast_path, parallel, scheduler
 
@@ -75,7 +73,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         self.arenas, self.bound = {}, {}
         self._lay_out(program.params)
         g = program.graph
-        self.loss_inputs = {i for l in program.losses for i in g.nodes[l]["inputs"]}
+        self.loss_inputs = {i for l in program.losses for i in g.node(l).inputs}
         self.slots, self.team_updates = {}, {}
         self.state = {}
         self.compiled, self.compile_report = set(), None
@@ -85,7 +83,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         self.threads, self.split_modes, self.second_grads = threads(setting), {}, None
         self.schedules = scheduler.Schedules(setting)
         self.wide = self.threads >= 2       # whether the run under way takes both cores
-        self.names = {n: f"v_{_ident(n)}" for n in g.nodes}
+        self.names = {n: Ref(Space.VALUE, n).name for n in g if isinstance(n, str)}
         self.output_buffers = [(name, self.names[node]) for name, node in program.outputs.items()]
         self.uses_reference = {m: self.gen.uses_reference(m) for m in self.gen.drivers}
         # {mode: inputs that its kernels check for NaN and infinity on the way} (see
@@ -97,9 +95,9 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         # Gradients of trainable parameters that no loss reaches (an unused layer): the
         # train driver never writes them, so _backprop zeroes them before each step's
         # penalty gradient is added, which would otherwise pile up from step to step.
-        train = self.gen.drivers.get("train", "")
+        train = self.gen.per_mode["train"].uses if "train" in self.gen.per_mode else {}
         self.unreached = [self.gviews[k] for k in self.trainable
-                          if not re.search(rf"\bgp_{_ident(k)}\b", train)]
+                          if Ref(Space.PARAM_GRAD, k) not in train]
 
     def _lay_out(self, infos) -> None:
         """Parameters and their gradients each in one flat array, `pviews`/`gviews` the
@@ -166,11 +164,11 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
                   "int": np.zeros(max(sizes["int"] * n, 1), np.int64)}
         views = {b.name: b.view(arenas[b.kind], n) for b in buffers}
         for k in self.program.params:
-            views[f"p_{_ident(k)}"] = self.pviews[k]
-            views[f"gp_{_ident(k)}"] = self.gviews[k]
+            views[Ref(Space.PARAM, k).name] = self.pviews[k]
+            views[Ref(Space.PARAM_GRAD, k).name] = self.gviews[k]
         for k, packed in self.packed.items():
-            views[f"q_{_ident(k)}"] = packed
-        views[STREAM_WORDS] = np.zeros(3, np.uint64)     # see _set_stream
+            views[Ref(Space.PACKED, k).name] = packed
+        views[STREAM_WORDS.name] = np.zeros(3, np.uint64)     # see _set_stream
         return views
 
     def _buffers(self, mode, batch, part=0, n=None):
@@ -182,7 +180,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
             views = self.bound[key] = self._views(mode, n)
             if part:                    # the second half's gradients go to their own array
                 for k in self.program.params:
-                    views[f"gp_{_ident(k)}"] = self.second_gviews[k]
+                    views[Ref(Space.PARAM_GRAD, k).name] = self.second_gviews[k]
         if self.state:
             self._bind_state(views)
         names = self.names
@@ -194,7 +192,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         """Point the drivers' state names (batchnorm's running statistics) at self.state."""
         for layer, arrays in self.state.items():
             for sname, arr in arrays.items():
-                views[f"st_{_ident(layer)}_{sname}"] = arr
+                views[Ref(Space.STATE, f"{layer}.{sname}").name] = arr
 
     def _sync(self, arrays):
         """Copy in any parameter a user replaced with a new array."""

@@ -8,13 +8,13 @@ import os
 import sys
 
 from ...cache import cache_dir
-from ...passes.fuse import _ident
+from ...ir import ident
 
 
 def module_file(name: str, source: str) -> tuple[str, str]:
     """(module name, file under the cache directory) of generated `source`."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    mod_name = f"nngraph_gen_{_ident(name)}_{digest}"
+    mod_name = f"nngraph_gen_{ident(name)}_{digest}"
     return mod_name, os.path.join(cache_dir(), mod_name + ".py")
 
 

@@ -148,7 +148,7 @@ class Halves:
                 and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
                 and bool(self.gen.calls_modules(mode) & {"_conv", "_rec"})
                 and not self.uses_reference[mode]
-                and all(g.nodes[l]["attrs"].get("reduction", "mean") == "mean"
+                and all(g.node(l).attrs.get("reduction", "mean") == "mean"
                         for l in prog.losses))
         return self.split_modes[mode]
 

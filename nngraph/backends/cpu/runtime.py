@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ops.base import RunContext
-from .site import STREAM_WORDS
+from ...ir import STREAM_WORDS
 
 
 def set_stream(views, seed, first):
@@ -14,7 +14,7 @@ def set_stream(views, seed, first):
     model seed (mod 2^64) and the step, as the reference backend seeds its generators with
     them, and the index in the whole batch of the run's first sample (0, or a second half's
     first), from which the kernels count."""
-    views[STREAM_WORDS][:] = [w % 2 ** 64 for w in seed] + [first]
+    views[STREAM_WORDS.name][:] = [w % 2 ** 64 for w in seed] + [first]
 
 
 class Reference:
@@ -30,30 +30,30 @@ class Reference:
         self.contexts, self.loss_values = {}, {}
 
     def _params(self, d):
-        return {p: self.arrays[k] for p, k in d["params"].items()}
+        return {p: self.arrays[k] for p, k in d.params.items()}
 
     def forward(self, n, xs, out):
-        d = self.graph.nodes[n]
+        d = self.graph.node(n)
         rng = (np.random.default_rng(self.seed + [self.rng_index[n]])
                if self.training and n in self.rng_index else None)
         ctx = RunContext(training=self.training, rng=rng,
-                         state=self.state.setdefault(d["layer"], {}))
-        out[...] = d["op"].forward(ctx, d["attrs"], xs, self._params(d))
+                         state=self.state.setdefault(d.layer, {}))
+        out[...] = d.op.forward(ctx, d.attrs, xs, self._params(d))
         self.contexts[n] = ctx
 
     def loss(self, n, xs):
-        d = self.graph.nodes[n]
+        d = self.graph.node(n)
         ctx = RunContext(training=self.training)
-        value = d["op"].forward(ctx, d["attrs"], xs, {})
+        value = d.op.forward(ctx, d.attrs, xs, {})
         self.contexts[n], self.loss_values[n] = ctx, value
         return float(value)
 
     def backward(self, n, xs, y, gy, targets, pgrads):
-        d = self.graph.nodes[n]
-        if d["kind"] == "loss":
+        d = self.graph.node(n)
+        if d.kind == "loss":
             y = self.loss_values[n]
-            gy = np.asarray(d["attrs"]["weight"], dtype=xs[0].dtype)
-        gxs, gp = d["op"].backward(self.contexts[n], d["attrs"], xs, self._params(d), y, gy)
+            gy = np.asarray(d.attrs["weight"], dtype=xs[0].dtype)
+        gxs, gp = d.op.backward(self.contexts[n], d.attrs, xs, self._params(d), y, gy)
         for target, g in zip(targets, gxs):
             if target is not None:
                 target[...] = g

@@ -6,10 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...codegen.scalar import scalar_code, uses
-from ...passes.fuse import Group, _ident
-
-STREAM_WORDS = "rng_words"
-"""The drivers' array of the stream words of a run (see Site.stream)."""
+from ...ir import STREAM_WORDS, Ref, Space, Vjp
+from ...passes.fuse import Group
 
 
 class Site:
@@ -22,22 +20,23 @@ class Site:
 
     # names of things
     def node(self, n):
-        return self.gen.graph.nodes[n]
+        """The record of node n (ir.py)."""
+        return self.gen.graph.node(n)
 
     def shape(self, n):
-        return tuple(self.node(n)["shape"])
+        return tuple(self.node(n).shape)
 
     def val(self, n):
-        return self.gen.use(f"v_{_ident(n)}", self.index)
+        return self.gen.use(Ref(Space.VALUE, n), self.index)
 
     def grad(self, n):
-        return self.gen.use(f"g_{_ident(n)}", self.index)
+        return self.gen.use(Ref(Space.GRAD, n), self.index)
 
     def has_grad(self, n):
         return n in self.gen.needs_grad
 
     def param(self, key):
-        return self.gen.use(f"p_{_ident(key)}", self.index)
+        return self.gen.use(Ref(Space.PARAM, key), self.index)
 
     def packed(self, key):
         """The packed copy of weight matrix `key` (kernels/cpu/packed.py), in a frozen
@@ -45,31 +44,33 @@ class Site:
         if not self.gen.frozen:
             return None
         self.gen.packed_params.add(key)
-        return self.gen.use(f"q_{_ident(key)}", self.index)
+        return self.gen.use(Ref(Space.PACKED, key), self.index)
 
     def pgrad(self, key):
-        return self.gen.use(f"gp_{_ident(key)}", self.index)
+        return self.gen.use(Ref(Space.PARAM_GRAD, key), self.index)
 
     def state(self, n, name):
         """A persistent state array of layer n (batchnorm's running statistics)."""
-        return self.gen.use(f"st_{_ident(self.node(n)['layer'])}_{name}", self.index)
+        return self.gen.use(Ref(Space.STATE, f"{self.node(n).layer}.{name}"), self.index)
 
     def param_slots(self, n):
-        return self.gen.graph.nodes[f"vjp:{n}"]["param_slots"]
+        """{parameter name: key} of n's parameters that get gradients."""
+        return self.gen.graph.node(Vjp(n)).params
 
     def input_grad(self, n, j):
         """Where the gradient for input j of n goes: its grad buffer if this is the first
         contribution, else a scratch buffer added into it afterwards."""
-        vjp = self.gen.graph.nodes.get(f"vjp:{n}")
-        if vjp is None or f"in{j}" not in vjp["input_slots"]:
+        graph = self.gen.graph
+        if Vjp(n) not in graph or j not in graph.node(Vjp(n)).inputs:
             return None
-        src = self.node(n)["inputs"][j]
+        src = self.node(n).inputs[j]
         target = self.grad(src)
         count = self.gen.contributions.get(src, 0)
         self.gen.contributions[src] = count + 1
         if count == 0:
             return target
-        scratch = self.gen.scratch(f"s_{_ident(src)}_{count}", self.shape(src), self.index)
+        scratch = self.gen.scratch(Ref(Space.SCRATCH, f"{src}_{count}"), self.shape(src),
+                                   self.index)
         self.post.append(f"_add_into({target}, {scratch})")
         return scratch
 
@@ -86,7 +87,7 @@ class Site:
         d = self.node(n)
         mode = self.gen.mode
         if mode == "evaluate" or (mode == "train" and self.gen.program.state) \
-                or d["kind"] != "input" or not (d.get("dtype") or "float").startswith("float"):
+                or d.kind != "input" or not (d.dtype or "float").startswith("float"):
             return False
         self.unfit = True
         self.gen.checked_inputs[mode].add(n)
@@ -100,6 +101,7 @@ class Site:
         gradient buffer is only written before its one reader (a first contribution, see
         input_grad), so the two names never hold different values while both are used."""
         gen = self.gen
+        name, base = gen.refs[name], gen.refs[base]
         shapes = [gen._shape_of(b) for b in (name, base)]
         if None in shapes or name in gen.shapes or base in gen.shapes \
                 or int(np.prod(shapes[0])) != int(np.prod(shapes[1])):
@@ -131,19 +133,19 @@ class Site:
 
     def keeps_pre(self, epi) -> bool:
         """Does the fused activation's backward need its input (the pre-activation)?"""
-        return uses(self.node(epi)["op"].scalar[1], "x")
+        return uses(self.node(epi).op.scalar[1], "x")
 
     def act(self, n, var):
         d = self.node(n)
-        return scalar_code(d["op"].scalar[0], d["attrs"], {"x": var})
+        return scalar_code(d.op.scalar[0], d.attrs, {"x": var})
 
     def act_grad(self, n, names):
         d = self.node(n)
-        return scalar_code(d["op"].scalar[1], d["attrs"], names)
+        return scalar_code(d.op.scalar[1], d.attrs, names)
 
     def scratch(self, tag, shape, layout="batch", kind="float"):
-        return self.gen.scratch(f"s_{_ident(self.group.anchor)}_{tag}", shape, self.index,
-                                layout, kind)
+        return self.gen.scratch(Ref(Space.SCRATCH, f"{self.group.anchor}_{tag}"), shape,
+                                self.index, layout, kind)
 
     def njit(self, name, args, body, header):
         """Source of a generated helper kernel (epilogues around hand-written kernels)."""

@@ -23,7 +23,7 @@ class ModeState:
 
 
 def _show_groups(gen) -> list:
-    return [f"{g.name}: {g.kind} {' + '.join(g.nodes)}" for g in gen.groups]
+    return [f"{g.name}: {g.kind} {' + '.join(map(str, g.nodes))}" for g in gen.groups]
 
 
 @pipeline.implements("cpu", "fuse", _show_groups)

@@ -101,7 +101,7 @@ def rule_for(site) -> Rule | None:
     """The rule of the group at `site`, or None to run the reference rule."""
     _discover()
     g = site.group
-    op = site.node(g.anchor)["op"]
+    op = site.node(g.anchor).op
     rule = RULES.get((op.name, g.kind))
     if rule is None and g.kind != "loss" and op.fusion == Fusion.ELEMWISE and op.scalar:
         rule = RULES.get(("*elementwise", g.kind))

@@ -15,7 +15,7 @@ def add_activation(site, ext, epi, out, pre) -> None:
     """Append to Extern `ext` the activation `epi` of the layer's output, in place in `out`
     or out = act(pre), unless the kernel applies it (relu) or there is none."""
     if epi and not kernel_relu(site, epi):
-        name = f"k_{site.node(epi)['op'].name}_epilogue"
+        name = f"k_{site.node(epi).op.name}_epilogue"
         ext.helpers[name] = _activation_epilogue(site, name, epi, pre)
         ext.calls.append(Call(name, [out] + ([pre] if pre else [])))
 
@@ -25,7 +25,7 @@ def add_activation_grad(site, ext, n, epi, gy) -> None:
     gradient `gy`, in place, unless the kernel takes gy through it (relu) or there is none."""
     if not epi or kernel_relu(site, epi):
         return
-    what = site.node(epi)["op"].name
+    what = site.node(epi).op.name
     name = f"k_d_{what}"
     names = {"gy": "gyf[i]", "y": "yf[i]", "x": "xf[i]"}
     body = ["    gyf = _flat(gy)", "    yf = _flat(y)", "    xf = _flat(x)",

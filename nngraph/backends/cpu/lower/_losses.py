@@ -13,7 +13,7 @@ def gradient_target(site, x):
         return None
     if len(site.group.nodes) > 1:       # training: x's gradient, or a scratch added into it
         n = site.group.anchor
-        return site.input_grad(n, site.node(n)["inputs"].index(x))
+        return site.input_grad(n, site.node(n).inputs.index(x))
     if site.gen.mode == "evaluate":
         return site.scratch("g", site.shape(x))
     return None

@@ -33,7 +33,7 @@ def stream_call(site, n) -> list | None:
 def identity(site, n):
     """y = x: a view of x where the arena holds both (no kernel, no copy), else a copy
     (x is a network input), with the kernel flatten and reshape copy with."""
-    x, y = site.val(site.node(n)["inputs"][0]), site.val(n)
+    x, y = site.val(site.node(n).inputs[0]), site.val(n)
     if site.alias(y, x):
         return View(y, x)
     return Kernel(_COPY_ARGS, _COPY, [x, y, "True"])

@@ -25,7 +25,7 @@ def pointwise_loss(site, element: list, scale: float = 1.0, consts: tuple = ()):
     per sample for the losses that average over them.
     """
     d = site.node(site.group.anchor)
-    pred, label = d["inputs"]
+    pred, label = d.inputs
     into = gradient_target(site, pred)
     train = into is not None
     args = ["x", "t"] + (["g"] if train else []) + ["weight", "mean", "scale"] + \
@@ -49,11 +49,11 @@ def pointwise_loss(site, element: list, scale: float = 1.0, consts: tuple = ()):
         body.append("        gf[i] = s * d")
     body.append("    return total * per")
     call = [site.val(pred), site.val(label)] + ([into] if train else []) + \
-        [repr(float(d["attrs"]["weight"])), str(d["attrs"]["reduction"] == "mean"),
+        [repr(float(d.attrs["weight"])), str(d.attrs["reduction"] == "mean"),
          repr(float(scale))] + [repr(float(value)) for _, _, value in consts]
     return Kernel(args, body, call, returns=True)
 
 
 def elements(site) -> int:
     """How many elements each sample of the loss's prediction has."""
-    return math.prod(site.shape(site.node(site.group.anchor)["inputs"][0]))
+    return math.prod(site.shape(site.node(site.group.anchor).inputs[0]))

@@ -8,20 +8,20 @@ from . import Kernel, lowers
 def add_forward(site):
     n = site.group.nodes[0]
     d = site.node(n)
-    k = len(d["inputs"])
+    k = len(d.inputs)
     args = [f"x{j}" for j in range(k)] + ["y"]
     total = " + ".join(f"x{j}f[i]" for j in range(k))
     body = [f"    x{j}f = _flat(x{j})" for j in range(k)] + [
         "    yf = _flat(y)", "    for i in range(yf.size):", f"        yf[i] = {total}"]
-    return Kernel(args, body, [site.val(i) for i in d["inputs"]] + [site.val(n)])
+    return Kernel(args, body, [site.val(i) for i in d.inputs] + [site.val(n)])
 
 
 @lowers("add", kind="backward")
 def add_backward(site):
     b = site.group.nodes[0]
-    n = site.node(b)["fwd"]
+    n = b.of
     d = site.node(n)
-    targets = [site.input_grad(n, j) for j in range(len(d["inputs"]))]
+    targets = [site.input_grad(n, j) for j in range(len(d.inputs))]
     targets = [t for t in targets if t]
     if not targets:
         return None

@@ -17,7 +17,7 @@ def avgpool2d_forward(site):
     n = site.group.anchor
     geo = pool_geometry(site, n)
     return Extern([Call("_pool.avgpool2d_forward",
-                        [site.val(site.node(n)["inputs"][0]), site.val(n), *geo], _note(geo))])
+                        [site.val(site.node(n).inputs[0]), site.val(n), *geo], _note(geo))])
 
 
 @lowers("avgpool2d", kind="backward", calls=("_pool.avgpool2d_backward",))

@@ -15,12 +15,12 @@ def batchnorm_forward(site):
     n = site.group.anchor
     d = site.node(n)
     c = site.shape(n)[0]
-    x, y = _ncs(site.val(d["inputs"][0]), c), _ncs(site.val(n), c)
+    x, y = _ncs(site.val(d.inputs[0]), c), _ncs(site.val(n), c)
     gamma, beta = param_or(site, n, "gamma", "_none1"), param_or(site, n, "beta", "_none1")
     rm, rv = site.state(n, "running_mean"), site.state(n, "running_var")
     x_hat = _ncs(site.scratch("x_hat", site.shape(n)), c)
     inv = site.scratch("inv_std", (c,), layout="fixed")
-    a = d["attrs"]
+    a = d.attrs
     if site.gen.mode == "train":
         return Extern([Call("_norm.batchnorm_forward_train",
                             [x, gamma, beta, y, x_hat, inv, rm, rv, a.momentum, a.eps])])
@@ -41,5 +41,5 @@ def batchnorm_backward(site):
     inv = site.scratch("inv_std", (c,), layout="fixed")
     gbeta = site.pgrad(slots["beta"]) if "beta" in slots else "_none1"
     return Extern([Call("_norm.batchnorm_backward",
-                        [_ncs(site.grad(n), c), x_hat, site.param(site.node(n)["params"]["gamma"]),
+                        [_ncs(site.grad(n), c), x_hat, site.param(site.node(n).params["gamma"]),
                          inv, gx, site.pgrad(slots["gamma"]), gbeta, True])])

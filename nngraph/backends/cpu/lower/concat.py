@@ -21,8 +21,8 @@ from . import Kernel, lowers
 def _rows_and_offsets(site, n):
     """(dimensions before the axis, per sample; each input's offset in an output row)."""
     d = site.node(n)
-    shapes = [site.shape(i) for i in d["inputs"]]
-    axis = d["attrs"].axis % len(shapes[0])
+    shapes = [site.shape(i) for i in d.inputs]
+    axis = d.attrs.axis % len(shapes[0])
     inner = math.prod(shapes[0][axis + 1:])
     offsets, at = [], 0
     for s in shapes:
@@ -55,9 +55,9 @@ def concat_forward(site):
     n = site.group.nodes[0]
     d = site.node(n)
     outer, offsets = _rows_and_offsets(site, n)
-    args, body = _copy(len(d["inputs"]))
+    args, body = _copy(len(d.inputs))
     call = [site.val(n), str(outer), "True"]
-    for i, at in zip(d["inputs"], offsets):
+    for i, at in zip(d.inputs, offsets):
         call += [site.val(i), str(at)]
     return Kernel(args, body, call)
 
@@ -65,7 +65,7 @@ def concat_forward(site):
 @lowers("concat", kind="backward")
 def concat_backward(site):
     b = site.group.nodes[0]
-    n = site.node(b)["fwd"]
+    n = b.of
     outer, offsets = _rows_and_offsets(site, n)
     targets = [(site.input_grad(n, j), at) for j, at in enumerate(offsets)]
     targets = [(t, at) for t, at in targets if t]

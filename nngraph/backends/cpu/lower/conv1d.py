@@ -19,8 +19,8 @@ def _h1(name: str) -> str:
 def conv1d_geometry(site, n) -> tuple:
     """(sh, sw, pt, pb, pl, pr, dh, dw) of conv1d node n as a conv2d of height 1."""
     d = site.node(n)
-    a = d["attrs"]
-    _, length = site.shape(d["inputs"][0])
+    a = d.attrs
+    _, length = site.shape(d.inputs[0])
     _, pl, pr = _conv.out_size(length, a.kernel[0], a.stride[0], a.padding, 0,
                                dilation=a.dilation[0], axis_name="length")
     return (1, a.stride[0], 0, 0, pl, pr, 1, a.dilation[0])
@@ -30,10 +30,10 @@ def conv1d_geometry(site, n) -> tuple:
 def conv1d_forward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
-    x = d["inputs"][0]
+    x = d.inputs[0]
     c, _ = site.shape(x)
     f, lo = site.shape(n)
-    k = d["attrs"].kernel[0]
+    k = d.attrs.kernel[0]
     pre = site.val(n) if epi and site.keeps_pre(epi) else None
     out = site.val(epi or n)
     geo = conv1d_geometry(site, n)
@@ -43,7 +43,7 @@ def conv1d_forward(site):
     ybuf = site.scratch("ybuf", (f, lo), layout="cols")
     keep = site.gen.mode == "train"                # the backward reads the columns
     ext = Extern([Call("_conv.conv2d_forward",
-                       [_h1(site.val(x)), _h1(site.param(d["params"]["W"])),
+                       [_h1(site.val(x)), _h1(site.param(d.params["W"])),
                         param_or(site, n, "b", "_none1"), _h1(pre or out), cols, ybuf, keep,
                         kernel_relu(site, epi), 1, *geo])])
     add_activation(site, ext, epi, out, pre)
@@ -54,9 +54,9 @@ def conv1d_forward(site):
 def conv1d_backward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
-    c, _ = site.shape(d["inputs"][0])
+    c, _ = site.shape(d.inputs[0])
     f, lo = site.shape(n)
-    k = d["attrs"].kernel[0]
+    k = d.attrs.kernel[0]
     gy = site.grad(epi or n)
     ext = Extern([])
     add_activation_grad(site, ext, n, epi, gy)
@@ -71,7 +71,7 @@ def conv1d_backward(site):
     gwt = site.scratch("gwt", (c * k * f,), layout="fixed") \
         if "W" in slots and f > GWT_FILTERS and c * k < GWT_ROWS else "_none1"
     ext.calls.append(Call("_conv.conv2d_backward",
-                          [None, _h1(gy), relu_out, _h1(site.param(d["params"]["W"])), gw, gb,
+                          [None, _h1(gy), relu_out, _h1(site.param(d.params["W"])), gw, gb,
                            _h1(gx) if gx else "_none4", cols, gybuf, gwt,
                            *conv1d_geometry(site, n)]))
     return ext

@@ -14,7 +14,7 @@ def _activation_epilogue(site, name, epi, pre):
     source = "pref" if pre else "yf"
     body = ["    yf = _flat(y)"] + (["    pref = _flat(pre)"] if pre else []) + \
            ["    for i in range(yf.size):", f"        yf[i] = {site.act(epi, f'{source}[i]')}"]
-    what = site.node(epi)["op"].name
+    what = site.node(epi).op.name
     return site.njit(name, ["y"] + (["pre"] if pre else []), body,
                      f"{what} over a conv output" + (", from pre" if pre else ", in place"))
 
@@ -24,7 +24,7 @@ def _kernel_relu(site, epi) -> bool:
     conv2d_backward takes the gradient through on its way in (no kernel of ours for either)?"""
     if not epi or site.keeps_pre(epi):
         return False
-    op = site.node(epi)["op"]
+    op = site.node(epi).op
     return op.name == "relu" and op.scalar == ("x if x > 0 else 0", "gy if y > 0 else 0")
 
 
@@ -39,10 +39,10 @@ def runs_wide(site) -> bool:
     extra work decides: LeNet-5's second layer (5x5 on 12x12, 1.5 times the work) was slower
     wide, its first no faster."""
     n = site.group.anchor
-    if site.group.kind != "forward" or getattr(site.node(n)["op"], "name", None) != "conv2d":
+    if site.group.kind != "forward" or getattr(site.node(n).op, "name", None) != "conv2d":
         return False
     sh, sw, pt, pb, pl, pr, dh, dw = conv_geometry(site, n)
-    _, _, w = site.shape(site.node(n)["inputs"][0])
+    _, _, w = site.shape(site.node(n).inputs[0])
     _, _, wo = site.shape(n)
     return (sh, sw, dh, dw) == (1, 1, 1, 1) and pt + pb + pl + pr > 0 \
         and 2 * (w + pl + pr) <= 3 * wo
@@ -52,10 +52,10 @@ def runs_wide(site) -> bool:
 def conv2d_forward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
-    c, h, w = site.shape(d["inputs"][0])
+    c, h, w = site.shape(d.inputs[0])
     f, ho, wo = site.shape(n)
-    kh, kw = d["attrs"].kernel
-    b = site.param(d["params"]["b"]) if "b" in d["params"] else "_none1"
+    kh, kw = d.attrs.kernel
+    b = site.param(d.params["b"]) if "b" in d.params else "_none1"
     pre = site.val(n) if epi and site.keeps_pre(epi) else None
     pool = site.group.meta.get("pool")          # pooled in the copy back (pools_in_copy_back)
     out = site.val(pool or epi or n)
@@ -64,8 +64,8 @@ def conv2d_forward(site):
     # with stride 1 and no dilation every input value reaches an output, so the kernel's
     # note of non-finite values can stand in for the scan of a network input
     if (sh, sw, dh, dw) == (1, 1, 1, 1):
-        site.check_input(d["inputs"][0])
-    x, weight = site.val(d["inputs"][0]), site.param(d["params"]["W"])
+        site.check_input(d.inputs[0])
+    x, weight = site.val(d.inputs[0]), site.param(d.params["W"])
     if site.gen.mode != "train" and site.group.name in site.gen.wide:
         wp = w + pl + pr                            # per sample: the columns, the padded copy
         padded = (h + pt + pb) * wp * c + kw if pt + pb + pl + pr else 0
@@ -83,7 +83,7 @@ def conv2d_forward(site):
         call.note = f"and {pool} (maxpool2d 2x2)"
     out_ = Extern([call])
     if epi and not relu:
-        name = f"k_{site.node(epi)['op'].name}_epilogue"
+        name = f"k_{site.node(epi).op.name}_epilogue"
         out_.helpers[name] = _activation_epilogue(site, name, epi, pre)
         out_.calls.append(Call(name, [out] + ([pre] if pre else [])))
     return out_
@@ -95,10 +95,10 @@ def pools_in_copy_back(site, pool_site) -> bool:
     with relu (the kernel's) or no activation, an even output height and width, and a 2x2
     pooling at stride 2 without padding. (Asked for evaluate and predict only.)"""
     n, epi = site.group.anchor, site.group.epilogue
-    if site.node(n)["op"].name != "conv2d" or (epi and not _kernel_relu(site, epi)):
+    if site.node(n).op.name != "conv2d" or (epi and not _kernel_relu(site, epi)):
         return False
     p = pool_site.group.anchor
-    if site.node(p)["op"].name != "maxpool2d" or site.node(p)["inputs"] != [epi or n]:
+    if site.node(p).op.name != "maxpool2d" or site.node(p).inputs != [epi or n]:
         return False
     _, ho, wo = site.shape(n)
     return ho % 2 == 0 and wo % 2 == 0 and pool_geometry(pool_site, p) == (2, 2, 2, 2, 0, 0,
@@ -109,15 +109,15 @@ def pools_in_copy_back(site, pool_site) -> bool:
 def conv2d_backward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
-    c, h, w = site.shape(d["inputs"][0])
+    c, h, w = site.shape(d.inputs[0])
     f, ho, wo = site.shape(n)
-    kh, kw = d["attrs"].kernel
+    kh, kw = d.attrs.kernel
     gy = site.grad(epi or n)
     out = Extern([])
     relu = _kernel_relu(site, epi)
     relu_out = site.val(epi) if relu else "_none4"
     if epi and not relu:
-        what = site.node(epi)["op"].name
+        what = site.node(epi).op.name
         name = f"k_d_{what}"
         names = {"gy": "gyf[i]", "y": "yf[i]", "x": "xf[i]"}
         body = ["    gyf = _flat(gy)", "    yf = _flat(y)", "    xf = _flat(x)",
@@ -139,6 +139,6 @@ def conv2d_backward(site):
     gwt = site.scratch("gwt", (c * kh * kw * f,), layout="fixed") \
         if "W" in slots and f > GWT_FILTERS and c * kh * kw < GWT_ROWS else "_none1"
     out.calls.append(Call("_conv.conv2d_backward",
-                          [None, gy, relu_out, site.param(d["params"]["W"]), gw, gb, gx, cols,
+                          [None, gy, relu_out, site.param(d.params["W"]), gw, gb, gx, cols,
                            gybuf, gwt, *conv_geometry(site, n)]))
     return out

@@ -16,8 +16,8 @@ def transpose_geometry(site, n) -> tuple:
     input gradient it is, read off the op's own crop of its full scatter. pb and pr are
     negative where output_padding extends the output past the scatter (zeros there)."""
     d = site.node(n)
-    a = d["attrs"]
-    _, h, w = site.shape(d["inputs"][0])
+    a = d.attrs
+    _, h, w = site.shape(d.inputs[0])
     (_, pt, pb), (_, pl, pr) = _axis(a, h, 0), _axis(a, w, 1)
     return (a.stride[0], a.stride[1], pt, pb, pl, pr)
 
@@ -26,7 +26,7 @@ def _every_input_reaches_an_output(site, n, geo) -> bool:
     """Does every input value add into some output value? Input row i lands on rows
     i*sh .. i*sh + kh - 1 of the full scatter, of which the crop keeps rows pt .. end - pb:
     the first and last input rows (so all) reach one when pt and pb are less than kh."""
-    kh, kw = site.node(n)["attrs"].kernel
+    kh, kw = site.node(n).attrs.kernel
     _, _, pt, pb, pl, pr = geo
     return pt < kh and pb < kh and pl < kw and pr < kw
 
@@ -35,20 +35,20 @@ def _every_input_reaches_an_output(site, n, geo) -> bool:
 def conv2d_transpose_forward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
-    c, h, w = site.shape(d["inputs"][0])
+    c, h, w = site.shape(d.inputs[0])
     f = site.shape(n)[0]
-    kh, kw = d["attrs"].kernel
+    kh, kw = d.attrs.kernel
     pre = site.val(n) if epi and site.keeps_pre(epi) else None
     out = site.val(epi or n)
     geo = transpose_geometry(site, n)
     # the kernel notes non-finite outputs; where every input value reaches one, that note
     # stands in for the scan of a network input (Site.check_input)
     if _every_input_reaches_an_output(site, n, geo):
-        site.check_input(d["inputs"][0])
+        site.check_input(d.inputs[0])
     cols = site.scratch("gcols", (f * kh * kw, h * w), layout="cols")
     xbuf = site.scratch("xrows", (c, h * w), layout="cols")
     ext = Extern([Call("_conv.conv2d_transpose_forward",
-                       [site.val(d["inputs"][0]), site.param(d["params"]["W"]),
+                       [site.val(d.inputs[0]), site.param(d.params["W"]),
                         param_or(site, n, "b", "_none1"), pre or out, cols, xbuf,
                         kernel_relu(site, epi), *geo])])
     add_activation(site, ext, epi, out, pre)
@@ -59,10 +59,10 @@ def conv2d_transpose_forward(site):
 def conv2d_transpose_backward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
-    x = d["inputs"][0]
+    x = d.inputs[0]
     c, h, w = site.shape(x)
     f = site.shape(n)[0]
-    kh, kw = d["attrs"].kernel
+    kh, kw = d.attrs.kernel
     gy = site.grad(epi or n)
     ext = Extern([])
     add_activation_grad(site, ext, n, epi, gy)
@@ -80,6 +80,6 @@ def conv2d_transpose_backward(site):
     gwt = site.scratch("gwt", (f * kh * kw * c,), layout="fixed") \
         if "W" in slots and c > GWT_FILTERS and f * kh * kw < GWT_ROWS else "_none1"
     ext.calls.append(Call("_conv.conv2d_transpose_backward",
-                          [site.val(x), site.param(d["params"]["W"]), gy, relu_out, gw, gb, gx,
+                          [site.val(x), site.param(d.params["W"]), gy, relu_out, gw, gb, gx,
                            cols, xbuf, gwt, *transpose_geometry(site, n)]))
     return ext

@@ -16,7 +16,7 @@ _RELU = (scalar_code(RELU.scalar[0], {}, {"x": "v"}),
 
 def _relu_switch(site, epi) -> bool:
     """Does the dense group take relu as a switch (no activation, or relu)?"""
-    return epi is None or site.node(epi)["op"].name == "relu"
+    return epi is None or site.node(epi).op.name == "relu"
 
 
 @lowers("dense", kind="forward")
@@ -26,16 +26,16 @@ def dense_forward(site):
     network input, the driver adds it up (see Site.check_input)."""
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
-    if len(site.shape(d["inputs"][0])) != 1:
+    if len(site.shape(d.inputs[0])) != 1:
         return None
-    has_b = "b" in d["params"]
+    has_b = "b" in d.params
     out = site.val(epi or n)
     pre = site.val(n) if epi and site.keeps_pre(epi) else None
-    packed = site.packed(d["params"]["W"])
+    packed = site.packed(d.params["W"])
     args = ["x", "W"] + (["Wp"] if packed else []) + (["b"] if has_b else []) + \
         (["pre"] if pre else []) + ["y"]
     body = ["    gemm_packed(x, W, Wp, y)" if packed else "    gemm(1.0, x, False, W, False, 0.0, y)"]
-    checks = site.check_input(d["inputs"][0])
+    checks = site.check_input(d.inputs[0])
     switch = bool(has_b or epi or checks) and _relu_switch(site, epi)
     if has_b or epi or checks:
         # not math.isfinite(v): numba computes it from v - v, which reassociation folds
@@ -52,8 +52,8 @@ def dense_forward(site):
             ["    return bad"]
     else:
         body.append("    return False")
-    call = [site.val(d["inputs"][0]), site.param(d["params"]["W"])] + \
-        ([packed] if packed else []) + ([site.param(d["params"]["b"])] if has_b else []) + \
+    call = [site.val(d.inputs[0]), site.param(d.params["W"])] + \
+        ([packed] if packed else []) + ([site.param(d.params["b"])] if has_b else []) + \
         ([pre] if pre else []) + [out]
     if switch:
         args.append("relu")
@@ -72,9 +72,9 @@ def dense_backward(site):
     the incoming gradient in place, so it costs no extra pass over memory."""
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
-    if len(site.shape(d["inputs"][0])) != 1:
+    if len(site.shape(d.inputs[0])) != 1:
         return None
-    x = d["inputs"][0]
+    x = d.inputs[0]
     gy = site.grad(epi or n)
     pslots = site.param_slots(n)
     want_x = site.input_grad(n, 0)
@@ -108,7 +108,7 @@ def dense_backward(site):
                  "            gb[j] += gy[i, j]"]
     if want_x:
         args += ["W", "gx"]
-        call += [site.param(d["params"]["W"]), want_x]
+        call += [site.param(d.params["W"]), want_x]
         body.append("    gemm(1.0, gy, False, W, True, 0.0, gx)")
     if switch:
         args.append("relu")

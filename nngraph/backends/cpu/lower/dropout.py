@@ -23,17 +23,17 @@ def dropout_forward(site):
         return identity(site, n)
     d = site.node(n)
     return Kernel(["x", "y"] + STREAM_ARGS + ["rate"], STREAM_LINES + _MASKED,
-                  [site.val(d["inputs"][0]), site.val(n)] + call + [repr(float(d["attrs"]["rate"]))])
+                  [site.val(d.inputs[0]), site.val(n)] + call + [repr(float(d.attrs["rate"]))])
 
 
 @lowers("dropout", kind="backward", calls=("_rng.node_key", "_rng.uniform"))
 def dropout_backward(site):
     """gx = gy * m / (1 - rate), with the forward's mask drawn again (same node, counters)."""
-    n = site.node(site.group.nodes[0])["fwd"]
+    n = site.group.nodes[0].of
     gx = site.input_grad(n, 0)
     if not gx:
         return None
     # the forward's kernel, x the incoming gradient and y the outgoing one
     return Kernel(["x", "y"] + STREAM_ARGS + ["rate"], STREAM_LINES + _MASKED,
                   [site.grad(n), gx] + stream_call(site, n) +
-                  [repr(float(site.node(n)["attrs"]["rate"]))])
+                  [repr(float(site.node(n).attrs["rate"]))])

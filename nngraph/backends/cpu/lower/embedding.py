@@ -9,10 +9,10 @@ from . import Call, Extern, lowers
 def embedding_forward(site):
     n = site.group.anchor
     d = site.node(n)
-    idx, y = site.val(d["inputs"][0]), site.val(n)
-    dim = d["attrs"].dim
+    idx, y = site.val(d.inputs[0]), site.val(n)
+    dim = d.attrs.dim
     return Extern([Call("_emb.embedding_forward", [f"{idx}.reshape(-1)",
-                                                   site.param(d["params"]["W"]),
+                                                   site.param(d.params["W"]),
                                                    f"{y}.reshape(-1, {dim})"])])
 
 
@@ -23,7 +23,7 @@ def embedding_backward(site):
     slots = site.param_slots(n)
     if "W" not in slots:
         return None
-    dim = d["attrs"].dim
-    return Extern([Call("_emb.embedding_backward", [f"{site.val(d['inputs'][0])}.reshape(-1)",
+    dim = d.attrs.dim
+    return Extern([Call("_emb.embedding_backward", [f"{site.val(d.inputs[0])}.reshape(-1)",
                                                     f"{site.grad(n)}.reshape(-1, {dim})",
                                                     site.pgrad(slots["W"])])])

@@ -19,10 +19,10 @@ def gaussian_noise_forward(site):
         return identity(site, n)
     d = site.node(n)
     return Kernel(["x", "y"] + STREAM_ARGS + ["stddev"], STREAM_LINES + _NOISY,
-                  [site.val(d["inputs"][0]), site.val(n)] + call +
-                  [repr(float(d["attrs"]["stddev"]))])
+                  [site.val(d.inputs[0]), site.val(n)] + call +
+                  [repr(float(d.attrs["stddev"]))])
 
 
 @lowers("gaussian_noise", kind="backward")
 def gaussian_noise_backward(site):
-    return gradient_through(site, site.node(site.group.nodes[0])["fwd"])
+    return gradient_through(site, site.group.nodes[0].of)

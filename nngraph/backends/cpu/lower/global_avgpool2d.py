@@ -9,7 +9,7 @@ from . import Call, Extern, lowers
 def global_avgpool2d_forward(site):
     n = site.group.anchor
     return Extern([Call("_pool.global_avgpool2d_forward",
-                        [site.val(site.node(n)["inputs"][0]), site.val(n)])])
+                        [site.val(site.node(n).inputs[0]), site.val(n)])])
 
 
 @lowers("global_avgpool2d", kind="backward", calls=("_pool.global_avgpool2d_backward",))

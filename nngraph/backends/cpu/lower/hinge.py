@@ -8,7 +8,7 @@ from ._pointwise import pointwise_loss
 
 @lowers("hinge", kind="loss")
 def hinge_loss(site):
-    margin = site.node(site.group.anchor)["attrs"]["margin"]
+    margin = site.node(site.group.anchor).attrs["margin"]
     return pointwise_loss(site, ["v = m - ti * xi",
                                  "l = v if v > zero else zero",
                                  "d = -ti if v > zero else zero"],

@@ -16,7 +16,7 @@ from ....ops.kl_sparsity import HIGH, LOW
 @lowers("kl_sparsity", kind="loss")
 def kl_sparsity_loss(site):
     d = site.node(site.group.anchor)
-    h = d["inputs"][0]
+    h = d.inputs[0]
     units = math.prod(site.shape(h))
     q = site.scratch("mean", (units,), layout="fixed")
     into = gradient_target(site, h)
@@ -50,7 +50,7 @@ def kl_sparsity_loss(site):
             "            gf[i * u + j] = q[j]",
         ]
     body.append("    return beta * total")
-    a = d["attrs"]
+    a = d.attrs
     call = [site.val(h)] + ([into] if train else []) + \
         [q, repr(float(a["weight"])), repr(float(a["rho"])), repr(float(a["beta"]))]
     return Kernel(args, body, call, returns=True)

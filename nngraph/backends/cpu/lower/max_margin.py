@@ -10,7 +10,7 @@ from ._losses import gradient_target
 @lowers("max_margin", kind="loss")
 def max_margin_loss(site):
     d = site.node(site.group.anchor)
-    scores, label = d["inputs"]
+    scores, label = d.inputs
     into = gradient_target(site, scores)
     train = into is not None
     args = ["x", "t"] + (["g"] if train else []) + ["weight", "mean", "margin"]
@@ -40,6 +40,6 @@ def max_margin_loss(site):
                  "            g[i, c] -= s"]
     body.append("    return total * per")
     call = [site.val(scores), site.val(label)] + ([into] if train else []) + \
-        [repr(float(d["attrs"]["weight"])), str(d["attrs"]["reduction"] == "mean"),
-         repr(float(d["attrs"]["margin"]))]
+        [repr(float(d.attrs["weight"])), str(d.attrs["reduction"] == "mean"),
+         repr(float(d.attrs["margin"]))]
     return Kernel(args, body, call, returns=True)

@@ -16,8 +16,8 @@ UNROLL_MAX = 16
 def geometry(site, n) -> tuple:
     """(kh, kw, sh, sw, pt, pb, pl, pr) of maxpool1d node n as a 2-D pool of height 1."""
     d = site.node(n)
-    a = d["attrs"]
-    _, length = site.shape(d["inputs"][0])
+    a = d.attrs
+    _, length = site.shape(d.inputs[0])
     stride = a.stride or a.size
     _, pl, pr = _conv.out_size(length, a.size[0], stride[0], a.padding, 0, what="window")
     return (1, a.size[0], 1, stride[0], 0, 0, pl, pr)
@@ -32,7 +32,7 @@ def maxpool1d_forward(site):
     n = site.group.anchor
     d = site.node(n)
     geo = geometry(site, n)
-    x, y = site.val(d["inputs"][0]), site.val(n)
+    x, y = site.val(d.inputs[0]), site.val(n)
     c, lo = site.shape(n)
     train = site.gen.mode == "train"
     unrolled = not (geo[6] or geo[7]) and geo[1] <= UNROLL_MAX

@@ -10,10 +10,10 @@ from ._common import pool_geometry
 def maxpool2d_forward(site):
     n = site.group.anchor
     d = site.node(n)
-    if d["op"].name != "maxpool2d":
+    if d.op.name != "maxpool2d":
         return None
     geo = pool_geometry(site, n)
-    x, y = site.val(d["inputs"][0]), site.val(n)
+    x, y = site.val(d.inputs[0]), site.val(n)
     if any(geo[4:]):                              # padded windows: the general kernel
         arg = site.scratch("arg", site.shape(n), kind="int")
         return Extern([Call("_pool.maxpool2d_forward", [x, y, arg, *geo])])

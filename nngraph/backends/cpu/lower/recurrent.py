@@ -10,23 +10,23 @@ _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 def _seq_out(site, n, name):
     """The kernels take y and gy as (N, T, H), or (N, 1, H) for the last state only."""
-    return name if site.node(n)["attrs"].return_sequences else \
+    return name if site.node(n).attrs.return_sequences else \
         f"{name}.reshape({name}.shape[0], 1, {name}.shape[1])"
 
 
 def _rec_saved(site, n):
     d = site.node(n)
-    steps, features = site.shape(d["inputs"][0])
-    h = d["attrs"].units
-    gh = _GATES[d["op"].name] * h
+    steps, features = site.shape(d.inputs[0])
+    h = d.attrs.units
+    gh = _GATES[d.op.name] * h
     saved = {"xt": site.scratch("xt", (steps, features), layout="time"),
              "hs": site.scratch("hs", (steps + 1, h), layout="time")}
-    if d["op"].name == "lstm":
+    if d.op.name == "lstm":
         saved["cs"] = site.scratch("cs", (steps + 1, h), layout="time")
         saved["tcs"] = site.scratch("tcs", (steps, h), layout="time")
-    if d["op"].name in ("lstm", "gru"):
+    if d.op.name in ("lstm", "gru"):
         saved["gates"] = site.scratch("gates", (steps, gh), layout="time")
-    if d["op"].name == "gru":
+    if d.op.name == "gru":
         saved["un"] = site.scratch("un", (steps, h), layout="time")
     return saved, steps, h, gh
 
@@ -45,9 +45,9 @@ def _saved_args(saved, kind):
 def recurrent_forward(site):
     n = site.group.anchor
     d = site.node(n)
-    kind = d["op"].name
+    kind = d.op.name
     saved, steps, h, gh = _rec_saved(site, n)
-    args = [site.val(d["inputs"][0]), param_or(site, n, "W", ""), param_or(site, n, "U", ""),
+    args = [site.val(d.inputs[0]), param_or(site, n, "W", ""), param_or(site, n, "U", ""),
             param_or(site, n, "b", "_none1")]
     if kind == "gru":
         args.append(param_or(site, n, "bu", "_none1"))
@@ -63,7 +63,7 @@ def recurrent_forward(site):
 def recurrent_backward(site):
     n = site.group.anchor
     d = site.node(n)
-    kind = d["op"].name
+    kind = d.op.name
     saved, steps, h, gh = _rec_saved(site, n)
     slots = site.param_slots(n)
     grad = {p: site.pgrad(k) for p, k in slots.items()}
@@ -80,7 +80,7 @@ def recurrent_backward(site):
     if kind == "lstm":
         args.append(site.scratch("gc", (h,)))
     args.append(site.scratch("ut", (gh, h), layout="fixed"))
-    args.append(site.scratch("gxt", (steps, site.shape(d["inputs"][0])[1]), layout="time")
+    args.append(site.scratch("gxt", (steps, site.shape(d.inputs[0])[1]), layout="time")
                 if gx != "_none3" else "_none3")
     if "W" not in grad or "U" not in grad:
         return None                      # a partly frozen recurrent layer: reference rule

@@ -11,7 +11,7 @@ def copy_forward(site):
     arena holds both (no kernel, no copy), else a copy."""
     n = site.group.nodes[0]
     d = site.node(n)
-    x, y = site.val(d["inputs"][0]), site.val(n)
+    x, y = site.val(d.inputs[0]), site.val(n)
     if len(site.group.nodes) == 1 and site.alias(y, x):
         return View(y, x)
     return Kernel(_COPY_ARGS, _COPY, [x, y, "True"])
@@ -31,7 +31,7 @@ _COPY = ["    af = _flat(a)", "    bf = _flat(b)",
 @lowers("flatten", "reshape", kind="backward")
 def copy_backward(site):
     b = site.group.nodes[0]
-    n = site.node(b)["fwd"]
+    n = b.of
     gx = site.input_grad(n, 0)
     if not gx:
         return None

@@ -23,8 +23,8 @@ def as_rows(site, buffer, n) -> str:
 def softmax_forward(site):
     n = site.group.nodes[0]
     d = site.node(n)
-    x = d["inputs"][0]
-    return Extern([Call(f"_smx.{d['op'].name}_forward",
+    x = d.inputs[0]
+    return Extern([Call(f"_smx.{d.op.name}_forward",
                         [as_rows(site, site.val(x), x), as_rows(site, site.val(n), n)])])
 
 
@@ -33,10 +33,10 @@ def softmax_forward(site):
 def softmax_backward(site):
     """Both backward rules read the output y (not x) and the incoming gradient."""
     b = site.group.nodes[0]
-    n = site.node(b)["fwd"]
+    n = b.of
     gx = site.input_grad(n, 0)
     if not gx:
         return None
-    return Extern([Call(f"_smx.{site.node(n)['op'].name}_backward",
+    return Extern([Call(f"_smx.{site.node(n).op.name}_backward",
                         [as_rows(site, site.val(n), n), as_rows(site, site.grad(n), n),
                          as_rows(site, gx, n)])])

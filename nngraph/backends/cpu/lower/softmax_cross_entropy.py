@@ -15,11 +15,11 @@ from ._losses import gradient_target
 def softmax_xent_loss(site):
     n = site.group.anchor
     d = site.node(n)
-    logits, label = d["inputs"]
+    logits, label = d.inputs
     if len(site.shape(logits)) != 1:
         return None
-    mean = str(d["attrs"]["reduction"] == "mean")
-    weight = repr(float(d["attrs"]["weight"]))   # the gradient carries it: d(w·loss)/dx
+    mean = str(d.attrs["reduction"] == "mean")
+    weight = repr(float(d.attrs["weight"]))   # the gradient carries it: d(w·loss)/dx
     if site.shape(label):
         return _probabilities(site, logits, label, mean, weight)
     into = gradient_target(site, logits)

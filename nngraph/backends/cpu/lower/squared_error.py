@@ -9,9 +9,9 @@ from ._losses import gradient_target
 def squared_error_loss(site):
     n = site.group.anchor
     d = site.node(n)
-    pred, target = d["inputs"]
-    mean = d["attrs"]["reduction"] == "mean"
-    factor = float(d["attrs"]["factor"])
+    pred, target = d.inputs
+    mean = d.attrs["reduction"] == "mean"
+    factor = float(d.attrs["factor"])
     into = gradient_target(site, pred)
     train = into is not None
     args = ["x", "t", "g"] if train else ["x", "t"]
@@ -19,7 +19,7 @@ def squared_error_loss(site):
         "    n = x.shape[0]",
         "    xf = _flat(x)", "    tf = _flat(t)",
         "    total = 0.0",
-        f"    c = _f({2 * factor * float(d['attrs']['weight'])!r}){' / n' if mean else ''}",
+        f"    c = _f({2 * factor * float(d.attrs['weight'])!r}){' / n' if mean else ''}",
     ]
     if train:
         body.append("    gf = _flat(g)")

@@ -10,8 +10,8 @@ from . import Call, Extern, lowers
 def upsample2d_forward(site):
     n = site.group.anchor
     d = site.node(n)
-    sh, sw = d["attrs"].size
-    return Extern([Call("_pool.upsample2d_forward", [site.val(d["inputs"][0]), site.val(n),
+    sh, sw = d.attrs.size
+    return Extern([Call("_pool.upsample2d_forward", [site.val(d.inputs[0]), site.val(n),
                                                     sh, sw], f"factors {sh}x{sw}")])
 
 
@@ -21,6 +21,6 @@ def upsample2d_backward(site):
     gx = site.input_grad(n, 0)
     if not gx:
         return None
-    sh, sw = site.node(n)["attrs"].size
+    sh, sw = site.node(n).attrs.size
     return Extern([Call("_pool.upsample2d_backward", [site.grad(n), gx, sh, sw],
                         f"factors {sh}x{sw}")])
