@@ -201,11 +201,11 @@ class KernelProfile:
         from .backends.cpu.calls import callee_kind
         kind = callee_kind(callee)
 
-        def timed(*args):
+        def timed(*args, **kwargs):
             pos, self.pos = self.pos, self.pos + 1
             t0 = time.perf_counter()
             try:
-                return fn(*args)
+                return fn(*args, **kwargs)
             finally:
                 dt = time.perf_counter() - t0
                 site = self.sites[pos] if pos < len(self.sites) else None

@@ -143,7 +143,7 @@ losses:
   - {op: softmax_cross_entropy, in: [out, label]}
 """)
     gen = nngraph.compile(str(copy), backend="cpu", dtype="float64").executor.gen
-    assert "k_flat(v_x, v_flat, True)" in gen.drivers["train"], gen.drivers["train"]
+    assert "k_flat(v_x, v_flat, forward=True)" in gen.drivers["train"], gen.drivers["train"]
     test_cpu_matches_reference(str(copy), "float64", 1e-9)
 
 
@@ -224,8 +224,8 @@ losses:
 def test_layers_of_different_sizes_share_kernels(tmp_path):
     """Kernels read their extents from the arrays: two pooling layers (in training) and three
     dense layers of different sizes (two with relu, the logits without, relu switched by an
-    argument) run one kernel each way, named after the groups they serve and listing them
-    in the docstring, and the network still matches the reference."""
+    argument) run one kernel each way, named after what they compute and listing the groups
+    they serve in the docstring, and the network still matches the reference."""
     path = tmp_path / "shared.yaml"
     path.write_text("""
 nngraph: 1
@@ -245,14 +245,13 @@ losses:
 """)
     model = nngraph.compile(str(path), backend="cpu", dtype="float64")
     gen = model.executor.gen
-    assert {"k_p1_p2", "k_h1_relu_h2_relu_out", "k_d_out_d_h2_relu_d_h1_relu"} \
-        <= set(gen.kernels), sorted(gen.kernels)
+    assert {"k_maxpool2d", "k_dense", "k_dense_backward"} <= set(gen.kernels), sorted(gen.kernels)
     # evaluate and predict pool in the convs' copy back (test_predict_pools_in_the_conv...)
-    assert "k_p1_p2_value" not in gen.kernels and gen.drivers["predict"].count("# and p") == 2
-    dense = [line for line in gen.drivers["train"].splitlines() if "k_h1_relu_h2_relu_out(" in line]
-    assert [line.endswith(", True)") for line in dense] == [True, True, False], dense
-    assert "p1 (maxpool2d" in gen.kernels["k_p1_p2"] and "p2 (maxpool2d" in gen.kernels["k_p1_p2"]
-    assert gen.drivers["train"].count("k_p1_p2(") == 2
+    assert "k_maxpool2d_value" not in gen.kernels and gen.drivers["predict"].count("# and p") == 2
+    dense = [line for line in gen.drivers["train"].splitlines() if "k_dense(" in line]
+    assert [line.endswith(", relu=True)") for line in dense] == [True, True, False], dense
+    assert "p1 (maxpool2d" in gen.kernels["k_maxpool2d"] and "p2 (maxpool2d" in gen.kernels["k_maxpool2d"]
+    assert gen.drivers["train"].count("k_maxpool2d(") == 2
     rng = np.random.default_rng(0)
     model.train_step((rng.random((4, 1, 12, 12)), rng.integers(0, 3, 4)))
     assert "k_p1(" not in gen.drivers["train"] and "k_p1(" not in model.executor.source

@@ -287,7 +287,7 @@ def test_a_shared_kernel_gets_one_short_name_and_its_clusters_say_shared(backwar
     labels = _group_labels(viz_program.to_dot(net, fused=True, backward=backward).source)
     truth = _truth(net, backward)
     shared = {k: groups for k, groups in truth.items() if len(groups) > 1}
-    assert shared["k_h1_relu_h2_relu_logits"] == ["h1_relu", "h2_relu", "logits"]
+    assert shared["k_dense"] == ["h1_relu", "h2_relu", "logits"]
     names = set()
     for kernel, groups in truth.items():
         heads = {re.search(r"label=<<b>(.*?)</b>", labels[g][0]).group(1) for g in groups}

@@ -90,19 +90,20 @@ class _RecordingCodegen(CPUCodegen):
     """CPUCodegen that keeps the driver lines of each group, per driver."""
 
     def __init__(self, program, dtype):
-        self.emitted = {mode: [] for mode in MODES}
+        self.emitted_lines = {mode: [] for mode in MODES}
         super().__init__(program, dtype)
 
     def _emit(self, group, index, mode):
         lines = super()._emit(group, index, mode)
-        self.emitted[mode].append((group, [line.strip() for line in lines],
-                                   self.per_mode[mode].runs[-1]))
+        self.emitted_lines[mode].append((group, lines, self.per_mode[mode].runs[-1]))
         return lines
 
-    def _renamed(self, call, new):
-        self.emitted = {mode: [(group, [call.sub(f"{new}(", line) for line in lines], lowered)
-                               for group, lines, lowered in emitted]
-                        for mode, emitted in self.emitted.items()}
+    @property
+    def emitted(self) -> dict:
+        """{mode: [(group, its driver lines as the module has them, what it lowered to)]}"""
+        return {mode: [(group, [line.source(self.final_names, self.refs) for line in lines],
+                        lowered) for group, lines, lowered in emitted]
+                for mode, emitted in self.emitted_lines.items()}
 
 
 def codegen(program, dtype="float32") -> CPUCodegen:

@@ -8,7 +8,6 @@ a second process with the same network finds both and compiles nothing.
 """
 from __future__ import annotations
 
-import os
 import re
 
 import numba
@@ -22,6 +21,7 @@ from ...version import __version__
 from . import lower
 from .lower import Extern, Kernel, View
 from .lower.conv2d import pools_in_copy_back
+from .render import Line, generated_params, kernel_params
 from .site import Site
 from .stages import ModeState
 
@@ -57,7 +57,9 @@ class CPUCodegen:
         self.needs_grad = self.graph.graph["needs_grad"]
         self.modes = ("predict",) if frozen else ("train", "evaluate", "predict")
         self.kernels_by_code: dict = {}           # name -> (code, docstrings, names asked)
-        self.drivers: dict[str, str] = {}
+        self.drivers: dict[str, str] = {}         # driver -> its source, as the module has it
+        self.positional: dict[str, str] = {}      # driver -> its source without keywords
+        self.final_names: dict = {}               # kernel name -> final name (_shared_names)
         self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)
         # inputs that the kernels of predict and train check (Site.check_input)
         self.checked_inputs: dict = {"train": set(), "predict": set()}
@@ -65,17 +67,15 @@ class CPUCodegen:
         self.refs: dict = {}                      # buffer name in the code -> its ir.Ref
         pipeline.run("cpu", self)
 
-    def _rename(self, names: dict) -> None:
-        """Give kernels their final names (see _shared_names), in drivers too."""
+    def _write_drivers(self) -> None:
+        """Give kernels their final names (see _shared_names), then render the drivers."""
+        names = self.final_names = self._shared_names()
         self.kernels_by_code = {names[k]: v for k, v in self.kernels_by_code.items()}
-        for old, new in names.items():
-            if old != new:
-                call = re.compile(rf"\b{old}\(")
-                self.drivers = {m: call.sub(f"{new}(", d) for m, d in self.drivers.items()}
-                self._renamed(call, new)
-
-    def _renamed(self, call, new) -> None:
-        """Hook for subclasses that keep driver lines of their own."""
+        for mode in self.modes:
+            self._enter(mode)
+            lines, buffers = self.per_mode[mode].lines, self.plans[mode][0]
+            self.drivers[mode] = self._driver_source(mode, lines, buffers)
+            self.positional[mode] = self._driver_source(mode, lines, buffers, keywords=False)
 
     # ------------------------------------------------------------------ buffers
     def use(self, ref: Ref, index) -> str:
@@ -208,18 +208,20 @@ class CPUCodegen:
         self.per_mode[mode].runs.append(result)
         if result is None:
             return self._fallback(site, mode)
+        post = [Line(text=p) for p in site.post]
         if isinstance(result, View):
-            return [f"    # {result.name}: a view of {result.base} (no copy)"] + \
-                [f"    {p}" for p in site.post]
+            return [Line(text=f"# {result.name}: a view of {result.base} (no copy)")] + post
         if isinstance(result, Extern):         # calls of hand-written kernels, plus helpers
-            finals = {name: self._add_kernel(name, src.replace(f"def {name}(", "def __KERNEL__("))
+            finals = {name: self._add_kernel(name, src.replace(f"def {name}(", "def __KERNEL__("),
+                                             label=self._label(group, name))
                       for name, src in result.helpers.items()}
-            for call in result.calls:
-                call.function = finals.get(call.function, call.function)
-            lines = [call.source() for call in result.calls]
+            lines = [Line(finals.get(c.function, c.function), list(c.args),
+                          generated_params(result.helpers[c.function]) if c.function in finals
+                          else kernel_params(c.function, tuple(KERNEL_MODULES.items())),
+                          note=c.note) for c in result.calls]
             if site.unfit:                     # the first call is the checking kernel's
-                lines[0] = f"unfit += {lines[0]}"
-            return [f"    {line}" for line in lines] + [f"    {p}" for p in site.post]
+                lines[0].target = "unfit += "
+            return lines + post
         assert isinstance(result, Kernel), f"{rule.op} {rule.kind}: {result!r}"
         args, body, call, returns = result.args, result.body, result.call, result.returns
         name = f"k_{group.name}"
@@ -227,10 +229,12 @@ class CPUCodegen:
         src = ("@kernel\n"
                f"def __KERNEL__({', '.join(args)}):\n    \"\"\"{header}\"\"\"\n" +
                "\n".join(body) + ("\n    return 0.0\n" if not returns else "\n"))
-        name = self._add_kernel(name, src, "_eval" if mode != "train" else "_2")
+        name = self._add_kernel(name, src, "_eval" if mode != "train" else "_2",
+                                self._label(group, name))
         target = "loss += {w!r} * ".format(w=self.graph.node(group.anchor).attrs["weight"]) \
             if group.kind == "loss" else "unfit += " if site.unfit else ""
-        return [f"    {target}{name}({', '.join(call)})"] + [f"    {p}" for p in site.post]
+        return [Line(name, list(call), tuple(args), target=target)] + \
+            [Line(text=p) for p in site.post]
 
     def uses_reference(self, mode: str) -> bool:
         """Does driver `mode` run a numpy reference rule (a group no lowering covers)?"""
@@ -241,7 +245,18 @@ class CPUCodegen:
         return {c.function.split(".")[0] for r in self.per_mode[mode].runs
                 if isinstance(r, Extern) for c in r.calls if "." in c.function}
 
-    def _add_kernel(self, name, src, suffix="_2"):
+    def _label(self, group, name):
+        """What kernel `name` of `group` computes, should other groups run it too: (anchor
+        op, epilogue op or None, backward?, the name's tail after the group's name); None
+        for a helper named after what it computes already (k_elu_epilogue)."""
+        prefix = f"k_{group.name}"
+        if not name.startswith(prefix):
+            return None
+        epi = self.graph.node(group.epilogue).op.name if group.epilogue else None
+        return (self.graph.node(group.anchor).op.name, epi, group.kind == "backward",
+                name[len(prefix):])
+
+    def _add_kernel(self, name, src, suffix="_2", label=None):
         """Add kernel source `src` (defining __KERNEL__) under `name`, or under the name of
         a kernel with the same code already added, whatever its docstring (one compiled
         kernel serves every group whose code is the same: its docstring then lists them),
@@ -253,17 +268,18 @@ class CPUCodegen:
             doc = lines[at + 1].strip()[3:-3]
             lines[at + 1] = '    """__DOC__"""'
         code = "\n".join(lines)
-        for have, (text, docs, names) in self.kernels_by_code.items():
+        for have, (text, docs, names, labels) in self.kernels_by_code.items():
             if text == code:
                 if doc not in docs:
                     docs.append(doc)
                 names.append(name)
+                labels.append(label)
                 return have
         final, count = name, 1
         while final in self.kernels_by_code:
             count += 1
             final = f"{name}{suffix}" if count == 2 else f"{name}{suffix}{count - 1}"
-        self.kernels_by_code[final] = (code, [doc], [name])
+        self.kernels_by_code[final] = (code, [doc], [name], [label])
         return final
 
     @property
@@ -271,22 +287,30 @@ class CPUCodegen:
         """{kernel name: source}; a kernel several groups share lists them all in its
         docstring."""
         return {name: code.replace("__KERNEL__", name).replace("__DOC__", "\n    ".join(docs))
-                for name, (code, docs, _) in self.kernels_by_code.items()}
+                for name, (code, docs, _, _) in self.kernels_by_code.items()}
 
     def _shared_names(self) -> dict:
-        """{kernel name: final name}: a kernel several groups share is named after them,
-        k_s2 and k_s4 (or k_s2_value and k_s4_value) becoming k_s2_s4 (k_s2_s4_value);
-        other names stay."""
+        """{kernel name: final name}: a kernel several groups share is named after what it
+        computes, k_dense for the dense layers of a network whatever their activations (a
+        flag), k_dense_relu where all are followed by relu, k_maxpool2d_backward,
+        k_maxpool2d_value for a tail its groups' names had in common; other names stay."""
         out = {}
-        for have, (_, _, names) in self.kernels_by_code.items():
-            asked = list(dict.fromkeys(names))
-            tail = os.path.commonprefix([a[::-1] for a in asked])[::-1]
-            tail = tail[tail.find("_"):] if "_" in tail else ""
-            parts = [a[2:len(a) - len(tail)] for a in asked]
-            if len(asked) < 2 or not all(a.startswith("k_") for a in asked) or not all(parts):
+        taken = set(self.kernels_by_code)
+        for have, (_, _, names, labels) in self.kernels_by_code.items():
+            if len(set(names)) < 2 or None in labels or len({l[3] for l in labels}) > 1:
                 out[have] = have
                 continue
-            out[have] = "k_" + "_".join(parts[:3] + (["more"] if len(parts) > 3 else [])) + tail
+            ops = list(dict.fromkeys(l[0] for l in labels))
+            epis = {l[1] for l in labels}
+            name = "k_" + "_".join(ops[:3] + (["more"] if len(ops) > 3 else [])) \
+                + (f"_{epis.pop()}" if len(epis) == 1 and None not in epis else "") \
+                + ("_backward" if all(l[2] for l in labels) else "") + labels[0][3]
+            final, count = name, 1
+            while final in taken:
+                count += 1
+                final = f"{name}_{count}"
+            taken.add(final)
+            out[have] = final
         return out
 
     def _fallback(self, site, mode):
@@ -302,20 +326,20 @@ class CPUCodegen:
                 loss = d.kind == "loss"
                 xs = ", ".join(site.val(i) for i in d.inputs)
                 y, gy = ("None", "None") if loss else (site.val(f), site.grad(f))
-                lines.append(f"    R.backward({f!r}, [{xs}], {y}, {gy}, "
+                lines.append(f"R.backward({f!r}, [{xs}], {y}, {gy}, "
                              f"[{', '.join(t or 'None' for t in targets)}], "
                              f"{{{', '.join(f'{p!r}: {v}' for p, v in pg.items())}}})")
-                lines += [f"    {p}" for p in site.post]
+                lines += site.post
                 site.post = []
             else:
                 d = g.node(n)
                 ins = ", ".join(site.val(i) for i in d.inputs)
                 if d.kind == "loss":
                     w = d.attrs["weight"]
-                    lines.append(f"    loss += {w!r} * R.loss({n!r}, [{ins}])")
+                    lines.append(f"loss += {w!r} * R.loss({n!r}, [{ins}])")
                 else:
-                    lines.append(f"    R.forward({n!r}, [{ins}], {site.val(n)})")
-        return lines
+                    lines.append(f"R.forward({n!r}, [{ins}], {site.val(n)})")
+        return [Line(text=line) for line in lines]
 
     def _header(self, group):
         parts = []
@@ -328,7 +352,9 @@ class CPUCodegen:
             parts.append(f"{what}: {ins} -> N×{'×'.join(map(str, d.shape)) or '1'}")
         return "; ".join(parts)
 
-    def _driver_source(self, mode, lines, buffers):
+    def _driver_source(self, mode, lines, buffers, keywords=True):
+        """Driver `mode`'s source: its buffers taken from B, then its Lines (render.py)."""
+        lines = [f"    {line.source(self.final_names, self.refs, keywords)}" for line in lines]
         names = sorted({b.name for b in buffers})
         data = sorted(r.name for r in self.uses if r.space == Space.VALUE and r.name not in names)
         params = sorted(r.name for r in self.uses if r.space not in ARENA)

@@ -19,6 +19,7 @@ cache: the rest is then in the cache too, and loading it takes well under a seco
 """
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 import signal
@@ -69,7 +70,9 @@ class Recorder:
     def __init__(self, dispatcher, calls):
         self.dispatcher, self.calls = dispatcher, calls
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if kwargs:                  # the module's drivers name literal arguments
+            args = inspect.signature(self.dispatcher.py_func).bind(*args, **kwargs).args
         self.calls.append((self.dispatcher, tuple(numba.typeof(a) for a in args)))
         return 0.0
 

@@ -306,9 +306,19 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         driver = getattr(self.module, mode)
         if mode in self.compiled and mode in self.ran:
             self.direct[mode] = None if self.uses_reference[mode] or self.program.state \
-                else fast_path.direct(driver, views, batch)
+                else fast_path.direct(self._positional(mode), views, batch)
         self.ran.add(mode)
         return driver
+
+    def _positional(self, mode):
+        """Driver `mode` with every argument passed by position (CPUCodegen.positional),
+        as the direct form needs: compiled entry points take no keywords."""
+        source = self.gen.positional[mode]
+        if source == self.gen.drivers[mode]:
+            return getattr(self.module, mode)
+        names = dict(vars(self.module))
+        exec(compile(source, self.module.__file__, "exec"), names)      # noqa: S102
+        return names[mode]
 
     # ------------------------------------------------------------------ two threads
     def _values(self, views, nodes):

@@ -76,9 +76,5 @@ def plan_drivers(gen: CPUCodegen) -> CPUCodegen:
     f"{len(gen.kernels_by_code)} kernels"] + [f"{m}: {len(d.splitlines())} lines"
                                              for m, d in gen.drivers.items()])
 def write_source(gen: CPUCodegen) -> CPUCodegen:
-    for mode in gen.modes:
-        gen._enter(mode)
-        gen.drivers[mode] = gen._driver_source(mode, gen.per_mode[mode].lines,
-                                               gen.plans[mode][0])
-    gen._rename(gen._shared_names())
+    gen._write_drivers()
     return gen
