@@ -39,23 +39,19 @@ Scratch buffers (C-contiguous, dtype of x), sized in values:
     ybuf  >= F * g*Ho*Wo         one chunk's output (gybuf: its gradient), channel-major
 Optional inputs and outputs (b; gb, gx, gw) are skipped when given as size-0 arrays.
 
-Indices into flat views are cast to np.uint64 where they are sums of products: numba then
-drops its negative-index wraparound, whose select keeps LLVM from vectorising the copies.
-With unsigned indices LLVM also versions the copy loop on stride == 1 by itself, so one
-loop serves every stride (a loop per case made each kernel that calls im2col slower to
-compile).
+Window geometry, im2col, col2im and the copies between NCHW and a chunk's channel-major
+buffer are in conv_cols.py.
 
 Threads: serial loops, and the chunks' GEMMs on the calling thread too (blas.gemm_serial):
 each chunk's columns and product then stay in one core's cache, where a second MKL thread
 did not pay. prange over the batch was measured slower than the serial loop.
 """
-import math
-
-import numpy as np
-
 from ._jit import kernel
-from ._views import add_run, copy_run, flat, rows
+from ._views import flat, rows
 from .blas import gemm_serial as gemm
+from .conv_cols import (_bias_relu, _col2im, _from_nchw, _im2col, _to_nchw, _to_nchw_pool2,
+                        check_geometry)
+from .conv_cols import _span  # noqa: F401  pool.py imports it from here, with check_geometry
 
 COLS_CHUNK = 1 << 16
 """Values of im2col columns per chunk (256 KiB in float32)."""
@@ -64,199 +60,6 @@ GWT_FILTERS, GWT_ROWS = 8, 256
 """conv2d_backward takes the weight gradient through its transpose (scratch gwt) for more
 than GWT_FILTERS filters and fewer than GWT_ROWS rows of cols (C*kh*kw): codegen plans gwt
 by the same rule."""
-
-
-@kernel(inline=True)
-def check_geometry(h, w, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw):
-    """Raise ValueError unless (ho, wo) is the output size of the window geometry."""
-    eh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    ew = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    if ho != eh or wo != ew or ho < 1 or wo < 1:
-        raise ValueError("window geometry: the output buffer does not have the output size")
-
-
-@kernel(inline=True)
-def _span(count, stride, offset, size):
-    """The range [j0, j1) of j in [0, count) with 0 <= j*stride + offset < size."""
-    j0 = 0
-    if offset < 0:
-        j0 = (-offset + stride - 1) // stride
-    j1 = count
-    last = size - 1 - offset            # j*stride <= last
-    if last < 0:
-        j1 = 0
-    elif last // stride + 1 < count:
-        j1 = last // stride + 1
-    if j0 > j1:
-        j0 = j1
-    return j0, j1
-
-
-@kernel(inline=True)
-def _im2col(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
-    """im2col of samples n0 .. n0+g of x (N, C, H, W), g = cols.shape[1] // (Ho*Wo):
-
-        cols[(c, u, v), (n, i, j)] = x[n0 + n, c, i*sh + u*dh - pt, j*sw + v*dw - pl]
-
-    (0 outside x). Flat indices into x and cols, no slice per row of cols: at small batches
-    making the slices costs as much as the copies. The loop nest is written again in
-    _col2im: a table of the rows that both read took longer to compile than the copy."""
-    channels, h, w = x.shape[1], x.shape[2], x.shape[3]
-    p = ho * wo
-    m = cols.shape[1]
-    plane = h * w
-    xf, cf = flat(x), flat(cols)
-    if pt > 0 or pl > 0 or (ho - 1) * sh + (kh - 1) * dh >= h + pt \
-            or (wo - 1) * sw + (kw - 1) * dw >= w + pl:
-        for i in range(cf.size):           # padding: cells outside x stay 0
-            cf[i] = 0
-    for c in range(channels):
-        for u in range(kh):
-            i0, i1 = _span(ho, sh, u * dh - pt, h)
-            for v in range(kw):
-                j0, j1 = _span(wo, sw, v * dw - pl, w)
-                row = ((c * kh + u) * kw + v) * m + i0 * wo + j0
-                first = (i0 * sh + u * dh - pt) * w + j0 * sw + v * dw - pl
-                for n in range(m // p if i1 > i0 and j1 > j0 else 0):
-                    a = ((n0 + n) * channels + c) * plane + first    # x at the first cell
-                    d = row + n * p                                  # cols at the same cell
-                    for i in range(i1 - i0):
-                        ai, di = a + i * sh * w, d + i * wo
-                        if sw == 1:             # a row at once, in vectors of 8 (_views.py)
-                            copy_run(cf, di, xf, ai, j1 - j0)
-                        else:
-                            for j in range(j1 - j0):
-                                cf[np.uint64(di + j)] = xf[np.uint64(ai + j * sw)]
-
-
-@kernel(inline=True)
-def _col2im(x, n0, cols, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw):
-    """The adjoint of _im2col: x[n0:n0+g] = 0, then every entry of cols is added into the
-    entry of x it would have been read from. (Its own kernel, not a flag of _im2col: a
-    convolution's forward then compiles only the copy it runs.)"""
-    channels, h, w = x.shape[1], x.shape[2], x.shape[3]
-    p = ho * wo
-    m = cols.shape[1]
-    plane = h * w
-    xf, cf = flat(x), flat(cols)
-    zero = xf[n0 * channels * plane:n0 * channels * plane + (m // p) * channels * plane]
-    for i in range(zero.size):
-        zero[i] = 0
-    for c in range(channels):
-        for u in range(kh):
-            i0, i1 = _span(ho, sh, u * dh - pt, h)
-            for v in range(kw):
-                j0, j1 = _span(wo, sw, v * dw - pl, w)
-                row = ((c * kh + u) * kw + v) * m + i0 * wo + j0
-                first = (i0 * sh + u * dh - pt) * w + j0 * sw + v * dw - pl
-                for n in range(m // p if i1 > i0 and j1 > j0 else 0):
-                    a = ((n0 + n) * channels + c) * plane + first
-                    d = row + n * p
-                    for i in range(i1 - i0):
-                        ai, di = a + i * sh * w, d + i * wo
-                        if sw == 1:             # a row at once (see _im2col)
-                            add_run(xf, ai, cf, di, j1 - j0)
-                        else:
-                            for j in range(j1 - j0):
-                                xf[np.uint64(ai + j * sw)] += cf[np.uint64(di + j)]
-
-
-@kernel(inline=True)
-def _to_nchw(a, n0, buf, bias, relu):
-    """a[n0 + n, f, q] = buf[f, n*P + q] + bias[f] (bias skipped when empty), through relu
-    (v if v > 0 else 0, the generated activation's rule) when relu is set; P = values per
-    channel, buf (F, g*P). Returns whether any value before relu was NaN or infinite."""
-    f_count = a.shape[1]
-    p = a.size // (a.shape[0] * f_count)
-    af = flat(a)
-    bad = False
-    for f in range(f_count):
-        row = buf[f]
-        extra = bias[f] if bias.size else a.dtype.type(0)
-        for n in range(buf.shape[1] // p):
-            plane = af[((n0 + n) * f_count + f) * p:((n0 + n) * f_count + f + 1) * p]
-            part = row[n * p:(n + 1) * p]
-            for q in range(p):
-                v = part[q] + extra
-                bad |= not (abs(v) < math.inf)
-                plane[q] = v if v > 0 or not relu else 0
-    return bad
-
-
-@kernel
-def _max2(a, b):
-    """The larger of a and b, a NaN winning as in the pooling kernels. | rather than `or`:
-    a select, no branch."""
-    return a if (a > b) | (a != a) else b
-
-
-@kernel(inline=True)
-def _bias_relu(row, extra, relu):
-    """row = row + extra in place, through relu when relu is set, in one loop LLVM
-    vectorises; returns whether any value before relu was NaN or infinite."""
-    bad = False
-    for t in range(row.size):
-        v = row[t] + extra
-        bad |= not (abs(v) < math.inf)
-        row[t] = v if v > 0 or not relu else 0
-    return bad
-
-
-@kernel(inline=True)
-def _to_nchw_pool2(a, n0, buf, bias, relu, wp):
-    """_to_nchw's values (or conv_wide's) pooled over 2x2 windows at stride 2 on the way:
-    a[n0 + n, f, i, j] = max over buf's window at (2i, 2j) of sample n of relu(value +
-    bias[f]). wp: the length of buf's rows (the output is even in height and width before
-    pooling). Returns whether any value of buf plus the bias was NaN or infinite.
-
-    With relu: bias and relu first, in place over all of buf in one loop LLVM vectorises
-    (relu makes a NaN 0, as the pooling kernels see it), then the plain max of each window,
-    which is faster than the selects below over every window. Without: relu(max + bias) =
-    max(relu(value + bias)) as both are non-decreasing, with selects that let a NaN win as
-    in the pooling kernels, and the note from the sum of each window (one test, not four; a
-    sum that overflows says so too, which costs only the full scan of predict's input
-    check, which then finds nothing)."""
-    f_count, hq, wq = a.shape[1], a.shape[2], a.shape[3]
-    af, bf, bad = flat(a), flat(buf), False
-    for f in range(f_count):
-        extra = bias[f] if bias.size else a.dtype.type(0)
-        if relu:
-            bad |= _bias_relu(buf[f], extra, True)
-        for n in range(buf.shape[1] // (2 * hq * wp)):
-            at = ((n0 + n) * f_count + f) * hq * wq
-            for i in range(hq):
-                top = np.uint64(f * buf.shape[1] + (n * hq * 2 + i * 2) * wp)
-                for j in range(wq):
-                    k = top + np.uint64(2 * j)
-                    a0, a1 = bf[k], bf[k + np.uint64(1)]
-                    a2, a3 = bf[k + np.uint64(wp)], bf[k + np.uint64(wp + 1)]
-                    if relu:
-                        m0, m1 = (a0 if a0 > a1 else a1), (a2 if a2 > a3 else a3)
-                        af[np.uint64(at + i * wq + j)] = m0 if m0 > m1 else m1
-                    else:
-                        bad |= not (abs(a0 + a1 + a2 + a3) < math.inf)
-                        af[at + i * wq + j] = _max2(_max2(a0, a1), _max2(a2, a3)) + extra
-    return bad
-
-
-@kernel(inline=True)
-def _from_nchw(a, n0, buf, sums):
-    """buf[f, n*P + q] = a[n0 + n, f, q] for the chunk's samples, and sums[f] += their sum
-    (skipped when sums is empty)."""
-    f_count = a.shape[1]
-    p = a.size // (a.shape[0] * f_count)
-    af = flat(a)
-    for f in range(f_count):
-        row = buf[f]
-        total = sums[f] if sums.size else a.dtype.type(0)
-        for n in range(buf.shape[1] // p):
-            plane = af[((n0 + n) * f_count + f) * p:((n0 + n) * f_count + f + 1) * p]
-            part = row[n * p:(n + 1) * p]
-            for q in range(p):
-                part[q] = plane[q]
-                total += plane[q]
-        if sums.size:
-            sums[f] = total
 
 
 @kernel
@@ -326,9 +129,7 @@ def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, gwt, sh, sw, pt, pb, p
     each process.)"""
     n_batch, f_count, ho, wo = gy.shape
     channels, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    if w.shape[0] != f_count or (gw.size and gw.size != w.size) \
-            or (gb.size and gb.size != f_count) or (y.size and y.size != gy.size):
-        raise ValueError("conv2d_backward: shapes of gy, y, w, gw and gb do not fit")
+    _check_shapes(gy, y, w, gw, gb)
     unfold = False
     if x is not None:
         unfold = x.size > 0
@@ -345,11 +146,7 @@ def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, gwt, sh, sw, pt, pb, p
     w2, gw2 = rows(flat(w), ckk), rows(flat(gw), ckk)
     transposed = f_count > GWT_FILTERS and ckk < GWT_ROWS and gwt.size >= ckk * f_count
     gw2t = rows(flat(gwt)[:ckk * f_count if transposed else 0], f_count)
-    if y.size:                          # through relu, in place
-        gf, yf = flat(gy), flat(y)
-        for i in range(gf.size):
-            if not yf[i] > 0:
-                gf[i] = 0
+    _through_relu(gy, y)
     for f in range(gb.size):
         gb[f] = 0
     for n0 in range(0, n_batch, g):
@@ -360,17 +157,20 @@ def conv2d_backward(x, gy, y, w, gw, gb, gx, cols, gybuf, gwt, sh, sw, pt, pb, p
             if gw.size and unfold:
                 _im2col(x, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
         if gw.size:
-            beta = 0.0 if n0 == 0 else 1.0
-            if transposed:
-                gemm(1.0, c, False, gyb, True, beta, gw2t)
-            else:
-                gemm(1.0, gyb, False, c, True, beta, gw2)
+            _weight_gradient(c, gyb, gw2, gw2t, transposed, 0.0 if n0 == 0 else 1.0)
         if gx.size:
             gemm(1.0, w2, True, gyb, False, 0.0, c)
             _col2im(gx, n0, c, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw)
-    for k in range(gw2t.shape[0] if gw.size else 0):
-        for f in range(f_count):
-            gw2[f, k] = gw2t[k, f]
+    if gw.size:
+        _untranspose(gw2, gw2t)
+
+
+@kernel(inline=True)
+def _check_shapes(gy, y, w, gw, gb):
+    """conv2d_backward's check of gy, y, w, gw and gb against each other."""
+    if w.shape[0] != gy.shape[1] or (gw.size and gw.size != w.size) \
+            or (gb.size and gb.size != gy.shape[1]) or (y.size and y.size != gy.size):
+        raise ValueError("conv2d_backward: shapes of gy, y, w, gw and gb do not fit")
 
 
 @kernel(inline=True)
@@ -378,6 +178,37 @@ def _check_input(x, n_batch, channels, ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, d
     if x.shape[0] != n_batch or x.shape[1] != channels:
         raise ValueError("conv2d_backward: x or gx does not fit gy and w")
     check_geometry(x.shape[2], x.shape[3], ho, wo, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+@kernel(inline=True)
+def _through_relu(gy, y):
+    """gy = gy where y > 0, else 0, in place (y: the output of a forward that applied relu,
+    gy its gradient); nothing when y is empty."""
+    if y.size:
+        gf, yf = flat(gy), flat(y)
+        for i in range(gf.size):
+            if not yf[i] > 0:
+                gf[i] = 0
+
+
+@kernel(inline=True)
+def _weight_gradient(c, gyb, gw2, gw2t, transposed, beta):
+    """One chunk's weight gradient, from its columns c (C*kh*kw, m) and its gradient gyb
+    (F, m): gw2 (F, C*kh*kw) = gyb @ c.T + beta * gw2, or when transposed the same into
+    gw2t (C*kh*kw, F) as c @ gyb.T (see conv2d_backward; _untranspose copies it to gw2)."""
+    if transposed:
+        gemm(1.0, c, False, gyb, True, beta, gw2t)
+    else:
+        gemm(1.0, gyb, False, c, True, beta, gw2)
+
+
+@kernel(inline=True)
+def _untranspose(gw2, gw2t):
+    """gw2 = gw2t.T, where conv2d_backward took the weight gradient through its transpose;
+    nothing where it did not (gw2t empty)."""
+    for k in range(gw2t.shape[0]):
+        for f in range(gw2t.shape[1]):
+            gw2[f, k] = gw2t[k, f]
 
 
 @kernel
