@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import statistics
 import time
@@ -251,6 +252,7 @@ class KernelProfile:
                                                          self.ex._update))
         driver = m.train
 
+        @functools.wraps(driver)
         def train(*args):
             self.pos = 0
             return driver(*args)

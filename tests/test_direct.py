@@ -7,6 +7,7 @@ import numpy as np
 
 import nngraph
 from nngraph.backends.cpu import fast_path as cpu_direct
+from nngraph.backends.cpu.module import call_driver
 from test_threads import CONV, N
 
 
@@ -47,18 +48,18 @@ twice = numba.njit(lambda a: a.sum())
 once = numba.njit(lambda a: a[0])
 
 
-def _driver(B, R):                  # a driver names its kernels as globals, like these
-    return twice(B["a"]) + twice(B["b"]) + once(B["a"])
+def _driver(R, a, b):               # a driver names its kernels as globals, like these
+    return twice(a) + twice(b) + once(a)
 
 
 def test_a_kernel_called_with_two_signatures_keeps_its_dispatcher():
     driver = _driver
     views = {"a": np.ones(3, np.float32), "b": np.ones(3)}
-    driver(views, None)
+    call_driver(driver, views, None)
     direct = cpu_direct.direct(driver, views, {"a": views["a"]})
     names = direct.driver.__globals__
     assert names["twice"] is twice and names["once"] is not once
-    assert direct.driver(views, None) == driver(views, None) == 7.0
+    assert call_driver(direct.driver, views, None) == call_driver(driver, views, None) == 7.0
     assert cpu_direct.direct(driver, views, {"a": np.ones((4, 2))[:, 0]}) is None  # strided
 
 

@@ -9,6 +9,7 @@ a second process with the same network finds both and compiles nothing.
 from __future__ import annotations
 
 import re
+import textwrap
 
 import numba
 import numpy as np
@@ -353,20 +354,26 @@ class CPUCodegen:
         return "; ".join(parts)
 
     def _driver_source(self, mode, lines, buffers, keywords=True):
-        """Driver `mode`'s source: its buffers taken from B, then its Lines (render.py)."""
-        lines = [f"    {line.source(self.final_names, self.refs, keywords)}" for line in lines]
-        names = sorted({b.name for b in buffers})
-        data = sorted(r.name for r in self.uses if r.space == Space.VALUE and r.name not in names)
-        params = sorted(r.name for r in self.uses if r.space not in ARENA)
-        head = [f"def {mode}(B, R):",
+        """Driver `mode`'s source: a function of R (runtime.Reference) and of every buffer
+        it uses, by name (module.call_driver passes them), running its Lines (render.py)."""
+        lines = [textwrap.indent(line.source(self.final_names, self.refs, keywords, 92), "    ")
+                 for line in lines]
+        names = {b.name for b in buffers}
+        spaces = [("the batch", (Space.VALUE,)), ("parameters", (Space.PARAM, Space.PACKED)),
+                  ("their gradients", (Space.PARAM_GRAD,)), ("layer state", (Space.STATE,)),
+                  ("the random stream", (Space.STREAM,))]
+        groups = [(what, sorted(r.name for r in self.uses
+                                if r.space in kinds and r.name not in names))
+                  for what, kinds in spaces]
+        groups.append(("the arena", sorted(names)))
+        head = _signature(f"def {mode}(", ["R"], [(w, g) for w, g in groups if g]) + [
                 f"    \"\"\"{mode} driver: "
-                f"{sum(not line.lstrip().startswith('#') for line in lines)} calls.\"\"\""]
+                f"{sum(line.is_call for line in self.per_mode[mode].lines)} calls.\"\"\""]
         checks = bool(self.checked_inputs.get(mode))
         if mode != "predict":
             head.append("    loss = 0.0")
         if mode == "predict" or checks:
             head.append("    unfit = 0   # how many kernels that check inputs saw NaN or infinity")
-        head += [f"    {n} = B[{n!r}]" for n in data + params + names]
         if mode == "predict":
             tail = ["    return unfit"]
         elif checks:
@@ -411,3 +418,18 @@ class CPUCodegen:
                   "def _add_into(a, b):", "    af = _flat(a)", "    bf = _flat(b)",
                   "    for i in range(af.size):", "        af[i] += bf[i]", "", "", ""]
         return "\n".join(lines) + body + "\n\n" + drivers
+
+
+def _signature(start: str, first: list, groups: list, width: int = 96) -> list:
+    """`start` + the parameters, `first` on the first line, then each (comment, names) group
+    wrapped under the opening parenthesis, its comment after its last line."""
+    pad = " " * len(start)
+    out = [start + ", ".join(first) + ","]
+    for i, (what, names) in enumerate(groups):
+        end = "):" if i == len(groups) - 1 else ","
+        rows = textwrap.wrap(", ".join(names) + end, width - len(pad), break_long_words=False,
+                             break_on_hyphens=False)
+        out += [pad + row for row in rows]
+        out[-1] += f"   # {what}"
+    return out
+

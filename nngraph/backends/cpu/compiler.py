@@ -37,6 +37,7 @@ from numba.core import types as nbtypes
 from numba.core.dispatcher import Dispatcher
 
 from . import scheduler
+from .module import call_driver
 from .claims import PRODUCTS_WAIT_S, Claims  # noqa: F401 - the compile's two processes share them
 
 WORKER_TIMEOUT_S = 600.0
@@ -123,7 +124,7 @@ def record(driver, views: dict, calls: list) -> None:
     Should the driver do something a recording cannot (it never has), the calls recorded
     so far stand and the rest compile on first use, as without a recording."""
     try:
-        with_kernels(driver, lambda d: Recorder(d, calls))(views, _Runtime())
+        call_driver(with_kernels(driver, lambda d: Recorder(d, calls)), views, _Runtime())
     except Exception:           # noqa: BLE001 - only an accelerator; see the docstring
         pass
 

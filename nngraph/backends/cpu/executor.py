@@ -19,7 +19,7 @@ from ... import optimizers
 from ...batch import refuse_non_finite
 from ...ir import STREAM_WORDS, Ref, Space
 from .codegen import GEMM_MODULES, CPUCodegen, calls_gemm
-from .module import load_module, module_file
+from .module import call_driver, load_module, module_file
 from .runtime import Reference, set_stream
 from .update import FlatUpdate
 from ..base import Executor
@@ -287,7 +287,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         # (torch.set_num_threads sets MKL's count too) does not reach us.
         narrow = not self.wide or (not self.blas.PER_THREAD and self._chunked(mode))
         self.blas.set_threads(1 if narrow else self.threads)
-        loss = self._driver(mode, batch, views)(views, self.runtime)
+        loss = call_driver(self._driver(mode, batch, views), views, self.runtime)
         return loss, views
 
     def _chunked(self, mode) -> bool:

@@ -25,6 +25,7 @@ from operator import is_
 import numpy as np
 
 from .compiler import Recorder, _Runtime, with_kernels
+from .module import call_driver
 
 
 class Direct:
@@ -56,7 +57,7 @@ def direct(driver, views: dict, batch: dict) -> Direct | None:
         return None                     # (a wrapper, such as KernelProfile's)
     calls: list = []
     try:
-        with_kernels(driver, lambda d: Recorder(d, calls))(views, _Runtime())
+        call_driver(with_kernels(driver, lambda d: Recorder(d, calls)), views, _Runtime())
     except Exception:           # noqa: BLE001 - only an accelerator: keep the dispatchers
         return None
     seen: dict = {}
@@ -120,6 +121,6 @@ class QuickPredict:
                 or not all(map(is_, arrays.values(), self.pview_list)):
             return None
         views[key] = arr
-        if direct.driver(views, self.runtime):
+        if call_driver(direct.driver, views, self.runtime):
             return None             # NaN or infinity: the usual way says where
         return views[buffer].copy()

@@ -11,6 +11,14 @@ from ...cache import cache_dir
 from ...ir import ident
 
 
+def call_driver(driver, views: dict, runtime):
+    """Run generated driver `driver` (train, evaluate or predict, or a form of one) on
+    `views`: it takes `R`, then each buffer it uses, the parameters naming them (a wrapper's
+    are those of the driver it wraps, `__wrapped__`)."""
+    code = getattr(driver, "__wrapped__", driver).__code__
+    return driver(runtime, *map(views.__getitem__, code.co_varnames[1:code.co_argcount]))
+
+
 def module_file(name: str, source: str) -> tuple[str, str]:
     """(module name, file under the cache directory) of generated `source`."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from .module import call_driver
 from .runtime import set_stream
 
 IDLE_SPIN_S = 300e-6
@@ -173,7 +174,7 @@ class Halves:
 
         def run(views):
             self.blas.set_threads(1)
-            return driver(views, self.runtime)
+            return call_driver(driver, views, self.runtime)
 
         if self.wide:
             loss0, loss1 = second().run_beside(run, views1, lambda: run(views0))

@@ -11,6 +11,7 @@ import ast
 import importlib
 import inspect
 import re
+import textwrap
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -34,8 +35,9 @@ class Line:
     def is_call(self) -> bool:
         return self.function is not None or not self.text.startswith("#")
 
-    def source(self, names: dict, buffers, keywords: bool = True) -> str:
-        """The line's source, kernels under their final `names`; with `keywords`, each
+    def source(self, names: dict, buffers, keywords: bool = True, width: int = 10 ** 6) -> str:
+        """The line's source, kernels under their final `names`, its arguments wrapped
+        under the opening parenthesis past `width` columns; with `keywords`, each
         argument from the first that is not one of `buffers` (or a view of one,
         `v_x[:, :, None]`) on is passed by name."""
         if self.function is None:
@@ -45,8 +47,11 @@ class Line:
             named = named or (keywords and self.params is not None
                               and _NAME.match(arg)[0] not in buffers)
             parts.append(f"{self.params[i]}={arg}" if named else arg)
-        call = f"{self.target}{names.get(self.function, self.function)}({', '.join(parts)})"
-        return call + (f"   # {self.note}" if self.note else "")
+        head = f"{self.target}{names.get(self.function, self.function)}("
+        rows = textwrap.wrap(", ".join(parts) + ")", width - len(head), break_long_words=False,
+                             break_on_hyphens=False) or [")"]
+        rows = [head + rows[0]] + [" " * len(head) + row for row in rows[1:]]
+        return "\n".join(rows) + (f"   # {self.note}" if self.note else "")
 
 
 def generated_params(source: str) -> tuple:
