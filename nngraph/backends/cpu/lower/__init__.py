@@ -99,16 +99,37 @@ def lowers(*ops: str, kind: str, calls: tuple = ()):
 
 def rule_for(site) -> Rule | None:
     """The rule of the group at `site`, or None to run the reference rule."""
-    _discover()
     g = site.group
     op = site.node(g.anchor).op
-    rule = RULES.get((op.name, g.kind))
-    if rule is None and g.kind != "loss" and op.fusion == Fusion.ELEMWISE and op.scalar:
-        rule = RULES.get(("*elementwise", g.kind))
+    elementwise = g.kind != "loss" and op.fusion == Fusion.ELEMWISE and op.scalar
+    rule = _find(op.name, g.kind, elementwise)
+    if rule is None and not _found:
+        _discover()                 # a rule that lives in a file named otherwise
+        rule = _find(op.name, g.kind, elementwise)
+    return rule
+
+
+def _find(op: str, kind: str, elementwise: bool) -> Rule | None:
+    """The rule of `op`, importing only the files named after it (and elementwise.py for
+    an elementwise op): a network's code generation imports the lowerings of its own ops,
+    not all of them (each import costs about a millisecond)."""
+    _load(op)
+    rule = RULES.get((op, kind))
+    if rule is None and elementwise:
+        _load("elementwise")
+        rule = RULES.get(("*elementwise", kind))
     return rule
 
 
 _found = False
+_names: set = set()
+
+
+def _load(name: str) -> None:
+    if not _names:
+        _names.update(m.name for m in pkgutil.iter_modules(__path__))
+    if name in _names and not name.startswith("_"):
+        importlib.import_module(f"{__name__}.{name}")
 
 
 def _discover() -> None:

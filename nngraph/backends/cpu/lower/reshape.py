@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import Kernel, View, lowers
 
 
-@lowers("flatten", "reshape", kind="forward")
+@lowers("reshape", kind="forward")
 def copy_forward(site):
     """flatten / reshape: the same values in a new shape; a view of the input where the
     arena holds both (no kernel, no copy), else a copy."""
@@ -28,7 +28,7 @@ _COPY = ["    af = _flat(a)", "    bf = _flat(b)",
          "        for i in range(af.size):", "            af[i] = bf[i]"]
 
 
-@lowers("flatten", "reshape", kind="backward")
+@lowers("reshape", kind="backward")
 def copy_backward(site):
     b = site.group.nodes[0]
     n = b.of

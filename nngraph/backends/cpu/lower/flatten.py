@@ -1,0 +1,9 @@
+"""flatten: the same values in one axis per sample, lowered as reshape is (reshape.py). A
+file of its own so that a network with a flatten imports only what it uses."""
+from __future__ import annotations
+
+from . import lowers
+from .reshape import copy_backward, copy_forward
+
+lowers("flatten", kind="forward")(copy_forward)
+lowers("flatten", kind="backward")(copy_backward)
