@@ -22,6 +22,7 @@ from ...version import __version__
 from . import lower
 from .lower import Extern, Kernel, View
 from .lower.conv2d import pools_in_copy_back
+from .kernel_table import KernelTable, Label
 from .render import Line, generated_params, kernel_params
 from .site import Site
 from .stages import ModeState
@@ -57,10 +58,10 @@ class CPUCodegen:
         self.dtype = np.dtype(dtype)
         self.needs_grad = self.graph.graph["needs_grad"]
         self.modes = ("predict",) if frozen else ("train", "evaluate", "predict")
-        self.kernels_by_code: dict = {}           # name -> (code, docstrings, names asked)
+        self.kernels_by_code = KernelTable()      # name -> Entry (kernel_table.py)
         self.drivers: dict[str, str] = {}         # driver -> its source, as the module has it
         self.positional: dict[str, str] = {}      # driver -> its source without keywords
-        self.final_names: dict = {}               # kernel name -> final name (_shared_names)
+        self.final_names: dict = {}               # kernel name -> final name (KernelTable.final_names)
         self.plans: dict[str, tuple] = {}         # driver -> (buffers, per-sample size)
         # inputs that the kernels of predict and train check (Site.check_input)
         self.checked_inputs: dict = {"train": set(), "predict": set()}
@@ -69,9 +70,9 @@ class CPUCodegen:
         pipeline.run("cpu", self)
 
     def _write_drivers(self) -> None:
-        """Give kernels their final names (see _shared_names), then render the drivers."""
-        names = self.final_names = self._shared_names()
-        self.kernels_by_code = {names[k]: v for k, v in self.kernels_by_code.items()}
+        """Give kernels their final names (KernelTable.final_names), then render the drivers."""
+        names = self.final_names = self.kernels_by_code.final_names()
+        self.kernels_by_code = self.kernels_by_code.renamed(names)
         for mode in self.modes:
             self._enter(mode)
             lines, buffers = self.per_mode[mode].lines, self.plans[mode][0]
@@ -254,65 +255,16 @@ class CPUCodegen:
         if not name.startswith(prefix):
             return None
         epi = self.graph.node(group.epilogue).op.name if group.epilogue else None
-        return (self.graph.node(group.anchor).op.name, epi, group.kind == "backward",
-                name[len(prefix):])
+        return Label(self.graph.node(group.anchor).op.name, epi, group.kind == "backward",
+                     name[len(prefix):])
 
     def _add_kernel(self, name, src, suffix="_2", label=None):
-        """Add kernel source `src` (defining __KERNEL__) under `name`, or under the name of
-        a kernel with the same code already added, whatever its docstring (one compiled
-        kernel serves every group whose code is the same: its docstring then lists them),
-        or, when `name` holds other code, under name + suffix (+ a count)."""
-        lines = src.split("\n")
-        at = next(i for i, line in enumerate(lines) if line.startswith("def __KERNEL__("))
-        doc = ""
-        if lines[at + 1].startswith('    """'):
-            doc = lines[at + 1].strip()[3:-3]
-            lines[at + 1] = '    """__DOC__"""'
-        code = "\n".join(lines)
-        for have, (text, docs, names, labels) in self.kernels_by_code.items():
-            if text == code:
-                if doc not in docs:
-                    docs.append(doc)
-                names.append(name)
-                labels.append(label)
-                return have
-        final, count = name, 1
-        while final in self.kernels_by_code:
-            count += 1
-            final = f"{name}{suffix}" if count == 2 else f"{name}{suffix}{count - 1}"
-        self.kernels_by_code[final] = (code, [doc], [name], [label])
-        return final
+        return self.kernels_by_code.add(name, src, suffix, label)
 
     @property
     def kernels(self) -> dict:
-        """{kernel name: source}; a kernel several groups share lists them all in its
-        docstring."""
-        return {name: code.replace("__KERNEL__", name).replace("__DOC__", "\n    ".join(docs))
-                for name, (code, docs, _, _) in self.kernels_by_code.items()}
-
-    def _shared_names(self) -> dict:
-        """{kernel name: final name}: a kernel several groups share is named after what it
-        computes, k_dense for the dense layers of a network whatever their activations (a
-        flag), k_dense_relu where all are followed by relu, k_maxpool2d_backward,
-        k_maxpool2d_value for a tail its groups' names had in common; other names stay."""
-        out = {}
-        taken = set(self.kernels_by_code)
-        for have, (_, _, names, labels) in self.kernels_by_code.items():
-            if len(set(names)) < 2 or None in labels or len({l[3] for l in labels}) > 1:
-                out[have] = have
-                continue
-            ops = list(dict.fromkeys(l[0] for l in labels))
-            epis = {l[1] for l in labels}
-            name = "k_" + "_".join(ops[:3] + (["more"] if len(ops) > 3 else [])) \
-                + (f"_{epis.pop()}" if len(epis) == 1 and None not in epis else "") \
-                + ("_backward" if all(l[2] for l in labels) else "") + labels[0][3]
-            final, count = name, 1
-            while final in taken:
-                count += 1
-                final = f"{name}_{count}"
-            taken.add(final)
-            out[have] = final
-        return out
+        """{kernel name: source} (KernelTable.sources)."""
+        return self.kernels_by_code.sources()
 
     def _fallback(self, site, mode):
         """Run the reference rule from the driver for a group no rule covers."""
