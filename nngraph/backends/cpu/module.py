@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import operator
 import os
 import sys
 
@@ -15,8 +16,22 @@ def call_driver(driver, views: dict, runtime):
     """Run generated driver `driver` (train, evaluate or predict, or a form of one) on
     `views`: it takes `R`, then each buffer it uses, the parameters naming them (a wrapper's
     are those of the driver it wraps, `__wrapped__`)."""
+    try:
+        take = driver.takes
+    except AttributeError:
+        take = driver.takes = _taker(driver)
+    return driver(runtime, *take(views))
+
+
+def _taker(driver):
+    """A function of the views giving the tuple of `driver`'s buffer arguments, at C speed
+    (operator.itemgetter): a batch-1 predict calls it on every call."""
     code = getattr(driver, "__wrapped__", driver).__code__
-    return driver(runtime, *map(views.__getitem__, code.co_varnames[1:code.co_argcount]))
+    names = code.co_varnames[1:code.co_argcount]
+    if len(names) == 1:
+        name, = names
+        return lambda views: (views[name],)
+    return operator.itemgetter(*names) if names else lambda views: ()
 
 
 def module_file(name: str, source: str) -> tuple[str, str]:
