@@ -110,16 +110,14 @@ ARENA = (Space.VALUE, Space.GRAD, Space.SCRATCH)
 class Ref:
     space: Space
     key: str
+    name: str = field(init=False, repr=False, compare=False)
+    """The buffer's Python name, 'v_dense_1' (made once: runs read it on every step)."""
 
-    @property
-    def name(self) -> str:
-        return f"{self.space.value}_{ident(self.key)}"
+    def __post_init__(self):
+        object.__setattr__(self, "name", f"{self.space.value}_{ident(self.key)}")
 
     def __str__(self) -> str:
         return self.name
-
-
-STREAM_WORDS = Ref(Space.STREAM, "words")
 
 
 def ident(name: str) -> str:
@@ -128,3 +126,7 @@ def ident(name: str) -> str:
     refuses two names with the same identifier (spec/build.py)."""
     out = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in name)
     return out if out[:1].isalpha() or out[:1] == "_" else "n" + out
+
+
+STREAM_WORDS = Ref(Space.STREAM, "words")
+"""The words of a run's random stream: model seed and step, and the first sample's index."""

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from ... import pipeline
-from ...ir import ARENA, Ref, Space, Vjp, forward_of
+from ...ir import ARENA, STREAM_WORDS, Ref, Space, Vjp, forward_of
 from ...passes.fuse import Group
 from ...passes.plan_memory import Buffer, plan_memory
 from ...version import __version__
@@ -241,6 +241,10 @@ class CPUCodegen:
     def uses_reference(self, mode: str) -> bool:
         """Does driver `mode` run a numpy reference rule (a group no lowering covers)?"""
         return any(r is None for r in self.per_mode[mode].runs)
+
+    def uses_stream(self, mode: str) -> bool:
+        """Does driver `mode` draw random numbers (take the stream words)?"""
+        return STREAM_WORDS in self.per_mode[mode].uses
 
     def calls_modules(self, mode: str) -> set:
         """The hand-written kernel modules driver `mode` calls ('_conv', '_rec', ...)."""

@@ -86,6 +86,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         self.names = {n: Ref(Space.VALUE, n).name for n in g if isinstance(n, str)}
         self.output_buffers = [(name, self.names[node]) for name, node in program.outputs.items()]
         self.uses_reference = {m: self.gen.uses_reference(m) for m in self.gen.drivers}
+        self.uses_stream = {m: self.gen.uses_stream(m) for m in self.gen.drivers}
         # {mode: inputs that its kernels check for NaN and infinity on the way} (see
         # Site.check_input): the batch checks skip their own scan of them
         self.checks_finite = {m: frozenset(v) for m, v in self.gen.checked_inputs.items()}
@@ -168,7 +169,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
             views[Ref(Space.PARAM_GRAD, k).name] = self.gviews[k]
         for k, packed in self.packed.items():
             views[Ref(Space.PACKED, k).name] = packed
-        views[STREAM_WORDS.name] = np.zeros(3, np.uint64)     # see _set_stream
+        views[STREAM_WORDS.name] = np.zeros(3, np.uint64)     # see runtime.set_stream
         return views
 
     def _buffers(self, mode, batch, part=0, n=None):
@@ -277,7 +278,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         if n >= 2 * SPLIT_MIN and self._splits(mode):
             return self._run_halves(mode, batch, n, seed)
         views = self._buffers(mode, batch, 0, n)
-        if seed is not None:
+        if seed is not None and self.uses_stream[mode]:
             set_stream(views, seed, 0)
         if self.uses_reference[mode]:
             self.runtime.begin(arrays, state, training, seed)

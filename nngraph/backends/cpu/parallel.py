@@ -167,7 +167,7 @@ class Halves:
         first = {k: v[:half] for k, v in batch.items()}
         views0 = self._buffers(mode, first, 0)
         views1 = self._buffers(mode, {k: v[half:] for k, v in batch.items()}, 1)
-        if seed is not None:
+        if seed is not None and self.uses_stream[mode]:
             set_stream(views0, seed, 0)
             set_stream(views1, seed, half)
         driver = self._driver(mode, first, views0)
