@@ -90,7 +90,7 @@ def describe(net, gen, calls: dict, module: str | None = None) -> str:
         f"evaluate and predict: {name} also pools {pool} in its copy back ({pool} runs no "
         f"kernel of its own there)" for name, pool in gen.pooled.items()]
     lines += [f"evaluate and predict: {name} unfolds its input in whole padded rows "
-              f"(_convw.conv2d_forward_wide)" for name in calls if name in gen.wide]
+              f"(_conv_wide.conv2d_forward_wide)" for name in calls if name in gen.wide]
     lines += ["", "generated      njit kernels of the module, one per group (k_<group>)",
               "hand-written   kernels/cpu (conv, pooling, ...) with generated epilogues",
               "reference      the op's numpy rule, called from the driver: correct, slow; a "

@@ -176,7 +176,7 @@ losses:
             for mode in ("evaluate", "predict")}
     for mode, groups in runs.items():
         assert groups["drop"] == ["# v_drop: a view of v_h (no copy)"], mode
-        assert "_rng." not in gen.drivers[mode]
+        assert "_random_stream." not in gen.drivers[mode]
 
 
 @pytest.mark.parametrize("spec", ["mnist_mlp_dropout.yaml", "denoising_autoencoder.yaml"])

@@ -120,22 +120,22 @@ def test_what_each_group_runs():
     softmax_cross_entropy_probs."""
     runs = _runs(SOFTMAX)
     assert runs["probs"][0] == "generated"                        # the dense layer alone
-    assert runs["probs_softmax"] == ("hand-written", ["_smx.softmax_forward"])
-    assert runs["d_probs_softmax"] == ("hand-written", ["_smx.softmax_backward"])
-    assert runs["h_log_softmax"] == ("hand-written", ["_smx.log_softmax_forward"])
-    assert runs["d_h_log_softmax"] == ("hand-written", ["_smx.log_softmax_backward"])
-    assert runs["rows"] == ("hand-written", ["_smx.softmax_forward"])
-    assert runs["logp"] == ("hand-written", ["_smx.log_softmax_forward"])
-    assert runs["d_logp"] == ("hand-written", ["_smx.log_softmax_backward"])
-    assert runs["d_rows"] == ("hand-written", ["_smx.softmax_backward", "_add_into"])
+    assert runs["probs_softmax"] == ("hand-written", ["_softmax.softmax_forward"])
+    assert runs["d_probs_softmax"] == ("hand-written", ["_softmax.softmax_backward"])
+    assert runs["h_log_softmax"] == ("hand-written", ["_softmax.log_softmax_forward"])
+    assert runs["d_h_log_softmax"] == ("hand-written", ["_softmax.log_softmax_backward"])
+    assert runs["rows"] == ("hand-written", ["_softmax.softmax_forward"])
+    assert runs["logp"] == ("hand-written", ["_softmax.log_softmax_forward"])
+    assert runs["d_logp"] == ("hand-written", ["_softmax.log_softmax_backward"])
+    assert runs["d_rows"] == ("hand-written", ["_softmax.softmax_backward", "_add_into"])
     assert "d_m_rows" not in runs                                 # m needs no gradient
     program = build_program(nngraph.load(LOSSES))
     gen = codegen(program, "float64")
     calls = group_calls(program, gen=gen)
     probs = calls["loss_1"].kernels[0]
-    assert "_smx.softmax_cross_entropy_probs(" in gen.kernels[probs]
+    assert "_softmax.softmax_cross_entropy_probs(" in gen.kernels[probs]
     classes = calls["loss_2"].kernels[0]
-    assert "_smx" not in gen.kernels[classes]
+    assert "_softmax." not in gen.kernels[classes]
     # every loss on class indices shares one kernel, whatever its weight and reduction
     assert calls["loss_3"].kernels == [classes]
     assert calls["loss_4"].kernels == [probs]

@@ -129,19 +129,17 @@ def test_the_worker_takes_the_calls_left_and_waits_for_the_products():
     assert not os.path.exists(claims.path)
 
 
-def test_gemm_modules_are_the_kernel_modules_that_call_gemm():
+def test_calls_gemm_finds_products_direct_and_through_kernel_modules():
     """The worker compiles the BLAS product ahead of the calls when generated code calls
-    gemm, itself or through one of GEMM_MODULES: the list must name every hand-written
-    kernel module that calls it."""
-    import importlib
-
-    from nngraph.backends.cpu.codegen import GEMM_MODULES, KERNEL_MODULES, calls_gemm
-    for alias, name in KERNEL_MODULES.items():
-        module = importlib.import_module(f"nngraph.kernels.cpu.{name}")
-        assert hasattr(module, "gemm") == (alias in GEMM_MODULES), name
+    gemm, itself or through a kernel module whose kernels multiply (those import gemm)."""
+    from nngraph.backends.cpu.kernel_modules import calls_gemm, module_calls_gemm, modules
+    assert {"conv", "conv_wide", "recurrent"} <= {m for m in modules() if module_calls_gemm(m)}
+    assert not module_calls_gemm("pool") and not module_calls_gemm("softmax")
     assert calls_gemm("    gemm(1.0, x, False, W, False, 0.0, y)")
     assert calls_gemm("    unfit += _conv.conv2d_forward(v_image, ...)")
+    assert calls_gemm("    _recurrent.lstm_forward(v_x, ...)")
     assert not calls_gemm("    _pool.maxpool2d_forward(v_c1, ...)\n    y = _gemm_like")
+    assert not calls_gemm("    _nomodule.gemm_forward(v_c1)")
 
 
 _DEAD_WORKER = r"""

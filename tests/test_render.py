@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import nngraph
-from nngraph.backends.cpu import codegen as cg
+from nngraph.backends.cpu import kernel_modules
 from nngraph.backends.cpu.codegen import CPUCodegen
 from nngraph.backends.cpu.render import Line
 from nngraph.program import build_program
@@ -25,9 +25,8 @@ def _params(gen, module_alias, name):
     if module_alias is None:                     # a generated kernel of the module
         fn = next(n for n in ast.parse(gen.kernels[name]).body if isinstance(n, ast.FunctionDef))
         return [a.arg for a in fn.args.args]
-    import importlib
-    module = importlib.import_module(f"nngraph.kernels.cpu.{cg.KERNEL_MODULES[module_alias]}")
-    return list(inspect.signature(getattr(module, name).py_func).parameters)
+    return list(inspect.signature(kernel_modules.function(f"{module_alias}.{name}").py_func)
+                .parameters)
 
 
 def _calls(source):
@@ -35,7 +34,7 @@ def _calls(source):
         if isinstance(node, ast.Call):
             f = node.func
             if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
-                    and f.value.id in cg.KERNEL_MODULES:
+                    and f.value.id[1:] in kernel_modules.modules():
                 yield node, f.value.id, f.attr
             elif isinstance(f, ast.Name) and f.id.startswith("k_"):
                 yield node, None, f.id

@@ -19,30 +19,13 @@ from ...ir import ARENA, STREAM_WORDS, Ref, Space, Vjp, forward_of
 from ...passes.fuse import Group
 from ...passes.plan_memory import Buffer, plan_memory
 from ...version import __version__
-from . import lower
+from . import kernel_modules, lower
 from .lower import Extern, Kernel, View
 from .lower.conv2d import pools_in_copy_back
 from .kernel_table import KernelTable, Label
 from .render import Line, generated_params, kernel_params
 from .site import Site
 from .stages import ModeState
-
-KERNEL_MODULES = {"_conv": "conv", "_convw": "conv_wide", "_pool": "pool",
-                  "_rec": "recurrent", "_norm": "norm", "_emb": "embedding",
-                  "_rng": "random_stream", "_smx": "softmax"}
-"""The hand-written kernel modules of nngraph.kernels.cpu, by the name generated code
-imports each as."""
-
-GEMM_MODULES = ("_conv", "_convw", "_rec")
-"""Those of KERNEL_MODULES whose kernels call gemm (tests/test_parallel_compile.py checks)."""
-
-_CALLS_GEMM = re.compile(r"\bgemm(_packed)?\(|\b(" + "|".join(GEMM_MODULES) + r")\.")
-
-
-def calls_gemm(source: str) -> bool:
-    """Do the kernels of generated `source` call gemm, themselves or through a kernel of
-    GEMM_MODULES? (Then compiling them binds a BLAS product, kernels/cpu/blas.py.)"""
-    return _CALLS_GEMM.search(source) is not None
 
 
 class CPUCodegen:
@@ -219,7 +202,7 @@ class CPUCodegen:
                       for name, src in result.helpers.items()}
             lines = [Line(finals.get(c.function, c.function), list(c.args),
                           generated_params(result.helpers[c.function]) if c.function in finals
-                          else kernel_params(c.function, tuple(KERNEL_MODULES.items())),
+                          else kernel_params(c.function),
                           note=c.note) for c in result.calls]
             if site.unfit:                     # the first call is the checking kernel's
                 lines[0].target = "unfit += "
@@ -247,8 +230,8 @@ class CPUCodegen:
         return STREAM_WORDS in self.per_mode[mode].uses
 
     def calls_modules(self, mode: str) -> set:
-        """The hand-written kernel modules driver `mode` calls ('_conv', '_rec', ...)."""
-        return {c.function.split(".")[0] for r in self.per_mode[mode].runs
+        """The hand-written kernel modules driver `mode` calls ('conv', 'recurrent', ...)."""
+        return {c.function.split(".")[0][1:] for r in self.per_mode[mode].runs
                 if isinstance(r, Extern) for c in r.calls if "." in c.function}
 
     def _label(self, group, name):
@@ -349,10 +332,8 @@ class CPUCodegen:
                   for g in self.groups]
         body = "\n\n".join(self.kernels.values())
         drivers = "\n\n".join(self.drivers.values())
-        # only the kernel modules this network calls: importing the others costs a process
-        # that loads a cached network ~10-30 ms each (conv, recurrent)
-        used = [f"{module} as {alias}" for alias, module in KERNEL_MODULES.items()
-                if re.search(rf"\b{alias}\.", body + drivers)]
+        # only the kernel modules this network calls (kernel_modules.modules says why)
+        used = [f"{m} as {kernel_modules.alias(m)}" for m in kernel_modules.used(body + drivers)]
         code = body + drivers
         lines += ['"""'] + (["import math", ""] if "math." in code else []) + \
             ["import numpy as np", ""]

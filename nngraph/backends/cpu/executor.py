@@ -18,7 +18,8 @@ import numpy as np
 from ... import optimizers
 from ...batch import refuse_non_finite
 from ...ir import STREAM_WORDS, Ref, Space
-from .codegen import GEMM_MODULES, CPUCodegen, calls_gemm
+from .codegen import CPUCodegen
+from .kernel_modules import calls_gemm, module_calls_gemm
 from .module import call_driver, load_module, module_file
 from .runtime import Reference, set_stream
 from .update import FlatUpdate
@@ -293,7 +294,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
 
     def _chunked(self, mode) -> bool:
         """Does `mode`'s driver call the kernels that multiply chunk by chunk?"""
-        return bool(self.gen.calls_modules(mode) & set(GEMM_MODULES))
+        return any(module_calls_gemm(m) for m in self.gen.calls_modules(mode))
 
     def _driver(self, mode, batch, views):
         """The driver of `mode`; from its second run on, its direct form when it has one

@@ -147,7 +147,7 @@ class Halves:
             self.split_modes[mode] = (
                 self.threads >= 2 and not prog.state
                 and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
-                and bool(self.gen.calls_modules(mode) & {"_conv", "_rec"})
+                and bool(self.gen.calls_modules(mode) & {"conv", "recurrent"})
                 and not self.uses_reference[mode]
                 and all(g.node(l).attrs.get("reduction", "mean") == "mean"
                         for l in prog.losses))

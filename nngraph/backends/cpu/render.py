@@ -8,12 +8,13 @@ for the drivers that call compiled entry points (fast_path.py), which take no ke
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
 import re
 import textwrap
 from dataclasses import dataclass, field
 from functools import lru_cache
+
+from . import kernel_modules
 
 
 _NAME = re.compile(r"\w*")       # the name an argument starts with: a buffer's, or not
@@ -61,12 +62,10 @@ def generated_params(source: str) -> tuple:
 
 
 @lru_cache(maxsize=None)
-def kernel_params(function: str, modules: tuple) -> tuple | None:
-    """The parameter names of hand-written kernel `function` ('_conv.conv2d_forward'), the
-    module found by its alias in `modules` ((alias, module name) pairs); None if unknown."""
-    alias, _, name = function.partition(".")
-    module = dict(modules).get(alias)
-    if not name or module is None:
+def kernel_params(function: str) -> tuple | None:
+    """The parameter names of hand-written kernel `function` ('_conv.conv2d_forward');
+    None if there is no such kernel."""
+    fn = kernel_modules.function(function)
+    if fn is None:
         return None
-    fn = getattr(importlib.import_module(f"nngraph.kernels.cpu.{module}"), name)
     return tuple(inspect.signature(getattr(fn, "py_func", fn)).parameters)

@@ -43,8 +43,9 @@ class Kernel:
 
 @dataclass
 class Call:
-    """One call of a hand-written kernel (`module.function`, module as KERNEL_MODULES
-    names it) or of a generated helper (a bare name), and a note for the reader."""
+    """One call of a hand-written kernel ('_conv.conv2d_forward': kernels/cpu/conv.py,
+    see kernel_modules.py) or of a generated helper (a bare name), and a note for the
+    reader."""
     function: str
     args: list
     note: str = ""

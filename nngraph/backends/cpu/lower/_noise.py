@@ -12,7 +12,7 @@ from .reshape import _COPY, _COPY_ARGS
 STREAM_ARGS = ["words", "node", "per_sample"]
 
 STREAM_LINES = [
-    "    key = _rng.node_key(words, node)",
+    "    key = _random_stream.node_key(words, node)",
     "    first = np.int64(words[2]) * per_sample   # the run's first value, in the batch",
     "    xf = _flat(x)",
     "    yf = _flat(y)",

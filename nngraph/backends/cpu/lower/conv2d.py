@@ -48,7 +48,7 @@ def runs_wide(site) -> bool:
         and 2 * (w + pl + pr) <= 3 * wo
 
 
-@lowers("conv2d", kind="forward", calls=("_conv.conv2d_forward", "_convw.conv2d_forward_wide"))
+@lowers("conv2d", kind="forward", calls=("_conv.conv2d_forward", "_conv_wide.conv2d_forward_wide"))
 def conv2d_forward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
@@ -71,7 +71,7 @@ def conv2d_forward(site):
         padded = (h + pt + pb) * wp * c + kw if pt + pb + pl + pr else 0
         cols = site.scratch("cols", (c * kh * kw * ho * wp + padded,))
         ybuf = site.scratch("ybuf", (f, ho * wp), layout="cols")
-        call = Call("_convw.conv2d_forward_wide", [x, weight, b, pre or out, cols, ybuf, relu,
+        call = Call("_conv_wide.conv2d_forward_wide", [x, weight, b, pre or out, cols, ybuf, relu,
                                                   2 if pool else 1, pt, pb, pl, pr])
     else:
         cols = site.scratch("cols", (c * kh * kw, ho * wo), layout="cols")

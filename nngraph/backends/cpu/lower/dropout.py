@@ -11,11 +11,11 @@ from ._noise import STREAM_ARGS, STREAM_LINES, identity, stream_call
 _MASKED = ["    keep = _f(1.0 - rate)",
            "    one, zero = _f(1.0), _f(0.0)",
            "    for i in range(xf.size):",
-           "        m = one if _rng.uniform(key, first + i) >= rate else zero",
+           "        m = one if _random_stream.uniform(key, first + i) >= rate else zero",
            "        yf[i] = xf[i] * m / keep"]
 
 
-@lowers("dropout", kind="forward", calls=("_rng.node_key", "_rng.uniform"))
+@lowers("dropout", kind="forward", calls=("_random_stream.node_key", "_random_stream.uniform"))
 def dropout_forward(site):
     n = site.group.nodes[0]
     call = stream_call(site, n)
@@ -26,7 +26,7 @@ def dropout_forward(site):
                   [site.val(d.inputs[0]), site.val(n)] + call + [repr(float(d.attrs["rate"]))])
 
 
-@lowers("dropout", kind="backward", calls=("_rng.node_key", "_rng.uniform"))
+@lowers("dropout", kind="backward", calls=("_random_stream.node_key", "_random_stream.uniform"))
 def dropout_backward(site):
     """gx = gy * m / (1 - rate), with the forward's mask drawn again (same node, counters)."""
     n = site.group.nodes[0].of

@@ -5,18 +5,18 @@ from __future__ import annotations
 from . import Call, Extern, lowers
 
 
-@lowers("embedding", kind="forward", calls=("_emb.embedding_forward",))
+@lowers("embedding", kind="forward", calls=("_embedding.embedding_forward",))
 def embedding_forward(site):
     n = site.group.anchor
     d = site.node(n)
     idx, y = site.val(d.inputs[0]), site.val(n)
     dim = d.attrs.dim
-    return Extern([Call("_emb.embedding_forward", [f"{idx}.reshape(-1)",
+    return Extern([Call("_embedding.embedding_forward", [f"{idx}.reshape(-1)",
                                                    site.param(d.params["W"]),
                                                    f"{y}.reshape(-1, {dim})"])])
 
 
-@lowers("embedding", kind="backward", calls=("_emb.embedding_backward",))
+@lowers("embedding", kind="backward", calls=("_embedding.embedding_backward",))
 def embedding_backward(site):
     n = site.group.anchor
     d = site.node(n)
@@ -24,6 +24,6 @@ def embedding_backward(site):
     if "W" not in slots:
         return None
     dim = d.attrs.dim
-    return Extern([Call("_emb.embedding_backward", [f"{site.val(d.inputs[0])}.reshape(-1)",
+    return Extern([Call("_embedding.embedding_backward", [f"{site.val(d.inputs[0])}.reshape(-1)",
                                                     f"{site.grad(n)}.reshape(-1, {dim})",
                                                     site.pgrad(slots["W"])])])

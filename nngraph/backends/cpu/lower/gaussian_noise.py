@@ -8,10 +8,10 @@ from . import Kernel, lowers
 from ._noise import STREAM_ARGS, STREAM_LINES, gradient_through, identity, stream_call
 
 _NOISY = ["    for i in range(xf.size):",
-          "        yf[i] = xf[i] + _f(_rng.normal(key, first + i, stddev))"]
+          "        yf[i] = xf[i] + _f(_random_stream.normal(key, first + i, stddev))"]
 
 
-@lowers("gaussian_noise", kind="forward", calls=("_rng.node_key", "_rng.normal"))
+@lowers("gaussian_noise", kind="forward", calls=("_random_stream.node_key", "_random_stream.normal"))
 def gaussian_noise_forward(site):
     n = site.group.nodes[0]
     call = stream_call(site, n)

@@ -41,7 +41,7 @@ def _saved_args(saved, kind):
 
 
 @lowers("rnn", "lstm", "gru", kind="forward",
-        calls=("_rec.rnn_forward", "_rec.lstm_forward", "_rec.gru_forward"))
+        calls=("_recurrent.rnn_forward", "_recurrent.lstm_forward", "_recurrent.gru_forward"))
 def recurrent_forward(site):
     n = site.group.anchor
     d = site.node(n)
@@ -55,11 +55,11 @@ def recurrent_forward(site):
     if kind == "gru":
         args.append(site.scratch("xw", (steps, gh), layout="time"))
     args += _saved_args(saved, kind)
-    return Extern([Call(f"_rec.{kind}_forward", args)])
+    return Extern([Call(f"_recurrent.{kind}_forward", args)])
 
 
 @lowers("rnn", "lstm", "gru", kind="backward",
-        calls=("_rec.rnn_backward", "_rec.lstm_backward", "_rec.gru_backward"))
+        calls=("_recurrent.rnn_backward", "_recurrent.lstm_backward", "_recurrent.gru_backward"))
 def recurrent_backward(site):
     n = site.group.anchor
     d = site.node(n)
@@ -84,4 +84,4 @@ def recurrent_backward(site):
                 if gx != "_none3" else "_none3")
     if "W" not in grad or "U" not in grad:
         return None                      # a partly frozen recurrent layer: reference rule
-    return Extern([Call(f"_rec.{kind}_backward", args)])
+    return Extern([Call(f"_recurrent.{kind}_backward", args)])

@@ -19,17 +19,17 @@ def as_rows(site, buffer, n) -> str:
 
 
 @lowers("softmax", "log_softmax", kind="forward",
-        calls=("_smx.softmax_forward", "_smx.log_softmax_forward"))
+        calls=("_softmax.softmax_forward", "_softmax.log_softmax_forward"))
 def softmax_forward(site):
     n = site.group.nodes[0]
     d = site.node(n)
     x = d.inputs[0]
-    return Extern([Call(f"_smx.{d.op.name}_forward",
+    return Extern([Call(f"_softmax.{d.op.name}_forward",
                         [as_rows(site, site.val(x), x), as_rows(site, site.val(n), n)])])
 
 
 @lowers("softmax", "log_softmax", kind="backward",
-        calls=("_smx.softmax_backward", "_smx.log_softmax_backward"))
+        calls=("_softmax.softmax_backward", "_softmax.log_softmax_backward"))
 def softmax_backward(site):
     """Both backward rules read the output y (not x) and the incoming gradient."""
     b = site.group.nodes[0]
@@ -37,6 +37,6 @@ def softmax_backward(site):
     gx = site.input_grad(n, 0)
     if not gx:
         return None
-    return Extern([Call(f"_smx.{site.node(n).op.name}_backward",
+    return Extern([Call(f"_softmax.{site.node(n).op.name}_backward",
                         [as_rows(site, site.val(n), n), as_rows(site, site.grad(n), n),
                          as_rows(site, gx, n)])])

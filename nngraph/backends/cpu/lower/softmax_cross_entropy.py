@@ -11,7 +11,7 @@ from . import Kernel, lowers
 from ._losses import gradient_target
 
 
-@lowers("softmax_cross_entropy", kind="loss", calls=("_smx.softmax_cross_entropy_probs",))
+@lowers("softmax_cross_entropy", kind="loss", calls=("_softmax.softmax_cross_entropy_probs",))
 def softmax_xent_loss(site):
     n = site.group.anchor
     d = site.node(n)
@@ -81,7 +81,7 @@ def _probabilities(site, logits, label, mean, weight):
     rows whose arg-max matches the label's, which the driver does not need: a generated
     kernel around it keeps the loss, as the driver's `loss +=` line wants one number."""
     into = gradient_target(site, logits) if site.gen.mode == "train" else None
-    body = ["    loss, correct = _smx.softmax_cross_entropy_probs(x, t, g, mean, weight)",
+    body = ["    loss, correct = _softmax.softmax_cross_entropy_probs(x, t, g, mean, weight)",
             "    return loss"]
     return Kernel(["x", "t", "g", "mean", "weight"], body,
                   [site.val(logits), site.val(label), into or "_none2", mean, weight],
