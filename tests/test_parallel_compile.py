@@ -174,3 +174,34 @@ def test_a_worker_that_dies_before_its_products_leaves_them_to_this_process(tmp_
     assert out["report"]["worker_start"] == "fork"
     assert "exit status 3" in out["report"]["worker_error"], out["report"]
     assert out["bound"] == ["s"] and np.isfinite(out["loss"])
+
+
+_TWO_WORKERS = r"""
+import json, sys
+import numpy as np
+import nngraph
+model = nngraph.compile(sys.argv[1], backend="cpu", seed=0)
+frozen = model.freeze()        # a second new module while the first one's worker waits
+x = np.random.default_rng(0).random((4, 784)).astype(np.float32)
+a, b = model.predict(x), frozen.predict(x)
+print(json.dumps({"reports": [model.executor.compile_report, frozen.executor.compile_report],
+                  "diff": float(np.abs(a - b).max())}))
+"""
+
+
+def test_two_workers_at_once_do_not_hold_each_other(tmp_path):
+    """A model compiled for the first time and frozen before its first run has two forked
+    workers waiting for their calls at once. The second fork must not keep a copy of the
+    first one's job pipe: the first would wait for the end of its job (and this process
+    for it) until the worker timeout, ten minutes."""
+    env = dict(os.environ, NNGRAPH_CACHE_DIR=str(tmp_path / "nngraph"),
+               NNGRAPH_COMPILE_JOBS="2")
+    spec = os.path.join(ROOT, "specs", "mnist_mlp.yaml")
+    proc = subprocess.run([sys.executable, "-c", _TWO_WORKERS, spec], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for report in out["reports"]:
+        assert report["jobs"] == 2 and report["worker_error"] is None, report
+        assert report["worker_start"] == "fork"
+    assert out["diff"] < 1e-4

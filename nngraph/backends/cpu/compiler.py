@@ -260,6 +260,7 @@ class Worker:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "nngraph.backends.cpu.compile_worker"],
                     stdin=subprocess.PIPE, stdout=self.out, stderr=self.errors, env=env)
+                _JOB_PIPES.add(self.proc.stdin)
         except OSError as exc:
             self.failure = f"could not start: {exc}"
         else:
@@ -344,6 +345,7 @@ class _Forked:
             status = 1
             try:
                 os.close(write)
+                _drop_other_jobs()
                 os.dup2(out.fileno(), 1)
                 os.dup2(errors.fileno(), 2)
                 sys.stdout = open(1, "w", closefd=False)
@@ -362,6 +364,7 @@ class _Forked:
                 os._exit(status)
         os.close(read)
         self.stdin, self.returncode = open(write, "wb"), None
+        _JOB_PIPES.add(self.stdin)
 
     def poll(self):
         if self.returncode is None:
@@ -387,6 +390,24 @@ class _Forked:
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
+                pass
+
+
+_JOB_PIPES: weakref.WeakSet = weakref.WeakSet()
+"""The job pipes of this process's workers, where it writes their calls."""
+
+
+def _drop_other_jobs() -> None:
+    """In a new fork: close the copies of the other workers' job pipes that the fork
+    brought. A worker reads its job to the end of its pipe, which comes only once every
+    copy of the pipe's writing end is closed: a fork that kept one would hold that worker
+    (and the process waiting for it) until it exits itself (a model compiled, then frozen
+    before its first run: two workers at once)."""
+    for pipe in list(_JOB_PIPES):
+        if not pipe.closed:
+            try:
+                os.close(pipe.fileno())
+            except OSError:
                 pass
 
 
