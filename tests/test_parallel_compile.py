@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+from nngraph.backends.cpu.fork import Forked
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = os.path.join(ROOT, "specs", "lenet5.yaml")
 
@@ -99,7 +101,7 @@ def test_a_worker_that_fails_leaves_the_compile_to_this_process(monkeypatch, for
     monkeypatch.setattr(cpu_compile.threading, "active_count", lambda: 1 if fork else 2)
     report = {"worker_error": None, "worker": [], "jobs": 1}
     worker = cpu_compile.Worker()
-    assert isinstance(worker.proc, cpu_compile._Forked) == fork
+    assert isinstance(worker.proc, Forked) == fork
     # A kernel the worker cannot import (defined here, in a test function).
     assert worker.send([(twice, (numba.int64,))], {}, report)
     worker.wait(report)

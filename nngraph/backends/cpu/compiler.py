@@ -22,13 +22,11 @@ from __future__ import annotations
 import inspect
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
 import types
 import weakref
 
@@ -37,6 +35,7 @@ from numba.core import types as nbtypes
 from numba.core.dispatcher import Dispatcher
 
 from . import scheduler
+from .fork import JOB_PIPES, Forked, close_job
 from .module import call_driver
 from .claims import PRODUCTS_WAIT_S, Claims  # noqa: F401 - the compile's two processes share them
 
@@ -240,7 +239,7 @@ def _compile(calls, report) -> str:
 class Worker:
     """The second compiling process. Started as soon as this process knows a network is
     new, it waits for the calls on stdin and imports the kernels once they come. It is a
-    fork of this process where it can be (_Forked), else a new Python process that sets
+    fork of this process where it can be (Forked), else a new Python process that sets
     numba up meanwhile. A fork compiles the BLAS products of the kinds in `products` ('s',
     'd') before it waits: `products` holds those it does. Dropped without calls (closed, or
     garbage-collected), it exits."""
@@ -251,7 +250,7 @@ class Worker:
         self.claims, self.products = Claims(), ()
         try:
             if hasattr(os, "fork") and threading.active_count() == 1:
-                self.proc = _Forked(self.out, self.errors, tuple(products), self.claims)
+                self.proc = Forked(self.out, self.errors, tuple(products), self.claims)
                 self.products = tuple(products)
             else:
                 # this process's import path, so that the worker imports the same nngraph
@@ -260,12 +259,12 @@ class Worker:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "nngraph.backends.cpu.compile_worker"],
                     stdin=subprocess.PIPE, stdout=self.out, stderr=self.errors, env=env)
-                _JOB_PIPES.add(self.proc.stdin)
+                JOB_PIPES.add(self.proc.stdin)
         except OSError as exc:
             self.failure = f"could not start: {exc}"
         else:
             self.failure = None
-            weakref.finalize(self, _close, self.proc)
+            weakref.finalize(self, close_job, self.proc)
 
     def send(self, calls, module_paths, report, claims: Claims | None = None,
              kinds=()) -> bool:
@@ -282,7 +281,7 @@ class Worker:
                 self.proc.stdin.write(pickle.dumps(job))
                 self.proc.stdin.close()
                 report["jobs"] = 2
-                report["worker_start"] = "fork" if isinstance(self.proc, _Forked) else "python"
+                report["worker_start"] = "fork" if isinstance(self.proc, Forked) else "python"
                 return True
             except OSError as exc:
                 self.failure = f"could not send the job: {exc}"
@@ -322,97 +321,10 @@ class Worker:
     def close(self) -> None:
         """Let the worker go without a share."""
         if self.proc is not None:
-            _close(self.proc)
-            if isinstance(self.proc, _Forked):  # no share: nothing left worth its time
+            close_job(self.proc)
+            if isinstance(self.proc, Forked):  # no share: nothing left worth its time
                 self.proc.kill()
                 self.proc.wait()
         self.claims.remove()
         self.errors.close()
         self.out.close()
-
-
-class _Forked:
-    """The worker as a fork of this process, for the parts of subprocess.Popen that Worker
-    uses. Forked, it starts with numba imported and set up (a new Python process spends
-    over a second on that before it can take its share), and first compiles the BLAS
-    products of `products` (marked done in `claims`). Only forked while this process runs
-    one Python thread, so that no lock another thread holds is copied into the child held."""
-
-    def __init__(self, out, errors, products, claims):
-        read, write = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:                       # the worker
-            status = 1
-            try:
-                os.close(write)
-                _drop_other_jobs()
-                os.dup2(out.fileno(), 1)
-                os.dup2(errors.fileno(), 2)
-                sys.stdout = open(1, "w", closefd=False)
-                sys.stderr = open(2, "w", closefd=False)
-                from . import compile_worker
-                failed = compile_worker.compile_products(products, claims, sys.stdout,
-                                                         sys.stderr)
-                with open(read, "rb") as job:
-                    status = compile_worker.compile_job(job.read(), sys.stdout, sys.stderr)
-                status = status or (1 if failed else 0)
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(status)
-        os.close(read)
-        self.stdin, self.returncode = open(write, "wb"), None
-        _JOB_PIPES.add(self.stdin)
-
-    def poll(self):
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout=None):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.returncode is None:
-            pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-            elif time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired("compile worker", timeout)
-            else:
-                time.sleep(0.005)
-        return self.returncode
-
-    def kill(self):
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-_JOB_PIPES: weakref.WeakSet = weakref.WeakSet()
-"""The job pipes of this process's workers, where it writes their calls."""
-
-
-def _drop_other_jobs() -> None:
-    """In a new fork: close the copies of the other workers' job pipes that the fork
-    brought. A worker reads its job to the end of its pipe, which comes only once every
-    copy of the pipe's writing end is closed: a fork that kept one would hold that worker
-    (and the process waiting for it) until it exits itself (a model compiled, then frozen
-    before its first run: two workers at once)."""
-    for pipe in list(_JOB_PIPES):
-        if not pipe.closed:
-            try:
-                os.close(pipe.fileno())
-            except OSError:
-                pass
-
-
-def _close(proc) -> None:
-    try:
-        proc.stdin.close()
-    except OSError:
-        pass
