@@ -12,3 +12,8 @@ os.environ.setdefault("NNGRAPH_COMPILE_JOBS", "1")
 # which the optimizer update can run too (kernels/cpu/team.py). PyTorch's GNU OpenMP, loaded
 # first, would become MKL's.
 from nngraph.kernels.cpu import team  # noqa: E402,F401
+
+# tests/cuda runs in a process of its own under numba's CUDA simulator (or on a GPU):
+# NUMBA_ENABLE_CUDASIM must be set before numba is imported, which this process has done.
+# tests/test_cuda_simulated.py starts that process.
+collect_ignore = ["cuda"]

@@ -1,0 +1,130 @@
+"""Reductions on the GPU: sums over a batch (bias gradients, a loss's total) and the softmax
+cross-entropy of each row, forward and backward in one pass.
+
+A row's reductions (its maximum, its sum of exponentials) run in one block: each thread
+folds a strided share of the row, then the block halves its shared array until one value
+is left (a tree, log2 of the block's width in steps, a barrier between them). Sums over
+the batch of each column run one thread per column down the rows: neighbouring threads
+read neighbouring addresses, so a warp's reads coalesce, and no atomics make the result
+depend on timing.
+"""
+from __future__ import annotations
+
+import math
+
+from numba import cuda
+
+from .launch import THREADS, blocks, per_dtype
+
+
+def _column_sums_kernel(dtype):
+    @cuda.jit
+    def column_sums(x, beta, out):
+        j = cuda.grid(1)
+        if j < out.shape[0]:
+            acc = dtype(0)
+            for i in range(x.shape[0]):
+                acc += x[i, j]
+            out[j] = acc if beta == 0 else acc + beta * out[j]
+    return column_sums
+
+
+column_sums_kernel = per_dtype(_column_sums_kernel)
+
+
+def column_sums(x, out, beta=0.0, stream=0) -> None:
+    """out = sum of x's rows (+ beta * out): x (N, C) -> out (C,)."""
+    if x.shape[1] != out.shape[0]:
+        raise ValueError(f"column_sums: x has {x.shape[1]} columns, out {out.shape[0]}")
+    kernel = column_sums_kernel(out.dtype)
+    kernel[blocks(out.shape[0]), THREADS, stream](x, out.dtype.type(beta), out)
+
+
+@cuda.jit(device=True)
+def _tree(shared, tid, op_max):
+    """Fold the block's shared[0:blockDim.x] into shared[0] (maximum or sum; the block's
+    width a power of two)."""
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        cuda.syncthreads()
+        if tid < half:
+            other = shared[tid + half]
+            if op_max:
+                if other > shared[tid]:
+                    shared[tid] = other
+            else:
+                shared[tid] += other
+        half //= 2
+    cuda.syncthreads()
+
+
+def _sum_kernel(dtype):
+    @cuda.jit
+    def total(x, scale, out):
+        """out[0] = scale * sum(x), in one block (losses: a vector of per-row values)."""
+        shared = cuda.shared.array(THREADS, dtype)
+        tid = cuda.threadIdx.x
+        acc = dtype(0)
+        for i in range(tid, x.shape[0], cuda.blockDim.x):
+            acc += x[i]
+        shared[tid] = acc
+        _tree(shared, tid, False)
+        if tid == 0:
+            out[0] = shared[0] * scale
+    return total
+
+
+sum_kernel = per_dtype(_sum_kernel)
+
+
+def total(x, out, scale=1.0, stream=0) -> None:
+    """out[0] = scale * sum(x) for a vector x (one block: x is a batch's per-row values)."""
+    sum_kernel(out.dtype)[1, THREADS, stream](x, out.dtype.type(scale), out)
+
+
+def _softmax_xent_kernel(dtype):
+    @cuda.jit
+    def softmax_xent(x, labels, scale, loss_rows, g):
+        """Row i (one block): loss_rows[i] = logsumexp(x[i]) - x[i, labels[i]] and, where
+        g has rows, g[i] = scale * (softmax(x[i]) - onehot(labels[i]))."""
+        shared = cuda.shared.array(THREADS, dtype)
+        i, tid, width = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
+        classes = x.shape[1]
+        peak = -math.inf
+        for j in range(tid, classes, width):
+            if x[i, j] > peak:
+                peak = x[i, j]
+        shared[tid] = peak
+        _tree(shared, tid, True)
+        peak = shared[0]
+        cuda.syncthreads()                  # every thread has read the maximum
+        acc = dtype(0)
+        for j in range(tid, classes, width):
+            acc += math.exp(x[i, j] - peak)
+        shared[tid] = acc
+        _tree(shared, tid, False)
+        denom = shared[0]
+        label = labels[i]
+        if tid == 0:
+            loss_rows[i] = math.log(denom) + peak - x[i, label]
+        if g.shape[0] > 0:
+            for j in range(tid, classes, width):
+                p = math.exp(x[i, j] - peak) / denom
+                g[i, j] = scale * (p - 1 if j == label else p)
+    return softmax_xent
+
+
+softmax_xent_kernel = per_dtype(_softmax_xent_kernel)
+
+
+def softmax_cross_entropy(x, labels, loss_rows, g, scale=1.0, stream=0) -> None:
+    """Per-row softmax cross-entropy of logits x (N, C) against class indices `labels`
+    (N,) into loss_rows (N,), and its gradient times `scale` into g (N, C); g of shape
+    (0, C) for the loss alone. Class indices are checked on the host before they come."""
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("softmax_cross_entropy: an empty batch has no mean loss")
+    # a row's block: the power of two from a warp up to THREADS that covers its classes
+    width = min(THREADS, max(32, 1 << (int(x.shape[1]) - 1).bit_length()))
+    softmax_xent_kernel(x.dtype)[n, width, stream](x, labels, x.dtype.type(scale),
+                                                   loss_rows, g)
