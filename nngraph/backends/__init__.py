@@ -19,6 +19,6 @@ def executor(program, backend: str, dtype, frozen: bool = False):
         from .cpu import CPUExecutor
         return CPUExecutor(program, dtype, frozen)
     if backend == "cuda":
-        raise NNGraphError("the 'cuda' backend is not available in this build of nngraph "
-                           "yet; use backend='cpu'")
+        from . import cuda
+        return cuda.executor(program, dtype, frozen)
     raise NNGraphError(f"unknown backend '{backend}': choose from {', '.join(BACKENDS)}")

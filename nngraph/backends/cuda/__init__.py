@@ -1,0 +1,49 @@
+"""The CUDA backend (numba-cuda). So far: what it needs to run and the one-line answer when
+that is missing; its device kernels are in kernels/cuda (GEMM, reductions, optimizer
+updates). The code generator that turns a program's fused groups into CUDA kernels and
+drivers is the next part of the work (docs/cuda.md)."""
+from __future__ import annotations
+
+import os
+
+from ...errors import NNGraphError
+
+INSTALL = "pip install 'nngraph[cuda]'"
+
+
+def device_status() -> tuple[bool, str]:
+    """(usable, what runs the kernels or why nothing can): a GPU numba-cuda can reach, or
+    numba's simulator when NUMBA_ENABLE_CUDASIM=1 was set before numba was imported."""
+    try:
+        from numba import cuda
+    except ImportError as exc:                       # pragma: no cover - numba is required
+        return False, f"numba's CUDA target cannot be imported ({exc})"
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" and cuda.is_available():
+        return True, "numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
+    try:
+        if cuda.is_available():
+            gpu = cuda.get_current_device()
+            return True, f"{gpu.name.decode() if isinstance(gpu.name, bytes) else gpu.name}"
+    except Exception as exc:                         # noqa: BLE001 - a driver's own errors
+        return False, f"the CUDA driver failed: {exc}"
+    return False, "no CUDA GPU and driver found"
+
+
+def require() -> str:
+    """What will run CUDA kernels; a one-line NNGraphError naming what is missing if nothing
+    can."""
+    usable, what = device_status()
+    if not usable:
+        raise NNGraphError(
+            f"backend 'cuda' needs an NVIDIA GPU: {what}. On a machine with one, install the "
+            f"CUDA extra ({INSTALL}); to try the backend without one, set "
+            "NUMBA_ENABLE_CUDASIM=1 (numba's simulator: correct, slow, for tests)")
+    return what
+
+
+def executor(program, dtype, frozen: bool = False, device: int = 0):
+    """The CUDA executor of `program`: not there yet, and said so in one line."""
+    what = require()
+    raise NNGraphError(
+        f"backend 'cuda' ({what}) has its device kernels but not yet the code generator "
+        "that runs a network on them; use backend='cpu' (or 'reference') for now")

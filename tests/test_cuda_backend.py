@@ -1,0 +1,35 @@
+"""backend="cuda" where nothing can run CUDA kernels (CI: no GPU, no simulator in this
+process): one clear line naming what is missing and how to install it, never a traceback."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import nngraph
+from nngraph.backends import cuda
+from nngraph.errors import NNGraphError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEC = os.path.join(ROOT, "specs", "xor_mlp.yaml")
+NO_DEVICE = not cuda.device_status()[0]
+
+
+@pytest.mark.skipif(not NO_DEVICE, reason="this machine can run CUDA kernels")
+def test_compile_for_cuda_without_a_gpu_says_what_is_missing():
+    with pytest.raises(NNGraphError) as info:
+        nngraph.compile(SPEC, backend="cuda")
+    message = str(info.value)
+    assert "needs an NVIDIA GPU" in message and "pip install 'nngraph[cuda]'" in message
+    assert "NUMBA_ENABLE_CUDASIM=1" in message and "\n" not in message
+
+
+@pytest.mark.skipif(not NO_DEVICE, reason="this machine can run CUDA kernels")
+def test_cli_with_backend_cuda_without_a_gpu_is_one_line():
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    proc = subprocess.run([sys.executable, "-m", "nngraph", "train", SPEC, "--backend", "cuda",
+                           "--epochs", "1"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "needs an NVIDIA GPU" in proc.stderr and "nngraph[cuda]" in proc.stderr, proc.stderr
