@@ -17,9 +17,6 @@ import numpy as np
 
 from .errors import NNGraphError
 
-CUDA_MISSING = ("the CUDA backend is not available yet: this build of nngraph generates CPU "
-                "code only; use --backend cpu")
-
 
 # ---------------------------------------------------------------------------- compile
 
@@ -31,13 +28,18 @@ def cmd_compile(args) -> int:
         from .pipeline import listing
         print(listing(), end="")
         return 0
-    if args.backend == "cuda":
-        raise NNGraphError(CUDA_MISSING)
     if not args.spec:
         raise NNGraphError("nngraph compile needs a SPEC (or --passes)")
     net = load(args.spec)
-    gen = codegen(build_program(net), args.dtype)
-    module = f"{net.name}_{args.dtype}.py"
+    if args.backend == "cuda":      # source only: no GPU needed to write or read it
+        from .backends.cuda.codegen import CUDACodegen
+        if args.frozen:
+            raise NNGraphError("--frozen: the cuda backend has no frozen form; drop --frozen")
+        gen = codegen(build_program(net), args.dtype, CUDACodegen)
+        module = f"{net.name}_{args.dtype}_cuda.py"
+    else:
+        gen = codegen(build_program(net), args.dtype)
+        module = f"{net.name}_{args.dtype}.py"
     index = describe(net, gen, group_calls(gen.program, gen=gen), module if args.emit else None)
     if args.frozen and not args.emit:
         raise NNGraphError("--frozen writes a module: give --emit DIR too")
@@ -70,7 +72,7 @@ def describe(net, gen, calls: dict, module: str | None = None) -> str:
     """The groups of a generated module, what runs each, and the arena, as plain text."""
     from .backends.cpu.calls import arena_bytes
     runs = [c.runs for c in calls.values()]
-    lines = [f"{net.name}: generated CPU code ({gen.dtype.name})", ""]
+    lines = [f"{net.name}: generated {gen.stage.upper()} code ({gen.dtype.name})", ""]
     lines.append(f"spec     {net.file or '(not from a file)'}")
     lines += [f"module   {module}"] if module else []
     lines.append(f"groups   {len(calls)} fused groups: " + ", ".join(
@@ -91,10 +93,16 @@ def describe(net, gen, calls: dict, module: str | None = None) -> str:
         f"kernel of its own there)" for name, pool in gen.pooled.items()]
     lines += [f"evaluate and predict: {name} unfolds its input in whole padded rows "
               f"(_conv_wide.conv2d_forward_wide)" for name in calls if name in gen.wide]
-    lines += ["", "generated      njit kernels of the module, one per group (k_<group>)",
-              "hand-written   kernels/cpu (conv, pooling, ...) with generated epilogues",
-              "reference      the op's numpy rule, called from the driver: correct, slow; a "
-              "lowering in nngraph/backends/cpu/lower/ makes it fast",
+    cuda = gen.stage == "cuda"
+    lines += ["", "generated      " + ("@cuda.jit kernels of the module with their launchers"
+                                     if cuda else "njit kernels of the module") +
+              ", one per group (k_<group>)",
+              "hand-written   " + ("kernels/cuda (gemm, reductions)" if cuda else
+                                   "kernels/cpu (conv, pooling, ...)") +
+              " with generated epilogues",
+              "reference      the op's numpy rule, called from the driver" +
+              (" on host copies" if cuda else "") + ": correct, slow; a lowering in "
+              f"nngraph/backends/{gen.stage}/lower/ makes it fast",
               "view           nothing runs: the output is a view of the input (flatten, "
               "reshape)",
               "arena          all intermediate buffers of one step, reused when lifetimes "

@@ -8,6 +8,7 @@ that owns a stage implements its passes with `@implements(stage, name)` and runs
     spec      nngraph/spec/__init__.py     SpecState: text or data -> Network
     program   nngraph/program.py           ProgramState: Network -> graph with its backward
     cpu       backends/cpu/codegen.py      the CPUCodegen: program -> module source
+    cuda      backends/cuda/codegen.py     the CUDACodegen: program -> module source
 
 This module imports none of them, so that every stage can use it. NNGRAPH_DEBUG=passes
 prints, to stderr, what each pass made; `nngraph compile --passes` prints the list.
@@ -37,6 +38,12 @@ PASSES = (
     ("cpu", "memory", "per driver: its buffers packed into one arena by live range "
                       "(passes/plan_memory.py)"),
     ("cpu", "source", "the module: the kernels, and the drivers that call them"),
+    ("cuda", "fuse", "-> fused groups, as for the cpu (passes/fuse.py)"),
+    ("cuda", "schedule", "per driver: the groups it runs, in order"),
+    ("cuda", "emit", "per driver: each group's lowering (backends/cuda/lower/) as source "
+                     "lines; a group without one runs its numpy rule on host copies"),
+    ("cuda", "memory", "per driver: its buffers packed into one device arena by live range"),
+    ("cuda", "source", "the module: @cuda.jit kernels with their launchers, and the drivers"),
 )
 
 _DONE: dict = {}        # (stage, name) -> (function, show)

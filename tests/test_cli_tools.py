@@ -146,11 +146,15 @@ def test_float64_emits_its_own_file(tiny, tmp_path):
     assert "_f = np.float64" in (tmp_path / "tiny_pool_float64.py").read_text()
 
 
-def test_cuda_is_a_clear_error(tiny, tmp_path, capsys):
-    assert main(["compile", tiny, "--backend", "cuda", "--emit", str(tmp_path / "x")]) == 1
+def test_cuda_module_is_written_and_frozen_cuda_is_a_clear_error(tiny, tmp_path, capsys):
+    assert main(["compile", tiny, "--backend", "cuda", "--emit", str(tmp_path / "x")]) == 0
+    assert "@cuda.jit" in (tmp_path / "x" / "tiny_pool_float32_cuda.py").read_text()
+    capsys.readouterr()
+    assert main(["compile", tiny, "--backend", "cuda", "--frozen",
+                 "--emit", str(tmp_path / "y")]) == 1
     err = capsys.readouterr().err
-    assert "CUDA backend is not available yet" in err and "--backend cpu" in err
-    assert "Traceback" not in err and not (tmp_path / "x").exists()
+    assert "no frozen form" in err and "Traceback" not in err
+    assert not (tmp_path / "y").exists()
 
 
 def test_a_bad_spec_is_reported_not_raised(tmp_path, capsys):

@@ -33,3 +33,18 @@ def test_cli_with_backend_cuda_without_a_gpu_is_one_line():
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "needs an NVIDIA GPU" in proc.stderr and "nngraph[cuda]" in proc.stderr, proc.stderr
+
+
+def test_compile_backend_cuda_writes_the_cuda_module_without_a_gpu(tmp_path):
+    """The CUDA module is source: `nngraph compile --backend cuda` writes and describes it
+    on any machine, its groups named with what runs them."""
+    proc = subprocess.run([sys.executable, "-m", "nngraph", "compile", SPEC, "--backend", "cuda",
+                           "--emit", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    source = (tmp_path / "xor_mlp_float32_cuda.py").read_text()
+    assert '"""nngraph generated CUDA code for spec' in source
+    assert "@cuda.jit" in source and "_gemm.gemm(" in source and "def train(R," in source
+    index = (tmp_path / "index.txt").read_text()
+    assert "xor_mlp: generated CUDA code (float32)" in index
+    assert "reference      the op's numpy rule, called from the driver on host copies" in index

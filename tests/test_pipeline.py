@@ -18,13 +18,14 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 def test_every_pass_is_listed_and_implemented(capsys):
     import nngraph.backends.cpu.codegen  # noqa: F401 - registers the cpu passes
+    import nngraph.backends.cuda.codegen  # noqa: F401 - and the cuda ones
     assert main(["compile", "--passes"]) == 0
     out = capsys.readouterr().out
     for stage, name, _ in pipeline.PASSES:
         assert f" {name} " in out
         assert (stage, name) in pipeline._DONE, f"{stage}: {name} has no implementation"
     assert [line.split()[0] for line in out.splitlines() if not line.startswith(" ")] == \
-        ["spec", "program", "cpu"]
+        ["spec", "program", "cpu", "cuda"]
 
 
 def test_a_pass_outside_the_list_is_refused():

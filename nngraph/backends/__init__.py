@@ -20,5 +20,5 @@ def executor(program, backend: str, dtype, frozen: bool = False):
         return CPUExecutor(program, dtype, frozen)
     if backend == "cuda":
         from . import cuda
-        return cuda.executor(program, dtype, frozen)
+        return cuda.open_executor(program, dtype, frozen)
     raise NNGraphError(f"unknown backend '{backend}': choose from {', '.join(BACKENDS)}")

@@ -86,8 +86,9 @@ def callee_kind(callee: str) -> str:
     return "hand-written" if "." in callee else "generated"
 
 
-class _RecordingCodegen(CPUCodegen):
-    """CPUCodegen that keeps the driver lines of each group, per driver."""
+class _Recording:
+    """A codegen (CPUCodegen or one built on it) that keeps the driver lines of each group,
+    per driver."""
 
     def __init__(self, program, dtype):
         self.emitted_lines = {mode: [] for mode in MODES}
@@ -106,9 +107,10 @@ class _RecordingCodegen(CPUCodegen):
                 for mode, emitted in self.emitted_lines.items()}
 
 
-def codegen(program, dtype="float32") -> CPUCodegen:
-    """The CPU codegen of `program`, with `.emitted[mode]` = [(group, driver lines)]."""
-    return _RecordingCodegen(program, np.dtype(dtype))
+def codegen(program, dtype="float32", base=CPUCodegen) -> CPUCodegen:
+    """The codegen of `program` (`base`: CPUCodegen, or the CUDA one built on it), with
+    `.emitted[mode]` = [(group, driver lines)]."""
+    return type(f"Recording{base.__name__}", (_Recording, base), {})(program, np.dtype(dtype))
 
 
 def group_calls(program, dtype="float32", gen=None) -> dict[str, GroupCalls]:

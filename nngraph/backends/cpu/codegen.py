@@ -33,6 +33,9 @@ class CPUCodegen:
     predict; `frozen`: of predict alone, for Model.freeze(), whose dense layers multiply by
     packed copies of their weights (q_ arguments, see Site.packed)."""
 
+    lowerings = lower.REGISTRY
+    stage = "cpu"                                   # its passes in nngraph/pipeline.py
+
     def __init__(self, program, dtype, frozen: bool = False):
         self.program = program
         self.frozen = frozen
@@ -50,7 +53,7 @@ class CPUCodegen:
         self.checked_inputs: dict = {"train": set(), "predict": set()}
         self.per_mode: dict = {}                  # driver -> its ModeState (stages.py)
         self.refs: dict = {}                      # buffer name in the code -> its ir.Ref
-        pipeline.run("cpu", self)
+        pipeline.run(self.stage, self)
 
     def _write_drivers(self) -> None:
         """Give kernels their final names (KernelTable.final_names), then render the drivers."""
@@ -188,7 +191,7 @@ class CPUCodegen:
 
     def _emit(self, group, index, mode):
         site = Site(self, group, index)
-        rule = lower.rule_for(site)
+        rule = self.lowerings.rule_for(site)
         result = rule.emit(site) if rule else None
         self.per_mode[mode].runs.append(result)
         if result is None:
@@ -208,18 +211,22 @@ class CPUCodegen:
                 lines[0].target = "unfit += "
             return lines + post
         assert isinstance(result, Kernel), f"{rule.op} {rule.kind}: {result!r}"
-        args, body, call, returns = result.args, result.body, result.call, result.returns
+        args, call = result.args, result.call
         name = f"k_{group.name}"
         header = self._header(group)
-        src = ("@kernel\n"
-               f"def __KERNEL__({', '.join(args)}):\n    \"\"\"{header}\"\"\"\n" +
-               "\n".join(body) + ("\n    return 0.0\n" if not returns else "\n"))
+        src = self._kernel_source(result, header)
         name = self._add_kernel(name, src, "_eval" if mode != "train" else "_2",
                                 self._label(group, name))
         target = "loss += {w!r} * ".format(w=self.graph.node(group.anchor).attrs["weight"]) \
             if group.kind == "loss" else "unfit += " if site.unfit else ""
         return [Line(name, list(call), tuple(args), target=target)] + \
             [Line(text=p) for p in site.post]
+
+    def _kernel_source(self, result: Kernel, header: str) -> str:
+        """The source of a Kernel result, defining __KERNEL__ (kernel_table.py)."""
+        return ("@kernel\n"
+                f"def __KERNEL__({', '.join(result.args)}):\n    \"\"\"{header}\"\"\"\n" +
+                "\n".join(result.body) + ("\n    return 0.0\n" if not result.returns else "\n"))
 
     def uses_reference(self, mode: str) -> bool:
         """Does driver `mode` run a numpy reference rule (a group no lowering covers)?"""

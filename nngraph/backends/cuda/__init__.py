@@ -1,7 +1,6 @@
-"""The CUDA backend (numba-cuda). So far: what it needs to run and the one-line answer when
-that is missing; its device kernels are in kernels/cuda (GEMM, reductions, optimizer
-updates). The code generator that turns a program's fused groups into CUDA kernels and
-drivers is the next part of the work (docs/cuda.md)."""
+"""The CUDA backend (numba-cuda): generated kernels and drivers (codegen.py, lower/), the
+device kernels of kernels/cuda, and the executor that runs them (executor.py); here, what
+it needs to run and the one-line answer when that is missing (docs/cuda.md)."""
 from __future__ import annotations
 
 import os
@@ -41,9 +40,8 @@ def require() -> str:
     return what
 
 
-def executor(program, dtype, frozen: bool = False, device: int = 0):
-    """The CUDA executor of `program`: not there yet, and said so in one line."""
+def open_executor(program, dtype, frozen: bool = False, device: int = 0):
+    """The CUDA executor of `program` (frozen copies run as any other on this backend)."""
     what = require()
-    raise NNGraphError(
-        f"backend 'cuda' ({what}) has its device kernels but not yet the code generator "
-        "that runs a network on them; use backend='cpu' (or 'reference') for now")
+    from .executor import CUDAExecutor
+    return CUDAExecutor(program, dtype, what)

@@ -1,0 +1,80 @@
+"""Generate the CUDA module of a Program: a @cuda.jit kernel and its launcher per fused group
+that has a CUDA lowering (lower/), and drivers (train, evaluate, predict) that call the
+launchers and the kernels of kernels/cuda on views of one device arena.
+
+The CUDA codegen is the CPU one with other lowerings and another module text: the same
+fusion groups, schedule, memory plan, driver rendering and kernel table (backends/cpu/
+codegen.py, the `cuda` stage of nngraph/pipeline.py). A group without a CUDA lowering runs
+its numpy rule through `R` on host copies (runtime.py), correct and slow, and `nngraph
+compile --backend cuda` shows it so.
+"""
+from __future__ import annotations
+
+import numba
+
+from ... import pipeline
+from ...ir import forward_of
+from ...version import __version__
+from ..cpu import stages
+from ..cpu.codegen import CPUCodegen
+from . import lower
+from .lower import Launch
+
+_MODULES = {"_gemm": "gemm", "_reduce": "reduce", "_optim": "optim"}
+"""The hand-written kernel modules of nngraph.kernels.cuda, by the name the code calls."""
+
+
+class CUDACodegen(CPUCodegen):
+    lowerings = lower.REGISTRY
+    stage = "cuda"
+
+    def __init__(self, program, dtype):
+        self.pooled, self.wide = {}, set()      # the CPU's conv rewrites: none here
+        super().__init__(program, dtype)
+
+    def _kernel_source(self, result, header: str) -> str:
+        assert isinstance(result, Launch), result
+        args = ", ".join(result.args)
+        passed = ", ".join(f"_flat({a})" for a in result.args) if result.flat else args
+        return "\n".join(
+            ["@cuda.jit", f"def __KERNEL___gpu({args}):", "    i = cuda.grid(1)",
+             f"    if i < {result.size}:"] + ["    " + line for line in result.body] +
+            ["", "", f"def __KERNEL__({args}):", f'    """{header}"""',
+             f"    __KERNEL___gpu[_blocks({result.size}), _THREADS]({passed})",
+             "    return 0.0", ""])
+
+    def source(self) -> str:
+        net = self.program.net
+        lines = [f'"""nngraph generated CUDA code for spec {net.name!r} ({net.file}).',
+                 f"dtype {self.dtype}; nngraph {__version__}, numba {numba.__version__}.",
+                 "", "Fused groups:"]
+        lines += [f"  {g.name:<28} {' + '.join(forward_of(n) for n in g.nodes)}"
+                  for g in self.groups]
+        body = "\n\n".join(self.kernels.values())
+        drivers = "\n\n".join(self.drivers.values())
+        code = body + drivers
+        used = [f"{module} as {alias}" for alias, module in _MODULES.items()
+                if f"{alias}." in code]
+        lines += ['"""', "import math", "", "import numpy as np", "from numba import cuda", ""]
+        if used:
+            lines.append("from nngraph.kernels.cuda import " + ", ".join(used))
+        lines += ["from nngraph.kernels.cuda.launch import THREADS as _THREADS, "
+                  "blocks as _blocks", "",
+                  f"_f = np.{self.dtype.name}", "", "",
+                  "def _flat(a):", "    return a.reshape(a.size)", "", "",
+                  "@cuda.jit", "def _add_into_gpu(a, b):", "    i = cuda.grid(1)",
+                  "    if i < a.size:", "        a[i] += b[i]", "", "",
+                  "def _add_into(a, b):",
+                  "    _add_into_gpu[_blocks(a.size), _THREADS](_flat(a), _flat(b))", "", "", ""]
+        return "\n".join(lines) + body + "\n\n" + drivers
+
+
+def _groups(gen):
+    return [f"{g.name}: {g.kind} {' + '.join(map(str, g.nodes))}" for g in gen.groups]
+
+
+pipeline.implements("cuda", "fuse", _groups)(stages.fuse_groups)
+pipeline.implements("cuda", "schedule")(stages.schedule_drivers)
+pipeline.implements("cuda", "emit")(stages.emit_drivers)
+pipeline.implements("cuda", "memory")(stages.plan_drivers)
+pipeline.implements("cuda", "source")(stages.write_source)

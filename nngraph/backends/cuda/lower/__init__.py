@@ -1,0 +1,39 @@
+"""Per-op lowerings of the CUDA backend: what each op's fused group becomes in the generated
+module, one file per op (or family) named after it, as for the CPU (backends/lowering.py).
+
+A rule reads its group through a site (backends/cpu/site.py: buffer names, shapes,
+attributes, the ops' scalar code) and returns a Launch (a generated @cuda.jit kernel run
+over `size` threads by a launcher of the same arguments), an Extern (calls of kernels/cuda,
+`_gemm.gemm`, `_reduce.column_sums`, and generated launchers) or a View; or None, and the
+group runs its numpy rule on host copies of its arrays (correct, slow)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...lowering import Call, Extern, Kernel, Registry, View
+
+__all__ = ["Call", "Extern", "Launch", "View", "launcher", "lowers", "rule_for", "rules"]
+
+REGISTRY = Registry(__name__, __path__)
+lowers = REGISTRY.lowers
+rule_for = REGISTRY.rule_for
+rules = REGISTRY.all
+
+
+@dataclass
+class Launch(Kernel):
+    """A generated CUDA kernel: `body` runs in each of `size` threads (an expression of its
+    arguments, `i = cuda.grid(1)` its index); `flat`: its arrays come flattened."""
+    size: str = "0"
+    flat: bool = False
+
+
+def launcher(name: str, args: list, body: list, size: str, doc: str = "") -> str:
+    """Source of a generated helper `name`: a kernel (named after the helper's final name
+    with _gpu, so that groups with the same code share it) and its launcher (host code,
+    the same arguments) that runs it over `size` threads."""
+    return "\n".join(
+        ["@cuda.jit", f"def __KERNEL___gpu({', '.join(args)}):", "    i = cuda.grid(1)",
+         f"    if i < {size}:"] + ["    " + line for line in body] +
+        ["", "", f"def {name}({', '.join(args)}):"] + ([f'    """{doc}"""'] if doc else []) +
+        [f"    __KERNEL___gpu[_blocks({size}), _THREADS]({', '.join(args)})", ""])
