@@ -222,7 +222,8 @@ def load_model(path: str, backend: str | None = None) -> Model:
     except NNGraphError as e:
         if backend:                               # the caller's choice, not the file's
             raise
-        raise ModelFileError(f"{path}: {e}") from None
+        raise ModelFileError(f"{path}: {e} (the file names backend {settings['backend']!r}; "
+                             "load_model(path, backend='cpu') loads it on the CPU)") from None
     persist.restore(model, saved, settings, path)
     return model
 

@@ -791,10 +791,14 @@ def test_cli_commands_report_a_broken_model_file(originals, tmp_path, capsys):
         assert err.startswith(f"error: {path}: ") and "epoch" in err and "Traceback" not in err
 
 
-def test_backend_the_file_names_but_this_nngraph_lacks(originals, tmp_path):
+@pytest.mark.skipif(__import__("nngraph.backends.cuda").backends.cuda.device_status()[0],
+                    reason="this machine can run CUDA kernels")
+def test_backend_the_file_names_but_this_machine_lacks(originals, tmp_path):
     path = _with_meta(originals, tmp_path, backend="cuda")
-    with pytest.raises(ModelFileError, match=f"^{path}: the 'cuda' backend is not available"):
+    with pytest.raises(ModelFileError, match=f"^{path}: backend 'cuda' needs an NVIDIA GPU") \
+            as info:
         nngraph.load_model(str(path))
+    assert "backend='cpu') loads it on the CPU" in str(info.value)
     assert nngraph.load_model(str(path), backend="reference").backend == "reference"
 
 
