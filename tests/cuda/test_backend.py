@@ -60,3 +60,21 @@ def test_generated_source_is_cuda_kernels_with_their_layers():
     assert '"""nngraph generated CUDA code for spec' in source
     assert "@cuda.jit" in source and "_gemm.gemm(" in source
     assert "def train(R," in source and "def predict(R," in source
+
+
+def test_fit_evaluate_save_and_load_on_another_backend(tmp_path):
+    """fit and evaluate as the reference backend does; a model saved on cuda loads on the
+    CPU with the same predictions, and on cuda again by default."""
+    path = os.path.join(SPECS, "xor_mlp.yaml")
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
+    data = {"x": x, "target": np.array([[0], [1], [1], [0]], float)}
+    m = nngraph.compile(path, backend="cuda", seed=0, dtype="float64")
+    r = nngraph.compile(path, backend="reference", seed=0, dtype="float64")
+    hm = m.fit(data, epochs=2, batch_size=4, verbose=0)
+    hr = r.fit(data, epochs=2, batch_size=4, verbose=0)
+    np.testing.assert_allclose(hm["loss"], hr["loss"], rtol=1e-9)
+    assert m.evaluate(data)["loss"] == pytest.approx(r.evaluate(data)["loss"], rel=1e-9)
+    m.save(str(tmp_path / "m.nnz"))
+    on_cpu = nngraph.load_model(str(tmp_path / "m.nnz"), backend="cpu")
+    np.testing.assert_allclose(on_cpu.predict(x), m.predict(x), rtol=1e-12)
+    assert nngraph.load_model(str(tmp_path / "m.nnz")).backend == "cuda"
