@@ -79,7 +79,13 @@ sum_kernel = per_dtype(_sum_kernel)
 
 def total(x, out, scale=1.0, stream=0) -> None:
     """out[0] = scale * sum(x) for a vector x (one block: x is a batch's per-row values)."""
-    sum_kernel(out.dtype)[1, THREADS, stream](x, out.dtype.type(scale), out)
+    sum_kernel(out.dtype)[1, _width(x.shape[0]), stream](x, out.dtype.type(scale), out)
+
+
+def _width(n: int) -> int:
+    """A one-block reduction's width for n values: the power of two from a warp up to
+    THREADS that covers them (fewer idle threads for short rows)."""
+    return min(THREADS, max(32, 1 << (int(n) - 1).bit_length()))
 
 
 def _softmax_xent_kernel(dtype):
@@ -124,7 +130,5 @@ def softmax_cross_entropy(x, labels, loss_rows, g, scale=1.0, stream=0) -> None:
     n = x.shape[0]
     if n == 0:
         raise ValueError("softmax_cross_entropy: an empty batch has no mean loss")
-    # a row's block: the power of two from a warp up to THREADS that covers its classes
-    width = min(THREADS, max(32, 1 << (int(x.shape[1]) - 1).bit_length()))
-    softmax_xent_kernel(x.dtype)[n, width, stream](x, labels, x.dtype.type(scale),
+    softmax_xent_kernel(x.dtype)[n, _width(x.shape[1]), stream](x, labels, x.dtype.type(scale),
                                                    loss_rows, g)

@@ -35,13 +35,19 @@ class CUDACodegen(CPUCodegen):
     def _kernel_source(self, result, header: str) -> str:
         assert isinstance(result, Launch), result
         args = ", ".join(result.args)
-        passed = ", ".join(f"_flat({a})" for a in result.args) if result.flat else args
+        passed = [f"_flat({a})" if result.flat else a for a in result.args]
+        scalars = list(result.scalars)
         return "\n".join(
-            ["@cuda.jit", f"def __KERNEL___gpu({args}):", "    i = cuda.grid(1)",
-             f"    if i < {result.size}:"] + ["    " + line for line in result.body] +
-            ["", "", f"def __KERNEL__({args}):", f'    """{header}"""',
-             f"    __KERNEL___gpu[_blocks({result.size}), _THREADS]({passed})",
-             "    return 0.0", ""])
+            ["@cuda.jit", f"def __KERNEL___gpu({', '.join(result.args + scalars)}):",
+             "    i = cuda.grid(1)", f"    if i < {result.size}:"] +
+            ["    " + line for line in result.body] +
+            ["", "", f"def __KERNEL__({args}):", f'    """{header}"""'] +
+            [f"    {name} = {expr}" for name, expr in result.scalars.items()] +
+            [f"    __KERNEL___gpu[_blocks({result.size}), _THREADS]"
+             f"({', '.join(passed + scalars)})"] +
+            ["    " + line for line in result.host] +
+            ([] if any(line.startswith("return") for line in result.host) else
+             ["    return 0.0"]) + [""])
 
     def source(self) -> str:
         net = self.program.net

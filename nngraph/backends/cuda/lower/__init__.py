@@ -8,7 +8,7 @@ over `size` threads by a launcher of the same arguments), an Extern (calls of ke
 group runs its numpy rule on host copies of its arrays (correct, slow)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...lowering import Call, Extern, Kernel, Registry, View
 
@@ -23,9 +23,14 @@ rules = REGISTRY.all
 @dataclass
 class Launch(Kernel):
     """A generated CUDA kernel: `body` runs in each of `size` threads (an expression of its
-    arguments, `i = cuda.grid(1)` its index); `flat`: its arrays come flattened."""
+    arguments, `i = cuda.grid(1)` its index); `flat`: its arrays come flattened. The
+    launcher first computes `scalars` ({name: host expression of the arguments}), passed
+    to the kernel after the arrays, and after the launch runs `host` (lines that may
+    return the kernel's result, a loss)."""
     size: str = "0"
     flat: bool = False
+    scalars: dict = field(default_factory=dict)
+    host: list = field(default_factory=list)
 
 
 def launcher(name: str, args: list, body: list, size: str, doc: str = "") -> str:
