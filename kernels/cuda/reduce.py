@@ -132,3 +132,15 @@ def softmax_cross_entropy(x, labels, loss_rows, g, scale=1.0, stream=0) -> None:
         raise ValueError("softmax_cross_entropy: an empty batch has no mean loss")
     softmax_xent_kernel(x.dtype)[n, _width(x.shape[1]), stream](x, labels, x.dtype.type(scale),
                                                    loss_rows, g)
+
+
+def softmax_cross_entropy_loss(x, labels, loss_rows, g, out, mean, weight, stream=0) -> float:
+    """The softmax cross-entropy of logits x (N, C) against class indices, summed over the
+    batch or its mean (`mean`), read back as the one number a step returns; its gradient
+    times `weight` (and 1/N for the mean) into g (N, C). loss_rows (N,) and out (1,) are
+    device scratch."""
+    n = x.shape[0]
+    scale = weight / n if mean else weight
+    softmax_cross_entropy(x, labels, loss_rows, g, scale, stream)
+    total(loss_rows, out, 1.0 / n if mean else 1.0, stream)
+    return float(out.copy_to_host()[0])

@@ -42,6 +42,7 @@ class Call:
     function: str
     args: list
     note: str = ""
+    returns: bool = False        # its result is the group's loss (a loss group's last call)
 
     def source(self) -> str:
         return f"{self.function}({', '.join(map(str, self.args))})" + \

@@ -209,6 +209,9 @@ class CPUCodegen:
                           note=c.note) for c in result.calls]
             if site.unfit:                     # the first call is the checking kernel's
                 lines[0].target = "unfit += "
+            for line, c in zip(lines, result.calls):
+                if c.returns:
+                    line.target = self._loss_target(group)
             return lines + post
         assert isinstance(result, Kernel), f"{rule.op} {rule.kind}: {result!r}"
         args, call = result.args, result.call
@@ -217,10 +220,13 @@ class CPUCodegen:
         src = self._kernel_source(result, header)
         name = self._add_kernel(name, src, "_eval" if mode != "train" else "_2",
                                 self._label(group, name))
-        target = "loss += {w!r} * ".format(w=self.graph.node(group.anchor).attrs["weight"]) \
-            if group.kind == "loss" else "unfit += " if site.unfit else ""
+        target = self._loss_target(group) if group.kind == "loss" else \
+            "unfit += " if site.unfit else ""
         return [Line(name, list(call), tuple(args), target=target)] + \
             [Line(text=p) for p in site.post]
+
+    def _loss_target(self, group) -> str:
+        return "loss += {w!r} * ".format(w=self.graph.node(group.anchor).attrs["weight"])
 
     def _kernel_source(self, result: Kernel, header: str) -> str:
         """The source of a Kernel result, defining __KERNEL__ (kernel_table.py)."""
