@@ -115,3 +115,35 @@ def test_a_conv_network_with_host_groups_and_views_matches_the_reference(tmp_pat
         assert m.train_step(batch) == pytest.approx(r.train_step(batch), rel=1e-9)
     np.testing.assert_allclose(m.predict({"image": batch["image"]}),
                                r.predict({"image": batch["image"]}), rtol=1e-9)
+
+
+TINY_MERGE = """
+nngraph: 1
+name: tiny_merge
+inputs:
+  x: {shape: [3]}
+  target: {shape: [2]}
+layers:
+  - {op: dense, name: a, units: 2, activation: tanh, in: [x]}
+  - {op: dense, name: b, units: 2, activation: sigmoid, in: [x]}
+  - {op: add, name: s, in: [a, b]}
+  - {op: multiply, name: p, in: [s, a]}
+outputs: [p]
+losses:
+  - {op: squared_error, in: [p, target]}
+train:
+  optimizer: {type: adam, lr: 0.01}
+"""
+
+
+def test_add_and_multiply_run_on_the_device_and_match_the_reference(tmp_path):
+    spec = tmp_path / "tiny_merge.yaml"
+    spec.write_text(TINY_MERGE)
+    m = nngraph.compile(str(spec), backend="cuda", seed=0, dtype="float64")
+    r = nngraph.compile(str(spec), backend="reference", seed=0, dtype="float64")
+    assert None not in m.executor.gen.per_mode["train"].runs      # no host group
+    batch = random_batch(m.net, 3, np.random.default_rng(3))
+    for _ in range(3):
+        assert m.train_step(batch) == pytest.approx(r.train_step(batch), rel=1e-9)
+    for k in r.params:
+        np.testing.assert_allclose(m.params[k], r.params[k], rtol=1e-9, atol=1e-12, err_msg=k)
