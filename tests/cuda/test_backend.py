@@ -99,11 +99,14 @@ train:
 """
 
 
-def test_a_conv_network_with_host_groups_and_views_matches_the_reference(tmp_path):
-    """conv and pooling run their numpy rules on host copies, flatten is a view of the
-    device arena, dense and the loss run on the device: together the reference's numbers."""
+@pytest.mark.parametrize("pool", ["{op: maxpool2d, size: 2}",
+                                  "{op: maxpool2d, size: 2, stride: 1}"])   # windows overlap
+def test_a_conv_network_with_host_groups_and_views_matches_the_reference(tmp_path, pool):
+    """conv runs its numpy rule on host copies, max pooling (its arg-max, and its backward
+    with atomic adds where windows overlap) and dense and the loss on the device, flatten
+    is a view of the device arena: together the reference's numbers."""
     spec = tmp_path / "tiny_conv.yaml"
-    spec.write_text(TINY_CONV)
+    spec.write_text(TINY_CONV.replace("{op: maxpool2d, size: 2}", pool))
     m = nngraph.compile(str(spec), backend="cuda", seed=0, dtype="float64")
     r = nngraph.compile(str(spec), backend="reference", seed=0, dtype="float64")
     runs = m.executor.gen.per_mode["train"].runs
