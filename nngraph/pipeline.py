@@ -61,6 +61,15 @@ def implements(stage: str, name: str, show: Callable | None = None):
     return register
 
 
+def reuse(stage: str, other: str, names) -> None:
+    """Passes `names` of `stage` are those of stage `other` (what they do and show): the cuda
+    stage's fuse, schedule, emit, memory and source are the cpu stage's, over other
+    lowerings."""
+    for name in names:
+        fn, show = _DONE[other, name]
+        implements(stage, name, show)(fn)
+
+
 def run(stage: str, state):
     """Run the passes of `stage` over `state`, in the order of PASSES."""
     debug = "passes" in os.environ.get("NNGRAPH_DEBUG", "").split(",")

@@ -31,15 +31,23 @@ def _segment(i, seg_end):
     return lo
 
 
+@cuda.jit(device=True)
+def _lr_mult(i, p, seg_start, seg_end, seg_lr):
+    """The learning-rate multiplier of flat position i: 0 where nothing learns (past the
+    end, a gap between segments, a frozen parameter)."""
+    if i >= p.shape[0]:
+        return 0
+    k = _segment(i, seg_end)
+    return 0 if i < seg_start[k] else seg_lr[k]
+
+
 @cuda.jit
 def _sgd(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
     i = cuda.grid(1)
-    if i >= p.shape[0]:
+    mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+    if mult == 0:                       # past the end, a gap, or a frozen parameter
         return
-    k = _segment(i, seg_end)
-    if i < seg_start[k] or seg_lr[k] == 0:      # a gap between segments, or frozen
-        return
-    rate = lr * seg_lr[k]
+    rate = lr * mult
     if momentum == 0:
         p[i] -= rate * g[i]
         return
@@ -51,45 +59,42 @@ def _sgd(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
 @cuda.jit
 def _rmsprop(p, g, s, seg_start, seg_end, seg_lr, lr, rho, eps):
     i = cuda.grid(1)
-    if i >= p.shape[0]:
+    mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+    if mult == 0:                       # past the end, a gap, or a frozen parameter
         return
-    k = _segment(i, seg_end)
-    if i < seg_start[k] or seg_lr[k] == 0:
-        return
+    rate = lr * mult
     gi = g[i]
     si = rho * s[i] + (1 - rho) * gi * gi
     s[i] = si
-    p[i] -= lr * seg_lr[k] * gi / (math.sqrt(si) + eps)
+    p[i] -= rate * gi / (math.sqrt(si) + eps)
 
 
 @cuda.jit
 def _adagrad(p, g, s, seg_start, seg_end, seg_lr, lr, eps):
     i = cuda.grid(1)
-    if i >= p.shape[0]:
+    mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+    if mult == 0:                       # past the end, a gap, or a frozen parameter
         return
-    k = _segment(i, seg_end)
-    if i < seg_start[k] or seg_lr[k] == 0:
-        return
+    rate = lr * mult
     gi = g[i]
     si = s[i] + gi * gi
     s[i] = si
-    p[i] -= lr * seg_lr[k] * gi / (math.sqrt(si) + eps)
+    p[i] -= rate * gi / (math.sqrt(si) + eps)
 
 
 @cuda.jit
 def _adam(p, g, m, v, seg_start, seg_end, seg_lr, lr, beta1, beta2, eps, c1, c2):
     i = cuda.grid(1)
-    if i >= p.shape[0]:
+    mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+    if mult == 0:                       # past the end, a gap, or a frozen parameter
         return
-    k = _segment(i, seg_end)
-    if i < seg_start[k] or seg_lr[k] == 0:
-        return
+    rate = lr * mult
     gi = g[i]
     mi = beta1 * m[i] + (1 - beta1) * gi
     vi = beta2 * v[i] + (1 - beta2) * gi * gi
     m[i] = mi
     v[i] = vi
-    p[i] -= lr * seg_lr[k] * (mi / c1) / (math.sqrt(vi / c2) + eps)
+    p[i] -= rate * (mi / c1) / (math.sqrt(vi / c2) + eps)
 
 
 def _launch(kernel, p, stream, *args):

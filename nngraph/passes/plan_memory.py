@@ -68,3 +68,12 @@ def plan_memory(buffers: list[Buffer]) -> int:
     for a in aliases:
         a.offset = bases[a.alias_of].offset
     return max((b.offset + b.size for b in buffers), default=0)
+
+
+def arena_views(buffers, sizes: dict, n: int, dtype, allocate) -> dict:
+    """{buffer name: its view} of a new arena at batch size n: the float buffers' arena in
+    `dtype`, the int ones' in int64, each made by `allocate(length, dtype)` (numpy.zeros on
+    the CPU, a device array on the GPU); `sizes` per sample, as plan_memory gave them."""
+    arenas = {"float": allocate(max(sizes["float"] * n, 1), dtype),
+              "int": allocate(max(sizes["int"] * n, 1), "int64")}
+    return {b.name: b.view(arenas[b.kind], n) for b in buffers}

@@ -335,14 +335,18 @@ class CPUCodegen:
         return "\n".join(head + lines + tail + [""])
 
     # ------------------------------------------------------------------ module
-    def source(self) -> str:
+    def _doc_head(self, what: str) -> list:
+        """The generated module's docstring up to its end: what it is, for which spec, the
+        versions that made it, and its fused groups."""
         net = self.program.net
-        lines = [f'"""nngraph generated CPU code for spec {net.name!r} ({net.file})' +
-                 (", frozen: predict on packed weights." if self.frozen else "."),
-                 f"dtype {self.dtype}; nngraph {__version__}, numba {numba.__version__}.",
-                 "", "Fused groups:"]
-        lines += [f"  {g.name:<28} {' + '.join(forward_of(n) for n in g.nodes)}"
-                  for g in self.groups]
+        return [f'"""nngraph generated {what} for spec {net.name!r} ({net.file})' +
+                (", frozen: predict on packed weights." if self.frozen else "."),
+                f"dtype {self.dtype}; nngraph {__version__}, numba {numba.__version__}.",
+                "", "Fused groups:"] + \
+            [f"  {g.name:<28} {' + '.join(forward_of(n) for n in g.nodes)}" for g in self.groups]
+
+    def source(self) -> str:
+        lines = self._doc_head("CPU code")
         body = "\n\n".join(self.kernels.values())
         drivers = "\n\n".join(self.drivers.values())
         # only the kernel modules this network calls (kernel_modules.modules says why)

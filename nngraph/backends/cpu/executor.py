@@ -18,6 +18,7 @@ import numpy as np
 from ... import optimizers
 from ...batch import refuse_non_finite
 from ...ir import STREAM_WORDS, Ref, Space
+from ...passes.plan_memory import arena_views
 from .codegen import CPUCodegen
 from .kernel_modules import calls_gemm, module_calls_gemm
 from .module import call_driver, load_module, module_file
@@ -161,10 +162,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
     # ------------------------------------------------------------------ running
     def _views(self, mode, n):
         """Views of a new arena for `mode` at batch size n, and of the parameters."""
-        buffers, sizes = self.gen.plans[mode]
-        arenas = {"float": np.zeros(max(sizes["float"] * n, 1), self.dtype),
-                  "int": np.zeros(max(sizes["int"] * n, 1), np.int64)}
-        views = {b.name: b.view(arenas[b.kind], n) for b in buffers}
+        views = arena_views(*self.gen.plans[mode], n, self.dtype, np.zeros)
         for k in self.program.params:
             views[Ref(Space.PARAM, k).name] = self.pviews[k]
             views[Ref(Space.PARAM_GRAD, k).name] = self.gviews[k]

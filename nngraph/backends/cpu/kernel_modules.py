@@ -21,17 +21,18 @@ def alias(module: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def modules() -> frozenset:
-    """The public kernel modules' names (found without importing them: conv and recurrent
-    take tens of milliseconds to import, and a network imports only those it calls)."""
-    package = importlib.import_module(PACKAGE)
-    return frozenset(info.name for info in pkgutil.iter_modules(package.__path__)
+def modules(package: str = PACKAGE) -> frozenset:
+    """The public kernel modules' names in `package` (found without importing them: conv
+    and recurrent take tens of milliseconds to import, and a network imports only those it
+    calls). The CUDA backend's are those of nngraph.kernels.cuda."""
+    path = importlib.import_module(package).__path__
+    return frozenset(info.name for info in pkgutil.iter_modules(path)
                      if not info.name.startswith("_"))
 
 
-def used(code: str) -> list:
-    """The kernel modules generated `code` calls a function of, by name."""
-    return sorted(m for m in set(_CALL.findall(code)) if m in modules())
+def used(code: str, package: str = PACKAGE) -> list:
+    """The kernel modules of `package` that generated `code` calls a function of, by name."""
+    return sorted(m for m in set(_CALL.findall(code)) if m in modules(package))
 
 
 def load(module: str):

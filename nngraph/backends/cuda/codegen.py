@@ -10,18 +10,15 @@ compile --backend cuda` shows it so.
 """
 from __future__ import annotations
 
-import numba
-
 from ... import pipeline
-from ...ir import forward_of
-from ...version import __version__
-from ..cpu import stages
-from ..cpu.codegen import CPUCodegen
+from ..cpu import kernel_modules
+from ..cpu.codegen import CPUCodegen   # (its import registers the cpu passes reused below)
 from . import lower
 from .lower import Launch
 
-_MODULES = {"_gemm": "gemm", "_reduce": "reduce", "_optim": "optim"}
-"""The hand-written kernel modules of nngraph.kernels.cuda, by the name the code calls."""
+_KERNELS = "nngraph.kernels.cuda"
+"""The package of the hand-written kernels the code calls, `_<module>.<function>` as on the
+CPU (backends/cpu/kernel_modules.py)."""
 
 
 class CUDACodegen(CPUCodegen):
@@ -50,17 +47,11 @@ class CUDACodegen(CPUCodegen):
              ["    return 0.0"]) + [""])
 
     def source(self) -> str:
-        net = self.program.net
-        lines = [f'"""nngraph generated CUDA code for spec {net.name!r} ({net.file}).',
-                 f"dtype {self.dtype}; nngraph {__version__}, numba {numba.__version__}.",
-                 "", "Fused groups:"]
-        lines += [f"  {g.name:<28} {' + '.join(forward_of(n) for n in g.nodes)}"
-                  for g in self.groups]
+        lines = self._doc_head("CUDA code")
         body = "\n\n".join(self.kernels.values())
         drivers = "\n\n".join(self.drivers.values())
-        code = body + drivers
-        used = [f"{module} as {alias}" for alias, module in _MODULES.items()
-                if f"{alias}." in code]
+        used = [f"{m} as {kernel_modules.alias(m)}"
+                for m in kernel_modules.used(body + drivers, _KERNELS)]
         lines += ['"""', "import math", "", "import numpy as np", "from numba import cuda", ""]
         if used:
             lines.append("from nngraph.kernels.cuda import " + ", ".join(used))
@@ -75,12 +66,4 @@ class CUDACodegen(CPUCodegen):
         return "\n".join(lines) + body + "\n\n" + drivers
 
 
-def _groups(gen):
-    return [f"{g.name}: {g.kind} {' + '.join(map(str, g.nodes))}" for g in gen.groups]
-
-
-pipeline.implements("cuda", "fuse", _groups)(stages.fuse_groups)
-pipeline.implements("cuda", "schedule")(stages.schedule_drivers)
-pipeline.implements("cuda", "emit")(stages.emit_drivers)
-pipeline.implements("cuda", "memory")(stages.plan_drivers)
-pipeline.implements("cuda", "source")(stages.write_source)
+pipeline.reuse("cuda", "cpu", ("fuse", "schedule", "emit", "memory", "source"))

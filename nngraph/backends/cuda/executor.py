@@ -14,6 +14,7 @@ from numba import cuda
 
 from ... import optimizers
 from ...ir import STREAM_WORDS, Ref, Space
+from ...passes.plan_memory import arena_views
 from ..base import Executor
 from ..cpu.module import call_driver, load_module
 from .codegen import CUDACodegen
@@ -44,6 +45,7 @@ class CUDAExecutor(Executor):
         written = {r.key for r in self.gen.per_mode["train"].uses
                    if r.space == Space.PARAM_GRAD}
         self.unreached = [k for k in self.trainable if k not in written]
+        self.uses_reference = {m: self.gen.uses_reference(m) for m in self.gen.drivers}
         self.bound = {}
 
     def _views(self, mode, n):
@@ -51,10 +53,7 @@ class CUDAExecutor(Executor):
         size), and the parameters' and gradients' device arrays."""
         views = self.bound.get((mode, n))
         if views is None:
-            buffers, sizes = self.gen.plans[mode]
-            arenas = {"float": cuda.device_array(max(sizes["float"] * n, 1), self.dtype),
-                      "int": cuda.device_array(max(sizes["int"] * n, 1), np.int64)}
-            views = {b.name: b.view(arenas[b.kind], n) for b in buffers}
+            views = arena_views(*self.gen.plans[mode], n, self.dtype, cuda.device_array)
             for k in self.program.params:
                 views[Ref(Space.PARAM, k).name] = self.dparams[k]
                 views[Ref(Space.PARAM_GRAD, k).name] = self.dgrads[k]
@@ -69,7 +68,7 @@ class CUDAExecutor(Executor):
         views = self._views(mode, len(next(iter(batch.values()))))
         for name, arr in batch.items():
             views[self.names[name]] = cuda.to_device(np.ascontiguousarray(arr))
-        if self.gen.uses_reference(mode):
+        if self.uses_reference[mode]:
             self.runtime.begin(arrays, state, training, seed)
         loss = call_driver(getattr(self.module, mode), views, self.runtime)
         return loss, views
