@@ -40,6 +40,34 @@ def column_sums(x, out, beta=0.0, stream=0) -> None:
     kernel[blocks(out.shape[0]), THREADS, stream](x, out.dtype.type(beta), out)
 
 
+def _row_sums_kernel(dtype):
+    @cuda.jit
+    def row_sums(x, out):
+        """out[i] = sum of x[i] (one block per row: a conv's bias gradient, whose rows are
+        the filters and whose columns the batch's output positions)."""
+        shared = cuda.shared.array(THREADS, dtype)
+        i, tid = cuda.blockIdx.x, cuda.threadIdx.x
+        acc = dtype(0)
+        for j in range(tid, x.shape[1], cuda.blockDim.x):
+            acc += x[i, j]
+        shared[tid] = acc
+        _tree(shared, tid, False)
+        if tid == 0:
+            out[i] = shared[0]
+    return row_sums
+
+
+row_sums_kernel = per_dtype(_row_sums_kernel)
+
+
+def row_sums(x, out, stream=0) -> None:
+    """out = sum of x's columns: x (R, M) -> out (R,)."""
+    if x.shape[0] != out.shape[0]:
+        raise ValueError(f"row_sums: x has {x.shape[0]} rows, out {out.shape[0]}")
+    if x.shape[0]:
+        row_sums_kernel(out.dtype)[x.shape[0], _width(x.shape[1]), stream](x, out)
+
+
 @cuda.jit(device=True)
 def _tree(shared, tid, op_max):
     """Fold the block's shared[0:blockDim.x] into shared[0] (maximum or sum; the block's

@@ -35,6 +35,7 @@ class CPUCodegen:
 
     lowerings = lower.REGISTRY
     stage = "cpu"                                   # its passes in nngraph/pipeline.py
+    kernel_package = kernel_modules.PACKAGE         # the hand-written kernels
 
     def __init__(self, program, dtype, frozen: bool = False):
         self.program = program
@@ -192,9 +193,15 @@ class CPUCodegen:
     def _emit(self, group, index, mode):
         site = Site(self, group, index)
         rule = self.lowerings.rule_for(site)
+        counted = dict(self.contributions)
         result = rule.emit(site) if rule else None
         self.per_mode[mode].runs.append(result)
         if result is None:
+            # a rule that declines may have asked where its input gradients go: the
+            # fallback asks again, and must get the same first-contribution targets
+            self.contributions.clear()
+            self.contributions.update(counted)
+            site = Site(self, group, index)
             return self._fallback(site, mode)
         post = [Line(text=p) for p in site.post]
         if isinstance(result, View):
@@ -205,7 +212,7 @@ class CPUCodegen:
                       for name, src in result.helpers.items()}
             lines = [Line(finals.get(c.function, c.function), list(c.args),
                           generated_params(result.helpers[c.function]) if c.function in finals
-                          else kernel_params(c.function),
+                          else kernel_params(c.function, self.kernel_package),
                           note=c.note) for c in result.calls]
             if site.unfit:                     # the first call is the checking kernel's
                 lines[0].target = "unfit += "

@@ -35,17 +35,18 @@ def used(code: str, package: str = PACKAGE) -> list:
     return sorted(m for m in set(_CALL.findall(code)) if m in modules(package))
 
 
-def load(module: str):
-    return importlib.import_module(f"{PACKAGE}.{module}")
+def load(module: str, package: str = PACKAGE):
+    return importlib.import_module(f"{package}.{module}")
 
 
-def function(name: str):
-    """Hand-written kernel `name` ('_conv.conv2d_forward'); None if there is none."""
+def function(name: str, package: str = PACKAGE):
+    """Hand-written kernel `name` ('_conv.conv2d_forward') of `package`; None if there is
+    none."""
     prefix, _, attr = name.partition(".")
     module = prefix[1:] if prefix.startswith("_") else None
-    if not attr or module not in modules():
+    if not attr or module not in modules(package):
         return None
-    return getattr(load(module), attr, None)
+    return getattr(load(module, package), attr, None)
 
 
 @lru_cache(maxsize=None)

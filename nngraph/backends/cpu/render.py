@@ -62,10 +62,10 @@ def generated_params(source: str) -> tuple:
 
 
 @lru_cache(maxsize=None)
-def kernel_params(function: str) -> tuple | None:
-    """The parameter names of hand-written kernel `function` ('_conv.conv2d_forward');
-    None if there is no such kernel."""
-    fn = kernel_modules.function(function)
+def kernel_params(function: str, package: str = kernel_modules.PACKAGE) -> tuple | None:
+    """The parameter names of hand-written kernel `function` ('_conv.conv2d_forward') of
+    `package`; None if there is no such kernel."""
+    fn = kernel_modules.function(function, package)
     if fn is None:
         return None
     return tuple(inspect.signature(getattr(fn, "py_func", fn)).parameters)

@@ -16,14 +16,10 @@ from ..cpu.codegen import CPUCodegen   # (its import registers the cpu passes re
 from . import lower
 from .lower import Launch
 
-_KERNELS = "nngraph.kernels.cuda"
-"""The package of the hand-written kernels the code calls, `_<module>.<function>` as on the
-CPU (backends/cpu/kernel_modules.py)."""
-
-
 class CUDACodegen(CPUCodegen):
     lowerings = lower.REGISTRY
     stage = "cuda"
+    kernel_package = "nngraph.kernels.cuda"     # called `_<module>.<function>` as on the CPU
 
     def __init__(self, program, dtype):
         self.pooled, self.wide = {}, set()      # the CPU's conv rewrites: none here
@@ -51,7 +47,7 @@ class CUDACodegen(CPUCodegen):
         body = "\n\n".join(self.kernels.values())
         drivers = "\n\n".join(self.drivers.values())
         used = [f"{m} as {kernel_modules.alias(m)}"
-                for m in kernel_modules.used(body + drivers, _KERNELS)]
+                for m in kernel_modules.used(body + drivers, self.kernel_package)]
         lines += ['"""', "import math", "", "import numpy as np", "from numba import cuda", ""]
         if used:
             lines.append("from nngraph.kernels.cuda import " + ", ".join(used))
