@@ -40,7 +40,8 @@ def load(spec) -> Network:
                                 f"JSON text, a dict or a Network, not {type(spec).__name__}")])
 
 
-def compile(spec, backend: str = "cpu", seed: int | None = None, dtype: str = "float32"):
+def compile(spec, backend: str = "cpu", seed: int | None = None, dtype: str = "float32",
+            device: int | None = None):
     """Compile a spec (Network, path, YAML text or dict) into a trainable Model.
 
         >>> model = nngraph.compile("specs/lenet5.yaml", backend="reference", seed=0)
@@ -50,16 +51,18 @@ def compile(spec, backend: str = "cpu", seed: int | None = None, dtype: str = "f
     'cuda'. dtype: 'float32' or 'float64', what everything is computed in: parameters,
     values and float inputs (see Network.with_float_dtype; `model.net` declares them so).
     seed: of the initial parameters, the batch order and dropout; default the spec's
-    train.seed, else 0.
+    train.seed, else 0. device: which GPU backend 'cuda' runs on (numba's numbering, default
+    0); only for 'cuda'.
     """
     from .model import Model
     net = load(spec)
     if seed is None:
         seed = net.train.get("seed", 0)
-    return Model(net, backend=backend, seed=seed, dtype=dtype)
+    return Model(net, backend=backend, seed=seed, dtype=dtype, device=device)
 
 
-def load_model(path: str, backend: str | None = None):
-    """Load a model saved with `Model.save`; raises ModelFileError for a bad file."""
+def load_model(path: str, backend: str | None = None, device: int | None = None):
+    """Load a model saved with `Model.save`; raises ModelFileError for a bad file. backend
+    and device as in compile (the backend defaults to the file's)."""
     from .model import load_model as _load_model
-    return _load_model(path, backend)
+    return _load_model(path, backend, device)

@@ -44,12 +44,13 @@ def cmd_train(args) -> int:
         print(w, file=sys.stderr)
     out = args.out or f"{net.name}.nnz"
     if args.resume:
-        model = load_model(args.resume, backend=args.backend)
+        model = load_model(args.resume, backend=args.backend, device=args.device)
         _same_network(model, net, args.resume)
         model.net.file = net.file
         print(f"resuming {args.resume} after epoch {model.epoch} (update {model.step})")
     else:
-        model = compile(net, backend=args.backend, seed=args.seed, dtype=args.dtype)
+        model = compile(net, backend=args.backend, seed=args.seed, dtype=args.dtype,
+                        device=args.device)
     if args.lr is not None:
         model.optimizer.config["lr"] = args.lr
     total = args.epochs if args.epochs is not None else int(net.train.get("epochs", 1))
@@ -99,7 +100,7 @@ def _same_network(model, net, path):
 
 def cmd_eval(args) -> int:
     from . import load_model
-    model = load_model(args.model, backend=args.backend)
+    model = load_model(args.model, backend=args.backend, device=args.device)
     if args.data and not os.path.exists(args.data):
         raise DataError(f"{args.data}: no such file")
     _compile_now(model, "evaluate")       # first: the data's checks compile with the rest
@@ -147,7 +148,7 @@ def format_confusion(matrix, classes, most: int = 30) -> str:
 
 def cmd_predict(args) -> int:
     from . import load_model
-    model = load_model(args.model, backend=args.backend)
+    model = load_model(args.model, backend=args.backend, device=args.device)
     if args.input:
         data, what = _read_inputs(model, args.input, labels=False), args.input
     else:
@@ -287,6 +288,8 @@ def register(sub) -> None:
     s.add_argument("--batch-size", type=_positive(int), help="default: the spec's")
     s.add_argument("--lr", type=_positive(float), help="override the optimizer's learning rate")
     s.add_argument("--backend", choices=BACKENDS, default="cpu")
+    s.add_argument("--device", type=int, default=None, help="the GPU of --backend cuda "
+                   "(default 0)")
     s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     s.add_argument("--seed", type=int, default=None,
                    help="of the initial parameters and the batch order (default: the "
@@ -304,6 +307,8 @@ def register(sub) -> None:
     s.add_argument("--data", metavar="FILE", help=".npz (arrays named like the inputs) or .csv")
     s.add_argument("--split", choices=["validation", "train", "all"], default="validation")
     s.add_argument("--backend", choices=BACKENDS, default=None)
+    s.add_argument("--device", type=int, default=None, help="the GPU of --backend cuda "
+                   "(default 0)")
     s.add_argument("--confusion", action="store_true",
                    help="print the confusion matrix of each loss that compares classes")
     s.set_defaults(func=cmd_eval)
@@ -316,4 +321,6 @@ def register(sub) -> None:
     s.add_argument("-o", "--output", metavar="OUT", help="write all predictions (.npz, .csv)")
     s.add_argument("--limit", type=int, default=10, help="rows to print (default 10)")
     s.add_argument("--backend", choices=BACKENDS, default=None)
+    s.add_argument("--device", type=int, default=None, help="the GPU of --backend cuda "
+                   "(default 0)")
     s.set_defaults(func=cmd_predict)

@@ -122,7 +122,8 @@ def cmd_bench(args) -> int:
         raise NNGraphError(f"{args.spec} has no losses: there is no training step to time")
     data = random_batch(net, batch_size, np.random.default_rng(args.seed))
     t0 = time.perf_counter()
-    model = compile(net, backend=args.backend, seed=args.seed, dtype=args.dtype)
+    model = compile(net, backend=args.backend, seed=args.seed, dtype=args.dtype,
+                    device=args.device)
     compile_s = time.perf_counter() - t0
     batch = model._batch(data, True)         # validated once, as fit does
 
@@ -372,7 +373,9 @@ def register(sub) -> None:
                        "compile time. --profile adds the time of every kernel. Example: "
                        "nngraph bench specs/lenet5.yaml --batch-size 64 --profile")
     s.add_argument("spec", metavar="SPEC")
-    s.add_argument("--backend", choices=["cpu", "reference"], default="cpu")
+    s.add_argument("--backend", choices=["cpu", "reference", "cuda"], default="cpu")
+    s.add_argument("--device", type=int, default=None, help="the GPU of --backend cuda "
+                   "(default 0)")
     s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     s.add_argument("--batch-size", type=int, help="default: the spec's train.batch_size")
     s.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")

@@ -73,7 +73,7 @@ class _Predicts:
 
 class Model(_Predicts):
     def __init__(self, net: Network, backend: str = "reference", seed: int = 0,
-                 dtype: str = "float32"):
+                 dtype: str = "float32", device: int | None = None):
         if str(dtype) not in DTYPES:
             raise NNGraphError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.dtype = np.dtype(dtype)
@@ -82,7 +82,7 @@ class Model(_Predicts):
         # declares for an input: see Network.with_float_dtype
         self.net, self.seed = net.with_float_dtype(self.dtype.name), int(seed)
         self.program = build_program(self.net)
-        self._run_on(executor(self.program, backend, self.dtype))
+        self._run_on(executor(self.program, backend, self.dtype, device=device))
         rng = np.random.default_rng(self.seed)
         self.params = {k: initializers.initialize(p.init, p.spec.shape, rng, p.spec.fan_in,
                                                   p.spec.fan_out, self.dtype)
@@ -212,13 +212,13 @@ class Model(_Predicts):
                 f"params={self.net.num_params:,} step={self.step}>")
 
 
-def load_model(path: str, backend: str | None = None) -> Model:
+def load_model(path: str, backend: str | None = None, device: int | None = None) -> Model:
     """Rebuild a model saved with Model.save (nngraph.load_model). Raises ModelFileError for
     a bad or mismatching file; `backend` overrides the one the file names."""
     net, settings, saved = persist.read_model(path)
     try:
         model = Model(net, backend or settings["backend"], seed=settings["seed"],
-                      dtype=settings["dtype"])
+                      dtype=settings["dtype"], device=device)
     except NNGraphError as e:
         if backend:                               # the caller's choice, not the file's
             raise
@@ -253,7 +253,8 @@ class FrozenModel(_Predicts):
     def __init__(self, model: Model):
         self.net, self.seed, self.dtype = model.net, model.seed, model.dtype
         self.program, self.step = model.program, model.step
-        self._run_on(executor(self.program, model.backend, self.dtype, frozen=True))
+        self._run_on(executor(self.program, model.backend, self.dtype, frozen=True,
+                              device=model.executor.device_index))
         self._params = {k: np.array(v, dtype=self.dtype) for k, v in model.params.items()}
         self._params = self.executor.adopt(self._params)   # flat storage on the cpu backend
         self.executor.pack()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import safetensors.numpy
@@ -39,7 +40,7 @@ def _numpy_to_json(value):
 
 
 def tensor_bytes(path: str, what: str, tensors) -> bytes:
-    if not isinstance(tensors, dict):
+    if not isinstance(tensors, Mapping):     # a dict, or a backend's mirror of device arrays
         raise ModelFileError(f"{path}: cannot save: {what} must be a dict of arrays, "
                              f"got {type(tensors).__name__}")
     problems, arrays = [], {}

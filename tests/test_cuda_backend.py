@@ -62,3 +62,8 @@ def test_every_spec_has_a_cuda_module(spec):
     tree = ast.parse(gen.source())
     functions = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)}
     assert {"train", "evaluate", "predict"} <= functions
+
+
+def test_device_is_only_for_the_cuda_backend():
+    with pytest.raises(nngraph.NNGraphError, match="device=0 picks a GPU of backend 'cuda'"):
+        nngraph.compile(SPEC, backend="cpu", device=0)

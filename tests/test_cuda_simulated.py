@@ -1,17 +1,23 @@
-"""Run tests/cuda in a process of its own under numba's CUDA simulator: the simulator is
-chosen when numba is imported, which this process did long ago."""
+"""Run tests/cuda under numba's CUDA simulator, each file in a process of its own: the
+simulator is chosen when numba is imported, which this process did long ago. One test per
+file lets pytest-xdist spread the files over the workers."""
 import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FILES = sorted(f for f in os.listdir(os.path.join(ROOT, "tests", "cuda"))
+               if f.startswith("test_") and f.endswith(".py"))
 
 
-def test_cuda_tests_pass_under_the_simulator():
+@pytest.mark.parametrize("name", FILES)
+def test_cuda_tests_pass_under_the_simulator(name):
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-         os.path.join(ROOT, "tests", "cuda")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+         os.path.join(ROOT, "tests", "cuda", name)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-2000:]

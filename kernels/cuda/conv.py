@@ -23,7 +23,7 @@ from __future__ import annotations
 from numba import cuda
 
 from .gemm import gemm
-from .launch import THREADS, blocks
+from .launch import grid, per_dtype
 
 
 @cuda.jit
@@ -49,26 +49,31 @@ def _im2col(x, cols, geo):
             cols[row, col] = 0
 
 
-@cuda.jit
-def _col2im(cols, gx, geo):
-    """gx[n, ci, h, w] = the sum of the column entries whose tap reads x[n, ci, h, w]."""
-    kh, kw, sh, sw, pt, pl, dh, dw, ho, wo = geo
-    i = cuda.grid(1)
-    if i < gx.size:
-        w = i % gx.shape[3]
-        h = (i // gx.shape[3]) % gx.shape[2]
-        ci = (i // (gx.shape[3] * gx.shape[2])) % gx.shape[1]
-        n = i // (gx.shape[3] * gx.shape[2] * gx.shape[1])
-        acc = cols[0, 0] * 0
-        for u in range(kh):
-            hr = h + pt - u * dh
-            if hr >= 0 and hr % sh == 0 and hr // sh < ho:
-                r = hr // sh
-                for v in range(kw):
-                    wr = w + pl - v * dw
-                    if wr >= 0 and wr % sw == 0 and wr // sw < wo:
-                        acc += cols[(ci * kh + u) * kw + v, (n * ho + r) * wo + wr // sw]
-        gx[n, ci, h, w] = acc
+def _col2im_kernel(dtype):
+    @cuda.jit
+    def col2im(cols, gx, geo):
+        """gx[n, ci, h, w] = the sum of the column entries whose tap reads x[n, ci, h, w]."""
+        kh, kw, sh, sw, pt, pl, dh, dw, ho, wo = geo
+        i = cuda.grid(1)
+        if i < gx.size:
+            w = i % gx.shape[3]
+            h = (i // gx.shape[3]) % gx.shape[2]
+            ci = (i // (gx.shape[3] * gx.shape[2])) % gx.shape[1]
+            n = i // (gx.shape[3] * gx.shape[2] * gx.shape[1])
+            acc = dtype(0)
+            for u in range(kh):
+                hr = h + pt - u * dh
+                if hr >= 0 and hr % sh == 0 and hr // sh < ho:
+                    r = hr // sh
+                    for v in range(kw):
+                        wr = w + pl - v * dw
+                        if wr >= 0 and wr % sw == 0 and wr // sw < wo:
+                            acc += cols[(ci * kh + u) * kw + v, (n * ho + r) * wo + wr // sw]
+            gx[n, ci, h, w] = acc
+    return col2im
+
+
+_col2im = per_dtype(_col2im_kernel)
 
 
 def _geometry(w, geo, x_shape):
@@ -86,7 +91,7 @@ def conv2d_forward(x, w, cols, ybuf, sh, sw, pt, pb, pl, pr, dh, dw, stream=0) -
     geo = _geometry(w, (sh, sw, pt, pb, pl, pr, dh, dw), x.shape)
     if x.shape[0] == 0:
         return
-    _im2col[blocks(cols.size), THREADS, stream](x, cols, geo)
+    _im2col[grid(cols.size) + (stream,)](x, cols, geo)
     f = w.shape[0]
     gemm(1.0, w.reshape(f, w.size // f), False, cols, False, 0.0, ybuf, stream)
 
@@ -104,4 +109,67 @@ def conv2d_input_grad(gybuf, w, cols, gx, sh, sw, pt, pb, pl, pr, dh, dw, stream
     f = w.shape[0]
     gemm(1.0, w.reshape(f, w.size // f), True, gybuf, False, 0.0, cols, stream)
     geo = _geometry(w, (sh, sw, pt, pb, pl, pr, dh, dw), gx.shape)
-    _col2im[blocks(gx.size), THREADS, stream](cols, gx, geo)
+    _col2im(gx.dtype)[grid(gx.size) + (stream,)](cols, gx, geo)
+
+
+# ---------------------------------------------------------------- conv2d_transpose
+# The transposed convolution is conv2d's adjoint, so it runs on the same two kernels the other
+# way round: the product W.T @ x gives the columns and col2im folds them onto the output
+# (whose windows are the conv2d's); the backward unfolds the output's gradient with im2col.
+# x and its gradient take the product's (C, N*H*W) order through the transposes below.
+
+@cuda.jit
+def _to_rows(x, rows):
+    """rows[c, (n*H + h)*W + w] = x[n, c, h, w]."""
+    i = cuda.grid(1)
+    if i < x.size:
+        hw = x.shape[2] * x.shape[3]
+        p, c, n = i % hw, (i // hw) % x.shape[1], i // (hw * x.shape[1])
+        rows[c, n * hw + p] = x[n, c, p // x.shape[3], p % x.shape[3]]
+
+
+@cuda.jit
+def _from_rows(rows, x):
+    """x[n, c, h, w] = rows[c, (n*H + h)*W + w]."""
+    i = cuda.grid(1)
+    if i < x.size:
+        hw = x.shape[2] * x.shape[3]
+        p, c, n = i % hw, (i // hw) % x.shape[1], i // (hw * x.shape[1])
+        x[n, c, p // x.shape[3], p % x.shape[3]] = rows[c, n * hw + p]
+
+
+def _transposed_geometry(w, x_shape, sh, sw, pt, pl):
+    """The kernels' geometry for a transposed conv of an (N, C, H, W) input: that of the conv2d
+    it is the adjoint of, whose output is H x W."""
+    return (w.shape[2], w.shape[3], sh, sw, pt, pl, 1, 1, x_shape[2], x_shape[3])
+
+
+def conv2d_transpose_forward(x, w, xrows, cols, y, sh, sw, pt, pl, stream=0) -> None:
+    """y (N, F, Ho, Wo) = the transposed convolution of x (N, C, H, W) with w (C, F, kh, kw),
+    without the bias, cropped by the leading pads pt, pl; xrows (C, N*H*W) keeps x in the
+    product's order for the weight gradient, cols (F*kh*kw, N*H*W) is scratch."""
+    c = w.shape[0]
+    _to_rows[grid(x.size) + (stream,)](x, xrows)
+    gemm(1.0, w.reshape(c, w.size // c), True, xrows, False, 0.0, cols, stream)
+    geo = _transposed_geometry(w, x.shape, sh, sw, pt, pl)
+    _col2im(y.dtype)[grid(y.size) + (stream,)](cols, y, geo)
+
+
+def conv2d_transpose_columns(gy, cols, kh, kw, h, w, sh, sw, pt, pl, stream=0) -> None:
+    """cols (F*kh*kw, N*H*W): the windows of gy (N, F, Ho, Wo), the output's gradient after
+    the activation's, seen from each of the input's H x W positions (the backward's two
+    products read them)."""
+    _im2col[grid(cols.size) + (stream,)](gy, cols, (kh, kw, sh, sw, pt, pl, 1, 1, h, w))
+
+
+def conv2d_transpose_weight_grad(xrows, cols, gw, stream=0) -> None:
+    """gw (C, F, kh, kw) = xrows (C, N*H*W) @ cols.T."""
+    c = gw.shape[0]
+    gemm(1.0, xrows, False, cols, True, 0.0, gw.reshape(c, gw.size // c), stream)
+
+
+def conv2d_transpose_input_grad(w, cols, gxrows, gx, stream=0) -> None:
+    """gx (N, C, H, W) = W (C, F*kh*kw) @ cols, through gxrows (C, N*H*W)."""
+    c = w.shape[0]
+    gemm(1.0, w.reshape(c, w.size // c), False, cols, False, 0.0, gxrows, stream)
+    _from_rows[grid(gx.size) + (stream,)](gxrows, gx)

@@ -26,6 +26,14 @@ def blocks(n: int, threads: int = THREADS) -> int:
     return max(1, -(-int(n) // threads))
 
 
+def grid(n: int) -> tuple:
+    """(blocks, threads per block) of a one-dimensional launch over n items: THREADS per
+    block, or for fewer items the whole warps that cover them (a small launch's idle
+    threads cost nothing on a GPU but one Python thread each under the simulator)."""
+    threads = THREADS if n >= THREADS else max(32, -(-int(n) // 32) * 32)
+    return blocks(n, threads), threads
+
+
 def numba_type(dtype):
     """numba's scalar type for numpy dtype `dtype` (float32 or float64)."""
     dtype = np.dtype(dtype)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 
+import numba
 from numba import cuda
 
-from .launch import THREADS, blocks
+from .launch import THREADS, grid
 
 
 @cuda.jit(device=True)
@@ -36,9 +37,9 @@ def _lr_mult(i, p, seg_start, seg_end, seg_lr):
     """The learning-rate multiplier of flat position i: 0 where nothing learns (past the
     end, a gap between segments, a frozen parameter)."""
     if i >= p.shape[0]:
-        return 0
+        return seg_lr[0] * 0            # 0 in the parameters' type (seg_lr is finite)
     k = _segment(i, seg_end)
-    return 0 if i < seg_start[k] else seg_lr[k]
+    return seg_lr[k] * 0 if i < seg_start[k] else seg_lr[k]
 
 
 @cuda.jit
@@ -99,7 +100,7 @@ def _adam(p, g, m, v, seg_start, seg_end, seg_lr, lr, beta1, beta2, eps, c1, c2)
 
 def _launch(kernel, p, stream, *args):
     if p.shape[0]:
-        kernel[blocks(p.shape[0]), THREADS, stream](p, *args)
+        kernel[grid(p.shape[0]) + (stream,)](p, *args)
 
 
 def sgd_update(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov, stream=0):
@@ -126,3 +127,54 @@ def adam_update(p, g, m, v, seg_start, seg_end, seg_lr, lr, beta1, beta2, eps, t
     c1, c2 = 1 - beta1 ** (t + 1), 1 - beta2 ** (t + 1)
     _launch(_adam, p, stream, g, m, v, seg_start, seg_end, seg_lr, dt(lr), dt(beta1),
             dt(beta2), dt(eps), dt(c1), dt(c2))
+
+
+@cuda.jit
+def _regularize(p, g, seg_start, seg_end, seg_l1, seg_l2, add_grad, out):
+    """Segment k (one block): out[k] = sum of l1*|p| + l2*p^2 and, with add_grad,
+    g += l1*sign(p) + 2*l2*p over the segment."""
+    k, tid = cuda.blockIdx.x, cuda.threadIdx.x
+    shared = cuda.shared.array(THREADS, dtype=numba.float64)
+    l1, l2 = seg_l1[k], seg_l2[k]
+    acc = 0.0
+    for i in range(seg_start[k] + tid, seg_end[k], cuda.blockDim.x):
+        w = p[i]
+        acc += l1 * abs(w) + l2 * w * w
+        if add_grad:
+            sign = 1 if w > 0 else (-1 if w < 0 else 0)
+            g[i] += l1 * sign + 2 * l2 * w
+    shared[tid] = acc
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        cuda.syncthreads()
+        if tid < half:
+            shared[tid] += shared[tid + half]
+        half //= 2
+    if tid == 0:
+        out[k] = shared[0]
+
+
+def regularize(p, g, seg_start, seg_end, seg_l1, seg_l2, out, add_grad=True, stream=0) -> float:
+    """The penalty sum of l1*|p| + l2*p^2 over the regularized segments, read back as one
+    number (summed in float64, each segment's share in out), and, with add_grad, its
+    gradient added into g; seg_l1/seg_l2 float64 device arrays, out float64 of one value
+    per segment."""
+    count = seg_start.shape[0]
+    if count == 0:
+        return 0.0
+    _regularize[count, THREADS, stream](p, g, seg_start, seg_end, seg_l1, seg_l2,
+                                        bool(add_grad), out)
+    return float(out.copy_to_host().sum())
+
+
+@cuda.jit
+def _fill(a, value):
+    i = cuda.grid(1)
+    if i < a.shape[0]:
+        a[i] = value
+
+
+def zero(a, stream=0) -> None:
+    """a[...] = 0 for a flat device array."""
+    if a.shape[0]:
+        _fill[grid(a.shape[0]) + (stream,)](a, a.dtype.type(0))

@@ -14,7 +14,7 @@ import math
 
 from numba import cuda
 
-from .launch import THREADS, blocks, per_dtype
+from .launch import THREADS, grid, per_dtype
 
 
 def _column_sums_kernel(dtype):
@@ -37,7 +37,7 @@ def column_sums(x, out, beta=0.0, stream=0) -> None:
     if x.shape[1] != out.shape[0]:
         raise ValueError(f"column_sums: x has {x.shape[1]} columns, out {out.shape[0]}")
     kernel = column_sums_kernel(out.dtype)
-    kernel[blocks(out.shape[0]), THREADS, stream](x, out.dtype.type(beta), out)
+    kernel[grid(out.shape[0]) + (stream,)](x, out.dtype.type(beta), out)
 
 
 def _row_sums_kernel(dtype):
@@ -60,12 +60,65 @@ def _row_sums_kernel(dtype):
 row_sums_kernel = per_dtype(_row_sums_kernel)
 
 
+def _short_row_sums_kernel(dtype):
+    @cuda.jit
+    def short_row_sums(x, out):
+        i = cuda.grid(1)
+        if i < out.shape[0]:
+            acc = dtype(0)
+            for j in range(x.shape[1]):
+                acc += x[i, j]
+            out[i] = acc
+    return short_row_sums
+
+
+short_row_sums = per_dtype(_short_row_sums_kernel)
+
+
+SHORT = 64
+"""Rows of at most this many values are summed by a thread each (no block's tree, whose
+barriers cost more than such a row's reads)."""
+
+
 def row_sums(x, out, stream=0) -> None:
     """out = sum of x's columns: x (R, M) -> out (R,)."""
     if x.shape[0] != out.shape[0]:
         raise ValueError(f"row_sums: x has {x.shape[0]} rows, out {out.shape[0]}")
-    if x.shape[0]:
+    if 0 < x.shape[1] <= SHORT:
+        short_row_sums(out.dtype)[grid(x.shape[0]) + (stream,)](x, out)
+    elif x.shape[0]:
         row_sums_kernel(out.dtype)[x.shape[0], _width(x.shape[1]), stream](x, out)
+
+
+def _channel_sums_kernel(dtype):
+    @cuda.jit
+    def channel_sums(x, out):
+        """out[c] = sum of x[:, c] (NCHW; one block per channel: a transposed conv's bias
+        gradient)."""
+        shared = cuda.shared.array(THREADS, dtype)
+        c, tid = cuda.blockIdx.x, cuda.threadIdx.x
+        hw = x.shape[2] * x.shape[3]
+        acc = dtype(0)
+        for j in range(tid, x.shape[0] * hw, cuda.blockDim.x):
+            p = j % hw
+            acc += x[j // hw, c, p // x.shape[3], p % x.shape[3]]
+        shared[tid] = acc
+        _tree(shared, tid, False)
+        if tid == 0:
+            out[c] = shared[0]
+    return channel_sums
+
+
+channel_sums_kernel = per_dtype(_channel_sums_kernel)
+
+
+def channel_sums(x, out, stream=0) -> None:
+    """out = the sums of x's channels: x (N, C, H, W) -> out (C,)."""
+    if x.shape[1] != out.shape[0]:
+        raise ValueError(f"channel_sums: x has {x.shape[1]} channels, out {out.shape[0]}")
+    if x.shape[1]:
+        width = _width(x.shape[0] * x.shape[2] * x.shape[3])
+        channel_sums_kernel(out.dtype)[x.shape[1], width, stream](x, out)
 
 
 @cuda.jit(device=True)
@@ -124,7 +177,7 @@ def _softmax_xent_kernel(dtype):
         shared = cuda.shared.array(THREADS, dtype)
         i, tid, width = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
         classes = x.shape[1]
-        peak = -math.inf
+        peak = dtype(-math.inf)
         for j in range(tid, classes, width):
             if x[i, j] > peak:
                 peak = x[i, j]
@@ -144,7 +197,7 @@ def _softmax_xent_kernel(dtype):
         if g.shape[0] > 0:
             for j in range(tid, classes, width):
                 p = math.exp(x[i, j] - peak) / denom
-                g[i, j] = scale * (p - 1 if j == label else p)
+                g[i, j] = scale * (p - dtype(1) if j == label else p)
     return softmax_xent
 
 

@@ -8,10 +8,13 @@ BACKENDS = ("reference", "cpu", "cuda")
 DTYPES = ("float32", "float64")      # what a model computes in
 
 
-def executor(program, backend: str, dtype, frozen: bool = False):
+def executor(program, backend: str, dtype, frozen: bool = False, device: int | None = None):
     """The executor of `program` on `backend`; `frozen`: one that only predicts, on
     parameters that never change after it has them (Model.freeze): the CPU backend then
-    packs its dense layers' weights."""
+    packs its dense layers' weights. `device`: the GPU of backend 'cuda'."""
+    if device is not None and backend != "cuda":
+        raise NNGraphError(f"device={device!r} picks a GPU of backend 'cuda'; backend "
+                           f"'{backend}' has none to pick")
     if backend == "reference":
         from .reference import ReferenceExecutor
         return ReferenceExecutor(program, dtype)
@@ -20,5 +23,5 @@ def executor(program, backend: str, dtype, frozen: bool = False):
         return CPUExecutor(program, dtype, frozen)
     if backend == "cuda":
         from . import cuda
-        return cuda.open_executor(program, dtype, frozen)
+        return cuda.open_executor(program, dtype, frozen, 0 if device is None else device)
     raise NNGraphError(f"unknown backend '{backend}': choose from {', '.join(BACKENDS)}")

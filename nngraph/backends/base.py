@@ -15,6 +15,7 @@ class Executor:
     fused_groups = 0            # how many fused groups its code runs (the CLI's compile line)
     checks_finite: dict = {}    # {mode: inputs whose NaN/infinity its kernels note on the way}
     compile_report = None       # what the last prepare() compiled, where (cpu: compiler.py)
+    device_index = None         # the GPU it runs on (cuda), else None
 
     def prepare(self, mode: str, state: dict) -> None:
         """Get ready to run `mode` (compile its code) before its first run."""

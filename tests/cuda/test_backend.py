@@ -31,10 +31,15 @@ def test_the_worked_2_2_2_example_on_cuda():
     assert m.params["hidden.W"][0, 0] == pytest.approx(0.149780716, abs=1e-8)   # w1
 
 
-@pytest.mark.parametrize("spec,dtype,tol", [
-    ("xor_mlp.yaml", "float64", 1e-9), ("iris_mlp.json", "float64", 1e-9),
-    ("rbf_network.yaml", "float64", 1e-9), ("xor_mlp.yaml", "float32", 1e-4)])
-def test_forward_gradients_and_three_steps_match_the_reference(spec, dtype, tol):
+@pytest.mark.parametrize("spec,dtype,tol,gemm", [
+    ("xor_mlp.yaml", "float64", 1e-9, "auto"), ("iris_mlp.json", "float64", 1e-9, "auto"),
+    ("rbf_network.yaml", "float64", 1e-9, "auto"), ("xor_mlp.yaml", "float32", 1e-4, "auto"),
+    ("iris_mlp.json", "float64", 1e-9, "tiled"), ("iris_mlp.json", "float32", 1e-4, "tiled")])
+def test_forward_gradients_and_three_steps_match_the_reference(spec, dtype, tol, gemm,
+                                                               monkeypatch):
+    """gemm 'tiled': every product on the tiled kernel (small products use gemm_small)."""
+    if gemm == "tiled":
+        monkeypatch.setenv("NNGRAPH_CUDA_GEMM", "tiled")
     path = os.path.join(SPECS, spec)
     m = nngraph.compile(path, backend="cuda", seed=0, dtype=dtype)
     r = nngraph.compile(path, backend="reference", seed=0, dtype=dtype)
@@ -90,6 +95,7 @@ layers:
   - {op: conv2d, name: c1, filters: 2, kernel: 3, activation: relu}
   - {op: maxpool2d, size: 2}
   - {op: flatten}
+  - {op: softmax, name: spread}
   - {op: dense, name: logits, units: 3}
 outputs: [logits]
 losses:
@@ -100,11 +106,13 @@ train:
 
 
 @pytest.mark.parametrize("pool", ["{op: maxpool2d, size: 2}",
-                                  "{op: maxpool2d, size: 2, stride: 1}"])   # windows overlap
+                                  "{op: maxpool2d, size: 2, stride: 1}",    # windows overlap
+                                  "{op: maxpool2d, size: 2, padding: 1}"])
 def test_a_conv_network_with_host_groups_and_views_matches_the_reference(tmp_path, pool):
-    """conv runs its numpy rule on host copies, max pooling (its arg-max, and its backward
-    with atomic adds where windows overlap) and dense and the loss on the device, flatten
-    is a view of the device arena: together the reference's numbers."""
+    """softmax (no CUDA lowering yet) runs its numpy rule on host copies between the
+    device's groups: conv, max pooling (its arg-max, padding cells that never win, and its
+    backward with atomic adds where windows overlap), dense and the loss; flatten is a view
+    of the device arena. Together they give the reference's numbers."""
     spec = tmp_path / "tiny_conv.yaml"
     spec.write_text(TINY_CONV.replace("{op: maxpool2d, size: 2}", pool))
     m = nngraph.compile(str(spec), backend="cuda", seed=0, dtype="float64")
@@ -150,3 +158,32 @@ def test_add_and_multiply_run_on_the_device_and_match_the_reference(tmp_path):
         assert m.train_step(batch) == pytest.approx(r.train_step(batch), rel=1e-9)
     for k in r.params:
         np.testing.assert_allclose(m.params[k], r.params[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_device_picks_the_gpu_and_refuses_one_that_is_not_there():
+    path = os.path.join(SPECS, "xor_mlp.yaml")
+    m = nngraph.compile(path, backend="cuda", device=0)
+    assert m.executor.device_index == 0 and m.freeze().executor.device_index == 0
+    with pytest.raises(nngraph.NNGraphError, match=r"device=7: this machine has \d+ GPU"):
+        nngraph.compile(path, backend="cuda", device=7)
+    with pytest.raises(nngraph.NNGraphError, match="a GPU's number"):
+        nngraph.compile(path, backend="cuda", device=-1)
+
+
+def test_params_are_host_copies_that_follow_the_device():
+    """Reading model.params after steps gives the device's values; writing them in place
+    before a step reaches the step (the mirror copies them in), as on the CPU."""
+    path = os.path.join(SPECS, "xor_mlp.yaml")
+    m = nngraph.compile(path, backend="cuda", seed=0, dtype="float64")
+    r = nngraph.compile(path, backend="reference", seed=0, dtype="float64")
+    batch = {"x": np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float),
+             "target": np.array([[0], [1], [1], [0]], float)}
+    for model in (m, r):
+        model.train_step(batch)
+        model.params["hidden.W"][...] = 0.25        # an edit between steps
+        model.train_step(batch)
+    for k in r.params:
+        np.testing.assert_allclose(m.params[k], r.params[k], rtol=1e-12, err_msg=k)
+    before = m.params["out.W"].copy()
+    m.train_step(batch)
+    assert not np.array_equal(m.params["out.W"], before)     # the step's values came back

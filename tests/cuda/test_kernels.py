@@ -17,7 +17,13 @@ def _dev(x):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (1, 5, 3), (17, 3, 2), (5, 0, 4), (33, 18, 7)])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
-def test_gemm_matches_numpy(dtype, m, k, n, ta, tb):
+@pytest.mark.parametrize("kernel", ["tiled", "small"])
+def test_gemm_matches_numpy(dtype, m, k, n, ta, tb, kernel, monkeypatch):
+    """Both kernels: the tiled one (forced) and the one for small products (these are)."""
+    if kernel == "tiled":
+        monkeypatch.setenv("NNGRAPH_CUDA_GEMM", "tiled")
+    else:
+        assert m * n * k <= gemm.SMALL
     rng = np.random.default_rng(m * 100 + k * 10 + n)
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
@@ -28,7 +34,10 @@ def test_gemm_matches_numpy(dtype, m, k, n, ta, tb):
     np.testing.assert_allclose(dc.copy_to_host(), want, rtol=RTOL[dtype], atol=RTOL[dtype])
 
 
-def test_gemm_with_beta_zero_ignores_what_c_held():
+@pytest.mark.parametrize("kernel", ["tiled", "small"])
+def test_gemm_with_beta_zero_ignores_what_c_held(kernel, monkeypatch):
+    if kernel == "tiled":
+        monkeypatch.setenv("NNGRAPH_CUDA_GEMM", "tiled")
     a, b = np.ones((2, 3)), np.ones((3, 2))
     dc = _dev(np.full((2, 2), np.nan))
     gemm.gemm(1.0, _dev(a), False, _dev(b), False, 0.0, dc)

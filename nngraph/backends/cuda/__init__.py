@@ -40,8 +40,26 @@ def require() -> str:
     return what
 
 
-def open_executor(program, dtype, frozen: bool = False, device: int = 0):
-    """The CUDA executor of `program` (frozen copies run as any other on this backend)."""
+def select(device) -> str:
+    """Make GPU `device` (numba's numbering) the current one; what it is. A one-line
+    NNGraphError for a device that is not there."""
     what = require()
+    if isinstance(device, bool) or not isinstance(device, int) or device < 0:
+        raise NNGraphError(f"device must be a GPU's number (0, 1, ...), got {device!r}")
+    from numba import cuda
+    count = len(cuda.gpus)
+    if device >= count:
+        raise NNGraphError(f"device={device}: this machine has {count} GPU"
+                           f"{'s' * (count != 1)} for backend 'cuda' ({what}), numbered "
+                           f"from 0")
+    if device != 0 or os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        cuda.select_device(device)
+    return what
+
+
+def open_executor(program, dtype, frozen: bool = False, device: int = 0):
+    """The CUDA executor of `program` on GPU `device` (frozen copies run as any other on
+    this backend)."""
+    what = select(device)
     from .executor import CUDAExecutor
-    return CUDAExecutor(program, dtype, what)
+    return CUDAExecutor(program, dtype, what, device)

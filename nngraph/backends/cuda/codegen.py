@@ -36,7 +36,7 @@ class CUDACodegen(CPUCodegen):
             ["    " + line for line in result.body] +
             ["", "", f"def __KERNEL__({args}):", f'    """{header}"""'] +
             [f"    {name} = {expr}" for name, expr in result.scalars.items()] +
-            [f"    __KERNEL___gpu[_blocks({result.size}), _THREADS]"
+            [f"    __KERNEL___gpu[_grid({result.size})]"
              f"({', '.join(passed + scalars)})"] +
             ["    " + line for line in result.host] +
             ([] if any(line.startswith("return") for line in result.host) else
@@ -51,14 +51,13 @@ class CUDACodegen(CPUCodegen):
         lines += ['"""', "import math", "", "import numpy as np", "from numba import cuda", ""]
         if used:
             lines.append("from nngraph.kernels.cuda import " + ", ".join(used))
-        lines += ["from nngraph.kernels.cuda.launch import THREADS as _THREADS, "
-                  "blocks as _blocks", "",
+        lines += ["from nngraph.kernels.cuda.launch import grid as _grid", "",
                   f"_f = np.{self.dtype.name}", "", "",
                   "def _flat(a):", "    return a.reshape(a.size)", "", "",
                   "@cuda.jit", "def _add_into_gpu(a, b):", "    i = cuda.grid(1)",
                   "    if i < a.size:", "        a[i] += b[i]", "", "",
                   "def _add_into(a, b):",
-                  "    _add_into_gpu[_blocks(a.size), _THREADS](_flat(a), _flat(b))", "", "", ""]
+                  "    _add_into_gpu[_grid(a.size)](_flat(a), _flat(b))", "", "", ""]
         return "\n".join(lines) + body + "\n\n" + drivers
 
 

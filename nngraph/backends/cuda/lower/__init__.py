@@ -41,4 +41,4 @@ def launcher(name: str, args: list, body: list, size: str, doc: str = "") -> str
         ["@cuda.jit", f"def __KERNEL___gpu({', '.join(args)}):", "    i = cuda.grid(1)",
          f"    if i < {size}:"] + ["    " + line for line in body] +
         ["", "", f"def {name}({', '.join(args)}):"] + ([f'    """{doc}"""'] if doc else []) +
-        [f"    __KERNEL___gpu[_blocks({size}), _THREADS]({', '.join(args)})", ""])
+        [f"    __KERNEL___gpu[_grid({size})]({', '.join(args)})", ""])

@@ -1,0 +1,26 @@
+"""What the CUDA window lowerings share (pooling, upsampling): a thread's place in an NCHW
+array, and the gather that finds the outputs whose windows cover an input value, so that
+a backward writes each input gradient once (no atomics, a fixed order of the sum)."""
+from __future__ import annotations
+
+_SPLIT = ["    q = i", "    {w} = q % {a}.shape[3]", "    q //= {a}.shape[3]",
+          "    {h} = q % {a}.shape[2]", "    q //= {a}.shape[2]",
+          "    c = q % {a}.shape[1]", "    n = q // {a}.shape[1]"]
+
+
+def split(a: str, h: str = "r0", w: str = "j") -> list:
+    """Lines giving thread i's (n, c, h, w) in 4-D array `a`."""
+    return [line.format(a=a, h=h, w=w) for line in _SPLIT]
+
+
+def covering(kh, kw, sh, sw, pt, pl, body: list) -> list:
+    """Lines that run `body` (lines, at this depth) for each output (r, s) of gy whose
+    window (kh x kw at stride sh x sw, leading pads pt, pl) covers input (h, w) at tap
+    (u, v); `acc` starts at 0."""
+    return ["    acc = _f(0)",
+            f"    for u in range({kh}):", f"        hr = h + {pt} - u",
+            f"        if hr >= 0 and hr % {sh} == 0 and hr // {sh} < gy.shape[2]:",
+            f"            r = hr // {sh}",
+            f"            for v in range({kw}):", f"                wr = w + {pl} - v",
+            f"                if wr >= 0 and wr % {sw} == 0 and wr // {sw} < gy.shape[3]:",
+            f"                    s = wr // {sw}"] + ["                    " + b for b in body]
