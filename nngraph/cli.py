@@ -74,7 +74,8 @@ def cmd_viz(args) -> int:
     from . import viz
     net = _load(args.spec)
     out = args.output or os.path.splitext(os.path.basename(args.spec))[0] + ".svg"
-    written = net.render(out, rankdir=args.rankdir, fused=args.fused, backward=args.backward)
+    written = net.render(out, rankdir=args.rankdir, fused=args.fused, backward=args.backward,
+                         backend=args.backend)
     if os.path.abspath(written) != os.path.abspath(out):
         print(viz.DOT_MISSING.format(dot=written, wanted=out), file=sys.stderr)
     else:
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rankdir", choices=["TB", "LR", "BT", "RL"], default="TB",
                    help="layout direction (default TB: top to bottom)")
     s.add_argument("--fused", action="store_true", help="draw each fused kernel as a cluster")
+    s.add_argument("--backend", choices=["cpu", "cuda"], default="cpu",
+                   help="whose fused kernels --fused draws (cuda needs no GPU)")
     s.add_argument("--backward", action="store_true", help="draw the backward graph too")
     s.set_defaults(func=cmd_viz)
 

@@ -139,10 +139,12 @@ class Network:
         return summary(self)
 
     def render(self, path: str, rankdir: str = "TB", fused: bool = False,
-               backward: bool = False) -> str:
-        """Draw the network to .svg, .png or .dot; returns the path written."""
+               backward: bool = False, backend: str = "cpu") -> str:
+        """Draw the network to .svg, .png or .dot; returns the path written. `fused`: the
+        groups of `backend`'s generated code ('cpu' or 'cuda')."""
         from .viz import render
-        return render(self, path, rankdir=rankdir, fused=fused, backward=backward)
+        return render(self, path, rankdir=rankdir, fused=fused, backward=backward,
+                      backend=backend)
 
     def __repr__(self) -> str:
         return (f"<Network {self.name!r}: {len(self.layers())} layers, "

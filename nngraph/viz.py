@@ -41,7 +41,7 @@ DOT_MISSING = (
 
 
 def render(net: Network, path: str, rankdir: str = "TB", fused: bool = False,
-           backward: bool = False) -> str:
+           backward: bool = False, backend: str = "cpu") -> str:
     """Draw `net` to `path` (.svg, .png or .dot, by the suffix); returns the path written.
     With `fused` or `backward`, draws the lowered program instead (see viz_program).
 
@@ -54,7 +54,7 @@ def render(net: Network, path: str, rankdir: str = "TB", fused: bool = False,
     fmt = _format_of(path)
     if fused or backward:                    # the lowered program, not the spec's layers
         from . import viz_program
-        dot = viz_program.to_dot(net, rankdir, fused=fused, backward=backward)
+        dot = viz_program.to_dot(net, rankdir, fused=fused, backward=backward, backend=backend)
     else:
         dot = to_dot(net, rankdir)
     if fmt == "png":

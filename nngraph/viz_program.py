@@ -46,24 +46,35 @@ BLOCK_FILL = "#f7f8fa"
 
 
 def to_dot(net: Network, rankdir: str = "TB", fused: bool = False, backward: bool = False,
-           dtype: str = "float32") -> graphviz.Digraph:
+           dtype: str = "float32", backend: str = "cpu") -> graphviz.Digraph:
     """The lowered program as a Digraph: its forward nodes, the backward graph too with
-    `backward`, and one cluster per fused group with `fused`.
+    `backward`, and one cluster per fused group with `fused` (the groups of `backend`'s
+    code, 'cpu' or 'cuda': a CUDA module is generated, and drawn, without a GPU).
 
         >>> print(to_dot(nngraph.load("specs/lenet5.yaml"), fused=True).source)  # doctest: +SKIP
         digraph lenet5 { ... subgraph cluster_group_c1_relu { ...
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    return _Picture(net, rankdir, fused, backward, dtype).digraph()
+    if backend not in ("cpu", "cuda"):
+        raise ValueError(f"backend must be 'cpu' or 'cuda', got {backend!r}")
+    return _Picture(net, rankdir, fused, backward, dtype, backend).digraph()
+
+
+def _codegen_class(backend: str):
+    if backend == "cuda":
+        from .backends.cuda.codegen import CUDACodegen
+        return CUDACodegen
+    from .backends.cpu.codegen import CPUCodegen
+    return CPUCodegen
 
 
 class _Picture:
-    def __init__(self, net, rankdir, fused, backward, dtype):
-        self.net, self.fused, self.backward = net, fused, backward
+    def __init__(self, net, rankdir, fused, backward, dtype, backend="cpu"):
+        self.net, self.fused, self.backward, self.backend = net, fused, backward, backend
         self.program = prog = build_program(net)
         self.graph = g = prog.graph
-        gen = codegen(prog, dtype) if fused else None
+        gen = codegen(prog, dtype, base=_codegen_class(backend)) if fused else None
         self.calls = group_calls(prog, dtype, gen=gen) if fused else {}
         self.targets = set(net.label_inputs)
         # {conv group: the pooling it also does in evaluate and predict} (backends/cpu/codegen.py)
@@ -89,6 +100,12 @@ class _Picture:
             "shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "11",
             "margin": "0.12,0.05", "penwidth": "1.2",
         }, edge_attr={"color": "#6b7280", "arrowsize": "0.7"})
+
+    def _words(self, text: str) -> str:
+        """The legend's words for this picture's backend (the CPU's are RUNS's own)."""
+        if self.backend != "cuda":
+            return text
+        return text.replace("njit", "@cuda.jit").replace("kernels/cpu", "kernels/cuda")
 
     def _internal_grads(self):
         """A grad: node made and used inside one backward group never leaves that group's
@@ -212,7 +229,7 @@ class _Picture:
             rows = [f"<b>{esc(name)}</b>", small("reference rule: " + ", ".join(ops), border)]
         else:
             rows = [f"<b>{esc(name)}</b>"] + [
-                small(f"kernels/cpu {k.split('.', 1)[1]}", border) if "." in k
+                small(f"kernels/{self.backend} {k.split('.', 1)[1]}", border) if "." in k
                 else small(f"+ {self._kernel(k)}", RUNS["generated"][1]) + self._shared_tag(k)
                 for k in callees]
         if c.group.kind == "loss" and len(c.group.nodes) > 1 and not self.backward:
@@ -261,7 +278,8 @@ class _Picture:
             what.append(f"backward: {vjps} vjp nodes, {npg} parameter gradients")
         head = f"<b>{esc(self.net.name)}</b>  ·  lowered program" + "".join(
             f"  ·  {esc(w)}" for w in what)
-        keys = [(fill, border, "rounded", text) for fill, border, text in RUNS.values()
+        keys = [(fill, border, "rounded", self._words(text))
+                for fill, border, text in RUNS.values()
                 ] if self.fused else []
         if self.shared:
             keys.append(("white", "#374151", "bold", "K1: one kernel that several groups run"))

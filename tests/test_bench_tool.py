@@ -304,3 +304,22 @@ def test_busy_processes_end_when_the_benchmark_is_killed():
 def test_load_must_not_be_negative():
     with pytest.raises(SystemExit):
         bench.main(["--load", "-1", "--cases", "mlp.train"])
+
+
+def test_backend_cuda_without_a_torch_gpu_is_one_line():
+    """--backend cuda measures against PyTorch CUDA eager; a PyTorch without CUDA (the CPU
+    build here) cannot be that peer, and the tool says so in one line."""
+    if __import__("torch").cuda.is_available():
+        pytest.skip("this PyTorch has a GPU")
+    proc = subprocess.run([sys.executable, os.path.join(TOOLS, "bench.py"), "--backend",
+                           "cuda", "--quick"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "bench --backend cuda: this PyTorch has no CUDA device (a CPU build, or no GPU): the "
+        "peer, PyTorch CUDA eager, cannot run"]
+
+
+def test_the_torch_peer_on_cuda_is_one_variant(monkeypatch):
+    monkeypatch.setattr(peers, "DEVICE", "cuda")
+    assert peers.variants("torch") == {"torch_cuda": 0}
+    assert peers.variants("onnxruntime") == {"onnxruntime_1t": 1, "onnxruntime_2t": 2}

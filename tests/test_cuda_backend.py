@@ -67,3 +67,15 @@ def test_every_spec_has_a_cuda_module(spec):
 def test_device_is_only_for_the_cuda_backend():
     with pytest.raises(nngraph.NNGraphError, match="device=0 picks a GPU of backend 'cuda'"):
         nngraph.compile(SPEC, backend="cpu", device=0)
+
+
+def test_viz_draws_the_cuda_modules_fused_groups_without_a_gpu(tmp_path):
+    out = tmp_path / "lenet5.dot"
+    proc = subprocess.run([sys.executable, "-m", "nngraph", "viz",
+                           os.path.join(ROOT, "specs", "lenet5.yaml"), "--fused", "--backend",
+                           "cuda", "-o", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    dot = out.read_text()
+    assert "kernels/cuda conv2d_forward" in dot and "generated @cuda.jit kernel" in dot
+    assert "kernels/cpu" not in dot

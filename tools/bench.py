@@ -26,6 +26,10 @@ every comparison is of the same computation. A case that ran on the reference in
 when another backend was asked for fails (`fell_back_to_reference`). Exit status 2 when a
 case could not be measured (its `error`).
 
+`--backend cuda` times the training cases against PyTorch CUDA eager (`torch_cuda`; targets
+1.5x for the MLP, 1x for LeNet-5 and the LSTM); it needs a PyTorch with CUDA and a GPU, and
+says so in one line otherwise. Its inference cases are not written yet.
+
 `--load N` runs N busy single-threaded processes (tools/bench_load.py) from before the first
 case to the end, stopped however the run ends; the document records `load` and the CPU
 time they got. `machine` describes the CPU (vendor, model, SIMD flags), the usable cores,
@@ -60,6 +64,7 @@ import peers                      # noqa: E402
 GROUPS = ("mlp.train", "mlp.infer", "mlp.flops", "lenet.train", "lenet.infer",
           "lenet.compile", "lstm.train")
 TRAIN_TARGETS = {"mlp": 3.0, "lenet": 2.5, "lstm": 1.5}
+CUDA_TRAIN_TARGETS = {"mlp": 1.5, "lenet": 1.0, "lstm": 1.0}    # against PyTorch CUDA eager
 FLOPS_TARGET = 0.6
 COMPILE_TARGETS = {"cold": 3.0, "warm": 0.3}
 LOSS_RTOL = 1e-4
@@ -184,7 +189,8 @@ def bench_train(case: str, backend: str, s: bt.Settings) -> dict:
         rates, check, batch=batch,
         what=f"training samples/s, batch {batch}, SGD lr {bc.LR} momentum {bc.MOMENTUM}")
     entry["ratio_nngraph_over_torch"] = ours / theirs
-    return {f"{case}.train": _target(entry, "ratio_nngraph_over_torch", TRAIN_TARGETS[case])}
+    targets = CUDA_TRAIN_TARGETS if backend == "cuda" else TRAIN_TARGETS
+    return {f"{case}.train": _target(entry, "ratio_nngraph_over_torch", targets[case])}
 
 
 def bench_flops(backend: str, s: bt.Settings, gemm: dict) -> dict:
@@ -363,6 +369,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.load < 0:
         ap.error("--load takes a count of busy processes, 0 or more")
+    if args.backend == "cuda":
+        peers.use_cuda()                # or a one-line exit: no GPU for the peer
+        if args.cases is None:
+            args.cases = "train"        # inference peers (ONNX Runtime) are the CPU's
     doc = run(select(args.cases), args.backend, bt.QUICK if args.quick else bt.FULL,
               log=lambda m: print(m, file=sys.stderr, flush=True), load=args.load)
     text = json.dumps(doc, indent=2)

@@ -29,6 +29,19 @@ from torch import nn
 THREADS = 2
 """PyTorch's thread count outside torch_threads, while nngraph runs."""
 PEER_THREADS = (1, 2)
+DEVICE = "cpu"
+"""Where the torch peer runs: 'cpu', or 'cuda' against nngraph's cuda backend (use_cuda)."""
+
+
+def use_cuda() -> None:
+    """Run the torch peer on the GPU (torch CUDA eager); its variant is then one,
+    'torch_cuda'. Its steps return loss.item(), which waits for the GPU, as nngraph's
+    train_step reads its loss back: both timers are synchronised by the steps themselves."""
+    global DEVICE
+    if not torch.cuda.is_available():
+        raise SystemExit("bench --backend cuda: this PyTorch has no CUDA device (a CPU "
+                         "build, or no GPU): the peer, PyTorch CUDA eager, cannot run")
+    DEVICE = "cuda"
 
 
 def use_threads(n: int = THREADS) -> None:
@@ -38,12 +51,18 @@ def use_threads(n: int = THREADS) -> None:
 def variants(peer: str) -> dict:
     """{'torch_1t': 1, 'torch_2t': 2}: the names a peer is measured under, and their
     thread counts."""
+    if DEVICE == "cuda" and peer == "torch":
+        return {"torch_cuda": 0}
     return {f"{peer}_{n}t": n for n in PEER_THREADS}
 
 
 @contextmanager
 def torch_threads(n: int):
-    """PyTorch at `n` intra-op threads inside the block, as it was after."""
+    """PyTorch at `n` intra-op threads inside the block, as it was after (n = 0: the GPU
+    peer, whose thread count does not matter)."""
+    if n == 0:
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -119,11 +138,11 @@ MODULES = {"mlp": MLP, "lenet": LeNet5, "lstm": SequenceLSTM}
 
 def torch_model(case: str, params: dict) -> nn.Module:
     """The torch twin of a benchmark network, holding copies of nngraph's `params`."""
-    return MODULES[case](params)
+    return MODULES[case](params).to(DEVICE)
 
 
 def to_torch(batch: dict) -> dict:
-    return {k: torch.from_numpy(v) for k, v in batch.items()}
+    return {k: torch.from_numpy(v).to(DEVICE) for k, v in batch.items()}
 
 
 class TorchTrainer:
