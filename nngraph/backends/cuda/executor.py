@@ -119,7 +119,7 @@ class CUDAExecutor(Executor):
         self._bring(arrays)
         views = self._views(mode, len(next(iter(batch.values()))))
         for name, arr in batch.items():
-            views[self.names[name]] = cuda.to_device(np.ascontiguousarray(arr))
+            _copy_in(views, self.names[name], np.ascontiguousarray(arr))
         if seed is not None and self.uses_stream[mode]:
             write_stream(views, seed)
         bound = bind_state(views, state, self.state_names[mode])
@@ -201,6 +201,16 @@ class CUDAExecutor(Executor):
             for k, limit in self.max_norm.items():
                 optimizers.apply_max_norm(self.params[k], limit, self.params[k].shape)
             self.params.push()
+
+
+def _copy_in(views, name, arr) -> None:
+    """The batch's `arr` into its device array of the arena's run (the one of the last run
+    of this mode and size, or a new one the first time: no allocation per step)."""
+    dev = views.get(name)
+    if dev is None or dev.shape != arr.shape or dev.dtype != arr.dtype:
+        views[name] = cuda.to_device(arr)
+    else:
+        dev.copy_to_device(arr)
 
 
 class DeviceValues(dict):
