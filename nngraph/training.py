@@ -120,9 +120,15 @@ def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbos
              else np.arange(n))
     bar = ProgressBar(steps, epoch + 1, last) if verbose else None
     tally = Tally(model.program)
-    for i in range(steps):
+    def batch_at(i):
         idx = order[i * batch_size:(i + 1) * batch_size]
-        batch = {k: np.ascontiguousarray(v[idx]) for k, v in train.items()}
+        return {k: np.ascontiguousarray(v[idx]) for k, v in train.items()}
+
+    upcoming = batch_at(0) if steps else None
+    for i in range(steps):
+        batch, upcoming = upcoming, batch_at(i + 1) if i + 1 < steps else None
+        if upcoming is not None:
+            model.executor.stage(upcoming)      # its copy to a GPU overlaps this step
         loss, values = model._train_batch(batch)
         if not math.isfinite(loss):
             raise TrainingError(_nan_message(loss, epoch, i, steps, model, checkpoint,

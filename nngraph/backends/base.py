@@ -24,6 +24,10 @@ class Executor:
         """Has `mode` been prepared already (or does it need no preparing)?"""
         return True
 
+    def stage(self, batch: dict) -> None:
+        """`batch` is the next training batch: a backend that copies batches to a device
+        may start copying it now, while the current step computes (fit calls this)."""
+
     def adopt(self, params: dict) -> dict:
         """The parameters the Model keeps: `params`, or views into the backend's storage."""
         return params

@@ -187,3 +187,24 @@ def test_params_are_host_copies_that_follow_the_device():
     before = m.params["out.W"].copy()
     m.train_step(batch)
     assert not np.array_equal(m.params["out.W"], before)     # the step's values came back
+
+
+def test_fit_stages_each_next_batch_and_trains_as_the_reference():
+    """fit copies the next batch to the device while a step runs (Executor.stage): the
+    staged arrays are the ones the step reads (a short last batch too), and the losses are
+    the reference's."""
+    path = os.path.join(SPECS, "xor_mlp.yaml")
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [0.5, 0.5]], float)
+    data = {"x": x, "target": np.array([[0], [1], [1], [0], [1]], float)}
+    m = nngraph.compile(path, backend="cuda", seed=0, dtype="float64")
+    r = nngraph.compile(path, backend="reference", seed=0, dtype="float64")
+    taken = []
+    take = m.executor.staging.take
+    m.executor.staging.take = lambda batch, views, names: taken.append(
+        take(batch, views, names)) or taken[-1]
+    hm = m.fit(data, epochs=2, batch_size=2, verbose=0)
+    hr = r.fit(data, epochs=2, batch_size=2, verbose=0)
+    np.testing.assert_allclose(hm["loss"], hr["loss"], rtol=1e-9)
+    assert taken.count(True) == 4           # 3 steps an epoch: the 2nd and 3rd were staged
+    for k in r.params:
+        np.testing.assert_allclose(m.params[k], r.params[k], rtol=1e-9, err_msg=k)

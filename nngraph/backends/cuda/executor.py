@@ -53,6 +53,7 @@ class CUDAExecutor(Executor):
         self.uses_stream = {m: self.gen.uses_stream(m) for m in modes}
         self.state_names = {m: state_names(self.gen, m) for m in modes}
         self.bound = {}
+        self.staging = Staging()
 
     def _segments(self, infos) -> None:
         """Per parameter: its segment of the flat buffers and learning-rate multiplier (0:
@@ -100,6 +101,9 @@ class CUDAExecutor(Executor):
         start = self.slots.layout.segments[f"{first}/{slot}"][0]
         return self.slots.device_flat[start:start + self.layout.size]
 
+    def stage(self, batch: dict) -> None:
+        self.staging.start(batch)
+
     # ------------------------------------------------------------------ running
     def _views(self, mode, n):
         """Views of `mode`'s device arena at batch size n (kept for the next run of that
@@ -118,8 +122,9 @@ class CUDAExecutor(Executor):
     def _run(self, mode, arrays, state, batch, training, seed):
         self._bring(arrays)
         views = self._views(mode, len(next(iter(batch.values()))))
-        for name, arr in batch.items():
-            _copy_in(views, self.names[name], np.ascontiguousarray(arr))
+        if not self.staging.take(batch, views, self.names):
+            for name, arr in batch.items():
+                _copy_in(views, self.names[name], np.ascontiguousarray(arr))
         if seed is not None and self.uses_stream[mode]:
             write_stream(views, seed)
         bound = bind_state(views, state, self.state_names[mode])
@@ -211,6 +216,61 @@ def _copy_in(views, name, arr) -> None:
         views[name] = cuda.to_device(arr)
     else:
         dev.copy_to_device(arr)
+
+
+class Staging:
+    """The next training batch's copy to the device, on a stream of its own, while the
+    current step computes on the default one (Executor.stage; fit stages each next batch
+    before it runs the current one, so two batches may be staged at once).
+
+    Each staged batch has its own set of pinned host buffers (the copy engine reads
+    page-locked memory directly, so the copy is asynchronous; a buffer is not refilled
+    while its copy may still read it) and device arrays. The run that takes a batch waits
+    for the copies, puts its device arrays into the arena's views, and the arrays they
+    replace (the last step's: finished, a step ends by reading its loss back) join the sets
+    the next copies reuse."""
+
+    PENDING = 2
+
+    def __init__(self):
+        self.stream = None
+        self.pending = []           # [(batch, {input: (pinned, device array)})], oldest first
+        self.spare = []             # sets whose arrays no run reads
+
+    def start(self, batch: dict) -> None:
+        if self.stream is None:
+            self.stream = cuda.stream()
+        if len(self.pending) == self.PENDING:
+            self.spare.append(self.pending.pop(0)[1])
+        arrays = self.spare.pop() if self.spare else {}
+        for name, arr in batch.items():
+            arr = np.ascontiguousarray(arr)
+            host, dev = arrays.get(name, (None, None))
+            if host is None or host.shape != arr.shape or host.dtype != arr.dtype:
+                host = cuda.pinned_array(arr.shape, arr.dtype)
+            if dev is None or dev.shape != arr.shape or dev.dtype != arr.dtype:
+                dev = cuda.device_array(arr.shape, arr.dtype)
+            host[...] = arr
+            dev.copy_to_device(host, stream=self.stream)
+            arrays[name] = (host, dev)
+        self.pending.append((batch, arrays))
+
+    def take(self, batch: dict, views: dict, names: dict) -> bool:
+        """Put the staged copy of `batch` into `views` (once the copies are done); False if
+        `batch` was not staged."""
+        at = next((i for i, (b, _) in enumerate(self.pending) if b is batch), None)
+        if at is None:
+            return False
+        self.stream.synchronize()
+        _, arrays = self.pending.pop(at)
+        freed = {}
+        for name, (host, dev) in arrays.items():
+            key = names[name]
+            previous = views.get(key)
+            views[key] = dev
+            freed[name] = (host, previous)     # the pinned buffer's copy is done too
+        self.spare.append(freed)
+        return True
 
 
 class DeviceValues(dict):
