@@ -6,6 +6,11 @@ from . import lowers
 from ._pointwise import pointwise_loss
 
 
+ELEMENT = ["l = math.exp(-ti * xi)", "d = -ti * l"]
+"""An element's loss l and its derivative d (pointwise_loss says the names); the CUDA
+lowering runs the same lines."""
+
+
 @lowers("exponential", kind="loss")
 def exponential_loss(site):
-    return pointwise_loss(site, ["l = math.exp(-ti * xi)", "d = -ti * l"])
+    return pointwise_loss(site, ELEMENT)

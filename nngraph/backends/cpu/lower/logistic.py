@@ -6,11 +6,16 @@ from . import lowers
 from ._pointwise import pointwise_loss
 
 
+ELEMENT = [
+    "z = -ti * xi",
+    "e = math.exp(-abs(z))",
+    "l = (z if z > zero else zero) + math.log1p(e)",
+    "d = -ti * (one / (one + e) if z >= zero else e / (one + e))",
+]
+"""An element's loss l and its derivative d (pointwise_loss says the names); the CUDA
+lowering runs the same lines."""
+
+
 @lowers("logistic", kind="loss")
 def logistic_loss(site):
-    return pointwise_loss(site, [
-        "z = -ti * xi",
-        "e = math.exp(-abs(z))",
-        "l = (z if z > zero else zero) + math.log1p(e)",
-        "d = -ti * (one / (one + e) if z >= zero else e / (one + e))",
-    ])
+    return pointwise_loss(site, ELEMENT)

@@ -1,0 +1,12 @@
+"""logistic on the device: a thread per element, the CPU lowering's own lines (ELEMENT), the
+terms summed on the device and the total read back (_pointwise.py)."""
+from __future__ import annotations
+
+from ...cpu.lower.logistic import ELEMENT
+from . import lowers
+from ._pointwise import pointwise_loss
+
+
+@lowers("logistic", kind="loss", calls=("_reduce.total",))
+def logistic_loss(site):
+    return pointwise_loss(site, ELEMENT)
