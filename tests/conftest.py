@@ -17,3 +17,14 @@ from nngraph.kernels.cpu import team  # noqa: E402,F401
 # NUMBA_ENABLE_CUDASIM must be set before numba is imported, which this process has done.
 # tests/test_cuda_simulated.py starts that process.
 collect_ignore = ["cuda"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """The simulator's CUDA files first, longest first (test_specs.py takes minutes):
+    pytest-xdist hands tests out in this order, so they run beside the rest of the suite
+    instead of after it."""
+    def weight(item):
+        if "test_cuda_simulated" not in item.nodeid:
+            return 1
+        return -2 if "test_specs" in item.nodeid else -1
+    items.sort(key=weight)

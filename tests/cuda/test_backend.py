@@ -95,11 +95,10 @@ layers:
   - {op: conv2d, name: c1, filters: 2, kernel: 3, activation: relu}
   - {op: maxpool2d, size: 2}
   - {op: flatten}
-  - {op: softmax, name: spread}
   - {op: dense, name: logits, units: 3}
 outputs: [logits]
 losses:
-  - {op: softmax_cross_entropy, in: [logits, label]}
+  - {op: max_margin, in: [logits, label]}
 train:
   optimizer: {type: sgd, lr: 0.1, momentum: 0.9}
 """
@@ -109,10 +108,10 @@ train:
                                   "{op: maxpool2d, size: 2, stride: 1}",    # windows overlap
                                   "{op: maxpool2d, size: 2, padding: 1}"])
 def test_a_conv_network_with_host_groups_and_views_matches_the_reference(tmp_path, pool):
-    """softmax (no CUDA lowering yet) runs its numpy rule on host copies between the
-    device's groups: conv, max pooling (its arg-max, padding cells that never win, and its
-    backward with atomic adds where windows overlap), dense and the loss; flatten is a view
-    of the device arena. Together they give the reference's numbers."""
+    """The max_margin loss (no CUDA lowering yet) runs its numpy rule on host copies after
+    the device's groups: conv, max pooling (its arg-max, padding cells that never win, and
+    its backward with atomic adds where windows overlap) and dense; flatten is a view of the
+    device arena. Together they give the reference's numbers."""
     spec = tmp_path / "tiny_conv.yaml"
     spec.write_text(TINY_CONV.replace("{op: maxpool2d, size: 2}", pool))
     m = nngraph.compile(str(spec), backend="cuda", seed=0, dtype="float64")

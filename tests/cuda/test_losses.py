@@ -45,3 +45,34 @@ def test_pointwise_losses_match_the_reference(dtype, tol):
         assert m.train_step(data) == pytest.approx(r.train_step(data), rel=tol, abs=tol)
     for k in r.params:
         np.testing.assert_allclose(m.params[k], r.params[k], rtol=tol, atol=tol, err_msg=k)
+
+
+SOFTMAX = """
+nngraph: 1
+name: softmax_layers
+inputs: {x: {shape: [4]}, y: {shape: [2, 3]}}
+layers:
+  - {op: dense, name: d, in: x, units: 6}
+  - {op: reshape, name: rows, in: d, shape: [2, 3]}
+  - {op: softmax, name: p, in: rows}
+  - {op: log_softmax, name: q, in: rows}
+  - {op: add, name: s, in: [p, q]}
+outputs: [s]
+losses:
+  - {op: mse, in: [s, y]}
+train: {optimizer: {type: sgd, lr: 0.1}}
+"""
+
+
+def test_softmax_and_log_softmax_layers_match_the_reference():
+    """Over the last axis of (2, 3) samples (rows of a reshaped view), a block per row."""
+    m = nngraph.compile(SOFTMAX, backend="cuda", dtype="float64", seed=2)
+    r = nngraph.compile(SOFTMAX, backend="reference", dtype="float64", seed=2)
+    assert not any(m.executor.gen.uses_reference(mode) for mode in m.executor.gen.drivers)
+    rng = np.random.default_rng(1)
+    data = {"x": rng.standard_normal((3, 4)), "y": rng.standard_normal((3, 2, 3))}
+    np.testing.assert_allclose(m.predict({"x": data["x"]}), r.predict({"x": data["x"]}),
+                               rtol=1e-9, atol=1e-12)
+    gm, gr = m.gradients(data), r.gradients(data)
+    for k in gr:
+        np.testing.assert_allclose(gm[k], gr[k], rtol=1e-9, atol=1e-12, err_msg=k)
