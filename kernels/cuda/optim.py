@@ -16,7 +16,7 @@ import math
 import numba
 from numba import cuda
 
-from .launch import THREADS, grid
+from .launch import THREADS, grid, per_dtype
 
 
 @cuda.jit(device=True)
@@ -37,70 +37,94 @@ def _lr_mult(i, p, seg_start, seg_end, seg_lr):
     """The learning-rate multiplier of flat position i: 0 where nothing learns (past the
     end, a gap between segments, a frozen parameter)."""
     if i >= p.shape[0]:
-        return seg_lr[0] * 0            # 0 in the parameters' type (seg_lr is finite)
+        return seg_lr[0] - seg_lr[0]    # 0 in the parameters' type (seg_lr is finite)
     k = _segment(i, seg_end)
-    return seg_lr[k] * 0 if i < seg_start[k] else seg_lr[k]
+    return seg_lr[k] - seg_lr[k] if i < seg_start[k] else seg_lr[k]
 
 
-@cuda.jit
-def _sgd(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
-    i = cuda.grid(1)
-    mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
-    if mult == 0:                       # past the end, a gap, or a frozen parameter
-        return
-    rate = lr * mult
-    if momentum == 0:
-        p[i] -= rate * g[i]
-        return
-    vi = momentum * v[i] - rate * g[i]
-    v[i] = vi
-    p[i] += momentum * vi - rate * g[i] if nesterov else vi
+def _sgd_kernel(dtype):
+    @cuda.jit
+    def _sgd(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
+        zero = dtype(0)
+        i = cuda.grid(1)
+        mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+        if mult == zero:                    # past the end, a gap, or a frozen parameter
+            return
+        rate = lr * mult
+        if momentum == zero:
+            p[i] -= rate * g[i]
+            return
+        vi = momentum * v[i] - rate * g[i]
+        v[i] = vi
+        p[i] += momentum * vi - rate * g[i] if nesterov else vi
+    return _sgd
 
 
-@cuda.jit
-def _rmsprop(p, g, s, seg_start, seg_end, seg_lr, lr, rho, eps):
-    i = cuda.grid(1)
-    mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
-    if mult == 0:                       # past the end, a gap, or a frozen parameter
-        return
-    rate = lr * mult
-    gi = g[i]
-    si = rho * s[i] + (1 - rho) * gi * gi
-    s[i] = si
-    p[i] -= rate * gi / (math.sqrt(si) + eps)
+_sgd = per_dtype(_sgd_kernel)
 
 
-@cuda.jit
-def _adagrad(p, g, s, seg_start, seg_end, seg_lr, lr, eps):
-    i = cuda.grid(1)
-    mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
-    if mult == 0:                       # past the end, a gap, or a frozen parameter
-        return
-    rate = lr * mult
-    gi = g[i]
-    si = s[i] + gi * gi
-    s[i] = si
-    p[i] -= rate * gi / (math.sqrt(si) + eps)
+def _rmsprop_kernel(dtype):
+    @cuda.jit
+    def _rmsprop(p, g, s, seg_start, seg_end, seg_lr, lr, rho, eps):
+        one, zero = dtype(1), dtype(0)
+        i = cuda.grid(1)
+        mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+        if mult == zero:                    # past the end, a gap, or a frozen parameter
+            return
+        rate = lr * mult
+        gi = g[i]
+        si = rho * s[i] + (one - rho) * gi * gi
+        s[i] = si
+        p[i] -= rate * gi / (math.sqrt(si) + eps)
+    return _rmsprop
 
 
-@cuda.jit
-def _adam(p, g, m, v, seg_start, seg_end, seg_lr, lr, beta1, beta2, eps, c1, c2):
-    i = cuda.grid(1)
-    mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
-    if mult == 0:                       # past the end, a gap, or a frozen parameter
-        return
-    rate = lr * mult
-    gi = g[i]
-    mi = beta1 * m[i] + (1 - beta1) * gi
-    vi = beta2 * v[i] + (1 - beta2) * gi * gi
-    m[i] = mi
-    v[i] = vi
-    p[i] -= rate * (mi / c1) / (math.sqrt(vi / c2) + eps)
+_rmsprop = per_dtype(_rmsprop_kernel)
+
+
+def _adagrad_kernel(dtype):
+    @cuda.jit
+    def _adagrad(p, g, s, seg_start, seg_end, seg_lr, lr, eps):
+        zero = dtype(0)
+        i = cuda.grid(1)
+        mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+        if mult == zero:                    # past the end, a gap, or a frozen parameter
+            return
+        rate = lr * mult
+        gi = g[i]
+        si = s[i] + gi * gi
+        s[i] = si
+        p[i] -= rate * gi / (math.sqrt(si) + eps)
+    return _adagrad
+
+
+_adagrad = per_dtype(_adagrad_kernel)
+
+
+def _adam_kernel(dtype):
+    @cuda.jit
+    def _adam(p, g, m, v, seg_start, seg_end, seg_lr, lr, beta1, beta2, eps, c1, c2):
+        one, zero = dtype(1), dtype(0)
+        i = cuda.grid(1)
+        mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+        if mult == zero:                    # past the end, a gap, or a frozen parameter
+            return
+        rate = lr * mult
+        gi = g[i]
+        mi = beta1 * m[i] + (one - beta1) * gi
+        vi = beta2 * v[i] + (one - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] -= rate * (mi / c1) / (math.sqrt(vi / c2) + eps)
+    return _adam
+
+
+_adam = per_dtype(_adam_kernel)
 
 
 def _launch(kernel, p, stream, *args):
     if p.shape[0]:
-        kernel[grid(p.shape[0]) + (stream,)](p, *args)
+        kernel(p.dtype)[grid(p.shape[0]) + (stream,)](p, *args)
 
 
 def sgd_update(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov, stream=0):
