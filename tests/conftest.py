@@ -26,5 +26,7 @@ def pytest_collection_modifyitems(config, items):
     def weight(item):
         if "test_cuda_simulated" not in item.nodeid:
             return 1
-        return -2 if "test_specs" in item.nodeid else -1
+        if "test_specs" not in item.nodeid:
+            return -1
+        return -3 if "test_specs.py-conv" in item.nodeid else -2
     items.sort(key=weight)
