@@ -76,3 +76,33 @@ def test_softmax_and_log_softmax_layers_match_the_reference():
     gm, gr = m.gradients(data), r.gradients(data)
     for k in gr:
         np.testing.assert_allclose(gm[k], gr[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+SEQUENCE_DENSE = """
+nngraph: 1
+name: dense_over_steps
+inputs: {x: {shape: [3, 4]}, y: {shape: [3, 2]}}
+layers:
+  - {op: dense, name: h, in: x, units: 5, activation: tanh}
+  - {op: dense, name: o, in: h, units: 2}
+outputs: [o]
+losses:
+  - {op: mse, in: [o, y]}
+train: {optimizer: {type: sgd, lr: 0.1, momentum: 0.9}}
+"""
+
+
+def test_dense_over_the_last_axis_of_sequences_matches_the_reference():
+    """dense on (steps, features) samples: one product over every step of the batch."""
+    m = nngraph.compile(SEQUENCE_DENSE, backend="cuda", dtype="float64", seed=3)
+    r = nngraph.compile(SEQUENCE_DENSE, backend="reference", dtype="float64", seed=3)
+    assert not any(m.executor.gen.uses_reference(mode) for mode in m.executor.gen.drivers)
+    rng = np.random.default_rng(2)
+    data = {"x": rng.standard_normal((2, 3, 4)), "y": rng.standard_normal((2, 3, 2))}
+    gm, gr = m.gradients(data), r.gradients(data)
+    for k in gr:
+        np.testing.assert_allclose(gm[k], gr[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    for _ in range(2):
+        assert m.train_step(data) == pytest.approx(r.train_step(data), rel=1e-9)
+    np.testing.assert_allclose(m.predict({"x": data["x"]}), r.predict({"x": data["x"]}),
+                               rtol=1e-9, atol=1e-12)

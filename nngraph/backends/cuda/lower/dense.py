@@ -8,18 +8,24 @@ from . import Call, Extern, launcher, lowers
 _AT = "i // y.shape[1], i % y.shape[1]"          # a thread's row and column of y
 
 
+def _rows(site, buffer: str, n) -> str:
+    """`buffer` (of node n) as the product's (rows, features) matrix: itself for a vector
+    per sample, else a reshaped view (arena buffers are C-contiguous: no copy), so a dense
+    layer over the last axis of (steps, features) samples is one product."""
+    shape = site.shape(n)
+    return buffer if len(shape) == 1 else f"{buffer}.reshape(-1, {shape[-1]})"
+
+
 @lowers("dense", kind="forward", calls=("_gemm.gemm",))
 def dense_forward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
-    if len(site.shape(d.inputs[0])) != 1:
-        return None
-    out = site.val(epi or n)
-    calls = [Call("_gemm.gemm", ["1.0", site.val(d.inputs[0]), "False",
-                                 site.param(d.params["W"]), "False", "0.0", out])]
+    out = _rows(site, site.val(epi or n), n)
+    calls = [Call("_gemm.gemm", ["1.0", _rows(site, site.val(d.inputs[0]), d.inputs[0]),
+                                 "False", site.param(d.params["W"]), "False", "0.0", out])]
     if "b" not in d.params and not epi:
         return Extern(calls)
-    pre = site.val(n) if epi and site.keeps_pre(epi) else None
+    pre = _rows(site, site.val(n), n) if epi and site.keeps_pre(epi) else None
     name = f"k_{site.group.name}_epilogue"
     args = ["y"] + (["b"] if "b" in d.params else []) + (["pre"] if pre else [])
     body = [f"    r, c = {_AT}", "    v = y[r, c]" + (" + b[c]" if "b" in d.params else "")]
@@ -36,9 +42,8 @@ def dense_forward(site):
 def dense_backward(site):
     n, epi = site.group.anchor, site.group.epilogue
     d = site.node(n)
-    if len(site.shape(d.inputs[0])) != 1:
-        return None
     gy, pslots, want_x = site.grad(epi or n), site.param_slots(n), site.input_grad(n, 0)
+    gy = _rows(site, gy, n)
     calls, helpers = [], {}
     if epi:
         name = f"k_{site.group.name}_act_grad"
@@ -46,10 +51,10 @@ def dense_backward(site):
         args = ["gy", "y"] + (["pre"] if site.keeps_pre(epi) else [])
         body = [f"    r, c = {_AT.replace('y.', 'gy.')}",
                 f"    gy[r, c] = {site.act_grad(epi, names)}"]
-        calls.append(Call(name, [gy, site.val(epi)] +
-                          ([site.val(n)] if site.keeps_pre(epi) else [])))
+        calls.append(Call(name, [gy, _rows(site, site.val(epi), n)] +
+                          ([_rows(site, site.val(n), n)] if site.keeps_pre(epi) else [])))
         helpers[name] = launcher(name, args, body, "gy.size", f"{epi}'s gradient, in place")
-    x = site.val(d.inputs[0])
+    x = _rows(site, site.val(d.inputs[0]), d.inputs[0])
     if "W" in pslots:
         calls.append(Call("_gemm.gemm", ["1.0", x, "True", gy, "False", "0.0",
                                          site.pgrad(pslots["W"])]))
@@ -57,5 +62,5 @@ def dense_backward(site):
         calls.append(Call("_reduce.column_sums", [gy, site.pgrad(pslots["b"])]))
     if want_x:
         calls.append(Call("_gemm.gemm", ["1.0", gy, "False", site.param(d.params["W"]),
-                                         "True", "0.0", want_x]))
+                                         "True", "0.0", _rows(site, want_x, d.inputs[0])]))
     return Extern(calls, helpers)
