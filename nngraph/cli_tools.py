@@ -22,6 +22,7 @@ from .errors import NNGraphError
 
 def cmd_compile(args) -> int:
     from . import __version__, load
+    from .backends import codegen_class
     from .backends.cpu.calls import codegen, group_calls
     from .program import build_program
     if args.passes:
@@ -31,15 +32,11 @@ def cmd_compile(args) -> int:
     if not args.spec:
         raise NNGraphError("nngraph compile needs a SPEC (or --passes)")
     net = load(args.spec)
-    if args.backend == "cuda":      # source only: no GPU needed to write or read it
-        from .backends.cuda.codegen import CUDACodegen
-        if args.frozen:
-            raise NNGraphError("--frozen: the cuda backend has no frozen form; drop --frozen")
-        gen = codegen(build_program(net), args.dtype, CUDACodegen)
-        module = f"{net.name}_{args.dtype}_cuda.py"
-    else:
-        gen = codegen(build_program(net), args.dtype)
-        module = f"{net.name}_{args.dtype}.py"
+    if args.backend == "cuda" and args.frozen:
+        raise NNGraphError("--frozen: the cuda backend has no frozen form; drop --frozen")
+    # source only: no GPU is needed to write or read a CUDA module
+    gen = codegen(build_program(net), args.dtype, codegen_class(args.backend))
+    module = f"{net.name}_{args.dtype}" + ("_cuda" if args.backend == "cuda" else "") + ".py"
     index = describe(net, gen, group_calls(gen.program, gen=gen), module if args.emit else None)
     if args.frozen and not args.emit:
         raise NNGraphError("--frozen writes a module: give --emit DIR too")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import graphviz
 
+from .backends import codegen_class
 from .backends.cpu.calls import codegen, group_calls
 from .ir import Grad, Vjp, forward_of
 from .program import build_program
@@ -33,11 +34,12 @@ if TYPE_CHECKING:
 
 # Cluster fill and border by what runs a fused group, and the legend's words for it.
 RUNS = {
-    "generated": ("#ecfdf3", "#22a05a", "generated njit kernel"),
-    "hand-written": ("#eaf2ff", "#3b82f6", "hand-written kernel (kernels/cpu)"),
+    "generated": ("#ecfdf3", "#22a05a", "generated {jit} kernel"),
+    "hand-written": ("#eaf2ff", "#3b82f6", "hand-written kernel (kernels/{backend})"),
     "reference": ("#fff0f0", "#dc4444", "reference rule (numpy, from the driver)"),
     "view": ("#f5f5f5", "#9ca3af", "a view of its input (no kernel, no copy)"),
 }
+JIT = {"cpu": "njit", "cuda": "@cuda.jit"}     # what the legend calls a generated kernel
 GRAD = "#7c3aed"                      # gradients and backward rules
 VJP_FILL = "#f1ebff"
 PGRAD = ("#fff4e0", "#e08a1e")        # parameter gradients
@@ -56,17 +58,7 @@ def to_dot(net: Network, rankdir: str = "TB", fused: bool = False, backward: boo
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    if backend not in ("cpu", "cuda"):
-        raise ValueError(f"backend must be 'cpu' or 'cuda', got {backend!r}")
     return _Picture(net, rankdir, fused, backward, dtype, backend).digraph()
-
-
-def _codegen_class(backend: str):
-    if backend == "cuda":
-        from .backends.cuda.codegen import CUDACodegen
-        return CUDACodegen
-    from .backends.cpu.codegen import CPUCodegen
-    return CPUCodegen
 
 
 class _Picture:
@@ -74,7 +66,7 @@ class _Picture:
         self.net, self.fused, self.backward, self.backend = net, fused, backward, backend
         self.program = prog = build_program(net)
         self.graph = g = prog.graph
-        gen = codegen(prog, dtype, base=_codegen_class(backend)) if fused else None
+        gen = codegen(prog, dtype, base=codegen_class(backend)) if fused else None
         self.calls = group_calls(prog, dtype, gen=gen) if fused else {}
         self.targets = set(net.label_inputs)
         # {conv group: the pooling it also does in evaluate and predict} (backends/cpu/codegen.py)
@@ -100,12 +92,6 @@ class _Picture:
             "shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "11",
             "margin": "0.12,0.05", "penwidth": "1.2",
         }, edge_attr={"color": "#6b7280", "arrowsize": "0.7"})
-
-    def _words(self, text: str) -> str:
-        """The legend's words for this picture's backend (the CPU's are RUNS's own)."""
-        if self.backend != "cuda":
-            return text
-        return text.replace("njit", "@cuda.jit").replace("kernels/cpu", "kernels/cuda")
 
     def _internal_grads(self):
         """A grad: node made and used inside one backward group never leaves that group's
@@ -278,7 +264,8 @@ class _Picture:
             what.append(f"backward: {vjps} vjp nodes, {npg} parameter gradients")
         head = f"<b>{esc(self.net.name)}</b>  ·  lowered program" + "".join(
             f"  ·  {esc(w)}" for w in what)
-        keys = [(fill, border, "rounded", self._words(text))
+        words = {"jit": JIT[self.backend], "backend": self.backend}
+        keys = [(fill, border, "rounded", text.format(**words))
                 for fill, border, text in RUNS.values()
                 ] if self.fused else []
         if self.shared:

@@ -25,3 +25,15 @@ def executor(program, backend: str, dtype, frozen: bool = False, device: int | N
         from . import cuda
         return cuda.open_executor(program, dtype, frozen, 0 if device is None else device)
     raise NNGraphError(f"unknown backend '{backend}': choose from {', '.join(BACKENDS)}")
+
+
+def codegen_class(backend: str):
+    """The code generator of `backend` ('cpu' or 'cuda'): what `nngraph compile` writes and
+    `nngraph viz --fused` draws (no GPU is needed to generate CUDA code)."""
+    if backend == "cuda":
+        from .cuda.codegen import CUDACodegen
+        return CUDACodegen
+    if backend == "cpu":
+        from .cpu.codegen import CPUCodegen
+        return CPUCodegen
+    raise NNGraphError(f"backend '{backend}' generates no code: choose cpu or cuda")
