@@ -5,9 +5,9 @@ one product each over all steps and the biases' column sums. What the backward n
 (states, gates) stays in scratch buffers of the arena, as on the CPU."""
 from __future__ import annotations
 
+from ...cpu.lower._common import param_or
+from ...cpu.lower.recurrent import _GATES, _seq_out
 from . import Call, Extern, lowers
-
-_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 _SAVED = {"rnn": ("hs",), "gru": ("hs", "gates", "un"), "lstm": ("hs", "cs", "gates")}
 """What forward keeps for backward, in the kernels' argument order."""
@@ -28,17 +28,6 @@ def _saved(site, n) -> list:
     return [site.scratch(k, shapes[k], layout="time") for k in _SAVED[site.node(n).op.name]]
 
 
-def _seq(site, n, name: str) -> str:
-    """y or gy as the kernels take it: (N, T, H), or (N, 1, H) for the last state alone."""
-    return name if site.node(n).attrs.return_sequences else \
-        f"{name}.reshape({name}.shape[0], 1, {name}.shape[1])"
-
-
-def _param(site, n, name: str) -> str:
-    key = site.node(n).params.get(name)
-    return site.param(key) if key else "None"
-
-
 def _note(site, n) -> str:
     steps, features, h, _ = _sizes(site, n)
     out = "every state" if site.node(n).attrs.return_sequences else "the last state"
@@ -52,11 +41,11 @@ def recurrent_forward(site):
     d = site.node(n)
     kind = d.op.name
     steps, _, _, gh = _sizes(site, n)
-    args = [site.val(d.inputs[0]), _param(site, n, "W"), _param(site, n, "U"),
-            _param(site, n, "b")]
+    args = [site.val(d.inputs[0]), param_or(site, n, "W", "None"), param_or(site, n, "U", "None"),
+            param_or(site, n, "b", "None")]
     if kind == "gru":
-        args.append(_param(site, n, "bu"))
-    args += [_seq(site, n, site.val(n)), site.scratch("xw", (steps, gh)),
+        args.append(param_or(site, n, "bu", "None"))
+    args += [_seq_out(site, n, site.val(n)), site.scratch("xw", (steps, gh)),
              site.scratch("hu", (gh,))] + _saved(site, n)
     return Extern([Call(f"_recurrent.{kind}_forward", args, note=_note(site, n))])
 
@@ -70,8 +59,8 @@ def recurrent_backward(site):
     kind = d.op.name
     steps, _, h, gh = _sizes(site, n)
     grads = {p: site.pgrad(k) for p, k in site.param_slots(n).items()}
-    args = [site.val(d.inputs[0]), _param(site, n, "W"), _param(site, n, "U")]
-    args += _saved(site, n) + [_seq(site, n, site.grad(n)), site.input_grad(n, 0) or "None"]
+    args = [site.val(d.inputs[0]), param_or(site, n, "W", "None"), param_or(site, n, "U", "None")]
+    args += _saved(site, n) + [_seq_out(site, n, site.grad(n)), site.input_grad(n, 0) or "None"]
     args += [grads.get(p, "None") for p in ("W", "U", "b", "bu")[:4 if kind == "gru" else 3]]
     args += [site.scratch("d_in", (steps, gh)), site.scratch("d_rec", (steps, gh), layout="time"),
              site.scratch("gh", (h,))]
