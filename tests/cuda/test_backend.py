@@ -7,6 +7,7 @@ import pytest
 
 import nngraph
 from nngraph.backends import cuda
+from nngraph.backends.lowering import Rule
 from nngraph.cli_tools import random_batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,14 +105,24 @@ train:
 """
 
 
+def _declines(monkeypatch, op: str, kind: str) -> None:
+    """Make the CUDA rule of `op`'s `kind` groups decline (return None), as a rule does for a
+    case it does not cover: those groups run their numpy rule on host copies."""
+    cuda.lower.rules()              # every rule registered: none comes back over this one
+    monkeypatch.setitem(cuda.lower.REGISTRY.rules, (op, kind),
+                        Rule(op, kind, lambda site: None))
+
+
 @pytest.mark.parametrize("pool", ["{op: maxpool2d, size: 2}",
                                   "{op: maxpool2d, size: 2, stride: 1}",    # windows overlap
                                   "{op: maxpool2d, size: 2, padding: 1}"])
-def test_a_conv_network_with_host_groups_and_views_matches_the_reference(tmp_path, pool):
-    """The max_margin loss (no CUDA lowering yet) runs its numpy rule on host copies after
-    the device's groups: conv, max pooling (its arg-max, padding cells that never win, and
-    its backward with atomic adds where windows overlap) and dense; flatten is a view of the
-    device arena. Together they give the reference's numbers."""
+def test_a_conv_network_with_host_groups_and_views_matches_the_reference(tmp_path, pool,
+                                                                        monkeypatch):
+    """The max_margin loss, its CUDA rule made to decline, runs its numpy rule on host
+    copies after the device's groups: conv, max pooling (its arg-max, padding cells that
+    never win, and its backward with atomic adds where windows overlap) and dense; flatten
+    is a view of the device arena. Together they give the reference's numbers."""
+    _declines(monkeypatch, "max_margin", "loss")
     spec = tmp_path / "tiny_conv.yaml"
     spec.write_text(TINY_CONV.replace("{op: maxpool2d, size: 2}", pool))
     m = nngraph.compile(str(spec), backend="cuda", seed=0, dtype="float64")

@@ -6,6 +6,18 @@ from __future__ import annotations
 from . import Kernel, lowers
 from ._losses import gradient_target
 
+RIVAL = ["c = int(t[i])",
+         "best, rival = _f(-math.inf), 0",
+         "for j in range(k):",
+         "    r = x[i, j] + m",
+         "    if j != c and r > best:",
+         "        best, rival = r, j",
+         "excess = best - x[i, c]"]
+"""Sample i's true class c, its strongest rival (the first of equal rivals, as numpy's
+argmax, compared as x_j + m so that they round alike) and the excess max_j(x_j + m) - x_c,
+from scores x (k classes), labels t and the margin m; the CUDA lowering runs the same
+lines."""
+
 
 @lowers("max_margin", kind="loss")
 def max_margin_loss(site):
@@ -21,15 +33,7 @@ def max_margin_loss(site):
         "    m = _f(margin)",
         "    total = 0.0",
         "    for i in range(n):",
-        "        c = int(t[i])",
-        # the first of equal rivals, as numpy's argmax, compared as x_j + m (rounded alike)
-        "        best, rival = _f(-math.inf), 0",
-        "        for j in range(k):",
-        "            r = x[i, j] + m",
-        "            if j != c and r > best:",
-        "                best, rival = r, j",
-        "        excess = best - x[i, c]",
-    ]
+    ] + [f"        {line}" for line in RIVAL]
     if train:
         body += ["        for j in range(k):",
                  "            g[i, j] = _f(0.0)"]
