@@ -4,6 +4,7 @@
     nngraph summary specs/lenet5.yaml
     nngraph viz specs/lenet5.yaml -o lenet5.svg
     nngraph schema > nngraph.schema.json
+    nngraph export lenet5.nnz -o lenet5.onnx      (or a SPEC, with fresh weights)
 
 No Python traceback reaches a user for a bad spec, bad data or a bad model file: those print
 `FILE:LINE:COL: error[CODE]: message` lines and exit 1. Set NNGRAPH_DEBUG=1 to see tracebacks.
@@ -107,6 +108,46 @@ def cmd_docs(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """A model file's trained weights, or a spec's freshly initialised ones, as ONNX."""
+    import zipfile
+    from . import compile, load, load_model
+    from .onnx import to_onnx
+    source = args.model
+    is_model = source.endswith(".nnz") or zipfile.is_zipfile(source)
+    if is_model:
+        if args.seed is not None:
+            raise NNGraphError("--seed initialises a SPEC's weights; a model file has its own")
+        model = load_model(source, backend="reference")   # weights only: nothing to compile
+        what = f"weights of {source}, step {model.step}"
+    else:
+        net = _load(source)
+        for w in net.warnings:
+            print(w, file=sys.stderr)
+        # the reference backend: export needs the weights, no compiled kernels
+        model = compile(net, backend="reference", seed=args.seed,
+                        dtype=args.dtype or "float32")
+        what = f"freshly initialised weights, seed {model.seed}"
+    proto = to_onnx(model, opset=args.opset, dtype=args.dtype)
+    out = args.output or os.path.splitext(os.path.basename(source))[0] + ".onnx"
+    from .onnx.export import write         # imports onnx: only once to_onnx found it
+    write(proto, out)
+    print(f"wrote {out}: {model.net.name} ({what}), ONNX opset "
+          f"{proto.opset_import[0].version}, {len(proto.graph.node)} nodes")
+    for kind, values in (("input", proto.graph.input), ("output", proto.graph.output)):
+        for v in values:
+            print(f"  {kind:<7}{v.name} {_onnx_type(v)}")
+    return 0
+
+
+def _onnx_type(value) -> str:
+    """'batch x 1 x 28 x 28 float32' of an ONNX graph input or output."""
+    from onnx import helper
+    t = value.type.tensor_type
+    dims = [d.dim_param or str(d.dim_value) for d in t.shape.dim]
+    return f"{' x '.join(dims)} {helper.tensor_dtype_to_np_dtype(t.elem_type).name}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nngraph", epilog=EPILOG,
@@ -155,9 +196,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", metavar="FILE")
     s.set_defaults(func=cmd_docs)
 
+    _register_export(sub)
     cli_run.register(sub)
     cli_tools.register(sub)
     return p
+
+
+def _register_export(sub) -> None:
+    s = sub.add_parser("export", help="write a model or a spec as an ONNX file",
+                       description="Write the inference graph of MODEL.nnz (its trained "
+                       "weights) or of SPEC (freshly initialised weights) as ONNX: the "
+                       "feature inputs, a dynamic batch dimension and the outputs, with the "
+                       "layers' names. Needs the onnx package (pip install nngraph[onnx]). "
+                       "Example: nngraph export lenet5.nnz -o lenet5.onnx")
+    s.add_argument("model", metavar="MODEL.nnz|SPEC")
+    s.add_argument("-o", "--output", metavar="NAME.onnx",
+                   help="default: MODEL's or SPEC's name with .onnx")
+    s.add_argument("--opset", type=int, default=None,
+                   help="ONNX opset to write (default 18; 13 or newer)")
+    s.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                   help="of the exported weights and float inputs (default: the model's; "
+                        "float32 for a SPEC); float64 only for networks that ONNX Runtime "
+                        "runs in float64: no convolution, average pooling, upsampling or "
+                        "recurrent layer")
+    s.add_argument("--seed", type=int, default=None,
+                   help="of a SPEC's initial weights (default: the spec's train.seed, else 0)")
+    s.set_defaults(func=cmd_export)
 
 
 def _version() -> str:

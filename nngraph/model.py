@@ -207,6 +207,14 @@ class Model(_Predicts):
         """Write the whole model (spec, parameters, optimizer and training state) atomically."""
         persist.save_model(self, path)
 
+    def export_onnx(self, path: str, opset: int | None = None, dtype: str | None = None) -> str:
+        """Write the inference graph (inputs to outputs, as predict computes it) as ONNX to
+        `path`, atomically; returns the path. `opset` defaults to 18; `dtype` ('float32' or
+        'float64') to the model's. Needs the onnx package (pip install nngraph[onnx]); raises
+        nngraph.onnx.ExportError, an NNGraphError. See docs/onnx.md."""
+        from .onnx import export_onnx
+        return export_onnx(self, path, opset, dtype)
+
     def __repr__(self):
         return (f"<Model {self.net.name!r} backend={self.backend} dtype={self.dtype} "
                 f"params={self.net.num_params:,} step={self.step}>")

@@ -1,0 +1,151 @@
+"""ONNX forms of nngraph's layers other than activations and recurrent ones.
+
+Each converter writes the ONNX nodes that compute exactly what the op's reference forward
+rule does in evaluation (nngraph/ops/<op>.py). Geometry (padding, output sizes) comes from
+the ops' own helpers, so 'same' padding, asymmetric pads and output_padding mean here what
+they mean there. The node that computes a layer is named after it; helper nodes and their
+tensors are '<layer>:<what>'. Shapes carry a leading batch dimension, which every node keeps
+symbolic (a Reshape copies it with 0).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops import _pool
+from ..ops import conv1d as _conv1d
+from ..ops import conv2d as _conv2d
+from ..ops import conv2d_transpose as _conv2d_t
+from .registry import Layer, converts
+
+
+@converts("dense")
+def dense(b, L: Layer):
+    """Gemm for (features,) inputs; MatMul (+ Add) on the last axis for (steps, features)."""
+    x, w = L.inputs[0], L.param(b, "W")
+    bias = [L.param(b, "b")] if "b" in L.params else []
+    if len(L.in_shapes[0]) == 1:
+        b.node("Gemm", [x, w] + bias, L.out, L.name)
+    elif bias:
+        b.node("MatMul", [x, w], f"{L.name}:matmul", L.name)
+        b.node("Add", [f"{L.name}:matmul"] + bias, L.out, f"{L.name}:bias")
+    else:
+        b.node("MatMul", [x, w], L.out, L.name)
+
+
+def _conv(b, L: Layer, pads_lo, pads_hi, dilations):
+    """Conv with nngraph's W (filters, in_channels, *kernel), which is ONNX's layout."""
+    ins = [L.inputs[0], L.param(b, "W")] + ([L.param(b, "b")] if "b" in L.params else [])
+    b.node("Conv", ins, L.out, L.name, kernel_shape=list(L.attrs.kernel),
+           strides=list(L.attrs.stride), dilations=list(dilations),
+           pads=list(pads_lo) + list(pads_hi))
+
+
+@converts("conv2d")
+def conv2d(b, L: Layer):
+    _, _, _, ((pt, pb), (pl, pr)) = _conv2d._geometry(L.attrs, L.in_shapes[0])
+    _conv(b, L, (pt, pl), (pb, pr), L.attrs.dilation)
+
+
+@converts("conv1d")
+def conv1d(b, L: Layer):
+    _, (_, (pl, pr)) = _conv1d._geometry(L.attrs, L.in_shapes[0])
+    _conv(b, L, (pl,), (pr,), L.attrs.dilation)
+
+
+@converts("conv2d_transpose")
+def conv2d_transpose(b, L: Layer):
+    """ConvTranspose (W (in_channels, filters, kh, kw) is ONNX's layout too). nngraph crops
+    the full scatter by (lo, hi) per axis, a negative hi extending it with zeros instead:
+    ONNX's pads crop, and its output_padding extends."""
+    a, (_, h, w) = L.attrs, L.in_shapes[0]
+    (_, top, bottom), (_, left, right) = _conv2d_t._axis(a, h, 0), _conv2d_t._axis(a, w, 1)
+    ins = [L.inputs[0], L.param(b, "W")] + ([L.param(b, "b")] if "b" in L.params else [])
+    b.node("ConvTranspose", ins, L.out, L.name, kernel_shape=list(a.kernel),
+           strides=list(a.stride), pads=[top, left, max(bottom, 0), max(right, 0)],
+           output_padding=[max(-bottom, 0), max(-right, 0)])
+
+
+@converts("maxpool2d", "maxpool1d", "avgpool2d")
+def pool(b, L: Layer):
+    """MaxPool ignores its padding as nngraph's -inf cells do; AveragePool counts it as
+    zeros in a full-window divisor with count_include_pad=1, as nngraph's average does."""
+    rank = len(L.in_shapes[0]) - 1
+    w = _pool.window(L.op, L.attrs, L.in_shapes[0])      # lifted to 2-D: keep the last axes
+    size, stride, pads = w.size[-rank:], w.stride[-rank:], w.pads[-rank:]
+    extra = {"count_include_pad": 1} if L.op == "avgpool2d" else {}
+    b.node("AveragePool" if L.op == "avgpool2d" else "MaxPool", L.inputs, L.out, L.name,
+           kernel_shape=list(size), strides=list(stride),
+           pads=[lo for lo, _ in pads] + [hi for _, hi in pads], **extra)
+
+
+@converts("global_avgpool2d")
+def global_avgpool2d(b, L: Layer):
+    b.node("GlobalAveragePool", L.inputs, f"{L.name}:pooled", L.name)        # N, C, 1, 1
+    b.node("Flatten", [f"{L.name}:pooled"], L.out, f"{L.name}:flatten", axis=1)
+
+
+@converts("upsample2d")
+def upsample2d(b, L: Layer):
+    """Nearest neighbour at integer scales: output cell i reads input floor(i / s)."""
+    sh, sw = L.attrs.size
+    scales = b.init(f"{L.name}:scales", np.array([1, 1, sh, sw], dtype=np.float32))
+    b.node("Resize", [L.inputs[0], "", scales], L.out, L.name, mode="nearest",
+           coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
+@converts("flatten")
+def flatten(b, L: Layer):
+    b.node("Flatten", L.inputs, L.out, L.name, axis=1)
+
+
+@converts("reshape")
+def reshape(b, L: Layer):
+    """The shape nngraph resolved (no -1 left), after a 0 that copies the batch size."""
+    shape = b.ints(f"{L.name}:shape", [0] + list(L.shape))
+    b.node("Reshape", [L.inputs[0], shape], L.out, L.name)
+
+
+@converts("concat")
+def concat(b, L: Layer):
+    axis = L.attrs.axis % len(L.in_shapes[0]) + 1                   # after the batch
+    b.node("Concat", L.inputs, L.out, L.name, axis=axis)
+
+
+@converts("add")
+def add(b, L: Layer):
+    b.node("Add" if len(L.inputs) == 2 else "Sum", L.inputs, L.out, L.name)
+
+
+@converts("multiply")
+def multiply(b, L: Layer):
+    """A chain of Mul (ONNX's Mul takes two inputs), left to right as nngraph multiplies."""
+    acc = L.inputs[0]
+    for k, x in enumerate(L.inputs[1:], start=1):
+        last = k == len(L.inputs) - 1
+        out = L.out if last else f"{L.name}:product{k}"
+        acc = b.node("Mul", [acc, x], out, L.name if last else f"{L.name}:mul{k}")
+
+
+@converts("batchnorm")
+def batchnorm(b, L: Layer):
+    """Inference form: the running statistics, a fixed per-channel affine map."""
+    gamma = L.param(b, "gamma")
+    beta = L.param(b, "beta") if "beta" in L.params else \
+        b.init(f"{L.name}:zero_beta", np.zeros_like(L.params["gamma"]))
+    mean = b.init(f"{L.name}.running_mean", L.state["running_mean"])
+    var = b.init(f"{L.name}.running_var", L.state["running_var"])
+    b.node("BatchNormalization", [L.inputs[0], gamma, beta, mean, var], L.out, L.name,
+           epsilon=float(L.attrs.eps))
+
+
+@converts("embedding")
+def embedding(b, L: Layer):
+    """Row x of W for every index x. nngraph refuses indices outside [0, vocab); ONNX's
+    Gather counts negative ones from the end."""
+    b.node("Gather", [L.param(b, "W"), L.inputs[0]], L.out, L.name, axis=0)
+
+
+@converts("dropout", "gaussian_noise")
+def identity_at_inference(b, L: Layer):
+    """Dropout and noise act in training only: an Identity keeps the layer's name."""
+    b.node("Identity", L.inputs, L.out, L.name)
