@@ -320,6 +320,6 @@ def test_backend_cuda_without_a_torch_gpu_is_one_line():
 
 
 def test_the_torch_peer_on_cuda_is_one_variant(monkeypatch):
-    monkeypatch.setattr(peers, "DEVICE", "cuda")
+    monkeypatch.setattr(peers, "GPU_PEER", True)
     assert peers.variants("torch") == {"torch_cuda": 0}
     assert peers.variants("onnxruntime") == {"onnxruntime_1t": 1, "onnxruntime_2t": 2}

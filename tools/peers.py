@@ -31,17 +31,21 @@ THREADS = 2
 PEER_THREADS = (1, 2)
 DEVICE = "cpu"
 """Where the torch peer runs: 'cpu', or 'cuda' against nngraph's cuda backend (use_cuda)."""
+GPU_PEER = False
+"""Whether the peer is the GPU one (use_cuda): one torch variant, no ONNX Runtime, inputs
+copied in and outputs out by each predict. The tests set it alone, DEVICE left 'cpu', to run
+the benchmark's GPU cases with the CPU's torch standing in for the GPU's."""
 
 
 def use_cuda() -> None:
     """Run the torch peer on the GPU (torch CUDA eager); its variant is then one,
     'torch_cuda'. Its steps return loss.item(), which waits for the GPU, as nngraph's
     train_step reads its loss back: both timers are synchronised by the steps themselves."""
-    global DEVICE
+    global DEVICE, GPU_PEER
     if not torch.cuda.is_available():
         raise SystemExit("bench --backend cuda: this PyTorch has no CUDA device (a CPU "
                          "build, or no GPU): the peer, PyTorch CUDA eager, cannot run")
-    DEVICE = "cuda"
+    DEVICE, GPU_PEER = "cuda", True
 
 
 def use_threads(n: int = THREADS) -> None:
@@ -51,7 +55,7 @@ def use_threads(n: int = THREADS) -> None:
 def variants(peer: str) -> dict:
     """{'torch_1t': 1, 'torch_2t': 2}: the names a peer is measured under, and their
     thread counts."""
-    if DEVICE == "cuda" and peer == "torch":
+    if GPU_PEER and peer == "torch":
         return {"torch_cuda": 0}
     return {f"{peer}_{n}t": n for n in PEER_THREADS}
 
@@ -141,8 +145,9 @@ def torch_model(case: str, params: dict) -> nn.Module:
     return MODULES[case](params).to(DEVICE)
 
 
-def to_torch(batch: dict) -> dict:
-    return {k: torch.from_numpy(v).to(DEVICE) for k, v in batch.items()}
+def to_torch(batch: dict, device: str | None = None) -> dict:
+    """The batch as torch tensors on `device` (the peer's DEVICE unless given)."""
+    return {k: torch.from_numpy(v).to(device or DEVICE) for k, v in batch.items()}
 
 
 class TorchTrainer:
@@ -162,12 +167,19 @@ class TorchTrainer:
 
 
 def torch_predictor(module: nn.Module):
+    """predict(x): the module's output for a host tensor x. On the GPU it copies x in and
+    the output back to the host (which waits for the GPU), as nngraph's predict does."""
     module.eval()
+    if not GPU_PEER:
+        def predict(x):
+            with torch.inference_mode():
+                return module(x)
+        return predict
 
-    def predict(x):
+    def predict_on_device(x):
         with torch.inference_mode():
-            return module(x)
-    return predict
+            return module(x.to(DEVICE)).cpu()
+    return predict_on_device
 
 
 def ort_sessions(module: nn.Module, sample: np.ndarray, input_name: str,
