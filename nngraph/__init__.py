@@ -12,7 +12,7 @@ from .errors import (DataError, Diagnostic, ModelFileError, NNGraphError, SpecEr
 from .graph import Network
 
 from .version import __version__
-__all__ = ["load", "compile", "load_model", "Network", "SpecError", "DataError",
+__all__ = ["load", "compile", "load_model", "import_onnx", "Network", "SpecError", "DataError",
            "ModelFileError", "TrainingError", "TrainingWarning", "NNGraphError", "Diagnostic",
            "__version__"]
 
@@ -41,7 +41,7 @@ def load(spec) -> Network:
 
 
 def compile(spec, backend: str = "cpu", seed: int | None = None, dtype: str = "float32",
-            device: int | None = None):
+            device: int | None = None, weights: str | None = None):
     """Compile a spec (Network, path, YAML text or dict) into a trainable Model.
 
         >>> model = nngraph.compile("specs/lenet5.yaml", backend="reference", seed=0)
@@ -52,13 +52,23 @@ def compile(spec, backend: str = "cpu", seed: int | None = None, dtype: str = "f
     values and float inputs (see Network.with_float_dtype; `model.net` declares them so).
     seed: of the initial parameters, the batch order and dropout; default the spec's
     train.seed, else 0. device: which GPU backend 'cuda' runs on (numba's numbering, default
-    0); only for 'cuda'.
+    0); only for 'cuda'. weights: a .nnz or .onnx file whose parameters the model starts
+    from, by layer name (Model.load_weights); default the spec's train.init_from, whose
+    `skip` list applies either way.
     """
     from .model import Model
     net = load(spec)
     if seed is None:
         seed = net.train.get("seed", 0)
-    return Model(net, backend=backend, seed=seed, dtype=dtype, device=device)
+    model = Model(net, backend=backend, seed=seed, dtype=dtype, device=device)
+    init = net.train.get("init_from") or {}
+    if weights is not None or init:
+        import os
+
+        from .data import resolve_path
+        path = os.fspath(weights) if weights is not None else resolve_path(net, init["file"])
+        model.load_weights(path, init.get("skip", ()))
+    return model
 
 
 def load_model(path: str, backend: str | None = None, device: int | None = None):
@@ -66,3 +76,20 @@ def load_model(path: str, backend: str | None = None, device: int | None = None)
     and device as in compile (the backend defaults to the file's)."""
     from .model import load_model as _load_model
     return _load_model(path, backend, device)
+
+
+def import_onnx(path, backend: str = "cpu", dtype: str = "float32"):
+    """An ONNX file as an nngraph Model: a spec built from its graph (layer names from the
+    node names) with the file's weights and batchnorm statistics set into the parameters.
+
+        >>> model = nngraph.import_onnx("lenet5.onnx", backend="reference")
+        >>> model.predict(x); model.save("lenet5.nnz")
+
+    Needs the onnx package. Raises nngraph.onnx.OnnxImportError (an NNGraphError) naming the
+    operator, node and opset that nngraph's ops cannot express. See docs/onnx.md."""
+    from .onnx import onnx_to_spec
+    from .onnx.import_graph import set_weights
+    spec, params, state = onnx_to_spec(path)
+    model = compile(spec, backend=backend, seed=0, dtype=dtype)
+    set_weights(model, params, state)
+    return model

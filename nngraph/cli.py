@@ -5,6 +5,7 @@
     nngraph viz specs/lenet5.yaml -o lenet5.svg
     nngraph schema > nngraph.schema.json
     nngraph export lenet5.nnz -o lenet5.onnx      (or a SPEC, with fresh weights)
+    nngraph import lenet5.onnx -o lenet5.nnz --spec lenet5.yaml
 
 No Python traceback reaches a user for a bad spec, bad data or a bad model file: those print
 `FILE:LINE:COL: error[CODE]: message` lines and exit 1. Set NNGRAPH_DEBUG=1 to see tracebacks.
@@ -67,7 +68,14 @@ def cmd_summary(args) -> int:
     net = _load(args.spec)
     for w in net.warnings:
         print(w, file=sys.stderr)
-    print(net.summary())
+    init = net.train.get("init_from") or {}
+    loaded = None
+    if args.weights or init:        # which layers start from that file (nothing compiled)
+        from . import weights
+        from .data import resolve_path
+        path = args.weights or resolve_path(net, init["file"])
+        loaded = weights.preview(net, path, init.get("skip", ()))
+    print(net.summary(loaded))
     return 0
 
 
@@ -140,6 +148,29 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    """An ONNX file as an nngraph model file (and, with --spec, its readable spec)."""
+    from . import compile
+    from .onnx import onnx_to_spec
+    from .onnx.import_graph import set_weights
+    spec, params, state = onnx_to_spec(args.model)
+    # the reference backend: saving needs the weights, no compiled kernels
+    model = compile(spec, backend="reference", seed=0, dtype=args.dtype)
+    set_weights(model, params, state)
+    out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".nnz"
+    model.save(out)
+    layers = len(model.net.layers())
+    print(f"wrote {out}: {model.net.name} ({layers} layer{'s' if layers != 1 else ''}, "
+          f"{model.net.num_params:,} parameters) from {args.model}")
+    if args.spec:
+        import yaml
+        with open(args.spec, "w", encoding="utf-8") as f:
+            f.write(f"# imported from {os.path.basename(args.model)} by nngraph import\n")
+            yaml.safe_dump(spec, f, sort_keys=False, default_flow_style=None, width=96)
+        print(f"wrote {args.spec}")
+    return 0
+
+
 def _onnx_type(value) -> str:
     """'batch x 1 x 28 x 28 float32' of an ONNX graph input or output."""
     from onnx import helper
@@ -166,8 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("summary", help="print the layer table: shapes, parameters, FLOPs",
                        description="Print one row per layer (output shape, parameters, "
-                       "FLOPs and activation bytes per sample) and the totals.")
+                       "FLOPs and activation bytes per sample) and the totals; with "
+                       "train.init_from or --weights, which layers start from that file.")
     s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--weights", metavar="FILE", help="a .nnz or .onnx file the network "
+                   "starts from (default: the spec's train.init_from)")
     s.set_defaults(func=cmd_summary)
 
     s = sub.add_parser("viz", help="draw the network with graphviz (.svg, .png, .dot)",
@@ -197,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_docs)
 
     _register_export(sub)
+    _register_import(sub)
     cli_run.register(sub)
     cli_tools.register(sub)
     return p
@@ -222,6 +257,21 @@ def _register_export(sub) -> None:
     s.add_argument("--seed", type=int, default=None,
                    help="of a SPEC's initial weights (default: the spec's train.seed, else 0)")
     s.set_defaults(func=cmd_export)
+
+
+def _register_import(sub) -> None:
+    s = sub.add_parser("import", help="read an ONNX file as an nngraph model",
+                       description="Read an ONNX model as an nngraph network: a spec made "
+                       "from its graph, with its weights. Writes the model file and, with "
+                       "--spec, the spec as YAML. Needs the onnx package. Example: nngraph "
+                       "import lenet5.onnx -o lenet5.nnz --spec lenet5.yaml")
+    s.add_argument("model", metavar="MODEL.onnx")
+    s.add_argument("-o", "--output", metavar="NAME.nnz",
+                   help="default: MODEL's name with .nnz")
+    s.add_argument("--spec", metavar="NAME.yaml", help="also write the spec as YAML")
+    s.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="of the model's parameters (default float32)")
+    s.set_defaults(func=cmd_import)
 
 
 def _version() -> str:

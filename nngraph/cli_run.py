@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .errors import DataError, ModelFileError
+from .errors import DataError, ModelFileError, NNGraphError
 from .progress import Spinner
 
 BACKENDS = ("cpu", "reference", "cuda")
@@ -43,6 +43,9 @@ def cmd_train(args) -> int:
     for w in net.warnings:
         print(w, file=sys.stderr)
     out = args.out or f"{net.name}.nnz"
+    if args.resume and args.weights:
+        raise NNGraphError("--weights starts training from another model's parameters; "
+                           "--resume continues this one's: give one of them")
     if args.resume:
         model = load_model(args.resume, backend=args.backend, device=args.device)
         _same_network(model, net, args.resume)
@@ -50,7 +53,9 @@ def cmd_train(args) -> int:
         print(f"resuming {args.resume} after epoch {model.epoch} (update {model.step})")
     else:
         model = compile(net, backend=args.backend, seed=args.seed, dtype=args.dtype,
-                        device=args.device)
+                        device=args.device, weights=args.weights)
+        if getattr(model, "loaded", None) is not None:
+            print(model.loaded.line())
     if args.lr is not None:
         model.optimizer.config["lr"] = args.lr
     total = args.epochs if args.epochs is not None else int(net.train.get("epochs", 1))
@@ -295,6 +300,8 @@ def register(sub) -> None:
                    help="of the initial parameters and the batch order (default: the "
                    "spec's train.seed, else 0)")
     s.add_argument("--out", metavar="MODEL.nnz", help="default: NAME.nnz")
+    s.add_argument("--weights", metavar="FILE", help="start from the parameters of this .nnz "
+                   "or .onnx model, by layer name (default: the spec's train.init_from)")
     s.add_argument("--resume", metavar="MODEL.nnz", help="continue training a saved model "
                    "up to the total number of epochs")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -133,10 +133,11 @@ class Network:
         return sum(math.prod(p.spec.shape) for p in self.param_table().values() if p.trainable)
 
     # --------------------------------------------------------------------- views
-    def summary(self) -> str:
-        """The layer table: name, op, output shape, parameters, FLOPs and bytes per sample."""
+    def summary(self, loaded=None) -> str:
+        """The layer table: name, op, output shape, parameters, FLOPs and bytes per sample;
+        with `loaded` (nngraph.weights.Loaded), where each layer's parameters come from."""
         from .summary import summary
-        return summary(self)
+        return summary(self, loaded)
 
     def render(self, path: str, rankdir: str = "TB", fused: bool = False,
                backward: bool = False, backend: str = "cpu") -> str:

@@ -96,6 +96,7 @@ class Model(_Predicts):
         self.step = 0                 # optimizer updates made so far
         self.epoch = 0                # epochs completed by fit
         self.history: dict = {}
+        self.loaded = None            # what load_weights took from another model, if any
 
     # ------------------------------------------------------------------ set-up
     def set_optimizer(self, config: dict | None) -> None:
@@ -206,6 +207,16 @@ class Model(_Predicts):
     def save(self, path: str) -> None:
         """Write the whole model (spec, parameters, optimizer and training state) atomically."""
         persist.save_model(self, path)
+
+    def load_weights(self, path: str, skip=()):
+        """Copy the parameters of the model in `path` (a .nnz or .onnx file) into this one by
+        layer name, as Keras' load_weights(by_name=True) does; layers the file lacks, and
+        those in `skip`, keep their values; a layer whose shapes differ is an error naming
+        it and both shapes (nothing is copied then). Returns what was loaded
+        (nngraph.weights.Loaded), also kept as `self.loaded`."""
+        from . import weights
+        self.loaded = weights.apply(self, path, skip)
+        return self.loaded
 
     def export_onnx(self, path: str, opset: int | None = None, dtype: str | None = None) -> str:
         """Write the inference graph (inputs to outputs, as predict computes it) as ONNX to

@@ -16,7 +16,8 @@ from . import metrics, ops
 from .ops.base import REQUIRED
 from .spec.build import DTYPES, MAX_DIM, REQUIRED_TOP
 from .spec.train_schema import (DATA_DEFAULTS, DATA_DOCS, DATA_KEYS, EARLY_STOPPING_DEFAULTS,
-                                EARLY_STOPPING_DOCS, EARLY_STOPPING_KEYS, OPTIMIZER_DEFAULTS,
+                                EARLY_STOPPING_DOCS, EARLY_STOPPING_KEYS, INIT_FROM_DOCS,
+                                INIT_FROM_KEYS, OPTIMIZER_DEFAULTS,
                                 OPTIMIZER_DOCS, OPTIMIZERS, TRAIN_DEFAULTS, TRAIN_DOCS,
                                 TRAIN_KEYS)
 
@@ -219,4 +220,8 @@ def _train_schema() -> dict:
         "metrics": {**metrics.SCHEMA,
                     "description": "metrics of every loss they apply to (a loss's own "
                                    "`metrics:` wins)"},
+        "init_from": {"anyOf": [{"type": "string"}, {
+            **_table(INIT_FROM_KEYS, INIT_FROM_DOCS, {},
+                     {"skip": {"type": "array", "items": {"type": "string"}}}),
+            "required": ["file"]}], "description": TRAIN_DOCS["init_from"]},
     })

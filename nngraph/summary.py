@@ -44,7 +44,7 @@ class Row:
         return "no" if self.trainable_params == 0 else "partly"
 
 
-def summary(net: Network) -> str:
+def summary(net: Network, loaded=None) -> str:
     """The network as a plain-text table, with totals underneath.
 
         >>> print(summary(nngraph.load("specs/lenet5.yaml")))     # doctest: +SKIP
@@ -63,11 +63,16 @@ def summary(net: Network) -> str:
 
     Bytes are counted in the network's dtypes: a float64 model's `model.net.summary()`
     counts 8 bytes a float (see Network.with_float_dtype).
+
+    loaded: what starting from another model's parameters does (nngraph.weights.Loaded):
+    a column `weights` then says, per layer with parameters, whether they are loaded from
+    that file, skipped, or initial values, and a line under the totals names the file.
     """
     rows = rows_of(net)
-    cells = [_cells(r) for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(COLUMNS)]
-    table = [_line(COLUMNS, widths)] + [_line(c, widths) for c in cells]
+    columns = COLUMNS + (("weights",) if loaded is not None else ())
+    cells = [_cells(r) + ([_origin(r, loaded)] if loaded is not None else []) for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(columns)]
+    table = [_line(columns, widths, columns)] + [_line(c, widths, columns) for c in cells]
     rule = "─" * max(map(len, table))
     title = f"Network {net.name}"
     if not net.file.startswith("<"):          # '<string>' and '<dict>' name no file
@@ -75,6 +80,8 @@ def summary(net: Network) -> str:
     if net.description:
         title += f": {net.description.strip()}"
     totals = _totals(rows, state_size(net), net.float_dtype)
+    if loaded is not None:
+        totals.append(f"Weights                 {loaded.line()}")
     note = "N is the batch size; FLOPs and activations are per sample."
     return "\n".join([title, rule, table[0], rule, *table[1:], rule, *totals, note,
                       *_losses(net), ""])
@@ -159,9 +166,17 @@ def _cells(r: Row) -> list[str]:
             "" if r.is_loss else f"{r.activation_bytes:,} B"]
 
 
-def _line(cells, widths) -> str:
+def _origin(r: Row, loaded) -> str:
+    """Where a layer's parameters come from, for the `weights` column."""
+    if not r.params:
+        return ""
+    return ("loaded" if r.name in loaded.loaded else
+            "skipped" if r.name in loaded.skipped else "initial")
+
+
+def _line(cells, widths, columns=COLUMNS) -> str:
     parts = [c.rjust(w) if h in NUMERIC else c.ljust(w)
-             for c, w, h in zip(cells, widths, COLUMNS)]
+             for c, w, h in zip(cells, widths, columns)]
     return "  ".join(parts).rstrip()
 
 

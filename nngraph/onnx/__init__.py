@@ -15,13 +15,20 @@ This package imports `onnx` only when something is exported, so nngraph runs wit
 protobuf objects, through onnx.helper), `export.py` (the walk over the network, dtypes,
 opsets, checking and writing), and one file of converters per op family (`layers.py`,
 `activations.py`, `recurrent.py`) registered by op name in `registry.py`; `base.py` holds
-the error and the opset bounds.
+the errors and the opset bounds.
+
+Import, the other way (nngraph.import_onnx, `nngraph import`): `fold.py` (static shapes and
+constant folding), `import_graph.py` (the walk, names, activation fusion, weights), and the
+converters of ONNX operators in `import_ops.py`, `import_shapes.py` and
+`import_recurrent.py`.
 """
 from __future__ import annotations
 
-from .base import DEFAULT_OPSET, MIN_OPSET, MISSING, ExportError
+from .base import (DEFAULT_OPSET, MIN_OPSET, MISSING, MISSING_IMPORT, ExportError,
+                   OnnxImportError)
 
-__all__ = ["ExportError", "export_onnx", "to_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
+__all__ = ["ExportError", "export_onnx", "to_onnx", "DEFAULT_OPSET", "MIN_OPSET",
+           "OnnxImportError", "onnx_to_spec"]
 
 
 def _require_onnx():
@@ -46,3 +53,18 @@ def export_onnx(model, path, opset: int | None = None, dtype: str | None = None)
     _require_onnx()
     from .export import build, write
     return write(build(model, opset, dtype), path)
+
+
+def onnx_to_spec(source) -> tuple:
+    """(spec dict, {layer: {param: array}}, {layer: {state: array}}) of an ONNX file (a path)
+    or onnx.ModelProto: the spec nngraph.load reads and the weights and batchnorm statistics
+    to set into the model compiled from it (nngraph.import_onnx does both). Raises
+    OnnxImportError for an operator or attribute nngraph's ops cannot express."""
+    try:
+        import onnx                                   # noqa: F401
+    except ImportError:
+        raise OnnxImportError(MISSING_IMPORT) from None
+    from .import_graph import read, to_spec
+    if isinstance(source, onnx.ModelProto):
+        return to_spec(source, "<onnx model>")
+    return to_spec(read(source), str(source))

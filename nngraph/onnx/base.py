@@ -19,3 +19,17 @@ MISSING = ("ONNX export needs the onnx package, which is not installed: "
 class ExportError(NNGraphError):
     """A model that cannot be written as ONNX: an op with no ONNX form, a bad opset or dtype,
     a float64 network that ONNX Runtime could not run, or a file that cannot be written."""
+
+
+MISSING_IMPORT = ("ONNX import needs the onnx package, which is not installed: "
+                  "pip install nngraph[onnx]")
+
+
+class OnnxImportError(NNGraphError):
+    """An ONNX model that cannot be imported: an operator or attribute nngraph's ops cannot
+    express, or a file that cannot be read. `op_type`, `node` and `opset` name what was
+    refused (None for a file error), so that tools can tabulate the reasons."""
+
+    def __init__(self, message: str, op_type=None, node=None, opset=None, reason=None):
+        super().__init__(message)
+        self.op_type, self.node, self.opset, self.reason = op_type, node, opset, reason

@@ -71,6 +71,7 @@ def build(src: Source, rep: Reporter) -> Network:
     train = check_train(src, rep, doc.get("train"))
     checks.check_label_contract(src, rep, g, inputs, losses, train)
     checks.check_metrics(src, rep, g, inputs, losses, train)
+    checks.check_init_from(src, rep, g, train)
     if not rep.failed:
         checks.warn_unused(rep, g, outputs, losses)
         checks.warn_squashed_logits(rep, g, losses)

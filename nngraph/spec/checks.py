@@ -67,6 +67,19 @@ def check_metrics(src, rep, g, inputs, losses, train):
                       f"ones with validation data)")
 
 
+def check_init_from(src, rep, g, train):
+    """init_from.skip names layers that have parameters."""
+    init = train.get("init_from") if isinstance(train, dict) else None
+    if rep.failed or not isinstance(init, dict):
+        return
+    layers = [n for n, d in g.nodes(data=True) if d.get("params")]
+    for i, name in enumerate(init.get("skip", [])):
+        if name not in layers:
+            rep.error(src.at(("train", "init_from", "skip", i)), "E013",
+                      f"init_from.skip: no layer '{name}' with parameters"
+                      f"{did_you_mean(name, layers)}")
+
+
 def check_acyclic(rep, g) -> set:
     """Report each cycle once; returns the nodes on or downstream of a cycle, whose shapes
     cannot be inferred."""

@@ -52,8 +52,9 @@ DATA_KEYS = {
 TRAIN_KEYS = {
     "optimizer": None, "batch_size": Int(1, 1 << 20), "epochs": Int(0, 1_000_000),
     "data": None, "shuffle": Bool(), "seed": Int(0), "early_stopping": None,
-    "metrics": None,
+    "metrics": None, "init_from": None,
 }
+INIT_FROM_KEYS = {"file": Str(), "skip": None}
 EARLY_STOPPING_KEYS = {"patience": Int(0), "min_delta": Float(0),
                        "monitor": Str()}      # a reported key: spec/build.py checks it
 
@@ -70,6 +71,14 @@ TRAIN_DOCS = {
             "and `nngraph train --seed` override it); train.data.seed seeds the split",
     "early_stopping": "stop when a reported value has not improved for `patience` epochs",
     "metrics": "metrics reported for every loss with a target where they apply",
+    "init_from": "start from another model's parameters, copied by layer name: a .nnz or "
+                 ".onnx file (relative to the spec's folder), or {file: .., skip: [layer, "
+                 "..]}; layers the file lacks, or listed under skip, keep their initial "
+                 "values (`nngraph train --weights` overrides the file)",
+}
+INIT_FROM_DOCS = {
+    "file": "the .nnz or .onnx file, relative to the spec's folder",
+    "skip": "layers whose parameters are not copied (a new head of another size)",
 }
 TRAIN_DEFAULTS = {"optimizer": "sgd", "batch_size": 32, "epochs": 1, "shuffle": True, "seed": 0}
 
@@ -155,12 +164,33 @@ def check_train(src: Source, rep: Reporter, train) -> dict:
         else:
             rep.error(src.at(path + ("early_stopping",)), "E012",
                       "early_stopping is a mapping such as {patience: 3}")
+    if "init_from" in train:
+        out["init_from"] = _check_init_from(src, rep, train["init_from"], path + ("init_from",))
     if train.get("metrics") is not None:
         try:
             parse_metrics(train["metrics"], allow_loss=True)
         except AttrError as e:
             rep.error(src.at(path + ("metrics",)), e.code, f"train.metrics: {e}")
     return out
+
+
+def _check_init_from(src, rep, init, path) -> dict:
+    """`init_from: FILE` or `{file: FILE, skip: [layer, ...]}` as {'file', 'skip'}; the skip
+    names are checked against the layers once the graph is built (spec/checks.py)."""
+    if isinstance(init, str):
+        init = {"file": init}
+    if not isinstance(init, dict):
+        rep.error(src.at(path), "E012", "init_from is a file name or {file: .., skip: [..]}")
+        return {}
+    checked = _check_map(src, rep, init, INIT_FROM_KEYS, path, "train.init_from")
+    if "file" not in init:
+        rep.error(src.at(path), "E010", "train.init_from needs file: the .nnz or .onnx "
+                                        "whose parameters to start from")
+    skip = init.get("skip", [])
+    if not isinstance(skip, list) or not all(isinstance(k, str) for k in skip):
+        rep.error(src.at(path + ("skip",)), "E012", "init_from.skip is a list of layer names")
+        skip = []
+    return {"file": checked.get("file", ""), "skip": list(skip)} if "file" in checked else {}
 
 
 def check_optimizer(opt) -> tuple[dict, list]:
