@@ -16,7 +16,7 @@ from nngraph.ops import REGISTRY
 from nngraph.ops.base import Fusion
 from nngraph.program import build_program
 
-SPECS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "specs", "*")))
+SPECS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "specs", "*.*")))
 
 
 RUNTIME_MODULES = {

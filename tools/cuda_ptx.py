@@ -112,7 +112,8 @@ def main(argv=None) -> int:
         sys.exit("cuda_ptx: run without NUMBA_ENABLE_CUDASIM (it compiles for a real GPU)")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     specs = args.specs or sorted(os.path.join(root, "specs", f)
-                                 for f in os.listdir(os.path.join(root, "specs")))
+                                 for f in os.listdir(os.path.join(root, "specs"))
+                                 if f.endswith((".yaml", ".json")))
     install(tuple(int(x) for x in args.cc.split(".")))
     for dtype in args.dtype.split(","):
         for path in specs:

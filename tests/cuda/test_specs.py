@@ -20,7 +20,7 @@ from nngraph.cli_tools import random_batch
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SPECS = sorted(os.listdir(os.path.join(ROOT, "specs")))
+SPECS = sorted(f for f in os.listdir(os.path.join(ROOT, "specs")) if f.endswith((".yaml", ".json")))
 
 
 def shrunk(name: str) -> dict:
