@@ -23,6 +23,7 @@ import bench  # noqa: E402
 import bench_cases as bc  # noqa: E402
 import bench_load  # noqa: E402
 import bench_timing as bt  # noqa: E402
+import bench_zoo  # noqa: E402
 import peers  # noqa: E402
 
 TINY = bt.Settings(warmup_steps=1, repeats=1, min_time_s=0.01, latency_calls=3, gemm_calls=1,
@@ -203,6 +204,8 @@ def test_case_selectors():
     assert bench.select("train") == ["mlp.train", "lenet.train", "lstm.train"]
     assert bench.select("lenet.compile,lstm") == ["lenet.compile", "lstm.train"]
     assert bench.select(None) == list(bench.GROUPS)
+    assert "zoo" not in bench.select(None) + bench.select("infer")     # opt-in only
+    assert bench.select("zoo") == ["zoo"] and bench.select("lstm,zoo") == ["lstm.train", "zoo"]
     with pytest.raises(SystemExit):
         bench.select("resnet")
 
@@ -323,3 +326,72 @@ def test_the_torch_peer_on_cuda_is_one_variant(monkeypatch):
     monkeypatch.setattr(peers, "GPU_PEER", True)
     assert peers.variants("torch") == {"torch_cuda": 0}
     assert peers.variants("onnxruntime") == {"onnxruntime_1t": 1, "onnxruntime_2t": 2}
+
+
+
+# ------------------------------------------------------------------------ zoo
+def _onnx_file(path, node, x_shape, y_shape, inits=()) -> str:
+    """A one-node ONNX model x -> y, saved at `path`."""
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([node], "one", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, x_shape)], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, y_shape)], list(inits))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return str(path)
+
+
+def test_zoo_reports_imported_networks_and_unsupported_ones(tmp_path, monkeypatch):
+    """The zoo case on stand-ins for ResNet-50 and GoogLeNet: the benchmark's MLP exported
+    by nngraph (imported back and measured), and an LRN node, GoogLeNet's reason (reported
+    unsupported, the run going on)."""
+    import onnx
+    import nngraph
+    mlp = nngraph.compile(bc.MLP, backend="reference", seed=0).export_onnx(
+        str(tmp_path / "mlp.onnx"))
+    lrn = _onnx_file(tmp_path / "lrn.onnx", onnx.helper.make_node(
+        "LRN", ["x"], ["y"], name="norm1", size=3), [1, 3, 4, 4], [1, 3, 4, 4])
+    monkeypatch.setattr(bench_zoo, "MODELS", (("mlp", mlp), ("lrn", lrn)))
+    checked, agree = [], bt.agree
+
+    def spy(case, fns, inputs, scopes):
+        checked.append((case, inputs["nngraph"][0].shape))
+        return agree(case, fns, inputs, scopes)
+    monkeypatch.setattr(bt, "agree", spy)
+    doc = bench.run(bench.select("zoo"), "reference", TINY)
+    cases = doc["cases"]
+    assert set(cases) == {"zoo.mlp.compile", "zoo.mlp.infer_b1", "zoo.mlp.infer_b16", "zoo.lrn"}
+    assert checked == [("zoo.mlp", (1, 784)), ("zoo.mlp", (16, 784))]     # before timing
+    assert set(cases["zoo.lrn"]) == {"file", "unsupported", "pass"}
+    assert "LRN node 'norm1'" in cases["zoo.lrn"]["unsupported"]
+    assert cases["zoo.lrn"]["pass"] is False and cases["zoo.lrn"]["file"] == "lrn.onnx"
+    assert doc["summary"]["errors"] == [] and doc["summary"]["failed"] == ["zoo.lrn"]
+    compiled = cases["zoo.mlp.compile"]
+    assert compiled["target"] == {"key": "compile_s"} and compiled["pass"] is True
+    assert compiled["compile_s"] == pytest.approx(compiled["import_s"] +
+                                                  compiled["first_predict_s"])
+    b1, b16 = cases["zoo.mlp.infer_b1"], cases["zoo.mlp.infer_b16"]
+    for entry, key in ((b1, "ratio_onnxruntime_over_nngraph_latency"),
+                       (b16, "ratio_nngraph_over_onnxruntime")):
+        assert entry["target"] == {"key": key} and entry["pass"] is True and entry[key] > 0
+        assert set(entry["max_abs_diff"]) == {"onnxruntime_1t", "onnxruntime_2t"}
+        assert max(entry["max_abs_diff"].values()) <= 1e-4
+        assert entry["ort_file"] == "the original file"          # its batch is symbolic
+    assert (b1["batch"], b16["batch"]) == (1, 16) and b1["nngraph_latency_us"] > 0
+    assert b1["onnxruntime_latency_us"] == min(b1[f"onnxruntime_{n}t_latency_us"]
+                                               for n in (1, 2))
+    assert b16["ratio_nngraph_over_onnxruntime"] == pytest.approx(b16[
+        "nngraph_samples_per_s"] / max(b16[f"onnxruntime_{n}t_samples_per_s"] for n in (1, 2)))
+
+
+def test_zoo_opens_a_fixed_batch_file_at_another_batch(tmp_path):
+    """ResNet-50's file is for batch 1 only (input [1, 3, 224, 224], Reshape to [1, 2048]):
+    ONNX Runtime gets it with that 1 made the batch size."""
+    import onnx
+    from onnx import numpy_helper
+    path = _onnx_file(tmp_path / "fixed.onnx", onnx.helper.make_node(
+        "Reshape", ["x", "shape"], ["y"]), [1, 2, 3], [1, 6],
+        [numpy_helper.from_array(np.array([1, 6], dtype=np.int64), "shape")])
+    x = np.arange(24, dtype=np.float32).reshape(4, 2, 3)
+    for predict in bench_zoo.ort_sessions(path, onnx.load(path), 4).values():
+        np.testing.assert_array_equal(predict(x), x.reshape(4, 6))

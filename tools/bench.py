@@ -15,6 +15,9 @@ Cases (a selector picks a group by its full name, its network or its kind):
                                          1024^3 float32 GEMM rate (target 60%)
     lenet.compile                        train + predict compile time, cold and in a second
                                          process (targets 3 s and 0.3 s; medians of 3 runs)
+    zoo (opt-in: --cases zoo)            imported ONNX ResNet-50 and GoogLeNet: compile time,
+                                         batch-1 latency, batch-16 samples/s vs ONNX Runtime
+                                         on the same file; reported (tools/bench_zoo.py)
 
 Every ratio is named for what it divides and is > 1 when nngraph is better: throughput is
 nngraph / peer, latency is peer / nngraph. Each peer (torch, ONNX Runtime) is measured at 1
@@ -56,6 +59,7 @@ import bench_cases as bc          # noqa: E402
 import bench_load                 # noqa: E402
 import bench_machine              # noqa: E402
 import bench_timing as bt         # noqa: E402
+import bench_zoo                  # noqa: E402
 import nngraph                    # noqa: E402
 # nngraph's kernels load before PyTorch, as in a process that runs nngraph alone: MKL then
 # takes its own Intel OpenMP threads. With PyTorch's GNU OpenMP loaded first, MKL runs on
@@ -65,6 +69,7 @@ import peers                      # noqa: E402
 
 GROUPS = ("mlp.train", "mlp.infer", "mlp.flops", "lenet.train", "lenet.infer",
           "lenet.compile", "lstm.train")
+OPT_IN = ("zoo",)                 # run only when a selector names them
 TRAIN_TARGETS = {"mlp": 3.0, "lenet": 2.5, "lstm": 1.5}
 CUDA_TRAIN_TARGETS = {"mlp": 1.5, "lenet": 1.0, "lstm": 1.0}    # against PyTorch CUDA eager
 FLOPS_TARGET = 0.6
@@ -78,15 +83,15 @@ def select(cases: str | None) -> list[str]:
     if not cases:
         return list(GROUPS)
     wanted = [c.strip() for c in cases.split(",") if c.strip()]
-    unknown = [c for c in wanted if not any(_matches(g, c) for g in GROUPS)]
+    unknown = [c for c in wanted if not any(_matches(g, c) for g in GROUPS + OPT_IN)]
     if unknown:
         raise SystemExit(f"bench: unknown case(s) {', '.join(unknown)}; "
-                         f"choose from {', '.join(GROUPS)} or their parts")
-    return [g for g in GROUPS if any(_matches(g, c) for c in wanted)]
+                         f"choose from {', '.join(GROUPS + OPT_IN)} or their parts")
+    return [g for g in GROUPS + OPT_IN if any(_matches(g, c) for c in wanted)]
 
 
 def _matches(group: str, selector: str) -> bool:
-    net, kind = group.split(".")
+    net, _, kind = group.partition(".")
     return selector in (group, net, kind)
 
 
@@ -243,7 +248,7 @@ def bench_infer(case: str, backend: str, s: bt.Settings) -> dict:
                **{v: sessions[n] for v, n in peers.variants("onnxruntime").items() if on_cpu},
                **{v: torch_predict for v in peers.variants("torch")}}
         inputs = {k: txs if k.startswith("torch") else xs for k in fns}
-        diffs = _agree(case, fns, inputs, scopes)
+        diffs = bt.agree(case, fns, inputs, scopes)
         if batch == 1:
             lat = bt.latency(fns, {k: v[0] for k, v in inputs.items()}, s, scopes)
         else:
@@ -275,24 +280,6 @@ def bench_infer(case: str, backend: str, s: bt.Settings) -> dict:
                 out[f"{case}.infer_b{batch}{suffix}"] = _target(
                     entry, f"ratio_nngraph_over_{others[0]}", 1.0 if on_cpu else None)
     return out
-
-
-def _agree(case: str, fns: dict, inputs: dict, scopes: dict) -> dict:
-    """{peer variant: largest absolute difference from nngraph's prediction} on the first
-    input; raises when one exceeds 1e-4 of the largest output (1 at least): the timings
-    would then compare different computations."""
-    ours = np.asarray(fns["nngraph"](inputs["nngraph"][0]))
-    diffs = {}
-    for who, fn in fns.items():
-        if who != "nngraph":
-            with bt.scope(scopes, who):
-                theirs = np.asarray(fn(inputs[who][0]))
-            diffs[who] = float(np.abs(ours - theirs).max())
-    scale = float(np.abs(ours).max())
-    for peer, d in diffs.items():
-        if not d <= 1e-4 * max(1.0, scale):
-            raise AssertionError(f"{case}: predictions differ from {peer} by {d:.2e}")
-    return diffs
 
 
 # ------------------------------------------------------------------------ compile
@@ -360,7 +347,9 @@ def run(groups: list[str], backend: str, s: bt.Settings, log=None, load: int = 0
 
 def _measure(group: str, backend: str, s: bt.Settings, gemm: dict | None):
     """(entries of one group, numpy's GEMM rate once measured)."""
-    net, kind = group.split(".")
+    net, _, kind = group.partition(".")
+    if group == "zoo":                  # it shares _target and _peer_fields
+        return bench_zoo.bench_zoo(backend, s, sys.modules[__name__]), gemm
     if kind == "train":
         return bench_train(net, backend, s), gemm
     if kind == "infer":
@@ -376,8 +365,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--backend", default="cpu", choices=("cpu", "reference", "cuda"))
-    ap.add_argument("--cases", help=f"comma-separated: {', '.join(GROUPS)}, "
-                                    "or a network (mlp) or kind (train); default all")
+    ap.add_argument("--cases", help=f"comma-separated: {', '.join(GROUPS + OPT_IN)}, "
+                                    "or a network (mlp) or kind (train); default all but zoo")
     ap.add_argument("--quick", action="store_true", help="fewer, shorter repeats (smoke run)")
     ap.add_argument("--load", type=int, default=0, metavar="N",
                     help="run N busy single-threaded processes beside the benchmark")

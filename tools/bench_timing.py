@@ -190,3 +190,21 @@ def compile_times(cfg: dict, s: Settings) -> tuple[list[dict], list[dict]]:
             if run == s.compile_cold_runs - 1:
                 warm = [compile_once(cfg, env) for _ in range(s.compile_warm_runs)]
     return cold, warm
+
+
+def agree(case: str, fns: dict, inputs: dict, scopes: dict) -> dict:
+    """{peer variant: largest absolute difference from nngraph's prediction} on the first
+    input; raises when one exceeds 1e-4 of the largest output (1 at least): the timings
+    would then compare different computations."""
+    ours = np.asarray(fns["nngraph"](inputs["nngraph"][0]))
+    diffs = {}
+    for who, fn in fns.items():
+        if who != "nngraph":
+            with scope(scopes, who):
+                theirs = np.asarray(fn(inputs[who][0]))
+            diffs[who] = float(np.abs(ours - theirs).max())
+    scale = float(np.abs(ours).max())
+    for peer, d in diffs.items():
+        if not d <= 1e-4 * max(1.0, scale):
+            raise AssertionError(f"{case}: predictions differ from {peer} by {d:.2e}")
+    return diffs
