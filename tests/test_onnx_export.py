@@ -146,6 +146,12 @@ ZOO_LAYERS = [
     {"op": "embedding", "name": "emb_seq", "in": "toks", "vocab": 7, "dim": 2},
     {"op": "dropout", "name": "drop", "in": "vec", "rate": 0.5},
     {"op": "gaussian_noise", "name": "noise", "in": "vec", "stddev": 1.0},
+    {"op": "lrn", "name": "lrn2d", "in": "img", "size": 3, "alpha": 0.5, "beta": 0.6,
+     "bias": 1.5},
+    {"op": "lrn", "name": "lrn1d", "in": "sig", "size": 5, "activation": "tanh"},
+    {"op": "lrn", "name": "lrn0", "in": "vec", "size": 1, "alpha": 2.0},
+    {"op": "prelu", "name": "prelu2d", "in": "img"},
+    {"op": "prelu", "name": "prelu0", "in": "vec"},
 ]
 
 

@@ -19,8 +19,8 @@ the errors and the opset bounds.
 
 Import, the other way (nngraph.import_onnx, `nngraph import`): `fold.py` (static shapes and
 constant folding), `import_graph.py` (the walk, names, activation fusion, weights), and the
-converters of ONNX operators in `import_ops.py`, `import_shapes.py` and
-`import_recurrent.py`.
+converters of ONNX operators in `import_ops.py`, `import_shapes.py`,
+`import_channelwise.py` (LRN, PRelu) and `import_recurrent.py`.
 """
 from __future__ import annotations
 

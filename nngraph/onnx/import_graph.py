@@ -38,7 +38,8 @@ def read(path) -> "onnx.ModelProto":
 def to_spec(model, source: str = "<onnx>") -> tuple[dict, dict, dict]:
     """(spec dict, {layer: {param: array}}, {layer: {state: array}}) of an ONNX model."""
     # the converter modules register themselves in IMPORTERS as they are imported
-    from . import import_ops, import_patterns, import_recurrent, import_shapes  # noqa: F401
+    from . import (import_channelwise, import_ops, import_patterns,  # noqa: F401
+                   import_recurrent, import_shapes)
     imp = Importer(model, source)
     imp.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                      1)

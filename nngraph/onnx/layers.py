@@ -149,3 +149,31 @@ def embedding(b, L: Layer):
 def identity_at_inference(b, L: Layer):
     """Dropout and noise act in training only: an Identity keeps the layer's name."""
     b.node("Identity", L.inputs, L.out, L.name)
+
+
+@converts("lrn")
+def lrn(b, L: Layer):
+    """ONNX's LRN is nngraph's definition (alpha divided by size, zero channels beyond the
+    edges). ONNX Runtime runs it on (N, C, H, W) only, so any other per-sample rank goes
+    through (N, C, rest, 1) and back: the window runs over channels alone either way."""
+    a = dict(alpha=float(L.attrs.alpha), beta=float(L.attrs.beta), bias=float(L.attrs.bias),
+             size=int(L.attrs.size))
+    shape = list(L.in_shapes[0])
+    if len(shape) == 3:
+        b.node("LRN", L.inputs, L.out, L.name, **a)
+        return
+    flat = [0, shape[0], int(np.prod(shape[1:])), 1]
+    b.node("Reshape", [L.inputs[0], b.ints(f"{L.name}:shape4", flat)],
+           f"{L.name}:x4", f"{L.name}:reshape4")
+    b.node("LRN", [f"{L.name}:x4"], f"{L.name}:y4", L.name, **a)
+    b.node("Reshape", [f"{L.name}:y4", b.ints(f"{L.name}:shape", [0] + shape)], L.out,
+           f"{L.name}:reshape")
+
+
+@converts("prelu")
+def prelu(b, L: Layer):
+    """PRelu with the slope shaped [C, 1, ...] so that it broadcasts over (N, C, ...) per
+    channel (ONNX broadcasts from the last axis)."""
+    a = np.asarray(L.params["a"])
+    slope = b.init(f"{L.name}.a", a.reshape((-1,) + (1,) * (len(L.in_shapes[0]) - 1)))
+    b.node("PRelu", [L.inputs[0], slope], L.out, L.name)

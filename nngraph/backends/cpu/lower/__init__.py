@@ -32,5 +32,10 @@ lowers = REGISTRY.lowers
 rule_for = REGISTRY.rule_for
 rules = REGISTRY.all
 
-REFERENCE_ONLY: dict = {}
+REFERENCE_ONLY: dict = {
+    "lrn": "added for ONNX zoo imports (AlexNet, GoogLeNet); its numpy rule is vectorised "
+           "over the whole batch and no fused kernel has been written yet",
+    "prelu": "added for ONNX zoo imports; its numpy rule is one vectorised where() per "
+             "direction and no fused kernel has been written yet",
+}
 """Ops that run their numpy rule on purpose, with the reason."""
