@@ -200,9 +200,10 @@ def test_names_are_sanitised_and_unique():
 
 
 def _unsupported(tmp_path):
+    """A grouped 1-D Conv: grouped conv2d imports, but nngraph's conv1d is not grouped."""
     proto = _model([helper.make_node("Conv", ["x", "W"], ["y"], name="grouped", group=2)],
-                   [_fin("x", 2, 5, 5)], [_fin("y", None, None, None)],
-                   [("W", _w(2, 1, 3, 3))], opset=13)
+                   [_fin("x", 2, 5)], [_fin("y", None, None)],
+                   [("W", _w(2, 1, 3))], opset=13)
     path = str(tmp_path / "bad.onnx")
     onnx.save(proto, path)
     return path

@@ -61,9 +61,10 @@ def conv(imp: Importer, node):
     w = imp.const(node.input[1])
     if w is None:
         imp.refuse("its weights are computed from data; nngraph's convolutions hold them")
-    if a.get("group", 1) != 1:
-        imp.refuse(f"group={a['group']}: nngraph's convolutions are not grouped")
     rank = _spatial_rank(imp, w, {1: "conv1d", 2: "conv2d"})
+    group = int(a.get("group", 1))
+    if group != 1 and rank != 2:
+        imp.refuse(f"group={group} on a 1-D Conv: nngraph's conv1d is not grouped")
     x = imp.layer_input(node.input[0])
     kernel = list(a.get("kernel_shape", w.shape[2:]))
     strides = list(a.get("strides", [1] * rank))
@@ -74,7 +75,8 @@ def conv(imp: Importer, node):
     name = imp.add_layer("conv2d" if rank == 2 else "conv1d", [x], imp.shape(node.output[0]),
                          params=params, filters=int(w.shape[0]), kernel=kernel,
                          stride=strides, padding=pad, dilation=dil,
-                         use_bias=None if bias is not None else False)
+                         use_bias=None if bias is not None else False,
+                         groups=group if group != 1 else None)
     imp.set(node.output[0], Value(name, imp.shape(node.output[0])))
 
 

@@ -33,11 +33,14 @@ def dense(b, L: Layer):
 
 
 def _conv(b, L: Layer, pads_lo, pads_hi, dilations):
-    """Conv with nngraph's W (filters, in_channels, *kernel), which is ONNX's layout."""
+    """Conv with nngraph's W (filters, in_channels / groups, *kernel), which is ONNX's
+    layout. `group` is written only when grouped (ONNX's default is 1), so that ungrouped
+    convolutions export exactly as before."""
     ins = [L.inputs[0], L.param(b, "W")] + ([L.param(b, "b")] if "b" in L.params else [])
+    grouped = {"group": L.attrs.groups} if L.attrs.get("groups", 1) > 1 else {}
     b.node("Conv", ins, L.out, L.name, kernel_shape=list(L.attrs.kernel),
            strides=list(L.attrs.stride), dilations=list(dilations),
-           pads=list(pads_lo) + list(pads_hi))
+           pads=list(pads_lo) + list(pads_hi), **grouped)
 
 
 @converts("conv2d")

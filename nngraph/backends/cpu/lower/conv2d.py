@@ -28,6 +28,12 @@ def _kernel_relu(site, epi) -> bool:
     return op.name == "relu" and op.scalar == ("x if x > 0 else 0", "gy if y > 0 else 0")
 
 
+def grouped(site, n) -> bool:
+    """Is conv2d node `n` grouped? The hand-written kernels convolve every channel with every
+    filter, so a grouped conv declines (None) and its group runs the numpy rule."""
+    return site.node(n).attrs.get("groups", 1) > 1
+
+
 def runs_wide(site) -> bool:
     """Is the group at `site` a conv2d that evaluate and predict run on conv2d_forward_wide,
     which unfolds the input in runs of whole padded rows (the pipeline's cpu `layout` pass;
@@ -41,6 +47,8 @@ def runs_wide(site) -> bool:
     n = site.group.anchor
     if site.group.kind != "forward" or getattr(site.node(n).op, "name", None) != "conv2d":
         return False
+    if grouped(site, n):
+        return False
     sh, sw, pt, pb, pl, pr, dh, dw = conv_geometry(site, n)
     _, _, w = site.shape(site.node(n).inputs[0])
     _, _, wo = site.shape(n)
@@ -51,6 +59,8 @@ def runs_wide(site) -> bool:
 @lowers("conv2d", kind="forward", calls=("_conv.conv2d_forward", "_conv_wide.conv2d_forward_wide"))
 def conv2d_forward(site):
     n, epi = site.group.anchor, site.group.epilogue
+    if grouped(site, n):
+        return None
     d = site.node(n)
     c, h, w = site.shape(d.inputs[0])
     f, ho, wo = site.shape(n)
@@ -95,7 +105,8 @@ def pools_in_copy_back(site, pool_site) -> bool:
     with relu (the kernel's) or no activation, an even output height and width, and a 2x2
     pooling at stride 2 without padding. (Asked for evaluate and predict only.)"""
     n, epi = site.group.anchor, site.group.epilogue
-    if site.node(n).op.name != "conv2d" or (epi and not _kernel_relu(site, epi)):
+    if site.node(n).op.name != "conv2d" or grouped(site, n) or \
+            (epi and not _kernel_relu(site, epi)):
         return False
     p = pool_site.group.anchor
     if site.node(p).op.name != "maxpool2d" or site.node(p).inputs != [epi or n]:
@@ -108,6 +119,8 @@ def pools_in_copy_back(site, pool_site) -> bool:
 @lowers("conv2d", kind="backward", calls=("_conv.conv2d_backward",))
 def conv2d_backward(site):
     n, epi = site.group.anchor, site.group.epilogue
+    if grouped(site, n):
+        return None
     d = site.node(n)
     c, h, w = site.shape(d.inputs[0])
     f, ho, wo = site.shape(n)

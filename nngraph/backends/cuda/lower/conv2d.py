@@ -6,6 +6,7 @@ input's gradients (the weight's first: the input's reuses the columns)."""
 from __future__ import annotations
 
 from ...cpu.lower._common import conv_geometry
+from ...cpu.lower.conv2d import grouped
 from . import Call, Extern, launcher, lowers
 
 _AT = ["    hw = {a}.shape[2] * {a}.shape[3]", "    p = i % hw",
@@ -78,6 +79,8 @@ def prologue(site, n, epi, gybuf: str, view=_same):
 @lowers("conv2d", kind="forward", calls=("_conv.conv2d_forward",))
 def conv2d_forward(site):
     n, epi = site.group.anchor, site.group.epilogue
+    if grouped(site, n):
+        return None
     d = site.node(n)
     cols, ybuf = _columns(site, n)
     call, source = epilogue(site, n, epi, ybuf)
@@ -91,6 +94,8 @@ def conv2d_forward(site):
         calls=("_conv.conv2d_weight_grad", "_conv.conv2d_input_grad", "_reduce.row_sums"))
 def conv2d_backward(site):
     n, epi = site.group.anchor, site.group.epilogue
+    if grouped(site, n):
+        return None
     d = site.node(n)
     cols, gybuf = _columns(site, n)
     first, source = prologue(site, n, epi, gybuf)
