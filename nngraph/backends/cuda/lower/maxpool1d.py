@@ -8,9 +8,9 @@ pool of window k shares these kernels with a maxpool2d of window 1 x k."""
 from __future__ import annotations
 
 from ...cpu.lower.maxpool1d import geometry
-from . import Call, Extern, launcher, lowers
-from ._window import height1, split
-from .maxpool2d import _window_max
+from . import lowers
+from ._window import height1
+from .maxpool2d import scatter_max, window_max
 
 
 def _arg(site, n) -> str:
@@ -26,13 +26,10 @@ def maxpool1d_forward(site):
     kh, kw, sh, sw, pt, _, pl, _ = geometry(site, n)
     x = height1(site.val(d.inputs[0]), site.shape(d.inputs[0]))
     y = height1(site.val(n), site.shape(n))
-    body = split("y") + _window_max(kh, kw, sh, sw, pt, pl) + [
-        "    y[n, c, r0, j] = best", "    arg[n, c, r0, j] = at"]
-    name = f"k_{site.group.name}"
     pads = f", padding {pl}" if pl else ""
     doc = f"{n} (maxpool1d {kw}, stride {sw}{pads}), with each value's arg-max"
-    return Extern([Call(name, [x, y, _arg(site, n)], "(N, C, L) seen as (N, C, 1, L)")],
-                  {name: launcher(name, ["x", "y", "arg"], body, "y.size", doc)})
+    return window_max(site, x, y, _arg(site, n), (kh, kw, sh, sw, pt, pl), doc,
+                      "(N, C, L) seen as (N, C, 1, L)")
 
 
 @lowers("maxpool1d", kind="backward")
@@ -41,16 +38,5 @@ def maxpool1d_backward(site):
     gx = site.input_grad(n, 0)
     if not gx:
         return None
-    gx = height1(gx, site.shape(site.node(n).inputs[0]))
-    zero, scatter = f"k_{site.group.name}_zero", f"k_{site.group.name}_scatter"
-    scatter_body = split("gy") + [
-        "    at = arg[n, c, r0, j]", "    if at >= 0:",
-        "        cuda.atomic.add(gx, (n, c, at // gx.shape[3], at % gx.shape[3]),"
-        " gy[n, c, r0, j])"]
-    return Extern(
-        [Call(zero, [gx]),
-         Call(scatter, [height1(site.grad(n), site.shape(n)), _arg(site, n), gx])],
-        {zero: launcher(zero, ["gx"], split("gx") + ["    gx[n, c, r0, j] = 0"], "gx.size",
-                        "the input's gradient set to 0"),
-         scatter: launcher(scatter, ["gy", "arg", "gx"], scatter_body, "gy.size",
-                           "each output's gradient added at its arg-max")})
+    return scatter_max(site, height1(site.grad(n), site.shape(n)), _arg(site, n),
+                       height1(gx, site.shape(site.node(n).inputs[0])))

@@ -23,20 +23,44 @@ def _window_max(kh, kw, sh, sw, pt, pl) -> list:
             "            first = False"]
 
 
+def window_max(site, x: str, y: str, arg: str, geometry, doc: str, how: str = ""):
+    """The forward kernel of pooling node site.group.anchor: y and arg from x (buffer
+    expressions, NCHW), for the window (kh, kw, sh, sw, pt, pl); maxpool1d passes its
+    (N, C, 1, L) views, `how` saying so."""
+    kh, kw, sh, sw, pt, pl = geometry
+    body = split("y") + _window_max(kh, kw, sh, sw, pt, pl) + [
+        "    y[n, c, r0, j] = best", "    arg[n, c, r0, j] = at"]
+    name = f"k_{site.group.name}"
+    return Extern([Call(name, [x, y, arg], how)],
+                  {name: launcher(name, ["x", "y", "arg"], body, "y.size", doc)})
+
+
+def scatter_max(site, gy: str, arg: str, gx: str):
+    """The backward kernels of a pooling group: gx zeroed, then each value of gy added at its
+    arg-max (NCHW buffer expressions)."""
+    zero, scatter = f"k_{site.group.name}_zero", f"k_{site.group.name}_scatter"
+    scatter_body = split("gy") + [
+        "    at = arg[n, c, r0, j]", "    if at >= 0:",
+        "        cuda.atomic.add(gx, (n, c, at // gx.shape[3], at % gx.shape[3]),"
+        " gy[n, c, r0, j])"]
+    return Extern(
+        [Call(zero, [gx]), Call(scatter, [gy, arg, gx])],
+        {zero: launcher(zero, ["gx"], split("gx") + ["    gx[n, c, r0, j] = 0"], "gx.size",
+                        "the input's gradient set to 0"),
+         scatter: launcher(scatter, ["gy", "arg", "gx"], scatter_body, "gy.size",
+                           "each output's gradient added at its arg-max")})
+
+
 @lowers("maxpool2d", kind="forward")
 def maxpool2d_forward(site):
     n = site.group.anchor
     d = site.node(n)
     kh, kw, sh, sw, pt, _, pl, _ = pool_geometry(site, n)
-    x, y = site.val(d.inputs[0]), site.val(n)
     arg = site.scratch("arg", site.shape(n), kind="int")
-    body = split("y") + _window_max(kh, kw, sh, sw, pt, pl) + [
-        "    y[n, c, r0, j] = best", "    arg[n, c, r0, j] = at"]
-    name = f"k_{site.group.name}"
     pads = f", padding {pt}/{pl}" if pt or pl else ""
     doc = f"{n} (maxpool2d {kh}x{kw}, stride {sh}x{sw}{pads}), with each value's arg-max"
-    return Extern([Call(name, [x, y, arg])],
-                  {name: launcher(name, ["x", "y", "arg"], body, "y.size", doc)})
+    return window_max(site, site.val(d.inputs[0]), site.val(n), arg,
+                      (kh, kw, sh, sw, pt, pl), doc)
 
 
 @lowers("maxpool2d", kind="backward")
@@ -45,15 +69,4 @@ def maxpool2d_backward(site):
     gx = site.input_grad(n, 0)
     if not gx:
         return None
-    arg = site.scratch("arg", site.shape(n), kind="int")
-    zero, scatter = f"k_{site.group.name}_zero", f"k_{site.group.name}_scatter"
-    scatter_body = split("gy") + [
-        "    at = arg[n, c, r0, j]", "    if at >= 0:",
-        "        cuda.atomic.add(gx, (n, c, at // gx.shape[3], at % gx.shape[3]),"
-        " gy[n, c, r0, j])"]
-    return Extern(
-        [Call(zero, [gx]), Call(scatter, [site.grad(n), arg, gx])],
-        {zero: launcher(zero, ["gx"], split("gx") + ["    gx[n, c, r0, j] = 0"], "gx.size",
-                        "the input's gradient set to 0"),
-         scatter: launcher(scatter, ["gy", "arg", "gx"], scatter_body, "gy.size",
-                           "each output's gradient added at its arg-max")})
+    return scatter_max(site, site.grad(n), site.scratch("arg", site.shape(n), kind="int"), gx)
