@@ -61,13 +61,10 @@ def compile(spec, backend: str = "cpu", seed: int | None = None, dtype: str = "f
     if seed is None:
         seed = net.train.get("seed", 0)
     model = Model(net, backend=backend, seed=seed, dtype=dtype, device=device)
-    init = net.train.get("init_from") or {}
-    if weights is not None or init:
-        import os
-
-        from .data import resolve_path
-        path = os.fspath(weights) if weights is not None else resolve_path(net, init["file"])
-        model.load_weights(path, init.get("skip", ()))
+    from .weights import source
+    start = source(net, weights)
+    if start is not None:
+        model.load_weights(*start)
     return model
 
 

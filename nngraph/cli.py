@@ -68,14 +68,10 @@ def cmd_summary(args) -> int:
     net = _load(args.spec)
     for w in net.warnings:
         print(w, file=sys.stderr)
-    init = net.train.get("init_from") or {}
-    loaded = None
-    if args.weights or init:        # which layers start from that file (nothing compiled)
-        from . import weights
-        from .data import resolve_path
-        path = args.weights or resolve_path(net, init["file"])
-        loaded = weights.preview(net, path, init.get("skip", ()))
-    print(net.summary(loaded))
+    from . import weights
+    start = weights.source(net, args.weights)
+    # which layers start from that file (nothing compiled)
+    print(net.summary(weights.preview(net, *start) if start is not None else None))
     return 0
 
 

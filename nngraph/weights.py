@@ -41,6 +41,18 @@ class Loaded:
         return "; ".join(parts)
 
 
+def source(net, weights=None):
+    """(file, skip) a network of `net` starts from: `weights` (a path, as compile's
+    weights= and `--weights` give it) else the spec's train.init_from, its file relative to
+    the spec's folder; the spec's skip list either way. None when it starts from neither."""
+    init = net.train.get("init_from") or {}
+    if weights is None and not init:
+        return None
+    from .data import resolve_path
+    path = os.fspath(weights) if weights is not None else resolve_path(net, init["file"])
+    return path, tuple(init.get("skip", ()))
+
+
 def read(path: str) -> tuple[dict, dict]:
     """({'layer.param': array}, {'layer.key': array} of running statistics) of a model file
     or an ONNX model, without building a model from it. Raises ModelFileError (or the
