@@ -7,12 +7,12 @@
 """
 from __future__ import annotations
 
-from .errors import (DataError, Diagnostic, ModelFileError, NNGraphError, SpecError,
+from .errors import (DataError, Diagnostic, ModelFileError, NNGraphError, SearchError, SpecError,
                      TrainingError, TrainingWarning)
 from .graph import Network
 
 from .version import __version__
-__all__ = ["load", "compile", "load_model", "import_onnx", "Network", "SpecError", "DataError",
+__all__ = ["load", "compile", "load_model", "import_onnx", "search", "Network", "SpecError", "DataError",
            "ModelFileError", "TrainingError", "TrainingWarning", "NNGraphError", "Diagnostic",
            "__version__"]
 
@@ -25,19 +25,8 @@ def load(spec) -> Network:
 
     Raises `SpecError` listing every problem as FILE:LINE:COL: error[CODE]: message.
     """
-    import os
-
-    from . import spec as _spec
-    if isinstance(spec, Network):
-        return spec
-    if isinstance(spec, (dict, list)):          # a list is refused there, with the reason
-        return _spec.load_dict(spec)
-    if isinstance(spec, str) and "\n" in spec:
-        return _spec.load_text(spec)
-    if isinstance(spec, (str, bytes, os.PathLike)):
-        return _spec.load_file(os.fsdecode(spec))
-    raise SpecError([Diagnostic("<spec>", 1, 1, "E012", "nngraph.load takes a path, YAML or "
-                                f"JSON text, a dict or a Network, not {type(spec).__name__}")])
+    from .spec import load_any
+    return load_any(spec)
 
 
 def compile(spec, backend: str = "cpu", seed: int | None = None, dtype: str = "float32",
@@ -73,6 +62,20 @@ def load_model(path: str, backend: str | None = None, device: int | None = None)
     and device as in compile (the backend defaults to the file's)."""
     from .model import load_model as _load_model
     return _load_model(path, backend, device)
+
+
+def search(spec, trials: int | None = None, jobs: int = 1, storage: str | None = None,
+           study: str | None = None, out: str | None = None, backend: str = "cpu",
+           verbose: bool = True):
+    """Hyperparameter search over the spec's `search:` section, with Optuna (the optional
+    extra nngraph[search]); returns a SearchResult (best_value, best_params, best_spec,
+    study). See nngraph/hpsearch/ and docs/search.md.
+
+        >>> result = nngraph.search("specs/iris_search.yaml", trials=20)
+    """
+    from .hpsearch import search as _search
+    return _search(spec, trials=trials, jobs=jobs, storage=storage, study=study, out=out,
+                   backend=backend, verbose=verbose)
 
 
 def import_onnx(path, backend: str = "cpu", dtype: str = "float32"):

@@ -6,6 +6,7 @@
     nngraph schema > nngraph.schema.json
     nngraph export lenet5.nnz -o lenet5.onnx      (or a SPEC, with fresh weights)
     nngraph import lenet5.onnx -o lenet5.nnz --spec lenet5.yaml
+    nngraph search specs/iris_search.yaml --trials 20 --out iris_search
 
 No Python traceback reaches a user for a bad spec, bad data or a bad model file: those print
 `FILE:LINE:COL: error[CODE]: message` lines and exit 1. Set NNGRAPH_DEBUG=1 to see tracebacks.
@@ -18,7 +19,7 @@ import os
 import sys
 import warnings
 
-from . import cli_run, cli_tools
+from . import cli_run, cli_search, cli_tools
 from .errors import NNGraphError, SpecError, TrainingWarning
 
 EPILOG = "Run 'nngraph COMMAND --help' for a command's options."
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_export(sub)
     _register_import(sub)
     cli_run.register(sub)
+    cli_search.register(sub)
     cli_tools.register(sub)
     return p
 

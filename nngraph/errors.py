@@ -52,6 +52,10 @@ class TrainingError(NNGraphError):
     """Training that cannot go on, such as a loss that became NaN or infinite."""
 
 
+class SearchError(NNGraphError):
+    """A hyperparameter search that cannot run: Optuna missing, a bad storage or study."""
+
+
 class TrainingWarning(UserWarning):
     """Training that goes on but looks wrong: outputs stuck at 0 or 1, a loss that grew."""
 

@@ -15,6 +15,8 @@ import json
 from . import metrics, ops
 from .ops.base import REQUIRED
 from .spec.build import DTYPES, MAX_DIM, REQUIRED_TOP
+from .spec.search_schema import (DIRECTIONS, MAX_TRIALS, PRUNERS, SAMPLERS, SEARCH_DOCS,
+                                 SEARCH_KEYS)
 from .spec.train_schema import (DATA_DEFAULTS, DATA_DOCS, DATA_KEYS, EARLY_STOPPING_DEFAULTS,
                                 EARLY_STOPPING_DOCS, EARLY_STOPPING_KEYS, INIT_FROM_DOCS,
                                 INIT_FROM_KEYS, OPTIMIZER_DEFAULTS,
@@ -39,7 +41,7 @@ def json_schema() -> dict:
     defs.update({f"loss_{n}": _op_schema(ops.REGISTRY[n], loss=True) for n in ops.losses()})
     defs.update(input=_input_schema(), layer=_dispatch(layer_ops, "layer", _instance_schema()),
                 loss=_dispatch(ops.losses(), "loss", None), train=_train_schema(),
-                block=_block_schema())
+                block=_block_schema(), search=_search_schema())
     top = {
         "nngraph": {"const": 1, "description": "spec format version"},
         "name": {"type": "string", "minLength": 1, "description": "the network's name"},
@@ -56,6 +58,11 @@ def json_schema() -> dict:
                   "and data: the defaults of `nngraph train` and Model.fit"},
         "blocks": {"type": "object", "additionalProperties": {"$ref": "#/$defs/block"},
                    "description": "reusable sub-graphs, instantiated as {op: <block name>}"},
+        "search": {"$ref": "#/$defs/search", "description": "a hyperparameter search space "
+                   "for `nngraph search` (Optuna); training ignores it"},
+        "overrides": {"type": "object", "propertyNames": {"pattern": "^[^.]+\\.[^.]+$"},
+                      "description": "LAYER.ATTR -> value: attributes of layers inside block "
+                      "instances ({res_1/conv.filters: 32}), set after the blocks expand"},
     }
     return {
         "$schema": DRAFT,
@@ -225,3 +232,30 @@ def _train_schema() -> dict:
                      {"skip": {"type": "array", "items": {"type": "string"}}}),
             "required": ["file"]}], "description": TRAIN_DOCS["init_from"]},
     })
+
+
+def _search_schema() -> dict:
+    pair = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+    ranges = [
+        {"required": ["uniform"], "properties": {"uniform": pair}, "additionalProperties": False},
+        {"required": ["log_uniform"], "properties": {"log_uniform": pair},
+         "additionalProperties": False},
+        {"required": ["int"], "properties": {
+            "int": {**pair, "items": {"type": "integer"}},
+            "step": {"type": "integer", "minimum": 1}}, "additionalProperties": False},
+        {"required": ["choice"], "properties": {"choice": {"type": "array", "minItems": 1}},
+         "additionalProperties": False},
+    ]
+    special = {
+        "metric": {"type": "string"},
+        "direction": {"enum": list(DIRECTIONS)},
+        "sampler": {"enum": list(SAMPLERS), "default": "tpe"},
+        "trials": {"type": "integer", "minimum": 1, "maximum": MAX_TRIALS},
+        "pruner": {"enum": list(PRUNERS), "default": "none"},
+        "seed": {"type": "integer", "minimum": 0},
+        "space": {"type": "object", "minProperties": 1,
+                  "propertyNames": {"pattern": "\\."}, "additionalProperties": {"oneOf": ranges}},
+    }
+    out = _table(dict.fromkeys(SEARCH_KEYS), SEARCH_DOCS, {}, special)
+    out["required"] = ["space"]
+    return out

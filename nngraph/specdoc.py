@@ -75,6 +75,8 @@ def spec_reference() -> str:
         "### Early stopping\n", _key_rows(train["early_stopping"]["properties"]),
         "### Data\n", prose.DATA.format(sources=_alternatives(SOURCES)),
         _key_rows(train["data"]["properties"]), prose.DATA_AFTER, _datasets(),
+        "## Hyperparameter search\n", prose.SEARCH, _key_rows(defs["search"]["properties"]),
+        prose.SEARCH_AFTER,
         "## Op reference\n", prose.OPS, _op_reference(),
         "## Initializers\n", prose.INITIALIZERS, _initializers(),
         "## Error codes\n", prose.ERRORS, _table(("code", "meaning"), errors.CODES.items()),

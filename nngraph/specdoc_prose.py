@@ -298,3 +298,36 @@ ERRORS = """\
 Every problem is reported as `FILE:LINE:COL: error[CODE]: message`, pointing at the key or
 value to change, and `nngraph check` exits 1. The codes are stable:
 """
+
+SEARCH = """\
+A `search:` section declares which values `nngraph search` (and `nngraph.search`) may try,
+with Optuna choosing them; training ignores it, and `nngraph check` checks it. Each key
+of `space` is a dotted path: `train.` followed by a train key (`train.optimizer.lr`,
+`train.batch_size`, `train.data.validation_split`), or `LAYER.ATTR`: a layer's attribute
+(`hidden.units`, `hidden.activation`, `drop.rate`), a block instance's parameter
+(`res.filters`), or the attribute of a layer inside a block instance (`res_1/conv.filters`,
+which a trial sets through `overrides:`). Keys, ranges, the metric and the sampler are
+checked when the spec loads; before its first trial the search also tries every choice and
+both ends of every range in the spec, and reports a value the key does not accept at the
+entry that allows it.
+
+```yaml
+search:
+  metric: val_accuracy
+  sampler: tpe
+  trials: 20
+  pruner: median
+  space:
+    train.optimizer.lr: {log_uniform: [1.0e-5, 100.0]}
+    hidden.units: {int: [4, 32], step: 4}
+    hidden.activation: {choice: [relu, tanh]}
+```
+"""
+
+SEARCH_AFTER = """\
+`overrides:` (top level) maps `LAYER.ATTR` to a value for layers inside block instances, set
+after the blocks expand, where a block parameter does not reach: `overrides:
+{res_1/conv_a.filters: 16}`. A search writes the values it chose for such layers there, so
+that its `best.yaml` is a complete spec. See docs/search.md for the command, the storage of
+studies and parallel trials.
+"""

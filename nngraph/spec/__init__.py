@@ -13,7 +13,7 @@ from ..errors import Diagnostic, Reporter, SpecError
 from .build import build
 from .source import from_python, read_text
 
-__all__ = ["load_file", "load_text", "load_dict"]
+__all__ = ["load_file", "load_text", "load_dict", "load_any"]
 
 MAX_READ = 8 * 1024 * 1024 + 1        # one byte past the largest spec read (positions.py)
 
@@ -70,6 +70,23 @@ def load_text(text: str, file: str = "<string>"):
 def load_dict(spec: dict, file: str = "<dict>"):
     """A spec given as Python data (positions are unknown: every error points at 1:1)."""
     return pipeline.run("spec", SpecState(file, Reporter(file), data=spec)).net
+
+
+def load_any(spec):
+    """nngraph.load: a Network as it is; a path, YAML or JSON text, or a dict loaded."""
+    import os
+
+    from ..graph import Network
+    if isinstance(spec, Network):
+        return spec
+    if isinstance(spec, (dict, list)):          # a list is refused there, with the reason
+        return load_dict(spec)
+    if isinstance(spec, str) and "\n" in spec:
+        return load_text(spec)
+    if isinstance(spec, (str, bytes, os.PathLike)):
+        return load_file(os.fsdecode(spec))
+    raise SpecError([Diagnostic("<spec>", 1, 1, "E012", "nngraph.load takes a path, YAML or "
+                                f"JSON text, a dict or a Network, not {type(spec).__name__}")])
 
 
 def _file_diag(path, message):

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .. import ops
+from .. import metrics, ops
 from ..errors import Reporter, did_you_mean
-from ..graph import InputDef, Network
+from ..graph import InputDef, Network, label_inputs_of
 from ..ops.base import AttrError, Attrs
 from ..passes.infer_shapes import infer_shapes
 from .expand import check_blocks, expand
 from .source import Source
 from . import checks
+from .search_schema import check_overrides, check_search
 from .train_schema import check_train
 
 TOP_KEYS = ("nngraph", "name", "description", "inputs", "layers", "outputs", "losses",
-            "train", "blocks")
+            "train", "blocks", "search", "overrides")
 REQUIRED_TOP = ("nngraph", "name", "inputs", "layers")
 DTYPES = ("float32", "float64", "int64", "int32")
 INPUT_KEYS = ("shape", "dtype", "description")
@@ -47,6 +48,7 @@ def build(src: Source, rep: Reporter) -> Network:
         layers_raw = []
     first = next(iter(inputs), None)
     ex = expand(src, rep, layers_raw, blocks, first)
+    check_overrides(src, rep, doc.get("overrides"), ex.layers)
     g = nx.DiGraph()
     for name, inp in inputs.items():
         g.add_node(name, kind="input", op=None, attrs=Attrs(), activation=None, inputs=[],
@@ -72,6 +74,8 @@ def build(src: Source, rep: Reporter) -> Network:
     checks.check_label_contract(src, rep, g, inputs, losses, train)
     checks.check_metrics(src, rep, g, inputs, losses, train)
     checks.check_init_from(src, rep, g, train)
+    if "search" in doc:
+        _check_search(src, rep, doc, g, blocks, inputs, losses, train)
     if not rep.failed:
         checks.warn_unused(rep, g, outputs, losses)
         checks.warn_squashed_logits(rep, g, losses)
@@ -335,3 +339,14 @@ def _check_outputs(src, rep, outputs, g, aliases, decls) -> list:
     return out
 
 
+
+
+def _check_search(src, rep, doc, g, blocks, inputs, losses, train):
+    layers = {n: d["op"] for n, d in g.nodes(data=True) if d.get("kind") == "layer"}
+    instances = {l["name"]: dict((blocks.get(l.get("op")) or {}).get("params") or {})
+                 for l in doc.get("layers") or []
+                 if isinstance(l, dict) and l.get("op") in blocks and isinstance(l.get("name"), str)}
+    keys = None
+    if not rep.failed:
+        keys = metrics.report_keys_of(g, losses, train, label_inputs_of(g, inputs))
+    check_search(src, rep, doc["search"], layers, instances, keys)
