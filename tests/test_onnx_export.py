@@ -152,14 +152,24 @@ ZOO_LAYERS = [
     {"op": "lrn", "name": "lrn0", "in": "vec", "size": 1, "alpha": 2.0},
     {"op": "prelu", "name": "prelu2d", "in": "img"},
     {"op": "prelu", "name": "prelu0", "in": "vec"},
+    {"op": "scale", "name": "scale2d", "in": "img", "activation": "relu"},
+    {"op": "scale", "name": "scale0", "in": "vec", "use_bias": False},
+    {"op": "global_maxpool2d", "name": "gmp", "in": "c_num"},
+    {"op": "channel_shuffle", "name": "shuffle2d", "in": "img", "groups": 2},
+    {"op": "channel_shuffle", "name": "shuffle1d", "in": "sig", "groups": 3},
+    {"op": "pad2d", "name": "pad_const", "in": "img", "padding": [1, 0, 2, -1], "value": 0.5},
+    {"op": "pad2d", "name": "pad_reflect", "in": "img", "padding": [1, 2], "mode": "reflect"},
+    {"op": "pad2d", "name": "pad_edge", "in": "img", "padding": 2, "mode": "edge"},
+    {"op": "avgpool2d", "name": "ap_excl", "in": "img", "size": 3, "padding": 1,
+     "count_include_pad": False},
 ]
 
 
 def _zoo() -> dict:
     """ZOO_LAYERS and every activation, as a layer's attribute and as a layer."""
     acts = ["relu", "tanh", "sigmoid", "softplus", "identity", "step", "ramp", "softmax",
-            "log_softmax", {"elu": {"alpha": 0.7}}, {"leaky_relu": {"alpha": 0.2}},
-            {"gaussian": {"sigma": 0.8}}]
+            "log_softmax", "softsign", {"elu": {"alpha": 0.7}}, {"leaky_relu": {"alpha": 0.2}},
+            {"gaussian": {"sigma": 0.8}}, {"selu": {"alpha": 0.5, "gamma": 1.5}}]
     layers = [dict(d) for d in ZOO_LAYERS]
     for act in acts:
         name = act if isinstance(act, str) else next(iter(act))

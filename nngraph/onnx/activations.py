@@ -14,7 +14,7 @@ from __future__ import annotations
 from .registry import ACTIVATIONS, CONVERTERS, Layer, activation
 
 _SIMPLE = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softplus": "Softplus",
-           "identity": "Identity"}
+           "identity": "Identity", "softsign": "Softsign"}
 
 
 @activation(*_SIMPLE)
@@ -27,6 +27,12 @@ def with_alpha(b, op, node, attrs, x, out):
     """ONNX's Elu and LeakyRelu pick x at x = 0 where nngraph picks the other branch; both
     give 0 there."""
     b.node("Elu" if op == "elu" else "LeakyRelu", [x], out, node, alpha=float(attrs.alpha))
+
+
+@activation("selu")
+def selu(b, op, node, attrs, x, out):
+    """ONNX's Selu is nngraph's definition, with the same attribute names."""
+    b.node("Selu", [x], out, node, alpha=float(attrs.alpha), gamma=float(attrs.gamma))
 
 
 @activation("softmax", "log_softmax")

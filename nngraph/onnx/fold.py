@@ -38,11 +38,15 @@ def infer_shapes(model) -> dict:
     the first dimension of every data input."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
+    fixed = set()
     for v in data_inputs(m.graph):
         dims = v.type.tensor_type.shape.dim
         if len(dims):
+            if dims[0].HasField("dim_value"):
+                fixed.add(dims[0].dim_value)
             dims[0].Clear()
             dims[0].dim_value = BATCH
+    _batch_first_targets(m.graph, fixed)
     del m.graph.value_info[:]
     try:
         m = shape_inference.infer_shapes(m, data_prop=True)
@@ -55,6 +59,23 @@ def infer_shapes(model) -> dict:
             out[v.name] = tuple(d.dim_value if d.HasField("dim_value") else None
                                 for d in t.shape.dim)
     return out
+
+
+def _batch_first_targets(graph, fixed: set) -> None:
+    """Reshape targets held in initializers whose first entry is the batch size a file was
+    exported with (Caffe2's ShuffleNet reshapes to [1, g, C/g, H, W]) get BATCH there, as
+    the import reads them (import_shapes.per_sample): else inference gives the tensors
+    after them a batch of 1, and a Concat of one of them with a BATCH tensor no shape."""
+    inits = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        t = inits.get(node.input[1]) if node.op_type == "Reshape" else None
+        if t is None:
+            continue
+        target = numpy_helper.to_array(t)
+        if target.ndim == 1 and target.size and int(target[0]) in fixed:
+            target = target.copy()
+            target[0] = BATCH
+            t.CopyFrom(numpy_helper.from_array(target, t.name))
 
 
 def constant_of(node) -> np.ndarray:

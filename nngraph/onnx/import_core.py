@@ -15,6 +15,7 @@ from .base import OnnxImportError
 
 ACTIVATION_OPS = ("relu", "sigmoid", "tanh", "softplus", "elu", "leaky_relu", "softmax", "step",
                   "ramp", "gaussian",
+                  "selu", "softsign",
                   "log_softmax")
 DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64",
           onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32"}

@@ -38,8 +38,9 @@ def read(path) -> "onnx.ModelProto":
 def to_spec(model, source: str = "<onnx>") -> tuple[dict, dict, dict]:
     """(spec dict, {layer: {param: array}}, {layer: {state: array}}) of an ONNX model."""
     # the converter modules register themselves in IMPORTERS as they are imported
+    from . import import_extra  # noqa: F401  (Selu, Softsign, GlobalMaxPool)
     from . import (import_channelwise, import_ops, import_patterns,  # noqa: F401
-                   import_recurrent, import_shapes)
+                   import_recurrent, import_shapes, import_spatial)
     imp = Importer(model, source)
     imp.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                      1)
@@ -105,9 +106,11 @@ def _outputs(imp: Importer, graph) -> list:
     """The layers the graph's outputs are, in order (a reshape added where nngraph's value is
     shaped otherwise than ONNX's)."""
     names = []
+    makers = {t: node for node in graph.node for t in node.output}
     for o in graph.output:
         if o.name not in imp.values:
             imp.refuse(f"the output '{o.name}' is a constant or is not computed from an input")
+        imp.node = makers.get(o.name)      # a reshape added here is named after its maker
         name = imp.layer_input(o.name)
         if name not in {d["name"] for d in imp.layers}:
             imp.refuse(f"the output '{o.name}' is a graph input itself; nngraph's outputs "

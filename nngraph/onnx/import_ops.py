@@ -5,8 +5,9 @@ its attributes mean something nngraph's op computes, and adds the layer, or refu
 reason (Importer.refuse). Geometry is compared with nngraph's own arithmetic (ops/_conv.py):
 explicit pads become nngraph's symmetric padding, or 'same' where they are exactly what
 nngraph's 'same' pads, else the node is refused. Elementwise ops with a constant operand
-fold into the dense or convolution layer before them (a bias, a scale); merges of data make
-add, multiply and concat layers. Reshapes and activations are in import_shapes.py.
+fold into the dense or convolution layer before them (a bias, a scale), else make a scale
+layer; merges of data make add, multiply and concat layers. Reshapes and activations are in
+import_shapes.py.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..ops import _conv
 from .import_core import Importer, Value, imports
+from .import_spatial import padded_pool
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
@@ -22,8 +24,9 @@ def _str(v):
     return v.decode() if isinstance(v, bytes) else v
 
 
-def padding(imp: Importer, a: dict, spatial, kernel, strides, dilations):
-    """nngraph's padding for ONNX pads/auto_pad: 'valid', a symmetric list, or 'same'."""
+def padding(imp: Importer, a: dict, spatial, kernel, strides, dilations, asymmetric=False):
+    """nngraph's padding for ONNX pads/auto_pad: 'valid', a symmetric list, or 'same'; or,
+    for a caller that pads on its own (`asymmetric`, the pools), other pads as (lo, hi)."""
     auto, n = _str(a.get("auto_pad", "NOTSET")), len(kernel)
     same = [_conv.out_size(size, k, s, "same", 0, dilation=d)[1:]
             for size, k, s, d in zip(spatial, kernel, strides, dilations)]
@@ -44,6 +47,8 @@ def padding(imp: Importer, a: dict, spatial, kernel, strides, dilations):
         return "valid" if not any(lo) else list(lo)
     if [tuple(p) for p in same] == list(zip(lo, hi)):
         return "same"
+    if asymmetric:
+        return tuple(lo), tuple(hi)
     imp.refuse(f"pads {pads} are asymmetric and not what nngraph's 'same' padding pads; "
                "nngraph pads both sides of an axis alike")
 
@@ -156,11 +161,15 @@ def _pool_common(imp, node, a):
     if any(d != 1 for d in a.get("dilations", [1] * len(kernel))):
         imp.refuse("dilations: nngraph's pooling windows are dense")
     spatial = imp.shape(node.input[0])[1:]
-    pad = padding(imp, a, spatial, kernel, strides, [1] * len(kernel))
+    pad = padding(imp, a, spatial, kernel, strides, [1] * len(kernel), asymmetric=True)
+    if isinstance(pad, tuple) and len(kernel) != 2:
+        imp.refuse(f"pads {a['pads']} are asymmetric: nngraph pads 2-D pools on their own "
+                   "(pad2d), 1-D pools on both sides alike")
     if a.get("ceil_mode", 0):
-        pads = [0] * len(kernel) if pad in ("valid", "same") else pad
-        for size, k, s, p in zip(spatial, kernel, strides, pads):
-            if pad == "same" or (size + 2 * p - k) % s:
+        lo, hi = pad if isinstance(pad, tuple) else ([0] * len(kernel),) * 2 \
+            if pad in ("valid", "same") else (pad, pad)
+        for size, k, s, p, q in zip(spatial, kernel, strides, lo, hi):
+            if pad == "same" or (size + p + q - k) % s:
                 imp.refuse("ceil_mode=1 where it changes the output size: nngraph rounds down")
     return kernel, strides, pad
 
@@ -171,6 +180,8 @@ def maxpool(imp: Importer, node):
     if len(node.output) > 1 and node.output[1]:
         imp.refuse("the Indices output: nngraph's max pooling returns values only")
     kernel, strides, pad = _pool_common(imp, node, a)
+    if isinstance(pad, tuple):
+        return padded_pool(imp, node, "maxpool2d", kernel, strides, pad)
     x = imp.layer_input(node.input[0])
     shape = imp.shape(node.output[0])
     name = imp.add_layer("maxpool2d" if len(kernel) == 2 else "maxpool1d", [x], shape,
@@ -184,12 +195,13 @@ def avgpool(imp: Importer, node):
     kernel, strides, pad = _pool_common(imp, node, a)
     if len(kernel) != 2:
         imp.refuse("1-D average pooling: nngraph's avgpool2d is 2-D")
-    if pad != "valid" and not a.get("count_include_pad", 0):
-        imp.refuse("count_include_pad=0 with padding: nngraph's average counts padding as "
-                   "zeros (count_include_pad=1)")
+    include = bool(a.get("count_include_pad", 0))
+    if isinstance(pad, tuple):
+        return padded_pool(imp, node, "avgpool2d", kernel, strides, pad, include)
     x = imp.layer_input(node.input[0])
     shape = imp.shape(node.output[0])
-    name = imp.add_layer("avgpool2d", [x], shape, size=kernel, stride=strides, padding=pad)
+    name = imp.add_layer("avgpool2d", [x], shape, size=kernel, stride=strides, padding=pad,
+                         count_include_pad=None if include or pad == "valid" else False)
     imp.set(node.output[0], Value(name, shape))
 
 
@@ -243,7 +255,7 @@ def matmul(imp: Importer, node):
     _dense(imp, node, imp.layer_input(node.input[0]), {"W": w})
 
 
-FOLDS_INTO = {"dense": -1, "conv1d": 0, "conv2d": 0, "conv2d_transpose": 0}
+FOLDS_INTO = {"dense": -1, "conv1d": 0, "conv2d": 0, "conv2d_transpose": 0, "scale": 0}
 """Layers an elementwise op with a constant folds into, and their channel axis."""
 
 
@@ -256,20 +268,20 @@ def _per_channel(imp, c, shape, axis):
         imp.refuse(f"a constant of shape {np.shape(c)} that does not broadcast to {shape}")
     moved = np.moveaxis(full, axis, -1).reshape(-1, shape[axis])
     if not np.all(moved == moved[:1]):
-        imp.refuse("a constant that differs within a channel: nngraph folds only a bias or "
-                   "scale per channel into the layer before")
+        imp.refuse("a constant that differs within a channel: nngraph takes only a bias or "
+                   "scale per channel (folded into the layer before, or a scale layer)")
     return moved[0]
 
 
 def fold_constant(imp: Importer, node, data: str, c, op: str) -> None:
-    """data (+ - * /) constant, folded into the dense or convolution layer that alone
-    computes `data`: a bias added, or weights and bias scaled."""
+    """data (+ - * /) constant, folded into the dense, convolution or scale layer that alone
+    computes `data`: a bias added, or weights and bias scaled; else a scale layer of its own
+    (Caffe's BatchNorm + Scale, a scale after a concat), which what follows may fold into."""
     v = imp.data(data)
     layer = imp.layer(v.name)
     if layer is None or layer["op"] not in FOLDS_INTO or imp.uses.get(data) != 1 or \
             v.view or v.onnx_shape is not None:
-        imp.refuse(f"{node.op_type} with a constant operand: nngraph folds it only into a "
-                   "dense or convolution layer that nothing else reads")
+        return scale_layer(imp, node, data, c, op)
     axis = FOLDS_INTO[layer["op"]] % len(v.shape)
     vec = _per_channel(imp, c, v.shape, axis).astype(np.float64)
     p = imp.params[v.name]
@@ -287,6 +299,24 @@ def fold_constant(imp: Importer, node, data: str, c, op: str) -> None:
     p["b"] = b
     layer.pop("use_bias", None)
     imp.set(node.output[0], Value(v.name, v.shape))
+
+
+def scale_layer(imp: Importer, node, data: str, c, op: str) -> None:
+    """data (+ - * /) a per-channel constant as a scale layer: W the factor (ones for + and
+    -), b the term, none (use_bias false) for * and /, until an Add folds into it."""
+    shape = imp.shape(data)
+    if not shape:
+        imp.refuse(f"{node.op_type} of a scalar per sample by a constant: nngraph's scale "
+                   "works per channel")
+    vec = _per_channel(imp, c, shape, 0).astype(np.float64)
+    ones = np.ones_like(vec)
+    params = {"W": 1.0 / vec if op == "Div" else vec if op == "Mul" else ones}
+    if op in ("Add", "Sub"):
+        params["b"] = vec if op == "Add" else -vec
+    x = imp.layer_input(data)
+    name = imp.add_layer("scale", [x], shape, params=params,
+                         use_bias=None if "b" in params else False)
+    imp.set(node.output[0], Value(name, shape))
 
 
 @imports("Add", "Sub", "Mul", "Div")

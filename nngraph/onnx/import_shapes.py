@@ -13,6 +13,7 @@ import numpy as np
 
 from . import fold
 from .import_core import Importer, Value, imports
+from .import_spatial import shuffle, split_channels
 
 SIMPLE = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus"}
 
@@ -41,14 +42,40 @@ def with_alpha(imp: Importer, node):
 
 @imports("Softmax", "LogSoftmax")
 def softmax(imp: Importer, node):
-    """nngraph's softmax is over the last axis: ONNX's axis must be the last one (before
-    opset 13 an axis flattens what follows it, which is the same for the last axis)."""
-    rank = len(imp.shape(node.input[0])) + 1
+    """nngraph's softmax is over the last axis. Before opset 13 ONNX's is over everything
+    from `axis` on, flattened: the same over a flat view of those axes. From opset 13 it is
+    over `axis` alone, the same where every axis after it has size 1 (SqueezeNet's over
+    (N, C, 1, 1)); any other axis would need a transpose and is refused."""
+    shape = imp.shape(node.input[0])
+    rank = len(shape) + 1
     axis = imp.attrs().get("axis", -1 if imp.opset >= 13 else 1)
-    if axis % rank != rank - 1:
-        imp.refuse(f"axis={axis} of a rank-{rank} tensor: nngraph's softmax is over the "
-                   "last axis")
-    _activation(imp, node, "softmax" if node.op_type == "Softmax" else "log_softmax")
+    op = "softmax" if node.op_type == "Softmax" else "log_softmax"
+    k = axis % rank
+    if k == rank - 1:
+        return _activation(imp, node, op)
+    if k == 0:
+        imp.refuse(f"axis={axis} is the batch: nngraph's softmax is within each sample")
+    if imp.opset >= 13 and any(d != 1 for d in shape[k:]):
+        imp.refuse(f"axis={axis} of a rank-{rank} tensor with axes {list(shape[k:])} after "
+                   "it: nngraph's softmax is over the last axis")
+    _flat_softmax(imp, node, op, shape[:k - 1] + (math.prod(shape[k - 1:]),))
+
+
+def _flat_softmax(imp: Importer, node, op: str, flat: tuple):
+    """The softmax over the last axis of a `flat` view of the input: a reshape to it (none
+    where nngraph's value is shaped so already, a global pool's (C,)), and the result keeps
+    ONNX's shape as its onnx_shape, reshaped back where something reads it so (at once for
+    a graph output, while the node is there to name the reshape)."""
+    v = imp.data(node.input[0])
+    if v.shape == flat and not v.view:
+        x = v.name
+    else:
+        x = imp.add_layer("reshape", [imp.layer_input(node.input[0])], flat, suffix="flat",
+                          shape=list(flat))
+    name = imp.add_layer(op, [x], flat)
+    imp.set(node.output[0], Value(name, flat, onnx_shape=imp.shape(node.input[0])))
+    if node.output[0] in {o.name for o in imp.model.graph.output}:
+        imp.layer_input(node.output[0])      # a graph output is ONNX-shaped: reshape it now
 
 
 @imports("Identity", "Dropout")
@@ -114,7 +141,9 @@ def reshape(imp: Importer, node):
     if target is None:
         imp.refuse("its shape is computed at run time, not folded to a constant")
     v = imp.data(node.input[0])
-    reshape_to(imp, node, per_sample(imp, target, v.onnx_shape or v.shape))
+    shape = per_sample(imp, target, v.onnx_shape or v.shape)
+    if not split_channels(imp, node, v, shape):        # a channel shuffle's first reshape
+        reshape_to(imp, node, shape)
 
 
 @imports("Squeeze", "Unsqueeze")
@@ -138,7 +167,9 @@ def squeeze(imp: Importer, node):
 @imports("Transpose")
 def transpose(imp: Importer, node):
     from .import_recurrent import transpose_view
-    transpose_view(imp, node, imp.data(node.input[0]), list(imp.attrs().get("perm", [])))
+    v, perm = imp.data(node.input[0]), list(imp.attrs().get("perm", []))
+    if not shuffle(imp, node, v, perm):                # import_spatial.py
+        transpose_view(imp, node, v, perm)
 
 
 def _scales(imp: Importer, node):

@@ -71,11 +71,13 @@ def conv2d_transpose(b, L: Layer):
 @converts("maxpool2d", "maxpool1d", "avgpool2d")
 def pool(b, L: Layer):
     """MaxPool ignores its padding as nngraph's -inf cells do; AveragePool counts it as
-    zeros in a full-window divisor with count_include_pad=1, as nngraph's average does."""
+    zeros in a full-window divisor with count_include_pad=1, as nngraph's average does, or
+    divides by the window's input cells (count_include_pad=0) where the layer says so."""
     rank = len(L.in_shapes[0]) - 1
     w = _pool.window(L.op, L.attrs, L.in_shapes[0])      # lifted to 2-D: keep the last axes
     size, stride, pads = w.size[-rank:], w.stride[-rank:], w.pads[-rank:]
-    extra = {"count_include_pad": 1} if L.op == "avgpool2d" else {}
+    extra = {"count_include_pad": int(L.attrs.get("count_include_pad", True))} \
+        if L.op == "avgpool2d" else {}
     b.node("AveragePool" if L.op == "avgpool2d" else "MaxPool", L.inputs, L.out, L.name,
            kernel_shape=list(size), strides=list(stride),
            pads=[lo for lo, _ in pads] + [hi for _, hi in pads], **extra)
@@ -180,3 +182,50 @@ def prelu(b, L: Layer):
     a = np.asarray(L.params["a"])
     slope = b.init(f"{L.name}.a", a.reshape((-1,) + (1,) * (len(L.in_shapes[0]) - 1)))
     b.node("PRelu", [L.inputs[0], slope], L.out, L.name)
+
+
+@converts("global_maxpool2d")
+def global_maxpool2d(b, L: Layer):
+    """GlobalMaxPool gives (N, C, 1, 1); the Flatten makes it nngraph's (N, C)."""
+    b.node("GlobalMaxPool", L.inputs, f"{L.name}:pooled", L.name)
+    b.node("Flatten", [f"{L.name}:pooled"], L.out, f"{L.name}:flatten", axis=1)
+
+
+@converts("scale")
+def scale(b, L: Layer):
+    """Mul (+ Add) with W and b shaped [C, 1, ...] so that they broadcast over (N, C, ...)
+    per channel (ONNX broadcasts from the last axis); the import folds them back."""
+    view = (-1,) + (1,) * (len(L.in_shapes[0]) - 1)
+    w = b.init(f"{L.name}.W", np.asarray(L.params["W"]).reshape(view))
+    if "b" not in L.params:
+        b.node("Mul", [L.inputs[0], w], L.out, L.name)
+        return
+    bias = b.init(f"{L.name}.b", np.asarray(L.params["b"]).reshape(view))
+    b.node("Mul", [L.inputs[0], w], f"{L.name}:scaled", L.name)
+    b.node("Add", [f"{L.name}:scaled", bias], L.out, f"{L.name}:bias")
+
+
+@converts("channel_shuffle")
+def channel_shuffle(b, L: Layer):
+    """Reshape (N, g, C/g, ...), Transpose the two group axes, Reshape back: ShuffleNet's
+    own ONNX form, which the import reads back as one channel_shuffle (import_spatial.py)."""
+    shape = [int(s) for s in L.in_shapes[0]]
+    g = int(L.attrs.groups)
+    split = [0, g, shape[0] // g] + shape[1:]
+    b.node("Reshape", [L.inputs[0], b.ints(f"{L.name}:split", split)], f"{L.name}:groups",
+           f"{L.name}:reshape_split")
+    perm = [0, 2, 1] + list(range(3, len(split)))
+    b.node("Transpose", [f"{L.name}:groups"], f"{L.name}:swapped", L.name, perm=perm)
+    b.node("Reshape", [f"{L.name}:swapped", b.ints(f"{L.name}:shape", [0] + shape)], L.out,
+           f"{L.name}:reshape")
+
+
+@converts("pad2d")
+def pad2d(b, L: Layer):
+    """Pad on H and W: pads [0, 0, top, left, 0, 0, bottom, right] (negative ones crop) and
+    the constant as its third input; nngraph's edge and reflect are ONNX's modes."""
+    t, bottom, left, r = (int(p) for p in L.attrs.padding)
+    ins = [L.inputs[0], b.ints(f"{L.name}:pads", [0, 0, t, left, 0, 0, bottom, r])]
+    if L.attrs.mode == "constant":
+        ins.append(b.scalar(f"{L.name}:value", float(L.attrs.value)))
+    b.node("Pad", ins, L.out, L.name, mode=L.attrs.mode)

@@ -33,9 +33,13 @@ rule_for = REGISTRY.rule_for
 rules = REGISTRY.all
 
 REFERENCE_ONLY: dict = {
+    "channel_shuffle": "added for ONNX zoo imports (ShuffleNet); one numpy swapaxes copy",
+    "pad2d": "added for ONNX imports (Pad, asymmetric pool pads); one np.pad (or its adjoint)",
     "lrn": "added for ONNX zoo imports (AlexNet, GoogLeNet); its numpy rule is vectorised "
            "over the whole batch and no fused kernel has been written yet",
     "prelu": "added for ONNX zoo imports; its numpy rule is one vectorised where() per "
              "direction and no fused kernel has been written yet",
+    "scale": "added for ONNX zoo imports (Caffe's Scale); one vectorised numpy product-sum",
+    "global_maxpool2d": "added for ONNX imports; its numpy rule is one max and one argmax scatter",
 }
 """Ops that run their numpy rule on purpose, with the reason."""

@@ -7,6 +7,12 @@ from . import Call, Extern, lowers
 from ._common import pool_geometry
 
 
+def excludes_pad(site, n) -> bool:
+    """count_include_pad false: the kernels divide by the window's area, so such a pool
+    declines (None) and its group runs the numpy rule."""
+    return not site.node(n).attrs.get("count_include_pad", True)
+
+
 def _note(geo) -> str:
     kh, kw, sh, sw, pt, pb, pl, pr = geo
     return f"{kh}x{kw} window, stride {sh}x{sw}, padding {pt},{pb},{pl},{pr} (t,b,l,r)"
@@ -15,6 +21,8 @@ def _note(geo) -> str:
 @lowers("avgpool2d", kind="forward", calls=("_pool.avgpool2d_forward",))
 def avgpool2d_forward(site):
     n = site.group.anchor
+    if excludes_pad(site, n):
+        return None
     geo = pool_geometry(site, n)
     return Extern([Call("_pool.avgpool2d_forward",
                         [site.val(site.node(n).inputs[0]), site.val(n), *geo], _note(geo))])
@@ -24,7 +32,7 @@ def avgpool2d_forward(site):
 def avgpool2d_backward(site):
     n = site.group.anchor
     gx = site.input_grad(n, 0)
-    if not gx:
+    if not gx or excludes_pad(site, n):
         return None
     geo = pool_geometry(site, n)
     return Extern([Call("_pool.avgpool2d_backward", [site.grad(n), gx, *geo], _note(geo))])

@@ -4,6 +4,7 @@ value gathers gy / area from the windows that cover it."""
 from __future__ import annotations
 
 from ...cpu.lower._common import pool_geometry
+from ...cpu.lower.avgpool2d import excludes_pad
 from . import Call, Extern, launcher, lowers
 from ._window import covering, split
 
@@ -11,6 +12,8 @@ from ._window import covering, split
 @lowers("avgpool2d", kind="forward")
 def avgpool2d_forward(site):
     n = site.group.anchor
+    if excludes_pad(site, n):
+        return None
     d = site.node(n)
     kh, kw, sh, sw, pt, _, pl, _ = pool_geometry(site, n)
     body = split("y") + [
@@ -29,7 +32,7 @@ def avgpool2d_forward(site):
 def avgpool2d_backward(site):
     n = site.group.anchor
     gx = site.input_grad(n, 0)
-    if not gx:
+    if not gx or excludes_pad(site, n):
         return None
     kh, kw, sh, sw, pt, _, pl, _ = pool_geometry(site, n)
     body = split("gx", "h", "w") + covering(kh, kw, sh, sw, pt, pl, ["acc += gy[n, c, r, s]"]) \
