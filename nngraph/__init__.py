@@ -71,7 +71,7 @@ def search(spec, trials: int | None = None, jobs: int = 1, storage: str | None =
     extra nngraph[search]); returns a SearchResult (best_value, best_params, best_spec,
     study). See nngraph/hpsearch/ and docs/search.md.
 
-        >>> result = nngraph.search("specs/iris_search.yaml", trials=20)
+        >>> result = nngraph.search("specs/search/iris.yaml", trials=20)
     """
     from .hpsearch import search as _search
     return _search(spec, trials=trials, jobs=jobs, storage=storage, study=study, out=out,

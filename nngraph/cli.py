@@ -6,7 +6,7 @@
     nngraph schema > nngraph.schema.json
     nngraph export lenet5.nnz -o lenet5.onnx      (or a SPEC, with fresh weights)
     nngraph import lenet5.onnx -o lenet5.nnz --spec lenet5.yaml
-    nngraph search specs/iris_search.yaml --trials 20 --out iris_search
+    nngraph search specs/search/iris.yaml --trials 20 --out iris_search
 
 No Python traceback reaches a user for a bad spec, bad data or a bad model file: those print
 `FILE:LINE:COL: error[CODE]: message` lines and exit 1. Set NNGRAPH_DEBUG=1 to see tracebacks.

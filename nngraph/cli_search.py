@@ -27,7 +27,7 @@ def register(sub) -> None:
                        "the table of trials; with --out, DIR/best.yaml (a spec nngraph train "
                        "runs as is), DIR/trials.csv and PNG plots of the optimisation history "
                        "and the parameter importances. Needs pip install nngraph[search]. "
-                       "Example: nngraph search specs/iris_search.yaml --trials 20 "
+                       "Example: nngraph search specs/search/iris.yaml --trials 20 "
                        "--storage sqlite:///iris.db --out iris_search")
     s.add_argument("spec", metavar="SPEC")
     s.add_argument("--trials", type=_positive, default=None,

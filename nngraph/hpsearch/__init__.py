@@ -1,6 +1,6 @@
 """Hyperparameter search over a spec's `search:` section, with Optuna.
 
-    result = nngraph.search("specs/iris_search.yaml", trials=20, storage="sqlite:///s.db")
+    result = nngraph.search("specs/search/iris.yaml", trials=20, storage="sqlite:///s.db")
     result.best_value, result.best_params, result.best_spec
 
 Optuna is an optional extra (`pip install nngraph[search]`), imported only here. The spec's
