@@ -38,7 +38,10 @@ def _positive(kind):
 
 
 def cmd_train(args) -> int:
-    from . import compile, load, load_model
+    from . import compile, dist, load, load_model
+    world = dist.world()
+    if world is not None and world.rank:       # under mpirun: rank 0 alone speaks
+        sys.stdout = open(os.devnull, "w")
     net = load(args.spec)
     for w in net.warnings:
         print(w, file=sys.stderr)
@@ -63,8 +66,9 @@ def cmd_train(args) -> int:
     if remaining == 0:
         print(f"nothing to do: the model has already trained {model.epoch} of {total} epochs")
         return 0
-    print(f"training {net.name} ({net.num_params:,} parameters) on backend {model.backend}, "
-          f"{remaining} epoch{'s' if remaining != 1 else ''}; checkpoint {out}")
+    ranks = f" x {world.size} processes (data-parallel, MPI)" if world is not None else ""
+    print(f"training {net.name} ({net.num_params:,} parameters) on backend {model.backend}"
+          f"{ranks}, {remaining} epoch{'s' if remaining != 1 else ''}; checkpoint {out}")
     _compile_now(model, "train")
     t0 = time.perf_counter()
     model.fit(epochs=remaining, batch_size=args.batch_size, checkpoint=out,

@@ -237,6 +237,13 @@ class Tally:
         for part in self.parts:
             part.add(values, batch, size)
 
+    def merge(self, other: "Tally") -> None:
+        """Add another tally of the same program (another rank's share of an epoch)."""
+        self.n += other.n
+        self.loss_sum += other.loss_sum
+        for mine, theirs in zip(self.parts, other.parts):
+            mine.merge(theirs)
+
     def result(self, final: bool = True) -> dict:
         """{'loss': mean total loss, ...}. Without `final`, the figures that are cheap to
         give at every step (no auc), for a progress bar under way."""
@@ -265,6 +272,20 @@ class _Part:
         self.confusion, self.classes = None, None
         self.scores, self.truths = [], []
         self.unfit = None           # why the classification metrics could not be computed
+
+    def merge(self, other: "_Part") -> None:
+        for k in ("value_sum", "n", "count", "hits", "elements", "abs_sum", "sq_sum"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        for k in self.top:
+            self.top[k] += other.top[k]
+        if other.confusion is not None:
+            if self.confusion is None:
+                self.confusion, self.classes = other.confusion.copy(), other.classes
+            else:
+                self.confusion += other.confusion
+        self.scores += other.scores
+        self.truths += other.truths
+        self.unfit = self.unfit or other.unfit
 
     def add(self, values, batch, size):
         r, d = self.report, self.node

@@ -130,6 +130,13 @@ class Model(_Predicts):
             self.step += 1
         return loss, values
 
+    def _update_only(self) -> float:
+        """A data-parallel step with no sample on this rank (nngraph/dist.py)."""
+        loss = self.executor.update_only(self.params, self.optimizer, self.opt_state, self.step)
+        if math.isfinite(loss):
+            self.step += 1
+        return loss
+
     def gradients(self, data) -> dict:
         """{'c1.W': gradient, ...} of the total loss for one batch; parameters unchanged."""
         self._need_losses("compute gradients")

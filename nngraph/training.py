@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from . import dist
 from .data import load_training_data
 from .errors import DataError, TrainingError, TrainingWarning
 from .metrics import Tally, higher_is_better
@@ -60,6 +61,21 @@ def fit(model, data=None, epochs=None, batch_size=None, validation=None,
     if n == 0:
         raise DataError("the training data holds no samples")
     stopper = _EarlyStopping(early_stopping or spec_train.get("early_stopping"), val is not None)
+    world = dist.world()
+    if world is not None:                  # data-parallel (nngraph/dist.py): rank 0 speaks
+        dist.check_trainable(model)
+        model.executor.reduce = world.averager()
+        verbose = verbose if world.rank == 0 else 0
+        checkpoint = checkpoint if world.rank == 0 else None
+    try:
+        return _epochs(model, train, val, n, epochs, batch_size, shuffle, verbose, stopper,
+                       checkpoint, callback)
+    finally:
+        model.executor.reduce = None
+
+
+def _epochs(model, train, val, n, epochs, batch_size, shuffle, verbose, stopper, checkpoint,
+            callback) -> dict:
     watch = _Watch(model)
     steps = math.ceil(n / batch_size)
     first, last = model.epoch, model.epoch + epochs
@@ -120,23 +136,37 @@ def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbos
              else np.arange(n))
     bar = ProgressBar(steps, epoch + 1, last) if verbose else None
     tally = Tally(model.program)
+    averager = model.executor.reduce
     def batch_at(i):
         idx = order[i * batch_size:(i + 1) * batch_size]
-        return {k: np.ascontiguousarray(v[idx]) for k, v in train.items()}
+        weight = 1.0
+        if averager is not None:            # this rank's share of the global batch
+            lo, hi = averager.world.share(len(idx))
+            idx, weight = idx[lo:hi], (hi - lo) / len(idx)
+        return {k: np.ascontiguousarray(v[idx]) for k, v in train.items()}, weight
 
     upcoming = batch_at(0) if steps else None
+    values = {}
     for i in range(steps):
-        batch, upcoming = upcoming, batch_at(i + 1) if i + 1 < steps else None
-        if upcoming is not None:
-            model.executor.stage(upcoming)      # its copy to a GPU overlaps this step
-        loss, values = model._train_batch(batch)
+        (batch, weight), upcoming = upcoming, batch_at(i + 1) if i + 1 < steps else None
+        if upcoming is not None and upcoming[1]:
+            model.executor.stage(upcoming[0])   # its copy to a GPU overlaps this step
+        if averager is not None:
+            averager.weight = weight
+        if weight:
+            loss, values = model._train_batch(batch)
+        else:                                   # a rank without a sample of a small batch
+            loss = model._update_only()
         if not math.isfinite(loss):
             raise TrainingError(_nan_message(loss, epoch, i, steps, model, checkpoint,
                                              saved_epoch))
-        tally.add(loss, values, batch)
+        if weight:
+            tally.add(loss, values, batch)
         watch.step(loss)
         if bar and bar.due(i + 1):
             bar.update(i + 1, tally.result(final=False))
+    if averager is not None:
+        averager.world.merge(tally)
     logs = tally.result()
     watch.epoch_end(epoch + 1, logs["loss"], values)
     if val is not None:

@@ -18,6 +18,9 @@ Cases (a selector picks a group by its full name, its network or its kind):
     zoo (opt-in: --cases zoo)            imported ONNX ResNet-50 and GoogLeNet: compile time,
                                          batch-1 latency, batch-16 samples/s vs ONNX Runtime
                                          on the same file; reported (tools/bench_zoo.py)
+    dist (opt-in: --cases dist)          data-parallel MLP training under mpirun: samples/s
+                                         of 1 rank and 2 ranks, Allreduce ms per step
+                                         (tools/bench_dist.py); reported
 
 Every ratio is named for what it divides and is > 1 when nngraph is better: throughput is
 nngraph / peer, latency is peer / nngraph. Each peer (torch, ONNX Runtime) is measured at 1
@@ -56,6 +59,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_cases as bc          # noqa: E402
+import bench_dist                 # noqa: E402
 import bench_load                 # noqa: E402
 import bench_machine              # noqa: E402
 import bench_timing as bt         # noqa: E402
@@ -69,7 +73,7 @@ import peers                      # noqa: E402
 
 GROUPS = ("mlp.train", "mlp.infer", "mlp.flops", "lenet.train", "lenet.infer",
           "lenet.compile", "lstm.train")
-OPT_IN = ("zoo",)                 # run only when a selector names them
+OPT_IN = ("zoo", "dist")          # run only when a selector names them
 TRAIN_TARGETS = {"mlp": 3.0, "lenet": 2.5, "lstm": 1.5}
 CUDA_TRAIN_TARGETS = {"mlp": 1.5, "lenet": 1.0, "lstm": 1.0}    # against PyTorch CUDA eager
 FLOPS_TARGET = 0.6
@@ -350,6 +354,8 @@ def _measure(group: str, backend: str, s: bt.Settings, gemm: dict | None):
     net, _, kind = group.partition(".")
     if group == "zoo":                  # it shares _target and _peer_fields
         return bench_zoo.bench_zoo(backend, s, sys.modules[__name__]), gemm
+    if group == "dist":
+        return bench_dist.bench_dist(backend, s), gemm
     if kind == "train":
         return bench_train(net, backend, s), gemm
     if kind == "infer":
@@ -366,7 +372,7 @@ def main(argv=None) -> int:
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--backend", default="cpu", choices=("cpu", "reference", "cuda"))
     ap.add_argument("--cases", help=f"comma-separated: {', '.join(GROUPS + OPT_IN)}, "
-                                    "or a network (mlp) or kind (train); default all but zoo")
+                                    "or a network (mlp) or kind (train); default all but zoo and dist")
     ap.add_argument("--quick", action="store_true", help="fewer, shorter repeats (smoke run)")
     ap.add_argument("--load", type=int, default=0, metavar="N",
                     help="run N busy single-threaded processes beside the benchmark")

@@ -16,6 +16,14 @@ class Executor:
     checks_finite: dict = {}    # {mode: inputs whose NaN/infinity its kernels note on the way}
     compile_report = None       # what the last prepare() compiled, where (cpu: compiler.py)
     device_index = None         # the GPU it runs on (cuda), else None
+    reduce = None               # data-parallel training (nngraph/dist.py): called with the
+                                # gradients and the loss between backprop and the update;
+                                # it replaces them with the whole batch's
+
+    def update_only(self, arrays, opt, opt_state, t) -> float:
+        """A data-parallel step in which this rank holds no sample: it adds zeros to the
+        others' gradients and makes the same update; returns the batch's loss."""
+        raise NotImplementedError
 
     def prepare(self, mode: str, state: dict) -> None:
         """Get ready to run `mode` (compile its code) before its first run."""

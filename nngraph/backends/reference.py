@@ -96,6 +96,18 @@ class ReferenceExecutor(Executor):
         (the caller reports it, so numpy's overflow warnings would only be noise)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             loss, grads, values = self._backprop(arrays, state, batch, seed)
+        if self.reduce is not None:      # every rank sends every trainable parameter's
+            grads = {k: np.array(grads[k], dtype=self.dtype) if k in grads     # gradient
+                     else np.zeros_like(arrays[k], dtype=self.dtype)
+                     for k in self.program.trainable}
+            loss = self.reduce(grads, loss)
         if np.isfinite(loss):
             opt.update(arrays, grads, opt_state, self.program.params, t)
         return loss, values
+
+    def update_only(self, arrays, opt, opt_state, t):
+        grads = {k: np.zeros_like(arrays[k], dtype=self.dtype) for k in self.program.trainable}
+        loss = self.reduce(grads, 0.0)
+        if np.isfinite(loss):
+            opt.update(arrays, grads, opt_state, self.program.params, t)
+        return loss

@@ -353,11 +353,20 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
                 loss, views = self._backprop(arrays, state, batch, seed)
         else:
             loss, views = self._backprop(arrays, state, batch, seed)
+        if self.reduce is not None:
+            loss = self.reduce(self.flat_grads, loss)
         if math.isfinite(loss):
             self._update(opt, t)                  # Model.set_optimizer always adopts `opt`
         if schedule is not None:
             schedule.record(self.wide, perf_counter() - start)
         return loss, self._values(views, self.loss_inputs)
+
+    def update_only(self, arrays, opt, opt_state, t):
+        self.flat_grads[...] = 0
+        loss = self.reduce(self.flat_grads, 0.0)
+        if math.isfinite(loss):
+            self._update(opt, t)
+        return loss
 
     def evaluate(self, arrays, state, batch):
         schedule, start = self._schedule("evaluate", batch), perf_counter()
