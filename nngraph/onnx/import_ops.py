@@ -15,7 +15,7 @@ import numpy as np
 
 from ..ops import _conv
 from .import_core import Importer, Value, imports
-from .import_spatial import padded_pool
+from .import_spatial import pad_layer, padded_pool
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
@@ -74,7 +74,13 @@ def conv(imp: Importer, node):
     kernel = list(a.get("kernel_shape", w.shape[2:]))
     strides = list(a.get("strides", [1] * rank))
     dil = list(a.get("dilations", [1] * rank))
-    pad = padding(imp, a, imp.shape(node.input[0])[1:], kernel, strides, dil)
+    pad = padding(imp, a, imp.shape(node.input[0])[1:], kernel, strides, dil,
+                  asymmetric=rank == 2)
+    if isinstance(pad, tuple):          # pads nngraph's 'same' does not make: pad2d first
+        (top, left), (bottom, right) = pad
+        x, _ = pad_layer(imp, x, imp.shape(node.input[0]), (top, bottom, left, right), 0.0,
+                         "pad")
+        pad = "valid"
     bias = imp.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
     params = {"W": w} if bias is None else {"W": w, "b": bias}
     name = imp.add_layer("conv2d" if rank == 2 else "conv1d", [x], imp.shape(node.output[0]),
@@ -153,7 +159,7 @@ def batchnorm(imp: Importer, node):
     imp.set(node.output[0], Value(name, shape))
 
 
-def _pool_common(imp, node, a):
+def _pool_common(imp, node, a, ceil_pads=False):
     kernel = list(a["kernel_shape"])
     if len(kernel) not in (1, 2):
         imp.refuse(f"{len(kernel)}-D pooling: nngraph pools 1-D and 2-D inputs")
@@ -165,13 +171,25 @@ def _pool_common(imp, node, a):
     if isinstance(pad, tuple) and len(kernel) != 2:
         imp.refuse(f"pads {a['pads']} are asymmetric: nngraph pads 2-D pools on their own "
                    "(pad2d), 1-D pools on both sides alike")
-    if a.get("ceil_mode", 0):
-        lo, hi = pad if isinstance(pad, tuple) else ([0] * len(kernel),) * 2 \
-            if pad in ("valid", "same") else (pad, pad)
-        for size, k, s, p, q in zip(spatial, kernel, strides, lo, hi):
-            if pad == "same" or (size + p + q - k) % s:
-                imp.refuse("ceil_mode=1 where it changes the output size: nngraph rounds down")
+    if a.get("ceil_mode", 0) and pad != "same":      # auto_pad SAME sets the size itself
+        pad = _ceil(imp, node, kernel, strides, spatial, pad, ceil_pads)
     return kernel, strides, pad
+
+
+def _ceil(imp, node, kernel, strides, spatial, pad, ceil_pads):
+    """ceil_mode=1: where it adds a window at the far end, a 2-D max pool is padded there
+    (with -inf, as pads are) so that the window exists; others are refused."""
+    lo, hi = pad if isinstance(pad, tuple) else ([0] * len(kernel),) * 2 \
+        if pad == "valid" else (pad, pad)
+    out = imp.shape(node.output[0])[1:]
+    extra = [max(0, (o - 1) * s + k - (size + p + q))
+             for o, s, k, size, p, q in zip(out, strides, kernel, spatial, lo, hi)]
+    if not any(extra):
+        return pad
+    if not ceil_pads or len(kernel) != 2:
+        imp.refuse("ceil_mode=1 where it changes the output size: nngraph rounds down (a 2-D "
+                   "max pool is padded to match; other pools are not)")
+    return tuple(lo), tuple(q + e for q, e in zip(hi, extra))
 
 
 @imports("MaxPool")
@@ -179,7 +197,7 @@ def maxpool(imp: Importer, node):
     a = imp.attrs()
     if len(node.output) > 1 and node.output[1]:
         imp.refuse("the Indices output: nngraph's max pooling returns values only")
-    kernel, strides, pad = _pool_common(imp, node, a)
+    kernel, strides, pad = _pool_common(imp, node, a, ceil_pads=True)
     if isinstance(pad, tuple):
         return padded_pool(imp, node, "maxpool2d", kernel, strides, pad)
     x = imp.layer_input(node.input[0])

@@ -112,7 +112,7 @@ def shuffle(imp: Importer, node, v: Value, perm: list) -> bool:
     return True
 
 
-def _pad_layer(imp: Importer, x: str, shape: tuple, padding, value: float, suffix: str):
+def pad_layer(imp: Importer, x: str, shape: tuple, padding, value: float, suffix: str):
     """A pad2d of layer `x` (per-sample `shape`); returns (its name, its shape)."""
     t, b, l, r = padding
     out = (shape[0], shape[1] + t + b, shape[2] + l + r)
@@ -129,7 +129,7 @@ def padded_pool(imp: Importer, node, op: str, kernel, strides, pads, include=Tru
     out = imp.shape(node.output[0])
     if op == "maxpool2d" or include:
         value = -math.inf if op == "maxpool2d" else 0.0
-        x, shape = _pad_layer(imp, x, shape, (top, bottom, left, right), value, "pad")
+        x, shape = pad_layer(imp, x, shape, (top, bottom, left, right), value, "pad")
         name = imp.add_layer(op, [x], out, size=list(kernel), stride=list(strides),
                              padding="valid")
         return imp.set(node.output[0], Value(name, out))
