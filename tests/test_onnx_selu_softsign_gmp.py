@@ -16,7 +16,7 @@ from onnx import helper  # noqa: E402
 import nngraph                                                  # noqa: E402
 from nngraph.onnx import OnnxImportError, onnx_to_spec          # noqa: E402
 from test_onnx_export import _assert_same_predictions, _exported, _randomise   # noqa: E402
-from test_onnx_import import _against_ort, _fin, _model        # noqa: E402
+from test_onnx_import import _against_ort, _feeds, _fin, _model  # noqa: E402
 
 SPEC = """
 nngraph: 1
@@ -68,13 +68,6 @@ def test_export_then_import_predicts_the_same(tmp_path):
     for mine, theirs in zip(model.net.outputs, back.net.outputs, strict=True):
         scale = float(np.abs(want[mine]).max())
         np.testing.assert_allclose(got[theirs], want[mine], rtol=0, atol=1e-5 * scale)
-
-
-def _feeds(proto, seed=0):
-    rng = np.random.default_rng(seed)
-    return {v.name: rng.normal(0, 2, [3] + [d.dim_value for d in
-                                            v.type.tensor_type.shape.dim[1:]]).astype(np.float32)
-            for v in proto.graph.input}
 
 
 def _unary(op, shape=(4, 3, 5), out=None, **attrs):

@@ -16,7 +16,8 @@ from onnx import helper  # noqa: E402
 import nngraph                                                  # noqa: E402
 from nngraph.onnx import OnnxImportError, onnx_to_spec          # noqa: E402
 from test_onnx_export import _assert_same_predictions, _exported, _randomise   # noqa: E402
-from test_onnx_import import _against_ort, _fin, _model        # noqa: E402
+from test_onnx_import import (_against_ort, _feeds, _fin, _model,  # noqa: E402
+                              _same_outputs)
 
 SPEC = """
 nngraph: 1
@@ -62,19 +63,7 @@ def test_export_then_import_predicts_the_same(tmp_path):
     ops = [back.net.node(n)["op"].name for n in back.net.layers()]
     assert ops.count("channel_shuffle") == 2 and ops.count("pad2d") == 5
     assert "reshape" not in ops                       # the shuffle's reshapes add nothing
-    rng = np.random.default_rng(1)
-    feeds = {k: rng.normal(0, 2, (3,) + tuple(model.net.inputs[k].shape)).astype(np.float32)
-             for k in model.net.feature_inputs}
-    want, got = model.predict(feeds), back.predict(feeds)
-    for mine, theirs in zip(model.net.outputs, back.net.outputs, strict=True):
-        np.testing.assert_allclose(got[theirs], want[mine], rtol=1e-5, atol=1e-6)
-
-
-def _feeds(proto, seed=0):
-    rng = np.random.default_rng(seed)
-    return {v.name: rng.normal(0, 2, [3] + [d.dim_value for d in
-                                            v.type.tensor_type.shape.dim[1:]]).astype(np.float32)
-            for v in proto.graph.input}
+    _same_outputs(model, back)
 
 
 def _ints(*v):
