@@ -29,8 +29,9 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from onnx_conformance import compare_outputs  # noqa: E402  (the same 1e-4 judgement)
 
-TOLERANCE = 1e-4
 PACKAGE = "onnx.backend.test.case.node"
 FOLDED = {"Constant"}      # evaluated at import (nngraph/onnx/fold.py): needs no converter
 _GENERATED: dict = {}      # module -> its cases (a module generates them once, on import)
@@ -69,17 +70,6 @@ def cases(modules=None) -> list:
             if {n.op_type for n in c.model.graph.node} <= ops]
 
 
-def _compare(got, want) -> str | None:
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    if got.shape != want.shape:
-        return f"output shape {got.shape}, expected {want.shape}"
-    if not want.size:
-        return None
-    scale = max(float(np.nanmax(np.abs(want))), 1e-12)
-    err = float(np.max(np.abs(got - want)))
-    return None if err <= TOLERANCE * scale else f"off by {err / scale:.2g} of the largest output"
-
-
 def _first_line(e) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
@@ -105,13 +95,9 @@ def run_case(case) -> str:
             got = model.predict(dict(zip(model.net.inputs, ins)))
         except Exception as e:
             return f"fails: {_first_line(e)}"
-        got = [got[o] for o in model.net.outputs] if isinstance(got, dict) else [got]
-        if len(got) != len(outs):
-            return f"fails: {len(got)} outputs, expected {len(outs)}"
-        for g, w in zip(got, outs):
-            why = _compare(g, w)
-            if why:
-                return f"fails: {why}"
+        why = compare_outputs(model, got, outs)
+        if why:
+            return why
     return "pass"
 
 
