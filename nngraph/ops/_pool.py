@@ -5,6 +5,7 @@ lifts (N, C, L) to (N, C, 1, L) on the way in.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,19 @@ def show(shape) -> str:
 def check_rank(name: str, x: tuple, spatial: int):
     if len(x) != spatial + 1:
         raise ShapeError(f"{name} expects {LAYOUTS[spatial]}, got {show(x)}")
+
+
+def global_shape(name: str):
+    """The shape rule of a global pool over the spatial plane: (C, H, W) -> (C,)."""
+    def shape(a, shapes):
+        check_rank(name, shapes[0], 2)
+        return (shapes[0][0],)
+    return shape
+
+
+def global_flops(a, shapes, out):
+    """A global pool reads every input element once."""
+    return math.prod(shapes[0])
 
 
 @dataclass(frozen=True)

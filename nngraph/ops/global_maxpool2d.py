@@ -4,22 +4,13 @@ Keras' GlobalMaxPooling2D and ONNX's GlobalMaxPool (flattened).
 The gradient goes to the first maximum of each plane in row-major order, as maxpool2d's
 goes to the first maximum of each window, so that the two agree on a plane-sized window.
 """
-import math
-
 import numpy as np
 
 from . import _pool
 from .base import Fusion, OpDef
 
-
-def shape(a, shapes):
-    x = shapes[0]
-    _pool.check_rank(OP.name, x, 2)
-    return (x[0],)
-
-
-def flops(a, shapes, out):
-    return math.prod(shapes[0])
+shape = _pool.global_shape("global_maxpool2d")
+flops = _pool.global_flops
 
 
 def forward(ctx, a, xs, p):
