@@ -45,16 +45,8 @@ def compile(spec, backend: str = "cpu", seed: int | None = None, dtype: str = "f
     from, by layer name (Model.load_weights); default the spec's train.init_from, whose
     `skip` list applies either way.
     """
-    from .model import Model
-    net = load(spec)
-    if seed is None:
-        seed = net.train.get("seed", 0)
-    model = Model(net, backend=backend, seed=seed, dtype=dtype, device=device)
-    from .weights import source
-    start = source(net, weights)
-    if start is not None:
-        model.load_weights(*start)
-    return model
+    from .model import compile_network
+    return compile_network(load(spec), backend, seed, dtype, device, weights)
 
 
 def load_model(path: str, backend: str | None = None, device: int | None = None):

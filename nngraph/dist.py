@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from time import perf_counter
 
 import numpy as np
 
@@ -95,10 +96,6 @@ class World:
                 tally.merge(other)
         return tally
 
-    def agree(self, value) -> bool:
-        """Whether every rank holds the same small value (a start-up check)."""
-        return all(v == value for v in self.comm.allgather(value))
-
 
 class GradientAverager:
     """The executors' hook between backprop and the update: `weight` is this rank's share
@@ -106,14 +103,14 @@ class GradientAverager:
     gradient (a flat array, or a dict of arrays) and returns the loss of the whole batch."""
 
     def __init__(self, w: World):
+        from mpi4py import MPI           # imported already: the World is mpi4py's
         self.world, self.weight = w, 1.0
+        self.in_place, self.sum = MPI.IN_PLACE, MPI.SUM
         self.buffer = None
         self.seconds = 0.0               # spent in Allreduce, for tools/bench.py's dist case
         self.calls = 0
 
     def __call__(self, grads, loss: float) -> float:
-        from time import perf_counter
-        from mpi4py import MPI
         flat = grads if isinstance(grads, np.ndarray) else None
         parts = [grads[k] for k in sorted(grads)] if flat is None else [flat]
         size = sum(p.size for p in parts)
@@ -126,7 +123,7 @@ class GradientAverager:
             at += p.size
         self.buffer[-1] = loss * self.weight if self.weight else 0.0
         start = perf_counter()
-        self.world.comm.Allreduce(MPI.IN_PLACE, self.buffer, op=MPI.SUM)
+        self.world.comm.Allreduce(self.in_place, self.buffer, op=self.sum)
         self.seconds += perf_counter() - start
         self.calls += 1
         at = 0

@@ -238,6 +238,20 @@ class Model(_Predicts):
                 f"params={self.net.num_params:,} step={self.step}>")
 
 
+def compile_network(net: Network, backend: str = "cpu", seed: int | None = None,
+                    dtype: str = "float32", device: int | None = None,
+                    weights: str | None = None) -> Model:
+    """nngraph.compile for a loaded Network: the seed defaults to train.seed, and the
+    parameters start from `weights` or the spec's train.init_from (weights.source)."""
+    from .weights import source
+    model = Model(net, backend=backend, seed=net.train.get("seed", 0) if seed is None else seed,
+                  dtype=dtype, device=device)
+    start = source(net, weights)
+    if start is not None:
+        model.load_weights(*start)
+    return model
+
+
 def load_model(path: str, backend: str | None = None, device: int | None = None) -> Model:
     """Rebuild a model saved with Model.save (nngraph.load_model). Raises ModelFileError for
     a bad or mismatching file; `backend` overrides the one the file names."""

@@ -18,10 +18,9 @@ import os
 import time
 import warnings
 
-from .. import weights
 from ..data import load_training_data
 from ..errors import NNGraphError, SearchError, TrainingWarning
-from ..model import Model
+from ..model import compile_network
 from ..spec import load_dict
 from .space import Space, trial_spec
 
@@ -103,10 +102,7 @@ class Objective:
         values = {e.key: e.value(e.suggest(trial)) for e in self.space.entries}
         try:
             net = load_dict(trial_spec(self.net, values), self.net.file)
-            model = Model(net, backend=self.backend, seed=net.train.get("seed", 0))
-            start = weights.source(net, None)      # the spec's train.init_from
-            if start is not None:
-                model.load_weights(*start)
+            model = compile_network(net, backend=self.backend)
             data, validation = self._data(net)
             score = _Score(trial, self.space)
             with warnings.catch_warnings():        # a trial's line says how it went
