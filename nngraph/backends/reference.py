@@ -82,8 +82,9 @@ class ReferenceExecutor(Executor):
             for j in bd.inputs:
                 src = d.inputs[j]
                 grads_of[src] = grads_of[src] + gxs[j] if src in grads_of else gxs[j]
-            for pname, key in bd.params.items():
-                param_grads[key] = gp[pname]
+            for pname, key in bd.params.items():     # a borrowed parameter may get several
+                g = gp[pname]
+                param_grads[key] = param_grads[key] + g if key in param_grads else g
         for name in prog.net.inputs:
             if Grad(name) in self.g and name in grads_of:
                 param_grads[name] = grads_of[name]

@@ -310,6 +310,12 @@ class OpDef:
     int_inputs: tuple = ()             # indices that must hold integers (embedding indices)
     task: str | None = None            # losses: what prediction and target are, for metrics
                                        # (nngraph/metrics.py: classes, logits, signs, values)
+    borrows: Callable | None = None    # (graph, name) -> ({local param: 'layer.param'}, attrs):
+                                       # parameters of other layers this node reads (and sends
+                                       # gradients to), found once shapes are known
+    companion: tuple | None = None     # (loss op, suffix): spec build adds that loss, named
+                                       # LAYER_SUFFIX and reading [LAYER's input, LAYER], for
+                                       # each layer of this op (an RBM's contrastive divergence)
     doc: str = ""
 
     @property

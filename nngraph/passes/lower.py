@@ -3,7 +3,8 @@
 A layer's `activation:` becomes a node of its own (`c1` then `c1:relu`), so that autodiff
 and fusion see only primitive ops; consumers and outputs are rewired to the activation's
 node. Each node records the layer that owns its parameters (`layer`) so parameters keep
-their spec names (`c1.W`).
+their spec names (`c1.W`); a node that borrows parameters of other layers (spec/borrow.py)
+reads them under its own local names ('W0' -> 'enc1.W').
 """
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ def lower(net: Network) -> tuple[IRGraph, dict]:
             g.add(name, Node("input", None, {}, [], {}, {}, **common))
             value_of[name] = name
             continue
+        own = {p: f"{name}.{p}" for p in d["params"]}
         g.add(name, Node(d["kind"], d["op"], d["attrs"], inputs,
-                         {p: f"{name}.{p}" for p in d["params"]},
+                         {**own, **d.get("borrowed", {})},
                          {s: f"{name}.{s}" for s in d["state"]}, **common))
         for i in inputs:
             g.add_edge(i, name)

@@ -13,6 +13,7 @@ from ..errors import Reporter, did_you_mean
 from ..graph import InputDef, Network, label_inputs_of
 from ..ops.base import AttrError, Attrs
 from ..passes.infer_shapes import infer_shapes
+from .borrow import add_companions, resolve_borrows
 from .expand import check_blocks, expand
 from .source import Source
 from . import checks
@@ -23,7 +24,8 @@ TOP_KEYS = ("nngraph", "name", "description", "inputs", "layers", "outputs", "lo
             "train", "blocks", "search", "overrides")
 REQUIRED_TOP = ("nngraph", "name", "inputs", "layers")
 DTYPES = ("float32", "float64", "int64", "int32")
-INPUT_KEYS = ("shape", "dtype", "description")
+INPUT_KEYS = ("shape", "dtype", "description", "sample")
+SAMPLES = ("normal", "uniform")    # sampled inputs (nngraph/sampling.py)
 LOSS_KEYS = ("op", "name", "in")
 MAX_DIM = 1 << 24
 RESERVED = "/."         # block scopes (res_1/conv) and parameters (c1.W)
@@ -65,12 +67,15 @@ def build(src: Source, rep: Reporter) -> Network:
     losses = _check_losses(src, rep, doc.get("losses"), g)
     declared = set(inputs) | {d.name for d in ex.layers} | set(ex.aliases) | ex.rejected
     _connect(src, rep, g, ex.aliases, declared)
+    add_companions(src, rep, g, losses)
     outputs = _check_outputs(src, rep, doc.get("outputs"), g, ex.aliases, decls)
     cyclic = checks.check_acyclic(rep, g)
     infer_shapes(g.subgraph([n for n in g if n not in cyclic]), rep, src)
+    resolve_borrows(src, rep, g)
     checks.check_params(src, rep, g)
     checks.check_code_names(rep, g)
     train = check_train(src, rep, doc.get("train"))
+    checks.check_sampled_inputs(src, rep, g, inputs)
     checks.check_label_contract(src, rep, g, inputs, losses, train)
     checks.check_metrics(src, rep, g, inputs, losses, train)
     checks.check_init_from(src, rep, g, train)
@@ -150,7 +155,17 @@ def _check_inputs(src, rep, inputs) -> dict:
                       f"input '{name}': dtype must be one of {', '.join(DTYPES)}, got {dtype!r}"
                       f"{did_you_mean(dtype, DTYPES)}")
             continue
-        out[name] = InputDef(name, tuple(shape), dtype)
+        sample = d.get("sample")
+        if sample is not None and sample not in SAMPLES:
+            rep.error(src.at(path + ("sample",)), "E013",
+                      f"input '{name}': sample must be one of {', '.join(SAMPLES)}, got "
+                      f"{sample!r}{did_you_mean(str(sample), SAMPLES)}")
+            continue
+        if sample is not None and not dtype.startswith("float"):
+            rep.error(src.at(path + ("dtype",)), "E013",
+                      f"input '{name}': a sampled input holds floats, not {dtype}")
+            continue
+        out[name] = InputDef(name, tuple(shape), dtype, sample)
     return out
 
 

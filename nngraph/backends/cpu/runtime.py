@@ -43,8 +43,13 @@ class Reference:
 
     def loss(self, n, xs):
         d = self.graph.node(n)
-        ctx = RunContext(training=self.training)
-        value = d.op.forward(ctx, d.attrs, xs, {})
+        # a loss may draw random numbers (contrastive divergence's Gibbs chain) and read
+        # parameters it borrows (spec/borrow.py), as in the reference backend
+        rng = (np.random.default_rng(self.seed + [self.rng_index[n]])
+               if self.training and n in self.rng_index else None)
+        ctx = RunContext(training=self.training, rng=rng,
+                         state=self.state.setdefault(d.layer, {}))
+        value = d.op.forward(ctx, d.attrs, xs, self._params(d))
         self.contexts[n], self.loss_values[n] = ctx, value
         return float(value)
 

@@ -47,7 +47,20 @@ class Site:
         return self.gen.use(Ref(Space.PACKED, key), self.index)
 
     def pgrad(self, key):
-        return self.gen.use(Ref(Space.PARAM_GRAD, key), self.index)
+        """Where a gradient of parameter `key` goes: its gradient buffer for the first
+        contribution; a node that borrows the parameter (spec/borrow.py) writes a scratch
+        buffer that is added into it afterwards."""
+        target = self.gen.use(Ref(Space.PARAM_GRAD, key), self.index)
+        seen = ("param", key)
+        count = self.gen.contributions.get(seen, 0)
+        self.gen.contributions[seen] = count + 1
+        if count == 0:
+            return target
+        shape = tuple(self.gen.program.params[key].spec.shape)
+        scratch = self.gen.scratch(Ref(Space.SCRATCH, f"{key}_{count}"), shape, self.index,
+                                   layout="fixed")
+        self.post.append(f"_add_into({target}, {scratch})")
+        return scratch
 
     def state(self, n, name):
         """A persistent state array of layer n (batchnorm's running statistics)."""
