@@ -26,7 +26,8 @@ def as_batch(net, data, require_labels: bool = True, unscanned=frozenset()) -> d
     tuple (x, y) for the first feature and first label input. Arrays are reshaped where the
     values per sample agree with the declared shape and cast to the declared dtype (a
     Model passes its own `model.net`, which declares float inputs in the model's dtype).
-    Label inputs are required only when `require_labels`. Raises DataError.
+    Label inputs are required only when `require_labels`; sampled inputs (`sample:`) never
+    are (the Model draws those the data lacks, nngraph/sampling.py). Raises DataError.
 
     Inputs named in `unscanned` are not scanned for NaN and infinity when they are passed
     as they run (declared dtype, C-contiguous): the caller checks them on the way and then
@@ -46,8 +47,9 @@ def as_batch(net, data, require_labels: bool = True, unscanned=frozenset()) -> d
         if name not in net.inputs:
             raise DataError(f"unknown input {name!r}{did_you_mean(name, net.inputs)}; the "
                             f"network's inputs are {_signature(net)}")
-    labels = set(net.label_inputs)
-    needed = [n for n in net.inputs if require_labels or n not in labels]
+    labels, sampled = set(net.label_inputs), set(net.sampled_inputs)
+    needed = [n for n in net.inputs if (require_labels or n not in labels) and n not in sampled
+              and (require_labels or n in _read_by_outputs(net))]
     missing = [n for n in needed if named.get(n) is None]
     if missing:
         have = ", ".join(n for n in named if named[n] is not None) or "nothing"
@@ -59,6 +61,22 @@ def as_batch(net, data, require_labels: bool = True, unscanned=frozenset()) -> d
     if len(batch) > 1:
         _same_batch_size(batch, "the inputs")
     return batch
+
+
+def _read_by_outputs(net) -> set:
+    """The inputs the outputs depend on, all that predict needs: a GAN's generator samples
+    need its codes, not the real images its discriminator reads. Kept on the network."""
+    cache = net.__dict__
+    if "_read_by_outputs" not in cache:
+        seen, stack = set(), list(net.outputs)
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                stack.extend(net.graph.predecessors(n))
+        cache["_read_by_outputs"] = {n for n in net.inputs if n in seen} if net.outputs \
+            else set(net.inputs)
+    return cache["_read_by_outputs"]
 
 
 def _name_batch(net, data) -> dict:
@@ -79,6 +97,8 @@ def _name_batch(net, data) -> dict:
     if data is None or isinstance(data, (str, bytes, set)):
         raise DataError(f"data must be a dict {{input name: array}}, an array or a tuple (x, y);"
                         f" got {type(data).__name__}")
+    if not feats and len(net.sampled_inputs) == 1:       # a generator's codes
+        return {net.sampled_inputs[0]: data}
     if len(feats) != 1:
         raise DataError(f"got a single array, but this network has {len(feats)} feature "
                         f"inputs ({', '.join(feats)}); pass a dict {{input name: array}}")

@@ -19,7 +19,7 @@ import os
 import sys
 import warnings
 
-from . import cli_run, cli_search, cli_tools
+from . import cli_run, cli_sample, cli_search, cli_tools
 from .errors import NNGraphError, SpecError, TrainingWarning
 
 EPILOG = "Run 'nngraph COMMAND --help' for a command's options."
@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_import(sub)
     cli_run.register(sub)
     cli_search.register(sub)
+    cli_sample.register(sub)
     cli_tools.register(sub)
     return p
 

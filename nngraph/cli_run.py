@@ -163,8 +163,9 @@ def cmd_predict(args) -> int:
     else:
         data, what, _ = _data_for(model, None, "validation")
     _compile_now(model, "predict")
-    outputs = model.predict({k: v for k, v in data.items()
-                             if k in model.net.feature_inputs})
+    outputs = model.predict({k: v for k, v in data.items()      # sampled ones the file
+                             if k in model.net.feature_inputs     # lacks are drawn
+                             or k in model.net.sampled_inputs})
     if not isinstance(outputs, dict):
         outputs = {model.net.outputs[0]: outputs}
     if args.output:

@@ -178,22 +178,24 @@ def resolve_path(net, path: str) -> str:
 
 
 def _assign(net, cfg, arrays, origin) -> dict:
-    """{input name: array}: `map` first, then arrays named like inputs, then x and y."""
+    """{input name: array}: `map` first, then arrays named like inputs, then x and y. Sampled
+    inputs take no array: the model draws them (nngraph/sampling.py)."""
     chosen = {}
+    supplied = [i for i in net.inputs if i not in net.sampled_inputs]
     mapping = cfg.get("map") or {}
     if not isinstance(mapping, dict):
         raise DataError("train.data.map must map input names to array names, such as "
                         "{image: x, label: y}")
     for inp, name in mapping.items():
-        if inp not in net.inputs:
-            raise DataError(f"train.data.map: '{inp}' is not an input"
-                            f"{did_you_mean(inp, net.inputs)}; the inputs are "
-                            f"{', '.join(net.inputs)}")
+        if inp not in supplied:
+            raise DataError(f"train.data.map: '{inp}' is not an input the data supplies"
+                            f"{did_you_mean(inp, supplied)}; those are {', '.join(supplied)}"
+                            + (" (sampled inputs are drawn)" if inp in net.inputs else ""))
         if name not in arrays:
             raise DataError(f"train.data.map: {origin} has no array '{name}'"
                             f"{did_you_mean(name, arrays)}; it has {', '.join(arrays)}")
         chosen[inp] = name
-    for inp in net.inputs:
+    for inp in supplied:
         if inp not in chosen and inp in arrays and inp not in chosen.values():
             chosen[inp] = inp
     firsts = {"x": net.feature_inputs[:1], "y": net.label_inputs[:1]}
@@ -204,15 +206,15 @@ def _assign(net, cfg, arrays, origin) -> dict:
         unused = [a for a in arrays if a not in chosen.values()]
         if unused:
             raise DataError(f"inline data: array '{unused[0]}' feeds no input"
-                            f"{did_you_mean(unused[0], net.inputs)}; the inputs are "
-                            f"{', '.join(net.inputs)}")
-    missing = [i for i in net.inputs if i not in chosen]
+                            f"{did_you_mean(unused[0], supplied)}; the inputs the data "
+                            f"supplies are {', '.join(supplied)}")
+    missing = [i for i in supplied if i not in chosen]
     if missing:
         raise DataError(f"{origin} has no array for input '{missing[0]}' "
                         f"{_expected(net.inputs[missing[0]])}; it holds {', '.join(arrays)}. "
-                        f"Name the arrays after the inputs ({', '.join(net.inputs)}) or add "
+                        f"Name the arrays after the inputs ({', '.join(supplied)}) or add "
                         f"map: {{{missing[0]}: <array name>}} to train.data")
-    return {inp: np.asarray(arrays[chosen[inp]]) for inp in net.inputs}
+    return {inp: np.asarray(arrays[chosen[inp]]) for inp in supplied}
 
 
 def _one_hot(net, named, origin) -> dict:

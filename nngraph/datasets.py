@@ -204,7 +204,28 @@ def _tokens_majority(length, samples, seed):
     return tokens, ((tokens < 10).sum(axis=1) * 2 > length).astype(np.int64)
 
 
-# name -> (loader, default length, default samples); lengths None for the fixed sets
+RING8_RADIUS, RING8_STD = 2.0, 0.02
+
+
+def ring8_modes() -> np.ndarray:
+    """The centres of ring8's 8 Gaussians, (8, 2): mode k at angle 2 pi k / 8."""
+    angles = 2 * math.pi * np.arange(8) / 8
+    return RING8_RADIUS * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def _ring8(length, samples, seed):
+    """Points in the plane from 8 Gaussians of standard deviation 0.02 evenly spaced on a
+    circle of radius 2 (the mixture of the unrolled-GAN paper, Metz et al. 2017, for mode
+    collapse): x (n, 2); y (n,) int64, each point's mode (0 to 7, mode k at angle
+    2 pi k / 8). nngraph.gan_metrics scores a generator's samples against it."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 8, samples)
+    x = ring8_modes()[y] + rng.normal(0.0, RING8_STD, (samples, 2))
+    return x, y.astype(np.int64)
+
+
+# name -> (loader, default length, default samples); lengths None for the fixed sets and
+# for those whose samples have no length (ring8), samples None for the fixed sets
 NAMED = {
     "mnist_5k": (_mnist_5k, None, None),
     "digits": (_digits, None, None),
@@ -217,6 +238,7 @@ NAMED = {
     "sequence_sum": (_sequence_sum, 32, 2000),
     "sequence_parity": (_sequence_parity, 8, 2000),
     "tokens_majority": (_tokens_majority, 32, 2000),
+    "ring8": (_ring8, None, 2000),
 }
 _cache: dict = {}
 
@@ -224,14 +246,23 @@ _cache: dict = {}
 def load_dataset(name: str, length: int | None = None, samples: int | None = None,
                  seed: int = 0, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
     """The named dataset as read-only `(x, y)` arrays; `length` (T) and `samples` (n) shape
-    the generated sequence sets, `seed` seeds them. Float values come in `dtype`, computed
+    the generated sequence sets (ring8 takes `samples` only), `seed` seeds them. Float
+    values come in `dtype`, computed
     in float64 and rounded once (a float64 model trains on pixels / 255 as float64 has
     them; a float32 one on the same values as before). Raises DataError."""
     if name not in NAMED:
         raise DataError(f"unknown dataset '{name}'{did_you_mean(name, NAMED)}; the named "
                         f"datasets are {', '.join(NAMED)}")
     loader, default_length, default_samples = NAMED[name]
-    if default_length is None:
+    if default_length is None and default_samples is not None:    # samples, no length
+        if length is not None:
+            raise DataError(f"dataset '{name}' has no length: its samples are points; "
+                            "'samples' sets how many")
+        samples = default_samples if samples is None else int(samples)
+        if samples < 1:
+            raise DataError(f"dataset '{name}': samples must be >= 1, got {samples}")
+        key = (name, samples, int(seed), dtype)
+    elif default_length is None:
         given = [k for k, v in (("length", length), ("samples", samples)) if v is not None]
         if given:
             raise DataError(f"dataset '{name}' is fixed: {' and '.join(given)} apply only to "
@@ -254,7 +285,7 @@ def load_dataset(name: str, length: int | None = None, samples: int | None = Non
 
 
 def generated_datasets() -> list[str]:
-    return [n for n, (_, length, _) in NAMED.items() if length is not None]
+    return [n for n, (_, _, samples) in NAMED.items() if samples is not None]
 
 
 def describe(name: str) -> str:

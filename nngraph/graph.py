@@ -29,6 +29,7 @@ class InputDef:
     name: str
     shape: tuple
     dtype: str
+    sample: str | None = None         # 'normal' | 'uniform': drawn afresh, never data
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,15 @@ class Network:
 
     @cached_property
     def feature_inputs(self) -> list[str]:
-        labels = set(self.label_inputs)
+        """Inputs the data supplies that are not labels (sampled inputs are neither)."""
+        labels = set(self.label_inputs) | set(self.sampled_inputs)
         return [n for n in self.inputs if n not in labels]
+
+    @cached_property
+    def sampled_inputs(self) -> list[str]:
+        """Inputs with `sample:` (a GAN's noise): the model draws them for every batch
+        unless the caller passes them (nngraph/sampling.py)."""
+        return [n for n, d in self.inputs.items() if d.sample]
 
     def with_float_dtype(self, dtype: str) -> "Network":
         """The network as a model of `dtype` computes it: every float input, value and

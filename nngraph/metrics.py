@@ -26,6 +26,10 @@ Which keys a network reports (`report_keys`): with one loss `loss` and the metri
 names (`accuracy`); with several, `loss` is the weighted total, every loss is reported by its
 own name (unweighted), and its metrics as STEM_metric, STEM being its name without a
 trailing `_loss` (`class_loss` reports `class_accuracy`). Held-out values add `val_`.
+
+A loss op may also measure something of its own (OpDef.measures: per-sample values from its
+inputs and parameters), reported under the same prefix, always: an RBM's contrastive
+divergence reports `reconstruction_error` and `pseudo_log_likelihood`.
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ NAMES = CLASSIFICATION + REGRESSION
 BINARY = ("accuracy", "precision", "recall", "f1", "auc")
 APPLIES = {"classes": CLASSIFICATION, "logits": BINARY + REGRESSION, "signs": BINARY,
            "values": BINARY + REGRESSION}
-HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "auc")
+HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "auc", "pseudo_log_likelihood")
 _TOP_K = re.compile(r"top_(\d+)_accuracy$")
 SCHEMA = {"type": "array", "items": {"oneOf": [
     {"enum": list(NAMES)}, {"type": "string", "pattern": "^top_[0-9]+_accuracy$"},
@@ -130,6 +134,7 @@ class Report:
     task: str | None
     metrics: tuple
     asked: bool
+    measures: tuple = ()    # names of the loss op's own measures (OpDef.measures)
 
 
 def plan(graph, losses, train: dict, label_inputs) -> tuple[list, list]:
@@ -163,7 +168,8 @@ def plan(graph, losses, train: dict, label_inputs) -> tuple[list, list]:
         else:
             chosen, asked = (), False
         reports.append(Report(loss, loss if several else None,
-                              stem(loss) + "_" if several else "", task, chosen, asked))
+                              stem(loss) + "_" if several else "", task, chosen, asked,
+                              tuple(name for name, _ in op.measures)))
     for m in general:
         if m not in taken:
             problems.append((("train", "metrics"),
@@ -205,6 +211,7 @@ def report_keys_of(graph, losses, train, label_inputs) -> list[str]:
     for r in reports:
         keys += [r.key] if r.key else []
         keys += [r.prefix + m.key for m in r.metrics]
+        keys += [r.prefix + name for name in r.measures]
     return keys
 
 
@@ -225,17 +232,18 @@ class Tally:
         net = program.net
         reports, _ = plan(net.graph, program.losses, net.train, net.label_inputs)
         self.parts = [_Part(r, program.graph.node(r.loss)) for r in reports
-                      if r.key or r.metrics]
+                      if r.key or r.metrics or r.measures]
         self.n, self.loss_sum = 0, 0.0
 
-    def add(self, loss: float, values: dict, batch: dict) -> None:
+    def add(self, loss: float, values: dict, batch: dict, params: dict | None = None) -> None:
         """Count one batch: its total loss, and each loss's values from its inputs (read
-        from `values`, the backend's, or `batch`, the data)."""
+        from `values`, the backend's, or `batch`, the data). `params` ({'layer.param':
+        array}) serve the losses that read parameters (an RBM's contrastive divergence)."""
         size = len(next(iter(batch.values())))
         self.n += size
         self.loss_sum += loss * size
         for part in self.parts:
-            part.add(values, batch, size)
+            part.add(values, batch, size, params or {})
 
     def merge(self, other: "Tally") -> None:
         """Add another tally of the same program (another rank's share of an epoch)."""
@@ -272,12 +280,16 @@ class _Part:
         self.confusion, self.classes = None, None
         self.scores, self.truths = [], []
         self.unfit = None           # why the classification metrics could not be computed
+        self.measure_sums = dict.fromkeys(report.measures, 0.0)
+        self.rng = np.random.default_rng(0)     # the measures' draws (PLL's flipped units)
 
     def merge(self, other: "_Part") -> None:
         for k in ("value_sum", "n", "count", "hits", "elements", "abs_sum", "sq_sum"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         for k in self.top:
             self.top[k] += other.top[k]
+        for k in self.measure_sums:
+            self.measure_sums[k] += other.measure_sums[k]
         if other.confusion is not None:
             if self.confusion is None:
                 self.confusion, self.classes = other.confusion.copy(), other.classes
@@ -287,15 +299,20 @@ class _Part:
         self.truths += other.truths
         self.unfit = self.unfit or other.unfit
 
-    def add(self, values, batch, size):
+    def add(self, values, batch, size, params):
         r, d = self.report, self.node
         xs = [_value(values, batch, i) for i in d.inputs]
+        p = {local: params[key] for local, key in d.params.items() if key in params}
         self.n += size
         if r.key:
-            own = values.get(r.loss)
+            # a loss that reads parameters is computed here on every backend (the cpu
+            # backend keeps no loss values), with the parameters as they are now
+            own = None if d.params else values.get(r.loss)
             if own is None:
-                own = d.op.forward(RunContext(training=False), d.attrs, xs, {})
+                own = d.op.forward(RunContext(training=False), d.attrs, xs, p)
             self.value_sum += float(own) * size
+        for name, measure in d.op.measures:
+            self.measure_sums[name] += float(np.sum(measure(d.attrs, xs, p, self.rng)))
         if not r.metrics:
             return
         x, t = xs
@@ -334,6 +351,8 @@ class _Part:
         r, out = self.report, {}
         if r.key:
             out[r.key] = self.value_sum / max(self.n, 1)
+        for name, total in self.measure_sums.items():
+            out[r.prefix + name] = total / max(self.n, 1)
         if self.unfit and (r.asked or self.count == 0):
             if r.asked:
                 raise DataError(f"loss '{r.loss}': {self.unfit}, so its metrics "

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import initializers
 from . import persist
+from . import sampling
 from .backends import DTYPES, executor
 from .batch import as_batch
 from .errors import DataError, ModelFileError, NNGraphError
@@ -24,7 +25,9 @@ from .graph import Network
 from .memory import check_memory
 from .metrics import Tally
 from .optimizers import Optimizer
+from .phases import Phases
 from .program import build_program
+from .subnet import Downstream
 
 
 
@@ -39,18 +42,28 @@ class _Predicts:
         # {mode: inputs the backend checks for NaN and infinity itself, on the way}
         self._scanned_by = runner.checks_finite
 
-    def _batch(self, data, labels: bool, mode: str | None = None) -> dict:
+    def _batch(self, data, labels: bool, mode: str | None = None, rows=None) -> dict:
         """The checked batch. `mode` (train, evaluate, predict) names the run it is for: a
         backend that compiles does it first, so that the checks' kernels are compiled with
-        the rest (and, on two cores, beside them)."""
+        the rest (and, on two cores, beside them). For evaluate and predict the sampled
+        inputs the data lacks are drawn here (`rows` of them where nothing else counts
+        them); training draws them at each step (_train_batch)."""
         if mode and self._prepare:
             self._prepare(mode, self.state)
         # self.net declares every float input in the model's dtype (Network.with_float_dtype),
         # so that float64 data reaches a float64 model uncut and every message names float64
-        return as_batch(self.net, data, require_labels=labels,
-                        unscanned=self._scanned_by.get(mode, ()))
+        batch = as_batch(self.net, {} if data is None and self.net.sampled_inputs else data,
+                         require_labels=labels, unscanned=self._scanned_by.get(mode, ()))
+        if mode in ("evaluate", "predict") and self.net.sampled_inputs:
+            batch = sampling.fill(self.net, batch, self.seed, mode, rows=rows)
+        return batch
 
-    def _predict(self, params: dict, data, batch_size: int):
+    def _predict(self, params: dict, data, batch_size: int, n: int | None = None):
+        if self.net.sampled_inputs:               # drawn first: the quick path takes arrays
+            data = self._batch(data, labels=False, mode="predict", rows=n)
+        elif n is not None:
+            raise DataError(f"n (the rows to draw) is for networks with sampled inputs; "
+                            f"'{self.net.name}' has none")
         if self._quick_predict is not None:       # a repeat of the last call's kind
             out = self._quick_predict(params, data, batch_size)
             if out is not None:
@@ -93,6 +106,8 @@ class Model(_Predicts):
             self.state.setdefault(layer, {})[key.split(".", 1)[1]] = np.full(
                 spec.shape, spec.init, dtype=self.dtype)
         self.set_optimizer(self.net.train.get("optimizer"))
+        # train.phases: fit runs the phases' own models over these parameters (phases.py)
+        self.phases = Phases(self) if self.net.train.get("phases") else None
         self.step = 0                 # optimizer updates made so far
         self.epoch = 0                # epochs completed by fit
         self.history: dict = {}
@@ -123,6 +138,7 @@ class Model(_Predicts):
         """(loss, the values the metrics read) for one validated batch; a non-finite loss
         leaves the parameters untouched."""
         self._need_losses("train")
+        batch = sampling.fill_training(self, batch)
         loss, values = self.executor.train_step(self.params, self.state, self.optimizer,
                                                 self.opt_state, batch, self.step,
                                                 [self.seed, self.step])
@@ -141,8 +157,8 @@ class Model(_Predicts):
         """{'c1.W': gradient, ...} of the total loss for one batch; parameters unchanged."""
         self._need_losses("compute gradients")
         state = self._state_copy()
-        _, grads = self.executor.gradients(self.params, state, self._batch(data, True, "train"),
-                                           [self.seed, self.step])
+        batch = sampling.fill_training(self, self._batch(data, True, "train"))
+        _, grads = self.executor.gradients(self.params, state, batch, [self.seed, self.step])
         return grads
 
     def input_gradients(self, data, of: str | None = None, wrt=None) -> dict:
@@ -158,8 +174,8 @@ class Model(_Predicts):
         program = build_program(self.net, of, wrt)
         run = executor(program, "reference", self.dtype)
         state = self._state_copy()
-        _, grads = run.gradients(self.params, state, self._batch(data, of is None),
-                                 [self.seed, self.step])
+        batch = sampling.fill_training(self, self._batch(data, of is None))
+        _, grads = run.gradients(self.params, state, batch, [self.seed, self.step])
         return {k: grads[k] for k in wrt if k in grads}
 
     def fit(self, data=None, epochs: int | None = None, batch_size: int | None = None,
@@ -175,9 +191,22 @@ class Model(_Predicts):
                    verbose, early_stopping, checkpoint, callback)
 
     # ------------------------------------------------------------------ inference
-    def predict(self, data, batch_size: int = 256):
-        """The network's outputs: an array for one output, a dict for several."""
-        return self._predict(self.params, data, batch_size)
+    def predict(self, data=None, batch_size: int = 256, n: int | None = None):
+        """The network's outputs: an array for one output, a dict for several. Sampled
+        inputs the data lacks are drawn, one per row; `n` rows where every input is sampled
+        (`model.predict(n=64)`), see nngraph/sampling.py."""
+        return self._predict(self.params, data, batch_size, n)
+
+    def predict_from(self, layer: str, values, batch_size: int = 256):
+        """The outputs computed from `values` given to layer `layer` instead of what the
+        network computes there: a VAE's decoder fed codes, `model.predict_from("z", codes)`.
+        Runs only the layers downstream of `layer` (nngraph.subnet), with this model's
+        parameters as they are now; raises DataError when that part is not a network of
+        its own."""
+        parts = self.__dict__.setdefault("_downstream", {})
+        if layer not in parts:
+            parts[layer] = Downstream(self, layer)
+        return parts[layer].predict(values, batch_size)
 
     def freeze(self) -> "FrozenModel":
         """A copy of this model for inference only, over its parameters and layer state as
@@ -203,7 +232,7 @@ class Model(_Predicts):
         for i in range(0, n, batch_size):
             part = _slice(batch, i, batch_size)
             loss, values = self.executor.evaluate(self.params, self.state, part)
-            tally.add(loss, values, part)
+            tally.add(loss, values, part, self.params)
         return tally
 
     def _need_losses(self, what: str) -> None:
@@ -310,9 +339,10 @@ class FrozenModel(_Predicts):
             views[k].flags.writeable = False
         return views
 
-    def predict(self, data, batch_size: int = 256):
-        """The network's outputs: an array for one output, a dict for several."""
-        return self._predict(self._params, data, batch_size)
+    def predict(self, data=None, batch_size: int = 256, n: int | None = None):
+        """The network's outputs: an array for one output, a dict for several (n: see
+        Model.predict)."""
+        return self._predict(self._params, data, batch_size, n)
 
     def __repr__(self):
         return (f"<FrozenModel {self.net.name!r} backend={self.backend} dtype={self.dtype} "

@@ -14,7 +14,7 @@ import json
 
 from . import metrics, ops
 from .ops.base import REQUIRED
-from .spec.build import DTYPES, MAX_DIM, REQUIRED_TOP
+from .spec.build import DTYPES, MAX_DIM, REQUIRED_TOP, SAMPLES
 from .spec.search_schema import (DIRECTIONS, MAX_TRIALS, PRUNERS, SAMPLERS, SEARCH_DOCS,
                                  SEARCH_KEYS)
 from .spec.train_schema import (DATA_DEFAULTS, DATA_DOCS, DATA_KEYS, EARLY_STOPPING_DEFAULTS,
@@ -148,7 +148,10 @@ def _instance_schema() -> dict:
     props = {"op": {"type": "string", "description": "a block defined under `blocks:`"},
              "name": NAME, "in": REFS,
              "repeat": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1,
-                        "description": "chain this many instances"}}
+                        "description": "chain this many instances"},
+             "shares": {"type": "string",
+                        "description": "another instance of the same block whose parameters "
+                                       "this one uses: its layer X uses that instance's X"}}
     return {"type": "object", "properties": props, "required": ["op"]}
 
 
@@ -174,7 +177,11 @@ def _input_schema() -> dict:
                        "description": "int64/int32 for class or token indices; a float "
                                       "input runs in the model's dtype (compile(dtype=...)) "
                                       "whichever float is named"},
-             "description": {"type": "string", "description": "what the input holds"}}
+             "description": {"type": "string", "description": "what the input holds"},
+             "sample": {"enum": list(SAMPLES),
+                        "description": "drawn by the model for every batch instead of read "
+                                       "from the data (a GAN's noise): normal is N(0, 1), "
+                                       "uniform is U[-1, 1]; a caller may still pass it"}}
     return {"type": "object", "properties": props, "required": ["shape"],
             "additionalProperties": False}
 

@@ -241,7 +241,8 @@ def _datasets() -> str:
     rows = []
     for name in DATASETS:
         _, length, samples = datasets.NAMED[name]
-        sizes = f"length {length}, samples {samples:,}" if length is not None else "fixed"
+        sizes = (f"length {length}, samples {samples:,}" if length is not None else
+                 f"samples {samples:,}" if samples is not None else "fixed")
         rows.append((f"`{name}`", datasets.describe(name), sizes))
     return _table(("dataset", "holds", "`length` and `samples` defaults"), rows)
 

@@ -45,6 +45,17 @@ INPUTS = """\
 *label input* (targets, class indices); the others are *feature inputs*. A float input
 computes in the model's dtype (`nngraph.compile(net, dtype="float64")`) whichever float it
 names; integer inputs (class and token indices) keep theirs.
+
+An input with `sample: normal` (N(0, 1)) or `sample: uniform` (U[-1, 1]) is *sampled*: a
+GAN generator's codes, `z: {shape: [16], sample: normal}`. The data never holds it: the
+model draws it afresh for every training step, one row per row of the batch's other
+inputs, from its seeded stream (the same seed and step draw the same numbers on every
+backend, and a model saved and loaded again goes on drawing what it would have drawn).
+Evaluation and `predict` draw it too, with the same numbers each time so that their results
+compare across epochs; a caller may pass it instead (`model.predict({"z": codes})`), and a
+network whose inputs are all sampled predicts `n` rows: `model.predict(n=64)`. `predict`
+needs only the inputs its outputs read, so a GAN's generator samples need no real images.
+A sampled input that only losses read would be a random label, which is an error.
 """
 
 LAYERS = """\

@@ -20,6 +20,7 @@ from . import dist
 from .data import load_training_data
 from .errors import DataError, TrainingError, TrainingWarning
 from .metrics import Tally, higher_is_better
+from .phases import check_phased, phase_epoch
 from .progress import ProgressBar
 
 # _Watch says each thing once per fit(): every fit that goes wrong should hear of it
@@ -53,6 +54,11 @@ def fit(model, data=None, epochs=None, batch_size=None, validation=None,
         validation = split if validation is None else validation
     val = model._batch(validation, labels=True) if validation is not None else None
     shuffle = bool(spec_train.get("shuffle", True) if shuffle is None else shuffle)
+    if model.phases is not None:
+        check_phased(model)
+        if epochs is None:          # the rest of the schedule, or all of it once more
+            left = model.phases.total_epochs - model.epoch
+            epochs = left if left > 0 else model.phases.total_epochs
     epochs = int(spec_train.get("epochs", 1) if epochs is None else epochs)
     batch_size = int(spec_train.get("batch_size", 32) if batch_size is None else batch_size)
     if batch_size < 1:
@@ -85,8 +91,14 @@ def _epochs(model, train, val, n, epochs, batch_size, shuffle, verbose, stopper,
         for epoch in range(first, last):
             shown = verbose and ((epoch + 1 - first) % every == 0 or epoch + 1 == last
                                  or epoch == first)
-            early = _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle,
-                           shown, stopper, checkpoint, saved_epoch, callback, watch)
+            if model.phases is not None:
+                logs = phase_epoch(model, train, val, epoch, last, n, steps, batch_size,
+                                   shuffle, shown, checkpoint, callback)
+                stopper.update(logs)
+                early = stopper.should_stop
+            else:
+                early = _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle,
+                               shown, stopper, checkpoint, saved_epoch, callback, watch)
             stop = early or interrupt.requested
             if checkpoint and (stop or epoch + 1 == last
                                or time.monotonic() - saved_at >= CHECKPOINT_S):
@@ -161,7 +173,7 @@ def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbos
             raise TrainingError(_nan_message(loss, epoch, i, steps, model, checkpoint,
                                              saved_epoch))
         if weight:
-            tally.add(loss, values, batch)
+            tally.add(loss, values, batch, model.params)
         watch.step(loss)
         if bar and bar.due(i + 1):
             bar.update(i + 1, tally.result(final=False))
@@ -201,6 +213,10 @@ class _Watch:
         self.sigmoids = [(l, g.node(l).inputs[0]) for l in model.program.losses
                          if g.node(l).inputs and
                          getattr(g.node(g.node(l).inputs[0]).op, "name", "") == "sigmoid"]
+        # a loss whose inputs get no gradient is a surrogate whose value need not fall (the
+        # free-energy gap of contrastive divergence grows as the model sharpens)
+        self.surrogate = any(g.node(l).op.differentiable_inputs == ()
+                             for l in model.program.losses)
 
     def step(self, loss: float) -> None:
         if self.first is None:
@@ -215,7 +231,7 @@ class _Watch:
             if stuck >= self.STUCK:
                 self._say(("stuck", loss), self._stuck(loss, node, stuck, epoch))
         if self.first and self.first > 0 and mean_loss > self.GROWTH * self.first \
-                and "grew" not in self.said:
+                and "grew" not in self.said and not self.surrogate:
             lr = self.model.optimizer.config.get("lr")
             self._say("grew", f"the loss rose from {self.first:.4g} (first batch) to "
                               f"{mean_loss:.4g} (mean of epoch {epoch}): the learning rate"

@@ -32,7 +32,7 @@ def reported(model, data) -> dict:
     batch = model._batch(data, True, "train")
     loss, values = model._train_batch(batch)
     tally = Tally(model.program)
-    tally.add(loss, values, batch)
+    tally.add(loss, values, batch, model.params)
     return tally.result()
 
 

@@ -27,11 +27,15 @@ def test_loss_falls(path):
         pytest.skip("no training data in the spec")
     big = net.train["data"].get("dataset") in ("mnist_5k", "digits")
     train, _ = load_training_data(net, {"limit": 600} if big else None)
-    before = model.evaluate(train)["loss"]
+    before = model.evaluate(train)
     epochs = min(int(net.train.get("epochs", 1)), 3 if big else 50)
     model.fit(train, epochs=epochs, verbose=0)
-    after = model.evaluate(train)["loss"]
-    assert np.isfinite(after) and after < before, (before, after)
+    after = model.evaluate(train)
+    pll = [k for k in after if k.endswith("pseudo_log_likelihood")]
+    if pll:     # an RBM's contrastive divergence is a surrogate whose value need not fall
+        assert max(after[k] - before[k] for k in pll) > 1, (before, after)
+        return
+    assert np.isfinite(after["loss"]) and after["loss"] < before["loss"], (before, after)
 
 
 @pytest.mark.parametrize("name", ["perceptron_and", "perceptron_or", "xor_mlp"])

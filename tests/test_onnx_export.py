@@ -39,12 +39,17 @@ def _randomise(model, seed=0):
 
 
 def _feeds(model, n, seed):
-    """Feature inputs only: normal floats (scaled to reach past ramp's and step's bends)
-    and indices inside the vocabulary."""
+    """Feature and sampled inputs (a GAN's codes), not labels: normal floats (scaled to
+    reach past ramp's and step's bends) and indices inside the vocabulary."""
     rng = np.random.default_rng(seed)
     batch = random_batch(model.net, n, rng)
     return {k: (v * 2 if v.dtype.kind == "f" else v) for k, v in batch.items()
-            if k in model.net.feature_inputs}
+            if k in _graph_inputs(model.net)}
+
+
+def _graph_inputs(net):
+    """The exported graph's inputs: the feature and the sampled inputs, in spec order."""
+    return [k for k in net.inputs if k in net.feature_inputs or k in net.sampled_inputs]
 
 
 def _session(proto):
@@ -86,8 +91,8 @@ def test_every_spec_exports_checks_and_predicts_like_nngraph(spec, tmp_path):
     proto = _exported(model, tmp_path)
     net = model.net
     assert proto.opset_import[0].version == DEFAULT_OPSET
-    # the feature inputs, never the labels, with their names and a symbolic batch
-    assert [i.name for i in proto.graph.input] == net.feature_inputs
+    # the feature and sampled inputs, never the labels, with their names and a symbolic batch
+    assert [i.name for i in proto.graph.input] == _graph_inputs(net)
     assert [o.name for o in proto.graph.output] == net.outputs
     for v in list(proto.graph.input) + list(proto.graph.output):
         assert v.type.tensor_type.shape.dim[0].dim_param == "batch"
@@ -146,6 +151,7 @@ ZOO_LAYERS = [
     {"op": "embedding", "name": "emb_seq", "in": "toks", "vocab": 7, "dim": 2},
     {"op": "dropout", "name": "drop", "in": "vec", "rate": 0.5},
     {"op": "gaussian_noise", "name": "noise", "in": "vec", "stddev": 1.0},
+    {"op": "stop_gradient", "name": "held", "in": "vec"},
     {"op": "lrn", "name": "lrn2d", "in": "img", "size": 3, "alpha": 0.5, "beta": 0.6,
      "bias": 1.5},
     {"op": "lrn", "name": "lrn1d", "in": "sig", "size": 5, "activation": "tanh"},

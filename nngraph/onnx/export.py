@@ -43,9 +43,11 @@ def build(model, opset=None, dtype=None) -> onnx.ModelProto:
     net = model.net
     _check_size(model, dtype)
     b = Builder(dtype)
+    # a sampled input (a generator's codes) is an input of the ONNX graph: its caller draws it
+    read = [n for n in net.inputs if n in net.feature_inputs or n in net.sampled_inputs]
     inputs = [_value_info(b, name, net.inputs[name].dtype, net.inputs[name].shape)
-              for name in net.feature_inputs]
-    for name in net.feature_inputs:
+              for name in read]
+    for name in read:
         b.declare(name)
     outputs = list(dict.fromkeys(net.outputs))
     if not outputs:

@@ -150,9 +150,10 @@ def embedding(b, L: Layer):
     b.node("Gather", [L.param(b, "W"), L.inputs[0]], L.out, L.name, axis=0)
 
 
-@converts("dropout", "gaussian_noise")
+@converts("dropout", "gaussian_noise", "stop_gradient")
 def identity_at_inference(b, L: Layer):
-    """Dropout and noise act in training only: an Identity keeps the layer's name."""
+    """Dropout and noise act in training only, stop_gradient on gradients only: an
+    Identity keeps the layer's name."""
     b.node("Identity", L.inputs, L.out, L.name)
 
 
@@ -229,3 +230,14 @@ def pad2d(b, L: Layer):
     if L.attrs.mode == "constant":
         ins.append(b.scalar(f"{L.name}:value", float(L.attrs.value)))
     b.node("Pad", ins, L.out, L.name, mode=L.attrs.mode)
+
+
+@converts("rbm")
+def rbm(b, L: Layer):
+    """The hidden probabilities sigmoid(x W + b), as a dense sigmoid layer computes them. The
+    visible bias, which inference does not use, goes along as an initializer so that the file
+    holds the whole RBM (init_from a .onnx gets it too)."""
+    b.node("Gemm", [L.inputs[0], L.param(b, "W"), L.param(b, "b")], f"{L.name}:gemm",
+           f"{L.name}:gemm")
+    L.param(b, "vb")
+    b.node("Sigmoid", [f"{L.name}:gemm"], L.out, L.name)

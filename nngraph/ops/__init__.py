@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 
 from .. import initializers, metrics
-from .base import (REQUIRED, AnyValue, Attr, AttrError, Attrs, Bool, Choice, Float, Fusion,
+from .base import (REQUIRED, AnyValue, Attr, AttrError, Attrs, Bool, Choice, Float, Fusion, Str,
                    OpDef, ParamSpec, RunContext, ShapeError, StateSpec)
 
 __all__ = ["REGISTRY", "get", "activations", "losses", "Attr", "Attrs", "OpDef", "ParamSpec",
@@ -118,6 +118,8 @@ PARAM_ATTRS = (
          "initializer of the biases"),
     Attr("use_bias", Bool(), True, "whether the layer has a bias"),
     Attr("trainable", Bool(), True, "false freezes every parameter of the layer"),
+    Attr("shares", Str(), None, "use the parameters of this other layer (same op, same "
+         "shapes) instead of its own: the two are tied and their gradients add up"),
     Attr("lr_mult", AnyValue({"oneOf": [{"type": "number", "minimum": 0}, {"type": "object"}]},
                              _validate_lr_mult), 1.0,
          "learning-rate multiplier, or a map param -> multiplier; 0 freezes"),

@@ -316,6 +316,9 @@ class OpDef:
     companion: tuple | None = None     # (loss op, suffix): spec build adds that loss, named
                                        # LAYER_SUFFIX and reading [LAYER's input, LAYER], for
                                        # each layer of this op (an RBM's contrastive divergence)
+    measures: tuple = ()               # losses: ((name, fn(a, xs, p, rng) -> per-sample
+                                       # values), ...) that evaluate reports beside the loss
+                                       # (an RBM's pseudo_log_likelihood); see metrics.py
     doc: str = ""
 
     @property

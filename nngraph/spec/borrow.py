@@ -61,3 +61,59 @@ def resolve_borrows(src, rep, g) -> None:
             continue
         d["borrowed"] = dict(params)
         d["attrs"] = Attrs({**d["attrs"], **extra})
+        # the state may depend on what was borrowed (a PCD loss's chains: rbm.chains)
+        d["state"] = op.state(d["attrs"], [g.nodes[i]["shape"] for i in d["inputs"]])
+
+
+def resolve_shares(src, rep, g, shared_instances: dict) -> None:
+    """Tie layers to the layers whose parameters they use: a layer's `shares: OTHER`, and
+    every layer of a block instance written with `shares: OTHER_INSTANCE` (its layer
+    INST/x uses OTHER_INSTANCE/x). The layer keeps no parameters of its own and borrows
+    the other's, so an optimizer sees each parameter once and its gradient sums both
+    uses (a GAN's discriminator read by real and by generated samples)."""
+    for name, d in g.nodes(data=True):
+        if d["kind"] != "layer" or d.get("broken") or not d.get("params"):
+            continue
+        other, where = _partner(name, d, shared_instances)
+        if other is None:
+            continue
+        o = g.nodes[other] if other in g else None
+        problem = _share_problem(name, d, other, o)
+        if problem:
+            rep.error(src.at(where), "E021", f"layer '{name}': shares: {problem}")
+            continue
+        d["borrowed"] = {p: f"{other}.{p}" for p in d["params"]}
+        d["params"], d["shares"] = {}, other
+
+
+def _partner(name, d, shared_instances):
+    """The layer whose parameters `name` uses, and the spec path that says so."""
+    own = (d.get("attrs") or {}).get("shares")
+    if own:
+        return own, d["path"] + ("shares",)
+    for inst in d.get("cluster") or ():
+        if inst in shared_instances and name.startswith(inst + "/"):
+            target, where = shared_instances[inst]
+            return (f"{target}/{name[len(inst) + 1:]}" if isinstance(target, str)
+                    else None), where
+    return None, None
+
+
+def _share_problem(name, d, other, o) -> str | None:
+    if o is None or o["kind"] != "layer":
+        return f"'{other}' is not a layer of the network"
+    if other == name:
+        return "a layer cannot share its own parameters"
+    if o.get("shares") or (o.get("attrs") or {}).get("shares"):
+        return f"'{other}' itself shares another layer's parameters; name that one"
+    if o["op"] is not d["op"]:
+        return f"'{other}' is a {o['op'].name} layer, '{name}' a {d['op'].name} layer"
+    if d.get("state"):
+        return f"{d['op'].name} layers keep state of their own and cannot share parameters"
+    mine = {p: tuple(s.shape) for p, s in d["params"].items()}
+    theirs = {p: tuple(s.shape) for p, s in (o.get("params") or {}).items()}
+    if mine != theirs:
+        show = lambda m: ", ".join(f"{p} {list(s)}" for p, s in m.items()) or "none"  # noqa
+        return (f"its parameters ({show(mine)}) differ from those of '{other}' "
+                f"({show(theirs)})")
+    return None

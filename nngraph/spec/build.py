@@ -13,10 +13,11 @@ from ..errors import Reporter, did_you_mean
 from ..graph import InputDef, Network, label_inputs_of
 from ..ops.base import AttrError, Attrs
 from ..passes.infer_shapes import infer_shapes
-from .borrow import add_companions, resolve_borrows
+from .borrow import add_companions, resolve_borrows, resolve_shares
 from .expand import check_blocks, expand
 from .source import Source
 from . import checks
+from .phases_schema import check_phase_names
 from .search_schema import check_overrides, check_search
 from .train_schema import check_train
 
@@ -71,6 +72,7 @@ def build(src: Source, rep: Reporter) -> Network:
     outputs = _check_outputs(src, rep, doc.get("outputs"), g, ex.aliases, decls)
     cyclic = checks.check_acyclic(rep, g)
     infer_shapes(g.subgraph([n for n in g if n not in cyclic]), rep, src)
+    resolve_shares(src, rep, g, ex.shares)
     resolve_borrows(src, rep, g)
     checks.check_params(src, rep, g)
     checks.check_code_names(rep, g)
@@ -79,6 +81,7 @@ def build(src: Source, rep: Reporter) -> Network:
     checks.check_label_contract(src, rep, g, inputs, losses, train)
     checks.check_metrics(src, rep, g, inputs, losses, train)
     checks.check_init_from(src, rep, g, train)
+    check_phase_names(src, rep, g, train, losses, ex.clusters)
     if "search" in doc:
         _check_search(src, rep, doc, g, blocks, inputs, losses, train)
     if not rep.failed:

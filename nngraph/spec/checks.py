@@ -46,6 +46,16 @@ def check_label_contract(src, rep, g, inputs, losses, train):
                           f"{t}: {{shape: [], dtype: int64}}")
 
 
+def check_sampled_inputs(src, rep, g, inputs):
+    """A sampled input (`sample:`) that only losses read would be a label drawn at random."""
+    for name in label_inputs_of(g, inputs):
+        if inputs[name].sample:
+            rep.error(src.at(("inputs", name, "sample")), "E013",
+                      f"input '{name}' is sampled ({inputs[name].sample}) but only losses "
+                      f"read it, as a label or target: labels come from the data. Remove "
+                      f"'sample' or feed '{name}' to a layer")
+
+
 def check_metrics(src, rep, g, inputs, losses, train):
     """Metrics asked of losses they do not apply to, and an early-stopping monitor that
     training would not report."""

@@ -24,7 +24,7 @@ from .source import Source
 MAX_BLOCK_DEPTH = 8
 MAX_LAYERS = 20_000
 BLOCK_KEYS = ("params", "layers", "output", "description")
-INSTANCE_KEYS = ("op", "name", "in", "repeat")
+INSTANCE_KEYS = ("op", "name", "in", "repeat", "shares")
 
 
 @dataclass
@@ -46,6 +46,8 @@ class Expansion:
     aliases: dict                     # block instance name -> name of its output layer
     clusters: dict                    # instance name -> block name
     rejected: set = field(default_factory=set)   # instances already reported as unusable
+    shares: dict = field(default_factory=dict)   # instance -> (instance whose parameters it
+                                                 # uses, spec path of `shares:`)
 
 
 class _Expander:
@@ -197,6 +199,13 @@ class _Expander:
                            f"block '{bname}' needs an input (it cannot be the first layer "
                            "when there is no input to read)")
             return self.reject(full)
+        if "shares" in layer:
+            if repeat == 1:
+                self.out.shares[full] = (layer["shares"], lpath + ("shares",))
+            else:
+                self.rep.error(self.src.at(lpath + ("shares",)), "E013",
+                               "shares: an instance repeated several times cannot share "
+                               "another's parameters; write the instances out one by one")
         for k in range(1, repeat + 1):
             inst = full if repeat == 1 else f"{full}_{k}"
             self.out.clusters[inst] = bname

@@ -6,6 +6,7 @@ import math
 from ..errors import Reporter, did_you_mean
 from ..metrics import parse as parse_metrics
 from ..ops.base import AttrError, Bool, Choice, Float, Int, Str
+from .phases_schema import check_phases
 from .source import Source
 
 OPTIMIZERS = {
@@ -28,7 +29,7 @@ OPTIMIZER_DEFAULTS = {
 
 # Named datasets (see nngraph/data.py for what each one holds).
 DATASETS = ("mnist_5k", "digits", "iris", "wine", "breast_cancer", "diabetes", "xor", "and",
-            "or", "sequence_sum", "sequence_parity", "sequence_sine", "tokens_majority")
+            "or", "sequence_sum", "sequence_parity", "sequence_sine", "tokens_majority", "ring8")
 
 DATA_KEYS = {
     "dataset": Choice(DATASETS),
@@ -52,7 +53,7 @@ DATA_KEYS = {
 TRAIN_KEYS = {
     "optimizer": None, "batch_size": Int(1, 1 << 20), "epochs": Int(0, 1_000_000),
     "data": None, "shuffle": Bool(), "seed": Int(0), "early_stopping": None,
-    "metrics": None, "init_from": None,
+    "metrics": None, "init_from": None, "phases": None,
 }
 INIT_FROM_KEYS = {"file": Str(), "skip": None}
 EARLY_STOPPING_KEYS = {"patience": Int(0), "min_delta": Float(0),
@@ -71,6 +72,8 @@ TRAIN_DOCS = {
             "and `nngraph train --seed` override it); train.data.seed seeds the split",
     "early_stopping": "stop when a reported value has not improved for `patience` epochs",
     "metrics": "metrics reported for every loss with a target where they apply",
+    "phases": "train in phases, each with its own losses, parameters and optimizer: "
+              "one after another (epochs) or alternating (steps), see docs/phases.md",
     "init_from": "start from another model's parameters, copied by layer name: a .nnz or "
                  ".onnx file (relative to the spec's folder), or {file: .., skip: [layer, "
                  "..]}; layers the file lacks, or listed under skip, keep their initial "
@@ -166,6 +169,9 @@ def check_train(src: Source, rep: Reporter, train) -> dict:
                       "early_stopping is a mapping such as {patience: 3}")
     if "init_from" in train:
         out["init_from"] = _check_init_from(src, rep, train["init_from"], path + ("init_from",))
+    if "phases" in train:
+        out["phases"] = check_phases(src, rep, train["phases"], path + ("phases",), _check_map,
+                                     _check_optimizer)
     if train.get("metrics") is not None:
         try:
             parse_metrics(train["metrics"], allow_loss=True)

@@ -41,5 +41,15 @@ REFERENCE_ONLY: dict = {
              "direction and no fused kernel has been written yet",
     "scale": "added for ONNX zoo imports (Caffe's Scale); one vectorised numpy product-sum",
     "global_maxpool2d": "added for ONNX imports; its numpy rule is one max and one argmax scatter",
+    "rbm": "one BLAS product and a sigmoid per direction in numpy; fine-tuned DBNs that need "
+           "speed can load its weights into a dense sigmoid layer (train.init_from)",
+    "contrastive_divergence": "Gibbs sampling and the CD statistics are a few BLAS products "
+                              "per step in numpy, drawing the node's counter-based stream",
+    "contractive": "a penalty on per-sample Jacobians (batch x units x inputs): its numpy rule "
+                   "is a few batched matmuls/einsums per encoder layer, BLAS-bound already",
+    "reparameterize": "a VAE's sampling layer (two small code-sized inputs); its numpy rule "
+                      "draws the same counter-based stream as the kernels would",
+    "gaussian_kl": "a VAE's KL loss over the code (16 values a sample): one vectorised numpy "
+                   "expression per direction",
 }
 """Ops that run their numpy rule on purpose, with the reason."""
