@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from .epoch_samples import epoch_samples
 from .errors import DataError, ModelFileError, NNGraphError
 from .progress import Spinner
 
@@ -70,14 +71,18 @@ def cmd_train(args) -> int:
     print(f"training {net.name} ({net.num_params:,} parameters) on backend {model.backend}"
           f"{ranks}, {remaining} epoch{'s' if remaining != 1 else ''}; checkpoint {out}")
     _compile_now(model, "train")
+    samples = (epoch_samples(model, args.samples)     # rank 0 alone draws under mpirun
+               if args.samples and (world is None or not world.rank) else None)
     t0 = time.perf_counter()
     model.fit(epochs=remaining, batch_size=args.batch_size, checkpoint=out,
-              verbose=0 if args.quiet else 1)
+              verbose=0 if args.quiet else 1, callback=samples)
     elapsed = time.perf_counter() - t0
     last = {k: v[-1] for k, v in model.history.items()}
     shown = "  ".join(f"{k} {v:.4f}" for k, v in last.items())
     print(f"done in {elapsed:.1f}s: {shown}")
     print(f"saved {out}")
+    if args.samples:
+        print(f"wrote a grid of 64 generated samples per epoch to {args.samples}/epoch_NNN.png")
     return 0
 
 
@@ -309,6 +314,9 @@ def register(sub) -> None:
                    "or .onnx model, by layer name (default: the spec's train.init_from)")
     s.add_argument("--resume", metavar="MODEL.nnz", help="continue training a saved model "
                    "up to the total number of epochs")
+    s.add_argument("--samples", metavar="DIR", help="after each epoch, write a grid of 64 "
+                   "generated samples of the first output to DIR/epoch_NNN.png (networks "
+                   "with sampled inputs, such as a GAN's noise)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)
 

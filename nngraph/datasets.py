@@ -247,9 +247,9 @@ def load_dataset(name: str, length: int | None = None, samples: int | None = Non
                  seed: int = 0, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
     """The named dataset as read-only `(x, y)` arrays; `length` (T) and `samples` (n) shape
     the generated sequence sets (ring8 takes `samples` only), `seed` seeds them. Float
-    values come in `dtype`, computed
-    in float64 and rounded once (a float64 model trains on pixels / 255 as float64 has
-    them; a float32 one on the same values as before). Raises DataError."""
+    values come in `dtype`, computed in float64 and rounded once (a float64 model trains on
+    pixels / 255 as float64 has them; a float32 one on the same values as before). Raises
+    DataError."""
     if name not in NAMED:
         raise DataError(f"unknown dataset '{name}'{did_you_mean(name, NAMED)}; the named "
                         f"datasets are {', '.join(NAMED)}")

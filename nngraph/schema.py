@@ -15,6 +15,7 @@ import json
 from . import metrics, ops
 from .ops.base import REQUIRED
 from .spec.build import DTYPES, MAX_DIM, REQUIRED_TOP, SAMPLES
+from .spec.phases_schema import PHASE_DOCS, PHASE_KEYS
 from .spec.search_schema import (DIRECTIONS, MAX_TRIALS, PRUNERS, SAMPLERS, SEARCH_DOCS,
                                  SEARCH_KEYS)
 from .spec.train_schema import (DATA_DEFAULTS, DATA_DOCS, DATA_KEYS, EARLY_STOPPING_DEFAULTS,
@@ -238,6 +239,13 @@ def _train_schema() -> dict:
             **_table(INIT_FROM_KEYS, INIT_FROM_DOCS, {},
                      {"skip": {"type": "array", "items": {"type": "string"}}}),
             "required": ["file"]}], "description": TRAIN_DOCS["init_from"]},
+        "phases": {"type": "array", "minItems": 1, "description": TRAIN_DOCS["phases"],
+                   "items": {**_table(PHASE_KEYS, PHASE_DOCS, {}, {
+                       "losses": {"type": "array", "items": {"type": "string"}},
+                       "params": {"type": "array", "items": {"type": "string"}},
+                       "optimizer": _optimizer_schema()}),
+                       "required": ["name"],
+                       "oneOf": [{"required": ["epochs"]}, {"required": ["steps"]}]}},
     })
 
 

@@ -209,8 +209,11 @@ def compiled_against_torch(text, shape=(6,)):
     loss, t_gp, _ = torch_penalty(chain, p, x)
     assert_close(model.evaluate({"image": x})["loss"], loss, "penalty")
     grads = model.gradients({"image": x})
+    want = {}                          # a parameter two layers share gets both gradients
     for local, key in borrowed.items():
-        assert_close(grads[key], t_gp[local], key)
+        want[key] = want.get(key, 0) + t_gp[local]
+    for key in want:
+        assert_close(grads[key], want[key], key)
     return model, grads
 
 
@@ -237,6 +240,15 @@ def test_flatten_and_activation_layers_pass_through():
     model, _ = compiled_against_torch(spec(text, input_shape=(2, 3)), shape=(2, 3))
     assert "b0" not in model.net.node("cae")["borrowed"]
     assert ("act", "elu", (("alpha", 0.5),), 4) in model.net.node("cae")["attrs"]["_chain"]
+
+
+def test_a_layer_sharing_another_ones_parameters():
+    """Tied encoder layers (shares:): the penalty reads the one W twice, as PyTorch does."""
+    text = ("  - {op: dense, name: h, units: 6, activation: tanh}\n"
+            "  - {op: dense, name: code, units: 6, activation: sigmoid, shares: h}")
+    model, _ = compiled_against_torch(spec(text))
+    assert model.net.node("cae")["borrowed"] == {"W0": "h.W", "b0": "h.b", "W1": "h.W",
+                                                 "b1": "h.b"}
 
 
 def test_an_input_computed_by_a_layer_gets_its_gradient():

@@ -565,3 +565,24 @@ def test_the_snippets_of_docs_data_md_are_valid_specs():
         nngraph.load(spec("x: {shape: [2]}\ny: {shape: [1]}", "- {op: dense, name: out, "
                           "units: 1}", "{op: squared_error, in: [out, y]}",
                           yaml.safe_dump(data, default_flow_style=True).strip()))
+
+
+def test_read_only_arrays_work_on_the_cpu_backend():
+    """A dataset's cached arrays are read-only, and so are their slices; numba types them
+    apart, and concat's kernel (which writes its input's slot when splitting a gradient)
+    did not type with one: evaluate raised a TypingError."""
+    spec = {"nngraph": 1, "name": "ro", "inputs": {"x": {"shape": [3]}, "y": {"shape": [5]}},
+            "layers": [{"op": "dense", "name": "d", "in": "x", "units": 2},
+                       {"op": "concat", "name": "c", "in": ["x", "d"]},
+                       {"op": "dense", "name": "o", "units": 5}],
+            "losses": [{"op": "squared_error", "in": ["o", "y"]}]}
+    x, y = np.ones((4, 3), np.float32), np.ones((4, 5), np.float32)
+    ref = nngraph.compile(spec, backend="reference")
+    model = nngraph.compile(spec, backend="cpu")
+    for a in (x, y):
+        a.flags.writeable = False
+    assert model.evaluate({"x": x, "y": y})["loss"] == pytest.approx(
+        ref.evaluate({"x": x, "y": y})["loss"], rel=1e-6)
+    np.testing.assert_allclose(model.predict({"x": x}), ref.predict({"x": x}), rtol=1e-6)
+    assert model.train_step({"x": x, "y": y}) == pytest.approx(
+        ref.train_step({"x": x, "y": y}), rel=1e-6)

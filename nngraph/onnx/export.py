@@ -18,7 +18,7 @@ import onnx
 from onnx import helper
 
 # the converter modules register themselves in registry.py as they are imported
-from . import activations, layers, recurrent  # noqa: F401
+from . import activations, generative, layers, recurrent  # noqa: F401
 from .base import DEFAULT_OPSET, MIN_OPSET, ExportError
 from .builder import Builder
 from .registry import ACTIVATIONS, CONVERTERS, Layer
@@ -93,6 +93,8 @@ def _convert(b: Builder, model, name: str) -> None:
                   tuple(d["shape"]), f"{name}:preact" if act else name,
                   {p: model.params[f"{name}.{p}"] for p in d["params"]},
                   dict(model.state.get(name, {})))
+    for p, key in (d.get("borrowed") or {}).items():      # a layer that shares parameters
+        layer.params[p], layer.keys[p] = model.params[key], key
     b.layer = (name, op)
     CONVERTERS[op](b, layer)
     if act is not None:

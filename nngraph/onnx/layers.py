@@ -236,8 +236,9 @@ def pad2d(b, L: Layer):
 def rbm(b, L: Layer):
     """The hidden probabilities sigmoid(x W + b), as a dense sigmoid layer computes them. The
     visible bias, which inference does not use, goes along as an initializer so that the file
-    holds the whole RBM (init_from a .onnx gets it too)."""
-    b.node("Gemm", [L.inputs[0], L.param(b, "W"), L.param(b, "b")], f"{L.name}:gemm",
-           f"{L.name}:gemm")
+    holds the whole RBM (init_from a .onnx gets it too). Named as a dense layer with a
+    sigmoid activation is, so that importing the file gives a dense sigmoid layer `L`."""
+    b.node("Gemm", [L.inputs[0], L.param(b, "W"), L.param(b, "b")], f"{L.name}:preact",
+           L.name)
     L.param(b, "vb")
-    b.node("Sigmoid", [f"{L.name}:gemm"], L.out, L.name)
+    b.node("Sigmoid", [f"{L.name}:preact"], L.out, f"{L.name}:sigmoid")

@@ -28,10 +28,15 @@ class Layer:
     out: str                  # the tensor name the converter must produce
     params: dict = field(default_factory=dict)    # parameter name -> array ('W' -> ...)
     state: dict = field(default_factory=dict)     # batchnorm's running statistics
+    keys: dict = field(default_factory=dict)      # parameter name -> its key where the layer
+                                                  # uses another's (`shares:`): 'D_real/h1.W'
 
     def param(self, b, pname: str) -> str:
         """The initializer of parameter `pname`, named '<layer>.<pname>' as in model.params."""
-        return b.init(f"{self.name}.{pname}", self.params[pname])
+        key = self.keys.get(pname, f"{self.name}.{pname}")
+        if key in b.tensors:     # a shared parameter, written once ('.' is in no layer name)
+            return key
+        return b.init(key, self.params[pname])
 
 
 def converts(*ops: str):

@@ -72,11 +72,11 @@ def borrows(graph, name):
     for s in steps:                    # dense layers get local names W0, b0, W1, ...
         if s[0] == "dense":
             k = sum(c[0] == "dense" for c in chain)
-            layer, has_bias, fan_in, units = s[1:]
-            params[f"W{k}"] = f"{layer}.W"
-            if has_bias:
-                params[f"b{k}"] = f"{layer}.b"
-            s = ("dense", f"W{k}", f"b{k}" if has_bias else None, fan_in, units)
+            w_key, b_key, fan_in, units = s[1:]
+            params[f"W{k}"] = w_key
+            if b_key:
+                params[f"b{k}"] = b_key
+            s = ("dense", f"W{k}", f"b{k}" if b_key else None, fan_in, units)
         chain.append(s)
     return params, {"_chain": tuple(chain)}
 
@@ -98,7 +98,9 @@ def _steps_of(graph, node, d):
             raise ShapeError(f"{what} transforms each step of a sequence {list(fan_in)}; "
                              f"contractive needs a flat input to each dense layer (add "
                              f"{{op: flatten}} before it)")
-        dense = ("dense", node, "b" in d["params"], fan_in[0], d["shape"][0])
+        # a layer with `shares: OTHER` uses OTHER's parameters (spec/borrow.py)
+        keys = {**{p: f"{node}.{p}" for p in d["params"]}, **d.get("borrowed", {})}
+        dense = ("dense", keys["W"], keys.get("b"), fan_in[0], d["shape"][0])
         act = d["activation"]
         return [dense] + ([_activation_step(node, *act, d["shape"])] if act else [])
     if op.kind == "activation":

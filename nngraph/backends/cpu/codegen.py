@@ -197,6 +197,8 @@ class CPUCodegen:
         result = rule.emit(site) if rule else None
         self.per_mode[mode].runs.append(result)
         if result is None:
+            self.per_mode[mode].reference_ops.update(
+                self.graph.node(forward_of(n)).op.name for n in group.nodes)
             # a rule that declines may have asked where its input gradients go: the
             # fallback asks again, and must get the same first-contribution targets
             self.contributions.clear()
@@ -244,6 +246,10 @@ class CPUCodegen:
     def uses_reference(self, mode: str) -> bool:
         """Does driver `mode` run a numpy reference rule (a group no lowering covers)?"""
         return any(r is None for r in self.per_mode[mode].runs)
+
+    def reference_ops(self, mode: str) -> set:
+        """The ops whose groups run their numpy rule in driver `mode`."""
+        return set(self.per_mode[mode].reference_ops)
 
     def uses_stream(self, mode: str) -> bool:
         """Does driver `mode` draw random numbers (take the stream words)?"""

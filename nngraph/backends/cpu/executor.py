@@ -273,6 +273,10 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
             self.prepare(mode, state)
         self._sync(arrays)
         self.state = state
+        # numba types a read-only array apart, and a kernel whose other mode writes the slot
+        # it takes (concat's gradient split) does not type with one: copy such inputs (a
+        # slice of a dataset's cached, read-only arrays)
+        batch = {k: v if v.flags.writeable else v.copy() for k, v in batch.items()}
         n = len(next(iter(batch.values())))
         if n >= 2 * SPLIT_MIN and self._splits(mode):
             return self._run_halves(mode, batch, n, seed)

@@ -20,6 +20,7 @@ class ModeState:
         self.groups, self.lines = [], []
         self.uses, self.shapes, self.contributions, self.aliases = {}, {}, {}, {}
         self.runs = []          # per group, what its lowering gave: Kernel, Extern, View or None
+        self.reference_ops = set()      # the ops of the groups that run their numpy rule
 
 
 def _show_groups(gen) -> list:

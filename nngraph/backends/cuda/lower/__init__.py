@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 
 from ...lowering import Call, Extern, Kernel, Registry, View
 
-__all__ = ["Call", "Extern", "Launch", "View", "launcher", "lowers", "rule_for", "rules"]
+__all__ = ["Call", "Extern", "Launch", "View", "launcher", "lowers", "rule_for", "rules",
+           "HOST_ONLY"]
+
+HOST_ONLY: dict = {
+    "reparameterize": "the VAE's sampling layer: its numpy rule draws from the same stream",
+    "gaussian_kl": "the VAE's KL term: one vectorised numpy expression per direction",
+    "contractive": "per-sample Jacobian products of the encoder, in numpy (ops/contractive.py)",
+    "rbm": "a dense sigmoid layer with a visible bias; its numpy rule is one product",
+    "contrastive_divergence": "Gibbs sampling of an RBM, in numpy (ops/_rbm.py)",
+}
+"""Ops whose groups run their numpy rule on host copies on purpose, with the reason (as the
+cpu backend's REFERENCE_ONLY): added for the generative families, no device kernel yet."""
 
 REGISTRY = Registry(__name__, __path__)
 lowers = REGISTRY.lowers
