@@ -39,17 +39,21 @@ def shrunk(name: str) -> dict:
                 shape[k] = 4        # an image: 4x4 (LeNet-5's two 5x5 convs need 16x16)
         if "shape" in d:
             d["shape"] = shape
-    shrunk_units = None
+    dense = None                # the last dense layer shrunk, while only its value flows on
     for layer in spec["layers"]:
         units = layer.get("units")
         if isinstance(units, int) and units > 8:
-            layer["units"] = shrunk_units = sizes.get(units, 8)
-        elif layer.get("op") == "reshape" and len(layer.get("shape", ())) == 3 and shrunk_units:
-            # a generator's dense -> reshape to C x H x W: its shrunk units as C x 1 x 1,
-            # which its stride-2 transposed convolutions take to the shrunk 4x4 images
-            layer["shape"] = [shrunk_units, 1, 1]
-        else:
-            shrunk_units = None if units else shrunk_units
+            layer["units"] = sizes.get(units, 8)
+            dense = layer
+        elif layer.get("op") == "reshape" and len(layer.get("shape", ())) == 3 and dense:
+            # a generator's dense -> reshape to C x 7 x 7 -> two stride-2 transposed convs to
+            # 28 x 28: 2 x 2 x 2, which they take to 8 x 8, and its real images 8 x 8 too
+            dense["units"], layer["shape"] = 8, [2, 2, 2]
+            for d in spec["inputs"].values():
+                if len(d.get("shape", ())) == 3:
+                    d["shape"] = d["shape"][:1] + [8, 8]
+        elif units is not None or "in" in layer:
+            dense = None
     return spec
 
 
