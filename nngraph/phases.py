@@ -16,8 +16,9 @@ parameters: a phase takes the values other phases changed before its steps and h
 own back after them, which for small networks costs less than a step. Each phase keeps its
 optimizer state (Adam's moments, its step count) across its turns.
 
-Where training stands is the model's epoch: epoch e belongs to the stage that covers it, so
-`fit` after `load_model` goes on where the file left off. The phases' optimizer states are
+training.py runs a phased epoch (_phase_epoch), turn by turn. Where training stands is the
+model's epoch: epoch e belongs to the stage that covers it, so `fit` after `load_model` goes
+on where the file left off. The phases' optimizer states are
 not in the file: a resumed phase starts its optimizer afresh.
 """
 from __future__ import annotations
@@ -25,12 +26,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-import numpy as np
 
 from . import dist
-from .errors import DataError, TrainingError
+from .errors import DataError
 from .ops.base import Attrs
-from .progress import ProgressBar
 from .spec.phases_schema import phase_layers
 
 
@@ -127,52 +126,6 @@ class Phases:
                     keys.update(mine)
             master.step += 1
         return loss, values
-
-
-def phase_epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbose,
-                checkpoint, callback) -> dict:
-    """One epoch of phased training; returns its logs: each phase's mean loss as
-    NAME_loss, `loss` the mean over every step, and the validation figures of the whole
-    network (every loss) as val_*."""
-    phases = model.phases
-    stage = phases.stage_at(epoch)
-    order = (np.random.default_rng([model.seed, epoch]).permutation(n) if shuffle
-             else np.arange(n))
-    turns = [ph for ph, k in stage.phases for _ in range(k)]
-    bar = ProgressBar(steps, epoch + 1, last) if verbose else None
-    sums: dict = {}
-    for i in range(steps):
-        idx = order[i * batch_size:(i + 1) * batch_size]
-        batch = {k: np.ascontiguousarray(v[idx]) for k, v in train.items()}
-        phase = turns[i % len(turns)]
-        loss, _ = phases.train_batch(phase, batch)
-        if not math.isfinite(loss):
-            raise TrainingError(f"the loss of phase '{phase['name']}' became {loss} at epoch "
-                                f"{epoch + 1}, batch {i + 1} of {steps}; training stopped "
-                                "and that update was not applied. Try a smaller learning "
-                                "rate for that phase.")
-        total, count = sums.get(phase["name"], (0.0, 0))
-        sums[phase["name"]] = (total + loss, count + 1)
-        if bar and bar.due(i + 1):
-            bar.update(i + 1, _logs(sums))
-    logs = _logs(sums)
-    if val is not None:
-        logs.update({f"val_{k}": v for k, v in model.evaluate(val).items()})
-    model.epoch = epoch + 1
-    for k, v in logs.items():
-        model.history.setdefault(k, []).append(v)
-    if bar:
-        bar.finish(logs)
-    if callback:
-        callback(epoch + 1, logs)
-    return logs
-
-
-def _logs(sums: dict) -> dict:
-    logs = {f"{name}_loss": total / count for name, (total, count) in sums.items()}
-    steps = sum(c for _, c in sums.values())
-    logs["loss"] = sum(t for t, _ in sums.values()) / max(steps, 1)
-    return logs
 
 
 def check_phased(model) -> None:

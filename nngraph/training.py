@@ -20,7 +20,7 @@ from . import dist
 from .data import load_training_data
 from .errors import DataError, TrainingError, TrainingWarning
 from .metrics import Tally, higher_is_better
-from .phases import check_phased, phase_epoch
+from .phases import check_phased
 from .progress import ProgressBar
 
 # _Watch says each thing once per fit(): every fit that goes wrong should hear of it
@@ -92,7 +92,7 @@ def _epochs(model, train, val, n, epochs, batch_size, shuffle, verbose, stopper,
             shown = verbose and ((epoch + 1 - first) % every == 0 or epoch + 1 == last
                                  or epoch == first)
             if model.phases is not None:
-                logs = phase_epoch(model, train, val, epoch, last, n, steps, batch_size,
+                logs = _phase_epoch(model, train, val, epoch, last, n, steps, batch_size,
                                    shuffle, shown, checkpoint, callback)
                 stopper.update(logs)
                 early = stopper.should_stop
@@ -144,8 +144,7 @@ class _Interrupts:
 def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbose,
            stopper, checkpoint, saved_epoch, callback, watch) -> bool:
     """One epoch of training; whether early stopping ends training after it."""
-    order = (np.random.default_rng([model.seed, epoch]).permutation(n) if shuffle
-             else np.arange(n))
+    order = _order(model, epoch, n, shuffle)
     bar = ProgressBar(steps, epoch + 1, last) if verbose else None
     tally = Tally(model.program)
     averager = model.executor.reduce
@@ -181,6 +180,25 @@ def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbos
         averager.world.merge(tally)
     logs = tally.result()
     watch.epoch_end(epoch + 1, logs["loss"], values)
+    _close_epoch(model, epoch, logs, val, bar)
+    improved = stopper.update(logs)
+    if improved and checkpoint and stopper.active:
+        model.save(_best_path(checkpoint))
+    if callback:
+        callback(epoch + 1, logs)
+    return stopper.should_stop
+
+
+def _order(model, epoch, n, shuffle):
+    """The samples' order in epoch `epoch`: a permutation drawn from (seed, epoch), which
+    resuming from a checkpoint draws again."""
+    return np.random.default_rng([model.seed, epoch]).permutation(n) if shuffle \
+        else np.arange(n)
+
+
+def _close_epoch(model, epoch, logs, val, bar) -> None:
+    """What ends every epoch, phased or not: the held-out figures (val_*) added to `logs`,
+    the epoch counted, `logs` appended to the history, the progress line closed."""
     if val is not None:
         logs.update({f"val_{k}": v for k, v in model.evaluate(val).items()})
     model.epoch = epoch + 1
@@ -188,12 +206,45 @@ def _epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbos
         model.history.setdefault(k, []).append(v)
     if bar:
         bar.finish(logs)
-    improved = stopper.update(logs)
-    if improved and checkpoint and stopper.active:
-        model.save(_best_path(checkpoint))
+
+
+def _phase_epoch(model, train, val, epoch, last, n, steps, batch_size, shuffle, verbose,
+                checkpoint, callback) -> dict:
+    """One epoch of phased training; returns its logs: each phase's mean loss as
+    NAME_loss, `loss` the mean over every step, and the validation figures of the whole
+    network (every loss) as val_*."""
+    phases = model.phases
+    stage = phases.stage_at(epoch)
+    order = _order(model, epoch, n, shuffle)
+    turns = [ph for ph, k in stage.phases for _ in range(k)]
+    bar = ProgressBar(steps, epoch + 1, last) if verbose else None
+    sums: dict = {}
+    for i in range(steps):
+        idx = order[i * batch_size:(i + 1) * batch_size]
+        batch = {k: np.ascontiguousarray(v[idx]) for k, v in train.items()}
+        phase = turns[i % len(turns)]
+        loss, _ = phases.train_batch(phase, batch)
+        if not math.isfinite(loss):
+            raise TrainingError(f"the loss of phase '{phase['name']}' became {loss} at epoch "
+                                f"{epoch + 1}, batch {i + 1} of {steps}; training stopped "
+                                "and that update was not applied. Try a smaller learning "
+                                "rate for that phase.")
+        total, count = sums.get(phase["name"], (0.0, 0))
+        sums[phase["name"]] = (total + loss, count + 1)
+        if bar and bar.due(i + 1):
+            bar.update(i + 1, _phase_logs(sums))
+    logs = _phase_logs(sums)
+    _close_epoch(model, epoch, logs, val, bar)
     if callback:
         callback(epoch + 1, logs)
-    return stopper.should_stop
+    return logs
+
+
+def _phase_logs(sums: dict) -> dict:
+    logs = {f"{name}_loss": total / count for name, (total, count) in sums.items()}
+    steps = sum(c for _, c in sums.values())
+    logs["loss"] = sum(t for t, _ in sums.values()) / max(steps, 1)
+    return logs
 
 
 class _Watch:

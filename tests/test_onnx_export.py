@@ -118,9 +118,10 @@ def _deterministic(path):
     """The spec, with its reparameterize layers returning the mean: their samples come from
     nngraph's stream in nngraph and from ONNX Runtime's generator in the export, so only
     the mean can be compared (test_reparameterize_exports_a_sample checks the samples)."""
-    if "reparameterize" not in path.read_text():
+    text = path.read_text()
+    if "reparameterize" not in text:
         return str(path)
-    spec = yaml.safe_load(path.read_text())
+    spec = yaml.safe_load(text)
     layers = [dict(d, deterministic=True) if d.get("op") == "reparameterize" else d
               for d in spec["layers"]]
     return dict(spec, layers=layers)

@@ -94,8 +94,7 @@ def _partner(name, d, shared_instances):
     for inst in d.get("cluster") or ():
         if inst in shared_instances and name.startswith(inst + "/"):
             target, where = shared_instances[inst]
-            return (f"{target}/{name[len(inst) + 1:]}" if isinstance(target, str)
-                    else None), where
+            return f"{target}/{name[len(inst) + 1:]}", where
     return None, None
 
 

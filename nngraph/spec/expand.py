@@ -200,7 +200,11 @@ class _Expander:
                            "when there is no input to read)")
             return self.reject(full)
         if "shares" in layer:
-            if repeat == 1:
+            if not isinstance(layer["shares"], str):
+                self.rep.error(self.src.at(lpath + ("shares",)), "E012",
+                               "shares names another instance of the block, got "
+                               f"{layer['shares']!r:.60}")
+            elif repeat == 1:
                 self.out.shares[full] = (layer["shares"], lpath + ("shares",))
             else:
                 self.rep.error(self.src.at(lpath + ("shares",)), "E013",
