@@ -31,8 +31,7 @@ def _im2col(x, cols, geo):
     """cols[(ci*kh + u)*kw + v, (n*Ho + r)*Wo + s] = x[n, ci, r*sh - pt + u*dh, s*sw - pl + v*dw],
     0 outside x."""
     kh, kw, sh, sw, pt, pl, dh, dw, ho, wo = geo
-    i = cuda.grid(1)
-    if i < cols.size:
+    for i in range(cuda.grid(1), cols.size, cuda.gridsize(1)):
         width = cols.shape[1]
         row, col = i // width, i % width
         v = row % kw
@@ -54,8 +53,7 @@ def _col2im_kernel(dtype):
     def col2im(cols, gx, geo):
         """gx[n, ci, h, w] = the sum of the column entries whose tap reads x[n, ci, h, w]."""
         kh, kw, sh, sw, pt, pl, dh, dw, ho, wo = geo
-        i = cuda.grid(1)
-        if i < gx.size:
+        for i in range(cuda.grid(1), gx.size, cuda.gridsize(1)):
             w = i % gx.shape[3]
             h = (i // gx.shape[3]) % gx.shape[2]
             ci = (i // (gx.shape[3] * gx.shape[2])) % gx.shape[1]
@@ -121,8 +119,7 @@ def conv2d_input_grad(gybuf, w, cols, gx, sh, sw, pt, pb, pl, pr, dh, dw, stream
 @cuda.jit
 def _to_rows(x, rows):
     """rows[c, (n*H + h)*W + w] = x[n, c, h, w]."""
-    i = cuda.grid(1)
-    if i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         hw = x.shape[2] * x.shape[3]
         p, c, n = i % hw, (i // hw) % x.shape[1], i // (hw * x.shape[1])
         rows[c, n * hw + p] = x[n, c, p // x.shape[3], p % x.shape[3]]
@@ -131,8 +128,7 @@ def _to_rows(x, rows):
 @cuda.jit
 def _from_rows(rows, x):
     """x[n, c, h, w] = rows[c, (n*H + h)*W + w]."""
-    i = cuda.grid(1)
-    if i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         hw = x.shape[2] * x.shape[3]
         p, c, n = i % hw, (i // hw) % x.shape[1], i // (hw * x.shape[1])
         x[n, c, p // x.shape[3], p % x.shape[3]] = rows[c, n * hw + p]

@@ -22,8 +22,7 @@ from .launch import grid
 @cuda.jit
 def _gather(idx, w, y):
     """y[m, d] = w[idx[m], d], i = m * dim + d."""
-    i = cuda.grid(1)
-    if i < y.size:
+    for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
         dim = w.shape[1]
         m, d = i // dim, i % dim
         k = idx[m]
@@ -32,16 +31,14 @@ def _gather(idx, w, y):
 
 @cuda.jit
 def _zero(a):
-    i = cuda.grid(1)
-    if i < a.shape[0] * a.shape[1]:
+    for i in range(cuda.grid(1), a.shape[0] * a.shape[1], cuda.gridsize(1)):
         a[i // a.shape[1], i % a.shape[1]] = 0
 
 
 @cuda.jit
 def _scatter(idx, gy, gw):
     """gw[idx[m], d] += gy[m, d], i = m * dim + d (atomic: rows repeat)."""
-    i = cuda.grid(1)
-    if i < gy.size:
+    for i in range(cuda.grid(1), gy.size, cuda.gridsize(1)):
         dim = gw.shape[1]
         m, d = i // dim, i % dim
         k = idx[m]

@@ -65,9 +65,8 @@ to the tiled kernel (the tests run a network so)."""
 def _gemm_small_kernel(dtype):
     @cuda.jit
     def gemm_small(alpha, a, ta, b, tb, beta, c):
-        i = cuda.grid(1)
         m, n = c.shape
-        if i < m * n:
+        for i in range(cuda.grid(1), m * n, cuda.gridsize(1)):
             row, col = i // n, i % n
             inner = a.shape[0] if ta else a.shape[1]
             acc = dtype(0)

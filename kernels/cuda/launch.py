@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numba
 import numpy as np
+from numba.core import config
 
 THREADS = 256
 """Threads per block of the one-dimensional kernels: a multiple of the warp (32) that
@@ -26,10 +27,20 @@ def blocks(n: int, threads: int = THREADS) -> int:
     return max(1, -(-int(n) // threads))
 
 
+SIMULATED_THREADS = 32
+"""Threads of every one-dimensional launch under numba's CUDA simulator: it runs each CUDA
+thread as a Python thread, whose start and join cost a thousand times what a kernel body
+does with one value."""
+
+
 def grid(n: int) -> tuple:
-    """(blocks, threads per block) of a one-dimensional launch over n items: THREADS per
-    block, or for fewer items the whole warps that cover them (a small launch's idle
-    threads cost nothing on a GPU but one Python thread each under the simulator)."""
+    """(blocks, threads per block) of a one-dimensional launch over n items. Every kernel
+    launched so loops over its items with the grid's stride (`for i in range(cuda.grid(1),
+    n, cuda.gridsize(1))`): on a GPU the grid covers them, a thread each, THREADS per block
+    or for fewer items the whole warps that cover them; under the simulator one block of
+    SIMULATED_THREADS takes them all."""
+    if config.ENABLE_CUDASIM:
+        return 1, SIMULATED_THREADS
     threads = THREADS if n >= THREADS else max(32, -(-int(n) // 32) * 32)
     return blocks(n, threads), threads
 

@@ -80,8 +80,7 @@ def _eval_kernel(dtype):
     @cuda.jit
     def batchnorm_eval(x, gamma, beta, has_beta, y, running_mean, running_var, eps, spatial):
         """Value i of the flat (N*C*S) x and y, normalized with the running statistics."""
-        i = cuda.grid(1)
-        if i < x.size:
+        for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
             c = (i // spatial) % gamma.size
             istd = dtype(1) / math.sqrt(running_var[c] + dtype(eps))
             v = (x[i] - running_mean[c]) * istd

@@ -46,17 +46,17 @@ def _sgd_kernel(dtype):
     @cuda.jit
     def _sgd(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
         zero = dtype(0)
-        i = cuda.grid(1)
-        mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
-        if mult == zero:                    # past the end, a gap, or a frozen parameter
-            return
-        rate = lr * mult
-        if momentum == zero:
-            p[i] -= rate * g[i]
-            return
-        vi = momentum * v[i] - rate * g[i]
-        v[i] = vi
-        p[i] += momentum * vi - rate * g[i] if nesterov else vi
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+            if mult == zero:                # a gap or a frozen parameter
+                continue
+            rate = lr * mult
+            if momentum == zero:
+                p[i] -= rate * g[i]
+                continue
+            vi = momentum * v[i] - rate * g[i]
+            v[i] = vi
+            p[i] += momentum * vi - rate * g[i] if nesterov else vi
     return _sgd
 
 
@@ -67,15 +67,15 @@ def _rmsprop_kernel(dtype):
     @cuda.jit
     def _rmsprop(p, g, s, seg_start, seg_end, seg_lr, lr, rho, eps):
         one, zero = dtype(1), dtype(0)
-        i = cuda.grid(1)
-        mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
-        if mult == zero:                    # past the end, a gap, or a frozen parameter
-            return
-        rate = lr * mult
-        gi = g[i]
-        si = rho * s[i] + (one - rho) * gi * gi
-        s[i] = si
-        p[i] -= rate * gi / (math.sqrt(si) + eps)
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+            if mult == zero:                # a gap or a frozen parameter
+                continue
+            rate = lr * mult
+            gi = g[i]
+            si = rho * s[i] + (one - rho) * gi * gi
+            s[i] = si
+            p[i] -= rate * gi / (math.sqrt(si) + eps)
     return _rmsprop
 
 
@@ -86,15 +86,15 @@ def _adagrad_kernel(dtype):
     @cuda.jit
     def _adagrad(p, g, s, seg_start, seg_end, seg_lr, lr, eps):
         zero = dtype(0)
-        i = cuda.grid(1)
-        mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
-        if mult == zero:                    # past the end, a gap, or a frozen parameter
-            return
-        rate = lr * mult
-        gi = g[i]
-        si = s[i] + gi * gi
-        s[i] = si
-        p[i] -= rate * gi / (math.sqrt(si) + eps)
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+            if mult == zero:                # a gap or a frozen parameter
+                continue
+            rate = lr * mult
+            gi = g[i]
+            si = s[i] + gi * gi
+            s[i] = si
+            p[i] -= rate * gi / (math.sqrt(si) + eps)
     return _adagrad
 
 
@@ -105,17 +105,17 @@ def _adam_kernel(dtype):
     @cuda.jit
     def _adam(p, g, m, v, seg_start, seg_end, seg_lr, lr, beta1, beta2, eps, c1, c2):
         one, zero = dtype(1), dtype(0)
-        i = cuda.grid(1)
-        mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
-        if mult == zero:                    # past the end, a gap, or a frozen parameter
-            return
-        rate = lr * mult
-        gi = g[i]
-        mi = beta1 * m[i] + (one - beta1) * gi
-        vi = beta2 * v[i] + (one - beta2) * gi * gi
-        m[i] = mi
-        v[i] = vi
-        p[i] -= rate * (mi / c1) / (math.sqrt(vi / c2) + eps)
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+            if mult == zero:                # a gap or a frozen parameter
+                continue
+            rate = lr * mult
+            gi = g[i]
+            mi = beta1 * m[i] + (one - beta1) * gi
+            vi = beta2 * v[i] + (one - beta2) * gi * gi
+            m[i] = mi
+            v[i] = vi
+            p[i] -= rate * (mi / c1) / (math.sqrt(vi / c2) + eps)
     return _adam
 
 
@@ -193,8 +193,7 @@ def regularize(p, g, seg_start, seg_end, seg_l1, seg_l2, out, add_grad=True, str
 
 @cuda.jit
 def _fill(a, value):
-    i = cuda.grid(1)
-    if i < a.shape[0]:
+    for i in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
         a[i] = value
 
 

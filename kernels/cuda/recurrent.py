@@ -39,15 +39,19 @@ from __future__ import annotations
 import math
 
 from numba import cuda
+from numba.core import config
 
 from .gemm import gemm
-from .launch import THREADS, blocks, per_dtype
+from .launch import THREADS, blocks, grid, per_dtype
 from .reduce import column_sums
 
 
 def _launch(kernel, size: int):
-    """`kernel` configured for `size` threads: blocks of a whole number of warps, up to
-    THREADS (a step of a small layer is a few hundred threads)."""
+    """`kernel` configured for `size` items, which it loops over with the grid's stride: a
+    thread each in blocks of a whole number of warps, up to THREADS (a step of a small layer
+    is a few hundred threads); under the simulator, launch.grid's one small block."""
+    if config.ENABLE_CUDASIM:
+        return kernel[grid(size)]
     width = min(THREADS, 32 * blocks(size, 32))
     return kernel[blocks(size, width), width]
 
@@ -148,9 +152,8 @@ def _rnn_kernels(dtype):
     @cuda.jit
     def rnn_step(t, xw, hu, b, hs, y):
         """h_t = tanh((x_t W + b) + h_{t-1} U), a thread per (sample, unit)."""
-        i = cuda.grid(1)
         units = hs.shape[2]
-        if i < hs.shape[1] * units:
+        for i in range(cuda.grid(1), hs.shape[1] * units, cuda.gridsize(1)):
             n, j = i // units, i % units
             if t == 0:
                 hs[0, n, j] = 0
@@ -161,9 +164,8 @@ def _rnn_kernels(dtype):
     @cuda.jit
     def rnn_step_grad(t, gy, hs, gh, d_in, d_rec):
         """d = dh (1 - h_t^2), into d_in[:, t] and d_rec[t]."""
-        i = cuda.grid(1)
         units = hs.shape[2]
-        if i < hs.shape[1] * units:
+        for i in range(cuda.grid(1), hs.shape[1] * units, cuda.gridsize(1)):
             n, j = i // units, i % units
             h = hs[t + 1, n, j]
             store(d_in, d_rec, t, n, j,
@@ -210,9 +212,8 @@ def _gru_kernels(dtype):
     def gru_step(t, xw, hu, b, bu, hs, gates, un, y):
         """r, z = sigmoid(a + u) of their columns (a = x_t W + b, u = h_{t-1} U + bu),
         n = tanh(a_n + r u_n), h_t = (1 - z) n + z h_{t-1}; a thread per (sample, unit)."""
-        i = cuda.grid(1)
         units = hs.shape[2]
-        if i < hs.shape[1] * units:
+        for i in range(cuda.grid(1), hs.shape[1] * units, cuda.gridsize(1)):
             n, j = i // units, i % units
             if t == 0:
                 hs[0, n, j] = 0
@@ -231,9 +232,8 @@ def _gru_kernels(dtype):
     def gru_step_grad(t, gy, hs, gates, un, gh, d_in, d_rec):
         """The gates' gradients of step t (d_rec's n part is r times d_in's); gh becomes
         dh z, to which the host adds d_rec[t] U^T."""
-        i = cuda.grid(1)
         units = hs.shape[2]
-        if i < hs.shape[1] * units:
+        for i in range(cuda.grid(1), hs.shape[1] * units, cuda.gridsize(1)):
             n, j = i // units, i % units
             r, z, c = gates[t, n, j], gates[t, n, units + j], gates[t, n, 2 * units + j]
             dh = state_grad(gy, t, d_rec.shape[0], n, j, gh)
@@ -279,9 +279,8 @@ def _lstm_kernels(dtype):
     def lstm_step(t, xw, hu, b, hs, cs, gates, y):
         """[i, f, g, o] = (x_t W + b) + h_{t-1} U, activated; c_t = f c_{t-1} + i g,
         h_t = o tanh(c_t); a thread per (sample, unit)."""
-        i = cuda.grid(1)
         units = hs.shape[2]
-        if i < hs.shape[1] * units:
+        for i in range(cuda.grid(1), hs.shape[1] * units, cuda.gridsize(1)):
             n, j = i // units, i % units
             if t == 0:
                 hs[0, n, j], cs[0, n, j] = 0, 0
@@ -300,9 +299,8 @@ def _lstm_kernels(dtype):
     @cuda.jit
     def lstm_step_grad(t, gy, cs, gates, gh, gc, d_in, d_rec):
         """The four gates' gradients of step t; gc becomes the gradient reaching c_{t-1}."""
-        i = cuda.grid(1)
         units = cs.shape[2]
-        if i < cs.shape[1] * units:
+        for i in range(cuda.grid(1), cs.shape[1] * units, cuda.gridsize(1)):
             n, j = i // units, i % units
             gi, gf = gates[t, n, j], gates[t, n, units + j]
             gg, go = gates[t, n, 2 * units + j], gates[t, n, 3 * units + j]

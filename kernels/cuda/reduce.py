@@ -20,8 +20,7 @@ from .launch import THREADS, grid, per_dtype
 def _column_sums_kernel(dtype):
     @cuda.jit
     def column_sums(x, beta, out):
-        j = cuda.grid(1)
-        if j < out.shape[0]:
+        for j in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
             acc = dtype(0)
             for i in range(x.shape[0]):
                 acc += x[i, j]
@@ -63,8 +62,7 @@ row_sums_kernel = per_dtype(_row_sums_kernel)
 def _short_row_sums_kernel(dtype):
     @cuda.jit
     def short_row_sums(x, out):
-        i = cuda.grid(1)
-        if i < out.shape[0]:
+        for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
             acc = dtype(0)
             for j in range(x.shape[1]):
                 acc += x[i, j]

@@ -23,8 +23,7 @@ def _units_kernel(dtype):
     def kl_units(h, q, terms, rho, low, high, scale):
         """Unit j: terms[j] = KL(rho || clipped mean_j), q[j] = scale * d KL / d mean_j
         (0 where the mean was clipped)."""
-        j = cuda.grid(1)
-        if j < q.shape[0]:
+        for j in range(cuda.grid(1), q.shape[0], cuda.gridsize(1)):
             acc = dtype(0)
             for i in range(h.shape[0]):
                 acc += h[i, j]
@@ -43,8 +42,7 @@ units_kernel = per_dtype(_units_kernel)
 @cuda.jit
 def _to_every_sample(q, g):
     """g[i, j] = q[j] for the flat g (N * units)."""
-    i = cuda.grid(1)
-    if i < g.size:
+    for i in range(cuda.grid(1), g.size, cuda.gridsize(1)):
         g[i] = q[i % q.shape[0]]
 
 

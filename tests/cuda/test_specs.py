@@ -4,9 +4,10 @@ loss, and predict after the steps), gradients and three optimizer steps, float64
 
 The simulator runs one Python thread per CUDA thread, so the networks are shrunk where that
 is too slow: inputs longer than 16 along an axis get 16, images 4x4 (LeNet-5's 16x16),
-sequences 4 steps, a layer of more than 8 units gets 8 (or the shrunk size of the input it must reproduce, as an
-autoencoder's output does), batches are 2. Ops, layers, activations, losses and
-optimizers are the spec's own."""
+sequences 4 steps, a layer of more than 8 units gets 8 (or the shrunk size of the input it must
+reproduce, as an autoencoder's output does), a convolution of more than 4 filters gets 4,
+batches are 2; the layers of blocks and a block's own numbers are shrunk alike. Ops, layers,
+activations, losses and optimizers are the spec's own."""
 import os
 
 import numpy as np
@@ -39,11 +40,13 @@ def shrunk(name: str) -> dict:
                 shape[k] = 4        # an image: 4x4 (LeNet-5's two 5x5 convs need 16x16)
         if "shape" in d:
             d["shape"] = shape
+    for block in spec.get("blocks", {}).values():
+        block["params"] = {k: _fewer(k, v, FILTERS) for k, v in block.get("params", {}).items()}
+        for layer in block["layers"]:
+            _shrink_layer(layer, sizes)
     dense = None                # the last dense layer shrunk, while only its value flows on
     for layer in spec["layers"]:
-        units = layer.get("units")
-        if isinstance(units, int) and units > 8:
-            layer["units"] = sizes.get(units, 8)
+        if _shrink_layer(layer, sizes):
             dense = layer
         elif layer.get("op") == "reshape" and len(layer.get("shape", ())) == 3 and dense:
             # a generator's dense -> reshape to C x 7 x 7 -> two stride-2 transposed convs to
@@ -52,9 +55,29 @@ def shrunk(name: str) -> dict:
             for d in spec["inputs"].values():
                 if len(d.get("shape", ())) == 3:
                     d["shape"] = d["shape"][:1] + [8, 8]
-        elif units is not None or "in" in layer:
+        elif "units" in layer or "in" in layer:
             dense = None
     return spec
+
+
+FILTERS, UNITS = 4, 8
+
+
+def _fewer(key, value, most):
+    """value capped at `most` where it is a count of filters (or a block's number)."""
+    return min(value, most) if isinstance(value, int) and not isinstance(value, bool) \
+        and key not in ("kernel", "stride", "padding", "dilation", "groups") else value
+
+
+def _shrink_layer(layer: dict, sizes: dict) -> bool:
+    """Fewer units and filters, in place; whether its units were shrunk."""
+    if "filters" in layer:
+        layer["filters"] = _fewer("filters", layer["filters"], FILTERS)
+    units = layer.get("units")
+    if isinstance(units, int) and units > UNITS:
+        layer["units"] = sizes.get(units, UNITS)
+        return True
+    return False
 
 
 def _close(got, want, tol, what):

@@ -32,7 +32,7 @@ class CUDACodegen(CPUCodegen):
         scalars = list(result.scalars)
         return "\n".join(
             ["@cuda.jit", f"def __KERNEL___gpu({', '.join(result.args + scalars)}):",
-             "    i = cuda.grid(1)", f"    if i < {result.size}:"] +
+             f"    for i in range(cuda.grid(1), {result.size}, cuda.gridsize(1)):"] +
             ["    " + line for line in result.body] +
             ["", "", f"def __KERNEL__({args}):", f'    """{header}"""'] +
             [f"    {name} = {expr}" for name, expr in result.scalars.items()] +
@@ -54,8 +54,9 @@ class CUDACodegen(CPUCodegen):
         lines += ["from nngraph.kernels.cuda.launch import grid as _grid", "",
                   f"_f = np.{self.dtype.name}", "", "",
                   "def _flat(a):", "    return a.reshape(a.size)", "", "",
-                  "@cuda.jit", "def _add_into_gpu(a, b):", "    i = cuda.grid(1)",
-                  "    if i < a.size:", "        a[i] += b[i]", "", "",
+                  "@cuda.jit", "def _add_into_gpu(a, b):",
+                  "    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):",
+                  "        a[i] += b[i]", "", "",
                   "def _add_into(a, b):",
                   "    _add_into_gpu[_grid(a.size)](_flat(a), _flat(b))", "", "", ""]
         return "\n".join(lines) + body + "\n\n" + drivers

@@ -34,7 +34,7 @@ rules = REGISTRY.all
 @dataclass
 class Launch(Kernel):
     """A generated CUDA kernel: `body` runs in each of `size` threads (an expression of its
-    arguments, `i = cuda.grid(1)` its index); `flat`: its arrays come flattened. The
+    arguments, `i` its index in a loop over the items with the grid's stride); `flat`: its arrays come flattened. The
     launcher first computes `scalars` ({name: host expression of the arguments}), passed
     to the kernel after the arrays, and after the launch runs `host` (lines that may
     return the kernel's result, a loss)."""
@@ -49,7 +49,7 @@ def launcher(name: str, args: list, body: list, size: str, doc: str = "") -> str
     with _gpu, so that groups with the same code share it) and its launcher (host code,
     the same arguments) that runs it over `size` threads."""
     return "\n".join(
-        ["@cuda.jit", f"def __KERNEL___gpu({', '.join(args)}):", "    i = cuda.grid(1)",
-         f"    if i < {size}:"] + ["    " + line for line in body] +
+        ["@cuda.jit", f"def __KERNEL___gpu({', '.join(args)}):",
+         f"    for i in range(cuda.grid(1), {size}, cuda.gridsize(1)):"] + ["    " + line for line in body] +
         ["", "", f"def {name}({', '.join(args)}):"] + ([f'    """{doc}"""'] if doc else []) +
         [f"    __KERNEL___gpu[_grid({size})]({', '.join(args)})", ""])

@@ -36,8 +36,8 @@ def stream_launcher(name: str, attr: str, body: list, doc: str) -> str:
     launcher, of arguments (x, y, words, node, per_sample, `attr`), which flattens x and y."""
     params = f"x, y, words, node, per_sample, {attr}"
     return "\n".join(
-        ["@cuda.jit", f"def __KERNEL___gpu({params}):", "    i = cuda.grid(1)",
-         "    if i < y.size:"] + ["    " + line for line in STREAM_LINES + body] +
+        ["@cuda.jit", f"def __KERNEL___gpu({params}):",
+         "    for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):"] + ["    " + line for line in STREAM_LINES + body] +
         ["", "", f"def {name}({params}):", f'    """{doc}"""',
          f"    __KERNEL___gpu[_grid(y.size)](_flat(x), _flat(y), words, node, "
          f"per_sample, {attr})", ""])
