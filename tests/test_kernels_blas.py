@@ -178,6 +178,35 @@ def test_gemm_with_the_other_blas(tmp_path):
         in run.stderr
 
 
+def test_auto_takes_openblas_only_where_mkl_runs_below_it():
+    """NNGRAPH_BLAS unset: MKL, except on an AMD CPU whose OpenBLAS runs AVX-512 kernels
+    (MKL runs only its AVX2 ones there); an OpenBLAS held to AVX2 by OPENBLAS_CORETYPE keeps
+    MKL everywhere. Each in a process of its own (the choice is made at import)."""
+    import os
+    import subprocess
+    import sys
+
+    import llvmlite.binding as llvm
+    from nngraph.kernels.cpu import blas_library
+    if blas_library.mkl_library() is None:
+        pytest.skip("no MKL to choose")
+    code = ("from nngraph.kernels.cpu import blas_library as b\n"
+            "print(b.PROVIDER, b._openblas_core())\n")
+    amd = llvm.get_host_cpu_name().startswith("znver")
+    for coretype in (None, "Haswell"):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("NNGRAPH_BLAS", "OPENBLAS_CORETYPE")}
+        if coretype:
+            env["OPENBLAS_CORETYPE"] = coretype
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=600)
+        provider, core = run.stdout.split()
+        want = "openblas" if amd and core in blas_library.AVX512_CORES else "mkl"
+        assert provider == want, (coretype, core, run.stderr[-2000:])
+        if coretype:
+            assert (provider, core) == ("mkl", "haswell")
+
+
 def _gemm_packed_check(dtype, packs: bool):
     """gemm_packed against float64 products: through a packed copy from more than two rows
     on (when the BLAS packs), through gemm below that and for matrices too small to pack."""

@@ -3,8 +3,11 @@ points bound to the symbols compiled code calls when this module is imported (bl
 holds the products that call them; its docstring says how the symbols work).
 
     mkl        Intel oneMKL (the `mkl` wheel, libmkl_rt), when it can be loaded;
-    openblas   SciPy's OpenBLAS through scipy.linalg.cython_blas otherwise.
+    openblas   SciPy's OpenBLAS otherwise, and on AMD CPUs where it runs AVX-512 kernels.
 
+MKL dispatches its AVX-512 code on Intel CPUs only; on an AMD Zen 4 or 5 it runs its AVX2
+kernels, and OpenBLAS's AVX-512 ones (its SkylakeX core, which it picks there itself unless
+OPENBLAS_CORETYPE says otherwise) are about twice as fast on the products of small networks.
 NNGRAPH_BLAS=mkl|openblas forces one (mkl fails loudly when it cannot be loaded).
 """
 from __future__ import annotations
@@ -69,7 +72,57 @@ def _mkl_entries():
     return entries
 
 
+AVX512_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+"""OpenBLAS's cores (openblas_get_corename) whose kernels use AVX-512."""
+
+
+def _mkl_at_its_best() -> bool:
+    """Whether MKL runs its best code on this CPU: not on AMD's (llvm's znver, bdver and
+    btver names), where it takes its AVX2 path whatever the CPU has."""
+    return not llvm.get_host_cpu_name().startswith(("znver", "bdver", "btver"))
+
+
+def _scipy_openblas():
+    """ctypes handle of the OpenBLAS that SciPy's wheel ships (scipy.libs), loaded without
+    importing SciPy (0.3 s), or None where SciPy links another BLAS (conda, distributions)."""
+    import importlib.util
+    spec = importlib.util.find_spec("scipy")
+    for where in (spec.submodule_search_locations or []) if spec else []:
+        for path in sorted(glob.glob(os.path.join(where + ".libs", "libscipy_openblas*.so"))):
+            try:
+                return ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
+            except OSError:
+                continue
+    return None
+
+
+def _openblas_core() -> str:
+    """OpenBLAS's name for the kernels it chose (lower case), '' where it cannot say."""
+    lib = _scipy_openblas()
+    for name in ("scipy_openblas_get_corename", "openblas_get_corename"):
+        fn = getattr(lib, name, None) if lib is not None else None
+        if fn is not None:
+            fn.restype = ctypes.c_char_p
+            return fn().decode(errors="replace").lower()
+    return ""
+
+
 def _scipy_entries():
+    lib = _scipy_openblas()
+    if lib is not None and hasattr(lib, "scipy_sgemm_"):
+        entries = {kind: ctypes.cast(getattr(lib, f"scipy_{kind}gemm_"), ctypes.c_void_p).value
+                   for kind in _SYMBOLS}
+    else:
+        entries = _cython_entries()
+    _scipy_entries.sgemm = entries["s"]
+    global _keep_threads_c          # kept alive: the symbol holds its address
+    _keep_threads_c = cfunc(types.int32(types.int32), cache=True)(_keep_threads)
+    entries["threads"] = _keep_threads_c.address
+    return entries
+
+
+def _cython_entries():
+    """SciPy's BLAS through scipy.linalg.cython_blas's capsules, whichever library it is."""
     from scipy.linalg import cython_blas
     get_name = ctypes.pythonapi.PyCapsule_GetName
     get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
@@ -80,10 +133,6 @@ def _scipy_entries():
     for kind in _SYMBOLS:
         capsule = cython_blas.__pyx_capi__[f"{kind}gemm"]
         entries[kind] = get_pointer(capsule, get_name(capsule))
-    _scipy_entries.sgemm = entries["s"]
-    global _keep_threads_c          # kept alive: the symbol holds its address
-    _keep_threads_c = cfunc(types.int32(types.int32), cache=True)(_keep_threads)
-    entries["threads"] = _keep_threads_c.address
     return entries
 
 
@@ -117,6 +166,8 @@ def _bind() -> str:
     if wanted not in ("auto", "mkl", "openblas"):
         raise RuntimeError(f"NNGRAPH_BLAS={wanted!r}: choose mkl, openblas or auto")
     entries, name = None, "openblas"
+    if wanted == "auto" and not _mkl_at_its_best() and _openblas_core() in AVX512_CORES:
+        wanted = "openblas"
     if wanted in ("auto", "mkl"):
         entries, name = _mkl_entries(), "mkl"
         if entries is None and wanted == "mkl":
@@ -138,7 +189,11 @@ PROVIDER = _bind()
 """Which BLAS `gemm` calls in this process: 'mkl' or 'openblas'."""
 
 PER_THREAD = PROVIDER == "mkl"
-"""Whether the BLAS thread count can be set per calling thread (see threads_local)."""
+"""Whether the BLAS thread count can be set per calling thread (see threads_local). Where it
+cannot (OpenBLAS), every product runs on the calling thread alone and the second core is
+taken by running the batch's halves on two threads (backends/cpu/parallel.py): OpenBLAS's
+results change in the last bit with its thread count (its kernels' tails split otherwise),
+and a model's outputs must not change with the thread count the scheduler tries."""
 
 
 def threads_local(n: int) -> int:
@@ -177,13 +232,14 @@ _openblas = None
 
 def set_threads(n: int) -> None:
     """BLAS threads for the products that this thread calls from now on: MKL's per-thread
-    setting, or OpenBLAS's one global count (threadpoolctl). OpenBLAS's threads must never
+    setting; OpenBLAS's one global count (threadpoolctl) is kept at 1. OpenBLAS's threads must never
     run beside ours: a LeNet-5 step under OpenBLAS took 80x longer with its two threads
     than with one, its threads waking for every small product of a convolution."""
     global _openblas
     if PER_THREAD:
         _set_threads_local(n)
         return
+    n = 1                                           # see PER_THREAD
     if _openblas is None:
         _openblas = _openblas_controller() or False
     if _openblas and _openblas.num_threads != n:     # (setting it may start threads)
