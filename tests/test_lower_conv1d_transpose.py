@@ -16,7 +16,6 @@ import nngraph
 from nngraph.backends.cpu.calls import group_calls
 from nngraph.backends.cpu.executor import SPLIT_MIN
 from nngraph.errors import DataError
-from nngraph.kernels.cpu import blas
 from nngraph.program import build_program
 import test_backends
 from test_backends import close, random_batch
@@ -98,7 +97,6 @@ def test_the_lowerings_compute_what_the_reference_does(tmp_path, name, spec, dty
         close(cpu.predict(small), ref.predict(small), rtol)
 
 
-@pytest.mark.skipif(not blas.PER_THREAD, reason="halves need MKL's per-thread thread count")
 @pytest.mark.parametrize("spec", [TRANSPOSE, CONV1D], ids=["transposes", "convs1d"])
 def test_two_halves_of_a_batch_compute_what_the_reference_does(monkeypatch, spec):
     monkeypatch.setenv("NNGRAPH_THREADS", "2")

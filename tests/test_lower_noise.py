@@ -13,7 +13,6 @@ import nngraph
 from nngraph import random_stream
 from nngraph.backends.cpu import executor as cpu_backend
 from nngraph.backends.cpu.calls import codegen, group_calls
-from nngraph.kernels.cpu import blas
 from nngraph.kernels.cpu import random_stream as kernel_stream
 from nngraph.ops import REGISTRY, RunContext, make_attrs
 from nngraph.program import build_program
@@ -207,7 +206,6 @@ train: {optimizer: {type: sgd, lr: 0.1}}
 """
 
 
-@pytest.mark.skipif(not blas.PER_THREAD, reason="halves need MKL's per-thread thread count")
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-9), ("float32", 1e-4)])
 def test_two_halves_draw_what_one_thread_draws(monkeypatch, dtype, rtol):
     """Each value's random number is drawn by its index in the whole batch: the second

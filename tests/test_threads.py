@@ -25,8 +25,6 @@ losses:
 train: {optimizer: {type: sgd, lr: 0.1, momentum: 0.9}}
 """
 N = 2 * cpu_backend.SPLIT_MIN + 3          # odd: halves of different sizes
-splits = pytest.mark.skipif(blas.PROVIDER not in ("mkl", "openblas"), reason="halves need "
-                            "a BLAS whose products can stay on the calling thread")
 
 
 def _models(monkeypatch, spec, dtype):
@@ -38,7 +36,6 @@ def _models(monkeypatch, spec, dtype):
     return models
 
 
-@splits
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-9), ("float32", 1e-4)])
 def test_two_halves_compute_what_one_thread_computes(monkeypatch, dtype, rtol):
     models = _models(monkeypatch, CONV, dtype)
@@ -83,7 +80,6 @@ def test_networks_whose_results_depend_on_the_split_run_whole(monkeypatch):
         assert any(model.executor.split_modes.values()) == split, spec[:60]
 
 
-@splits
 def test_a_batch_splits_from_twice_split_min_on(monkeypatch):
     monkeypatch.setenv("NNGRAPH_THREADS", "2")
     model = nngraph.compile(CONV, backend="cpu", seed=0)
@@ -100,7 +96,6 @@ def test_threads_setting_is_checked(monkeypatch):
         cpu_backend.threads()
 
 
-@splits
 def test_recurrent_network_halves_match(monkeypatch):
     spec = os.path.join(SPECS, "lstm_sequence.yaml")
     models = _models(monkeypatch, spec, "float64")
@@ -140,7 +135,6 @@ def test_a_forked_child_gets_its_own_second_thread():
     assert os.WEXITSTATUS(status) == 0
 
 
-@splits
 def test_profile_times_whole_batches_and_puts_the_split_back(monkeypatch):
     """Timed kernels go to one table in call order: while profiled a batch runs whole."""
     from nngraph.cli_tools import KernelProfile
