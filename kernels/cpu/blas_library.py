@@ -190,10 +190,10 @@ PROVIDER = _bind()
 
 PER_THREAD = PROVIDER == "mkl"
 """Whether the BLAS thread count can be set per calling thread (see threads_local). Where it
-cannot (OpenBLAS), every product runs on the calling thread alone and the second core is
-taken by running the batch's halves on two threads (backends/cpu/parallel.py): OpenBLAS's
-results change in the last bit with its thread count (its kernels' tails split otherwise),
-and a model's outputs must not change with the thread count the scheduler tries."""
+cannot (OpenBLAS), every product runs on the calling thread alone, and the second core is
+taken, where it pays, by running a batch's halves on two threads (backends/cpu/parallel.py):
+OpenBLAS's results change in the last bit with its thread count, and a model's outputs must
+not change with the thread count the scheduler tries."""
 
 
 def threads_local(n: int) -> int:

@@ -133,8 +133,9 @@ class Halves:
         """Does `mode` run as two halves of the batch, one per core? When it pays and is
         exact. It pays for drivers that run convolution or recurrent kernels, whose loops
         keep to one core; networks of dense layers already keep both cores busy in MKL,
-        where two one-thread products at once ran no faster than one after the other, but
-        not in OpenBLAS, whose products stay on one thread (blas.PER_THREAD). It is
+        where two one-thread products at once ran no faster than one after the other, and
+        under OpenBLAS, whose products stay on one thread (blas.PER_THREAD), the MLP's
+        halves of a batch of 64 on two threads ran slower than the whole batch on one. It is
         exact when MKL can be told to stay on the calling thread, the driver calls compiled
         kernels only (the reference rules are not thread-safe), no layer keeps state
         (batchnorm's statistics would be of the half; dropout's and gaussian_noise's random
@@ -148,8 +149,7 @@ class Halves:
             self.split_modes[mode] = (
                 self.threads >= 2 and not prog.state
                 and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
-                and (bool(self.gen.calls_modules(mode) & {"conv", "recurrent"})
-                     or not self.blas.PER_THREAD)
+                and bool(self.gen.calls_modules(mode) & {"conv", "recurrent"})
                 and not self.uses_reference[mode]
                 and all(g.node(l).attrs.get("reduction", "mean") == "mean"
                         for l in prog.losses))
