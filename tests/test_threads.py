@@ -5,6 +5,8 @@ import os
 import pytest
 
 import nngraph
+from nngraph.backends.cpu import parallel
+from nngraph.kernels.cpu import blas
 from nngraph.backends.cpu import executor as cpu_backend
 from test_backends import close, random_batch, reported
 
@@ -64,18 +66,37 @@ def test_two_halves_compute_what_one_thread_computes(monkeypatch, dtype, rtol):
                                                                   "evaluate")}
 
 
+@pytest.mark.skipif(blas.PER_THREAD, reason="dense networks split under OpenBLAS only")
+def test_a_large_batch_of_a_dense_network_splits_under_openblas(monkeypatch):
+    dense = CONV.replace("  - {op: conv2d, filters: 3, kernel: 3, activation: relu}\n"
+                         "  - {op: maxpool2d, size: 2}\n", "")
+    models = _models(monkeypatch, dense, "float64")
+    n = parallel.DENSE_SPLIT_MIN + 1                # odd: halves of different sizes
+    for step in range(2):
+        batch = random_batch(models["ref"].net, n, "float64", seed=step)
+        results = {k: reported(m, batch) for k, m in models.items()}
+        for key in results["ref"]:
+            close(results["2"][key], results["ref"][key], 1e-9)
+    assert models["2"].executor.halves_for("train", n)
+    for k in models["ref"].params:
+        close(models["2"].params[k], models["ref"].params[k], 1e-8)
+
+
 def test_networks_whose_results_depend_on_the_split_run_whole(monkeypatch):
-    """Batchnorm averages over the batch: one thread for it, and for networks without
-    convolutions (MKL already uses both cores there; under OpenBLAS the halves of a dense
-    network's batch ran slower than the whole). Dropout splits: each value's random number
-    is drawn by its index in the whole batch (tests/test_lower_noise.py)."""
+    """Batchnorm averages over the batch: one thread for it; and for networks without
+    convolutions, where MKL already uses both cores, while OpenBLAS's products stay on one
+    thread and large batches split (DENSE_SPLIT_MIN). Dropout splits: each value's random
+    number is drawn by its index in the whole batch (tests/test_lower_noise.py)."""
     monkeypatch.setenv("NNGRAPH_THREADS", "2")
     dense = CONV.replace("  - {op: conv2d, filters: 3, kernel: 3, activation: relu}\n"
                          "  - {op: maxpool2d, size: 2}\n", "")
-    for spec in (dense, os.path.join(SPECS, "vgg_blocks.yaml")):
+    large = parallel.DENSE_SPLIT_MIN
+    for spec, splits_large in ((dense, not blas.PER_THREAD),
+                               (os.path.join(SPECS, "vgg_blocks.yaml"), False)):
         model = nngraph.compile(spec, backend="cpu", seed=0)
         model.train_step(random_batch(model.net, N, "float32"))
-        assert not any(model.executor.split_modes.values()), spec[:60]
+        assert not model.executor.halves_for("train", N), spec[:60]
+        assert model.executor.halves_for("train", large) == splits_large, spec[:60]
 
 
 def test_a_batch_splits_from_twice_split_min_on(monkeypatch):

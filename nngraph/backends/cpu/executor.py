@@ -278,7 +278,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         # slice of a dataset's cached, read-only arrays)
         batch = {k: v if v.flags.writeable else v.copy() for k, v in batch.items()}
         n = len(next(iter(batch.values())))
-        if n >= 2 * SPLIT_MIN and self._splits(mode):
+        if self.halves_for(mode, n):
             return self._run_halves(mode, batch, n, seed)
         views = self._buffers(mode, batch, 0, n)
         if seed is not None and self.uses_stream[mode]:

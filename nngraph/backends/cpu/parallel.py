@@ -125,6 +125,12 @@ def second() -> Second:
     return _second
 
 
+DENSE_SPLIT_MIN = 128
+"""The smallest batch of a network of dense layers that runs as two halves under OpenBLAS:
+below it the halves' thinner products and the hand-over cost more than the second core
+gives back (tools/results/design-measurements.md)."""
+
+
 class Halves:
     """CPUExecutor's runs of a batch as two halves at once, this thread and the second (a
     mixin: it reads the executor's program, drivers, arenas and flat gradients)."""
@@ -133,9 +139,9 @@ class Halves:
         """Does `mode` run as two halves of the batch, one per core? When it pays and is
         exact. It pays for drivers that run convolution or recurrent kernels, whose loops
         keep to one core; networks of dense layers already keep both cores busy in MKL,
-        where two one-thread products at once ran no faster than one after the other, and
-        under OpenBLAS, whose products stay on one thread (blas.PER_THREAD), the MLP's
-        halves of a batch of 64 on two threads ran slower than the whole batch on one. It is
+        where two one-thread products at once ran no faster than one after the other, but
+        not under OpenBLAS, whose products stay on one thread (blas.PER_THREAD): there
+        they split from DENSE_SPLIT_MIN samples on (see halves_for). It is
         exact when MKL can be told to stay on the calling thread, the driver calls compiled
         kernels only (the reference rules are not thread-safe), no layer keeps state
         (batchnorm's statistics would be of the half; dropout's and gaussian_noise's random
@@ -149,11 +155,22 @@ class Halves:
             self.split_modes[mode] = (
                 self.threads >= 2 and not prog.state
                 and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
-                and bool(self.gen.calls_modules(mode) & {"conv", "recurrent"})
+                and (self._loops_on_one_core(mode) or not self.blas.PER_THREAD)
                 and not self.uses_reference[mode]
                 and all(g.node(l).attrs.get("reduction", "mean") == "mean"
                         for l in prog.losses))
         return self.split_modes[mode]
+
+    def _loops_on_one_core(self, mode) -> bool:
+        """Does `mode`'s driver run convolution or recurrent kernels?"""
+        return bool(self.gen.calls_modules(mode) & {"conv", "recurrent"})
+
+    def halves_for(self, mode, n) -> bool:
+        """Does a batch of n samples run as two halves (_splits, and for a network of dense
+        layers under OpenBLAS at least DENSE_SPLIT_MIN samples)? Fixed for each mode and n,
+        so that a batch's numbers never depend on timings."""
+        return n >= 2 * self.SPLIT_MIN and self._splits(mode) and (
+            n >= DENSE_SPLIT_MIN or self._loops_on_one_core(mode))
 
     def _run_halves(self, mode, batch, n, seed):
         """The driver on both halves of the batch at once, on this thread and on a second
