@@ -5,9 +5,9 @@ import os
 import pytest
 
 import nngraph
+from nngraph.backends.cpu import executor as cpu_backend
 from nngraph.backends.cpu import parallel
 from nngraph.kernels.cpu import blas
-from nngraph.backends.cpu import executor as cpu_backend
 from test_backends import close, random_batch, reported
 
 SPECS = os.path.join(os.path.dirname(__file__), "..", "specs")

@@ -13,6 +13,7 @@ NNGRAPH_BLAS=mkl|openblas forces one (mkl fails loudly when it cannot be loaded)
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import os
 import sys
@@ -82,6 +83,7 @@ def _mkl_at_its_best() -> bool:
     return not llvm.get_host_cpu_name().startswith(("znver", "bdver", "btver"))
 
 
+@functools.lru_cache(maxsize=None)
 def _scipy_openblas():
     """ctypes handle of the OpenBLAS that SciPy's wheel ships (scipy.libs), loaded without
     importing SciPy (0.3 s), or None where SciPy links another BLAS (conda, distributions)."""
@@ -232,8 +234,8 @@ _openblas = None
 
 def set_threads(n: int) -> None:
     """BLAS threads for the products that this thread calls from now on: MKL's per-thread
-    setting; OpenBLAS's one global count (threadpoolctl) is kept at 1. OpenBLAS's threads must never
-    run beside ours: a LeNet-5 step under OpenBLAS took 80x longer with its two threads
+    setting; OpenBLAS's one global count (threadpoolctl) is kept at 1 (see PER_THREAD).
+    OpenBLAS's threads must never run beside ours: a LeNet-5 step under OpenBLAS took 80x longer with its two threads
     than with one, its threads waking for every small product of a convolution."""
     global _openblas
     if PER_THREAD:

@@ -33,11 +33,10 @@ def _segment(i, seg_end):
 
 
 @cuda.jit(device=True)
-def _lr_mult(i, p, seg_start, seg_end, seg_lr):
-    """The learning-rate multiplier of flat position i: 0 where nothing learns (past the
-    end, a gap between segments, a frozen parameter)."""
-    if i >= p.shape[0]:
-        return seg_lr[0] - seg_lr[0]    # 0 in the parameters' type (seg_lr is finite)
+def _lr_mult(i, seg_start, seg_end, seg_lr):
+    """The learning-rate multiplier of flat position i (of the parameters): 0 where nothing
+    learns (a gap between segments, a frozen parameter; 0 in the parameters' type, since
+    seg_lr is finite)."""
     k = _segment(i, seg_end)
     return seg_lr[k] - seg_lr[k] if i < seg_start[k] else seg_lr[k]
 
@@ -47,7 +46,7 @@ def _sgd_kernel(dtype):
     def _sgd(p, g, v, seg_start, seg_end, seg_lr, lr, momentum, nesterov):
         zero = dtype(0)
         for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+            mult = _lr_mult(i, seg_start, seg_end, seg_lr)
             if mult == zero:                # a gap or a frozen parameter
                 continue
             rate = lr * mult
@@ -68,7 +67,7 @@ def _rmsprop_kernel(dtype):
     def _rmsprop(p, g, s, seg_start, seg_end, seg_lr, lr, rho, eps):
         one, zero = dtype(1), dtype(0)
         for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+            mult = _lr_mult(i, seg_start, seg_end, seg_lr)
             if mult == zero:                # a gap or a frozen parameter
                 continue
             rate = lr * mult
@@ -87,7 +86,7 @@ def _adagrad_kernel(dtype):
     def _adagrad(p, g, s, seg_start, seg_end, seg_lr, lr, eps):
         zero = dtype(0)
         for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+            mult = _lr_mult(i, seg_start, seg_end, seg_lr)
             if mult == zero:                # a gap or a frozen parameter
                 continue
             rate = lr * mult
@@ -106,7 +105,7 @@ def _adam_kernel(dtype):
     def _adam(p, g, m, v, seg_start, seg_end, seg_lr, lr, beta1, beta2, eps, c1, c2):
         one, zero = dtype(1), dtype(0)
         for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            mult = _lr_mult(i, p, seg_start, seg_end, seg_lr)
+            mult = _lr_mult(i, seg_start, seg_end, seg_lr)
             if mult == zero:                # a gap or a frozen parameter
                 continue
             rate = lr * mult

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarn
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPECS = sorted(f for f in os.listdir(os.path.join(ROOT, "specs")) if f.endswith((".yaml", ".json")))
 
+FILTERS, UNITS = 4, 8           # the most filters and units a layer keeps
+
 
 def shrunk(name: str) -> dict:
     with open(os.path.join(ROOT, "specs", name)) as f:
@@ -58,9 +60,6 @@ def shrunk(name: str) -> dict:
         elif "units" in layer or "in" in layer:
             dense = None
     return spec
-
-
-FILTERS, UNITS = 4, 8
 
 
 def _fewer(key, value, most):

@@ -83,6 +83,7 @@ class CPUExecutor(fast_path.QuickPredict, parallel.Halves, FlatUpdate, Executor)
         self.ran: set = set()           # modes whose driver has run
         setting = scheduler.setting()
         self.threads, self.split_modes, self.second_grads = threads(setting), {}, None
+        self.split_from: dict = {}      # {mode: the smallest batch that splits} (_splits)
         self.schedules = scheduler.Schedules(setting)
         self.wide = self.threads >= 2       # whether the run under way takes both cores
         self.names = {n: Ref(Space.VALUE, n).name for n in g if isinstance(n, str)}

@@ -152,25 +152,22 @@ class Halves:
         if mode not in self.split_modes:
             g, prog = self.program.graph, self.program
             layouts = {b.name: b.layout for b in self.gen.plans[mode][0]}
+            one_core = bool(self.gen.calls_modules(mode) & {"conv", "recurrent"})
             self.split_modes[mode] = (
                 self.threads >= 2 and not prog.state
                 and all(layouts.get(name, "batch") == "batch" for name in self.read_after)
-                and (self._loops_on_one_core(mode) or not self.blas.PER_THREAD)
+                and (one_core or not self.blas.PER_THREAD)
                 and not self.uses_reference[mode]
                 and all(g.node(l).attrs.get("reduction", "mean") == "mean"
                         for l in prog.losses))
+            self.split_from[mode] = 2 * self.SPLIT_MIN if one_core else DENSE_SPLIT_MIN
         return self.split_modes[mode]
 
-    def _loops_on_one_core(self, mode) -> bool:
-        """Does `mode`'s driver run convolution or recurrent kernels?"""
-        return bool(self.gen.calls_modules(mode) & {"conv", "recurrent"})
-
     def halves_for(self, mode, n) -> bool:
-        """Does a batch of n samples run as two halves (_splits, and for a network of dense
-        layers under OpenBLAS at least DENSE_SPLIT_MIN samples)? Fixed for each mode and n,
-        so that a batch's numbers never depend on timings."""
-        return n >= 2 * self.SPLIT_MIN and self._splits(mode) and (
-            n >= DENSE_SPLIT_MIN or self._loops_on_one_core(mode))
+        """Does a batch of n samples run as two halves (_splits, from split_from[mode]
+        samples on: 2 * SPLIT_MIN, or DENSE_SPLIT_MIN for a network of dense layers)?
+        Fixed for each mode and n, so that a batch's numbers never depend on timings."""
+        return self._splits(mode) and n >= self.split_from[mode]
 
     def _run_halves(self, mode, batch, n, seed):
         """The driver on both halves of the batch at once, on this thread and on a second
